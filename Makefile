@@ -1,0 +1,37 @@
+# berth: `make demo` runs a demo workspace in a container; `make test` runs
+# every test against real daemons. Both install what they need (Debian 12,
+# as root) and are idempotent.
+
+GO ?= go
+export BERTH_TEST_IMAGE ?= berth-test/busybox:1
+
+# Without a daemon, tests skip on a laptop; under CI=true or BERTH_REQUIRE
+# a setup failure fails the run.
+TOLERATE = { [ "$$CI" != true ] && [ -z "$$BERTH_REQUIRE" ] && echo "make: continuing without it; daemon tests will skip" >&2; }
+
+.PHONY: all build test vet unit deps demo clean
+
+all: build
+
+build:
+	$(GO) build -o bin/berth ./cmd/berth
+
+deps:
+	@bash testdata/setup/docker.sh || $(TOLERATE)
+	@bash testdata/images/busybox.sh docker || $(TOLERATE)
+
+vet:
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test -race -count=1 ./...
+
+# unit runs the tests without installing anything.
+unit: vet
+	$(GO) test -race -count=1 ./...
+
+demo: deps build
+	BERTH=$(CURDIR)/bin/berth $(GO) run ./testdata/demo
+
+clean:
+	rm -rf bin

@@ -1,0 +1,149 @@
+// Package backends defines the contract between berth's session layer and a
+// container engine: the Backend interface, the types it trades in, and the
+// sentinel errors every implementation maps its engine's failures onto.
+//
+// Implementations live in sub-packages (backends/docker, backends/incus) and
+// must pass the conformance suite in backends/backendtest.
+package backends
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Labels berth puts on every instance it manages. An instance without
+// LabelManaged is never touched.
+const (
+	LabelManaged   = "berth.managed"   // always "true"
+	LabelWorkspace = "berth.workspace" // absolute host path of the workspace
+	LabelWorkdir   = "berth.workdir"   // container path the workspace is mounted at
+	LabelVersion   = "berth.version"   // berth version that created the instance
+)
+
+// Sentinel errors. Backends wrap them with %w and context; callers test with
+// errors.Is. The rpc package maps each one to a JSON-RPC error code.
+var (
+	// ErrUnavailable means the engine's daemon could not be reached.
+	ErrUnavailable = errors.New("backend unavailable")
+	// ErrNotFound means no berth instance exists for the given workspace or id.
+	ErrNotFound = errors.New("instance not found")
+	// ErrImageNotFound means the image is neither local nor obtainable.
+	ErrImageNotFound = errors.New("image not found")
+	// ErrNotRunning means the operation needs a running instance.
+	ErrNotRunning = errors.New("instance not running")
+	// ErrForeign means an instance with berth's name exists but lacks berth's
+	// labels, so berth refuses to touch it.
+	ErrForeign = errors.New("instance not managed by berth")
+	// ErrCommandNotFound means the executable of an exec does not exist in
+	// the instance (or is not executable).
+	ErrCommandNotFound = errors.New("command not found")
+	// ErrNotSupported means the backend cannot do this operation.
+	ErrNotSupported = errors.New("not supported by backend")
+)
+
+// State is an instance's coarse run state.
+type State string
+
+// Instance states.
+const (
+	StateRunning State = "running"
+	StateStopped State = "stopped"
+)
+
+// Mount binds a host directory into the instance.
+type Mount struct {
+	Host      string `json:"host"`
+	Container string `json:"container"`
+}
+
+// Spec describes the instance berth wants for a workspace.
+type Spec struct {
+	Workspace string            // absolute, cleaned host path; the identity
+	Name      string            // deterministic instance name
+	Image     string            // image reference, alias or fingerprint
+	Workdir   string            // container path of the workspace
+	Mounts    []Mount           // at least the workspace mount
+	Labels    map[string]string // extra labels; berth's own are added by the backend
+	Env       []string          // KEY=VALUE for the whole instance
+}
+
+// Instance is a berth-managed container as the engine reports it.
+type Instance struct {
+	ID        string
+	Name      string
+	Image     string
+	Workspace string
+	Workdir   string
+	State     State
+	Mounts    []Mount
+	Labels    map[string]string
+	Created   time.Time
+}
+
+// ExecSpec describes one process to run in an instance.
+type ExecSpec struct {
+	Argv []string
+	Cwd  string   // container path; empty means the instance default
+	Env  []string // KEY=VALUE, added to the instance environment
+	User string   // user name or uid[:gid]; empty means the image default
+
+	// Stdin, when non-nil, is copied to the process; its EOF closes the
+	// process's stdin. When nil the process gets no stdin.
+	Stdin io.Reader
+	// Stdout and Stderr receive the process's output, demultiplexed.
+	// Neither may be nil. They are written from one goroutine each and are
+	// done being written when Wait returns.
+	Stdout, Stderr io.Writer
+}
+
+// ExitStatus is how a process ended.
+type ExitStatus struct {
+	Code   int    // exit code; 128+n when killed by signal n
+	Signal string // signal name when the code says the process was signalled
+}
+
+// Process is a running exec.
+type Process interface {
+	// Wait blocks until the process has exited and all of its output has
+	// been written to the ExecSpec's writers. It may be called once.
+	Wait(ctx context.Context) (ExitStatus, error)
+	// Signal delivers sig to the process's whole process group inside the
+	// instance. It is safe to call concurrently with Wait.
+	Signal(ctx context.Context, sig int) error
+	// Kill ends the process group and unblocks Wait. Safe to call more than
+	// once and concurrently with Wait.
+	Kill(ctx context.Context) error
+}
+
+// Backend is a container engine. All methods are safe for concurrent use.
+// Methods that take a workspace use its absolute host path as the key.
+type Backend interface {
+	// Name is the backend's short name, e.g. "docker".
+	Name() string
+	// Ping checks that the engine answers. Its error wraps ErrUnavailable
+	// and says how to start the daemon.
+	Ping(ctx context.Context) error
+	// Ensure returns the running instance for spec.Workspace, creating it
+	// or starting it when needed. created reports whether it was created by
+	// this call. Concurrent calls for one workspace, even from different
+	// processes, yield one instance.
+	Ensure(ctx context.Context, spec Spec) (inst Instance, created bool, err error)
+	// Find returns the instance for a workspace, or ErrNotFound.
+	Find(ctx context.Context, workspace string) (Instance, error)
+	// List returns every berth-managed instance.
+	List(ctx context.Context) ([]Instance, error)
+	// Stop stops an instance. Stopping a stopped instance is not an error.
+	Stop(ctx context.Context, id string) error
+	// Remove deletes an instance, stopping it first. Removing a missing
+	// instance returns ErrNotFound.
+	Remove(ctx context.Context, id string) error
+	// Exec starts a process in a running instance. ctx bounds the start
+	// only; the process lives until it exits or is killed.
+	Exec(ctx context.Context, id string, spec ExecSpec) (Process, error)
+	// CopyTo writes a tar stream into the instance, extracted at dir.
+	CopyTo(ctx context.Context, id, dir string, tar io.Reader) error
+	// CopyFrom reads path (file or directory) from the instance as a tar stream.
+	CopyFrom(ctx context.Context, id, path string) (io.ReadCloser, error)
+}

@@ -1,0 +1,433 @@
+package backendtest
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berthdev/berth/backends"
+)
+
+// Harness adapts one backend to the conformance suite.
+type Harness struct {
+	// Backend is the backend under test, connected to a real daemon.
+	Backend backends.Backend
+	// Image is an image the backend can run (the busybox test image).
+	Image string
+	// RemoveBehind deletes an instance directly through the engine, as a
+	// user would, without telling berth.
+	RemoveBehind func(ctx context.Context, id string) error
+	// CreateForeign creates a container without berth's labels under the
+	// given name and returns a cleanup.
+	CreateForeign func(ctx context.Context, name string) (cleanup func(), err error)
+}
+
+// Run runs every contract behaviour of backends.Backend against h.
+func Run(t *testing.T, h Harness) {
+	Need(t, h.Backend)
+	s := &suite{h: h, b: h.Backend}
+	t.Run("EnsureIsIdempotent", s.ensureIdempotent)
+	t.Run("ConcurrentEnsureMakesOne", s.concurrentEnsure)
+	t.Run("FindAndList", s.findAndList)
+	t.Run("StopAndStart", s.stopAndStart)
+	t.Run("Exec", s.exec)
+	t.Run("ExecSignalsGroup", s.execSignals)
+	t.Run("ExecCommandNotFound", s.execNotFound)
+	t.Run("Copy", s.copy)
+	t.Run("MissingImage", s.missingImage)
+	t.Run("Remove", s.remove)
+	t.Run("RemovedBehindBack", s.removedBehind)
+	t.Run("ForeignInstanceUntouched", s.foreign)
+}
+
+type suite struct {
+	h Harness
+	b backends.Backend
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// spec makes a spec for a fresh temp workspace, removed with the test.
+func (s *suite) spec(t *testing.T) backends.Spec {
+	t.Helper()
+	ws, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("berth-test-%d", time.Now().UnixNano())
+	wd := "/workspaces/" + filepath.Base(ws)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if inst, err := s.b.Find(ctx, ws); err == nil {
+			_ = s.b.Remove(ctx, inst.ID)
+		}
+	})
+	return backends.Spec{
+		Workspace: ws,
+		Name:      name,
+		Image:     s.h.Image,
+		Workdir:   wd,
+		Mounts:    []backends.Mount{{Host: ws, Container: wd}},
+		Labels:    map[string]string{LabelTest: t.Name()},
+	}
+}
+
+func (s *suite) up(t *testing.T) (backends.Spec, backends.Instance) {
+	t.Helper()
+	spec := s.spec(t)
+	inst, created, err := s.b.Ensure(ctxFor(t), spec)
+	if err != nil {
+		t.Fatalf("Ensure: %v", err)
+	}
+	if !created {
+		t.Fatalf("Ensure of a new workspace: created = false")
+	}
+	return spec, inst
+}
+
+func (s *suite) ensureIdempotent(t *testing.T) {
+	spec, first := s.up(t)
+	if first.State != backends.StateRunning {
+		t.Errorf("state = %q, want running", first.State)
+	}
+	if first.Workspace != spec.Workspace || first.Workdir != spec.Workdir || first.Name != spec.Name {
+		t.Errorf("instance = %+v, want workspace %s workdir %s name %s", first, spec.Workspace, spec.Workdir, spec.Name)
+	}
+	if len(first.Mounts) != 1 || first.Mounts[0] != spec.Mounts[0] {
+		t.Errorf("mounts = %v, want %v", first.Mounts, spec.Mounts)
+	}
+	again, created, err := s.b.Ensure(ctxFor(t), spec)
+	if err != nil {
+		t.Fatalf("second Ensure: %v", err)
+	}
+	if created || again.ID != first.ID {
+		t.Errorf("second Ensure: created=%v id=%s, want false %s", created, again.ID, first.ID)
+	}
+}
+
+func (s *suite) concurrentEnsure(t *testing.T) {
+	spec := s.spec(t)
+	const n = 20
+	var wg sync.WaitGroup
+	ids := make([]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			inst, _, err := s.b.Ensure(ctxFor(t), spec)
+			ids[i], errs[i] = inst.ID, err
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("Ensure #%d: %v", i, errs[i])
+		}
+		if ids[i] != ids[0] {
+			t.Errorf("Ensure #%d gave %s, #0 gave %s", i, ids[i], ids[0])
+		}
+	}
+	count := 0
+	list, err := s.b.List(ctxFor(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, inst := range list {
+		if inst.Workspace == spec.Workspace {
+			count++
+		}
+	}
+	if count != 1 {
+		t.Errorf("%d instances for the workspace, want 1", count)
+	}
+}
+
+func (s *suite) findAndList(t *testing.T) {
+	spec, inst := s.up(t)
+	ctx := ctxFor(t)
+	got, err := s.b.Find(ctx, spec.Workspace)
+	if err != nil || got.ID != inst.ID {
+		t.Fatalf("Find = %v, %v; want %s", got.ID, err, inst.ID)
+	}
+	if _, err := s.b.Find(ctx, spec.Workspace+"-missing"); !errors.Is(err, backends.ErrNotFound) {
+		t.Errorf("Find of unknown workspace: err = %v, want ErrNotFound", err)
+	}
+	list, err := s.b.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, in := range list {
+		if in.Labels[backends.LabelManaged] != "true" {
+			t.Errorf("List returned unmanaged instance %s", in.Name)
+		}
+		found = found || in.ID == inst.ID
+	}
+	if !found {
+		t.Errorf("List does not contain %s", inst.Name)
+	}
+}
+
+func (s *suite) stopAndStart(t *testing.T) {
+	spec, inst := s.up(t)
+	ctx := ctxFor(t)
+	if err := s.b.Stop(ctx, inst.ID); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := s.b.Stop(ctx, inst.ID); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	got, err := s.b.Find(ctx, spec.Workspace)
+	if err != nil || got.State != backends.StateStopped {
+		t.Fatalf("after Stop: state %q err %v, want stopped", got.State, err)
+	}
+	if _, err := s.b.Exec(ctx, inst.ID, backends.ExecSpec{Argv: []string{"true"}, Stdout: io.Discard, Stderr: io.Discard}); !errors.Is(err, backends.ErrNotRunning) {
+		t.Errorf("Exec in stopped instance: err = %v, want ErrNotRunning", err)
+	}
+	again, created, err := s.b.Ensure(ctx, spec)
+	if err != nil {
+		t.Fatalf("Ensure after Stop: %v", err)
+	}
+	if created || again.ID != inst.ID || again.State != backends.StateRunning {
+		t.Errorf("Ensure after Stop: created=%v id=%s state=%s; want the same instance running", created, again.ID, again.State)
+	}
+}
+
+// run executes argv and returns exit code, stdout and stderr.
+func run(t *testing.T, b backends.Backend, id string, spec backends.ExecSpec) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	spec.Stdout, spec.Stderr = &out, &errb
+	ctx := ctxFor(t)
+	p, err := b.Exec(ctx, id, spec)
+	if err != nil {
+		t.Fatalf("Exec %v: %v", spec.Argv, err)
+	}
+	st, err := p.Wait(ctx)
+	if err != nil {
+		t.Fatalf("Wait %v: %v", spec.Argv, err)
+	}
+	return st.Code, out.String(), errb.String()
+}
+
+func (s *suite) exec(t *testing.T) {
+	spec, inst := s.up(t)
+	tests := []struct {
+		name   string
+		spec   backends.ExecSpec
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"stdout and stderr apart", backends.ExecSpec{Argv: []string{"sh", "-c", "echo out; echo err >&2"}}, 0, "out\n", "err\n"},
+		{"exit code", backends.ExecSpec{Argv: []string{"sh", "-c", "exit 7"}}, 7, "", ""},
+		{"env", backends.ExecSpec{Argv: []string{"sh", "-c", "echo $GREETING"}, Env: []string{"GREETING=hello there"}}, 0, "hello there\n", ""},
+		{"default cwd is the image's", backends.ExecSpec{Argv: []string{"pwd"}, Cwd: spec.Workdir}, 0, spec.Workdir + "\n", ""},
+		{"cwd", backends.ExecSpec{Argv: []string{"pwd"}, Cwd: "/tmp"}, 0, "/tmp\n", ""},
+		{"user by name", backends.ExecSpec{Argv: []string{"id", "-u"}, User: "user"}, 0, "1000\n", ""},
+		{"user by uid", backends.ExecSpec{Argv: []string{"id", "-u"}, User: "65534"}, 0, "65534\n", ""},
+		{"stdin", backends.ExecSpec{Argv: []string{"cat"}, Stdin: strings.NewReader("line one\nline two\n")}, 0, "line one\nline two\n", ""},
+		{"args kept apart", backends.ExecSpec{Argv: []string{"printf", "%s|", "a b", "$HOME", "'q'"}}, 0, "a b|$HOME|'q'|", ""},
+		{"workspace is mounted", backends.ExecSpec{Argv: []string{"sh", "-c", "test -d " + spec.Workdir + " && echo yes"}}, 0, "yes\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := run(t, s.b, inst.ID, tt.spec)
+			if code != tt.code || out != tt.stdout || errOut != tt.stderr {
+				t.Errorf("got code %d stdout %q stderr %q; want %d %q %q", code, out, errOut, tt.code, tt.stdout, tt.stderr)
+			}
+		})
+	}
+}
+
+func (s *suite) execSignals(t *testing.T) {
+	_, inst := s.up(t)
+	ctx := ctxFor(t)
+	p, err := s.b.Exec(ctx, inst.ID, backends.ExecSpec{
+		Argv:   []string{"sh", "-c", "sleep 1000 & sleep 1000 & wait"},
+		Stdout: io.Discard, Stderr: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // let the children start
+	if err := p.Signal(ctx, backends.SIGTERM); err != nil {
+		t.Fatalf("Signal: %v", err)
+	}
+	st, err := p.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Signal != "SIGTERM" {
+		t.Errorf("exit status %+v, want killed by SIGTERM", st)
+	}
+	AssertNoProcess(t, s.b, inst.ID, "sleep 1000")
+
+	p, err = s.b.Exec(ctx, inst.ID, backends.ExecSpec{Argv: []string{"sh", "-c", "sleep 1000 & sleep 1000"}, Stdout: io.Discard, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := p.Kill(ctx); err != nil {
+		t.Fatalf("Kill: %v", err)
+	}
+	if _, err := p.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	AssertNoProcess(t, s.b, inst.ID, "sleep 1000")
+}
+
+// AssertNoProcess fails unless, within 2 s, no process whose command line
+// is args is left in the instance.
+func AssertNoProcess(t *testing.T, b backends.Backend, id, args string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		_, out, _ := run(t, b, id, backends.ExecSpec{Argv: []string{"ps", "-o", "pid,args"}})
+		left := []string{}
+		for _, line := range strings.Split(out, "\n") {
+			if _, cmd, ok := strings.Cut(strings.TrimSpace(line), " "); ok && strings.TrimSpace(cmd) == args {
+				left = append(left, line)
+			}
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes left in the container: %v", left)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (s *suite) execNotFound(t *testing.T) {
+	_, inst := s.up(t)
+	for _, argv := range [][]string{{"no-such-command"}, {"/no/such/path"}} {
+		_, err := s.b.Exec(ctxFor(t), inst.ID, backends.ExecSpec{Argv: argv, Stdout: io.Discard, Stderr: io.Discard})
+		if !errors.Is(err, backends.ErrCommandNotFound) {
+			t.Errorf("Exec %v: err = %v, want ErrCommandNotFound", argv, err)
+		}
+	}
+}
+
+func (s *suite) copy(t *testing.T) {
+	_, inst := s.up(t)
+	ctx := ctxFor(t)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	content := []byte("copied in\n")
+	if err := tw.WriteHeader(&tar.Header{Name: "berth-copy.txt", Mode: 0o644, Size: int64(len(content))}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write(content)
+	tw.Close()
+	if err := s.b.CopyTo(ctx, inst.ID, "/tmp", &buf); err != nil {
+		t.Fatalf("CopyTo: %v", err)
+	}
+	if _, out, _ := run(t, s.b, inst.ID, backends.ExecSpec{Argv: []string{"cat", "/tmp/berth-copy.txt"}}); out != string(content) {
+		t.Errorf("file in container = %q, want %q", out, content)
+	}
+	rc, err := s.b.CopyFrom(ctx, inst.ID, "/tmp/berth-copy.txt")
+	if err != nil {
+		t.Fatalf("CopyFrom: %v", err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	hdr, err := tr.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(tr)
+	if hdr.Name != "berth-copy.txt" || !bytes.Equal(got, content) {
+		t.Errorf("CopyFrom: %s = %q, want berth-copy.txt = %q", hdr.Name, got, content)
+	}
+	if _, err := s.b.CopyFrom(ctx, inst.ID, "/no/such/file"); err == nil {
+		t.Errorf("CopyFrom of a missing path: no error")
+	}
+}
+
+func (s *suite) missingImage(t *testing.T) {
+	spec := s.spec(t)
+	spec.Image = "berth-test/no-such-image:404"
+	_, _, err := s.b.Ensure(ctxFor(t), spec)
+	if !errors.Is(err, backends.ErrImageNotFound) {
+		t.Fatalf("Ensure with a missing image: err = %v, want ErrImageNotFound", err)
+	}
+	if !strings.Contains(err.Error(), spec.Image) {
+		t.Errorf("error %q does not name the image", err)
+	}
+}
+
+func (s *suite) remove(t *testing.T) {
+	spec, inst := s.up(t)
+	ctx := ctxFor(t)
+	if err := s.b.Remove(ctx, inst.ID); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if _, err := s.b.Find(ctx, spec.Workspace); !errors.Is(err, backends.ErrNotFound) {
+		t.Errorf("Find after Remove: err = %v, want ErrNotFound", err)
+	}
+	if err := s.b.Remove(ctx, inst.ID); !errors.Is(err, backends.ErrNotFound) {
+		t.Errorf("second Remove: err = %v, want ErrNotFound", err)
+	}
+}
+
+func (s *suite) removedBehind(t *testing.T) {
+	if s.h.RemoveBehind == nil {
+		t.Skip("harness cannot remove behind the backend's back")
+	}
+	spec, inst := s.up(t)
+	ctx := ctxFor(t)
+	if err := s.h.RemoveBehind(ctx, inst.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.b.Exec(ctx, inst.ID, backends.ExecSpec{Argv: []string{"true"}, Stdout: io.Discard, Stderr: io.Discard}); !errors.Is(err, backends.ErrNotFound) {
+		t.Errorf("Exec in removed instance: err = %v, want ErrNotFound", err)
+	}
+	if err := s.b.Stop(ctx, inst.ID); !errors.Is(err, backends.ErrNotFound) {
+		t.Errorf("Stop of removed instance: err = %v, want ErrNotFound", err)
+	}
+	again, created, err := s.b.Ensure(ctx, spec)
+	if err != nil || !created || again.ID == inst.ID {
+		t.Errorf("Ensure after removal: created=%v id=%s err=%v; want a new instance", created, again.ID, err)
+	}
+}
+
+func (s *suite) foreign(t *testing.T) {
+	if s.h.CreateForeign == nil {
+		t.Skip("harness cannot create foreign instances")
+	}
+	spec := s.spec(t)
+	ctx := ctxFor(t)
+	cleanup, err := s.h.CreateForeign(ctx, spec.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	if _, _, err := s.b.Ensure(ctx, spec); !errors.Is(err, backends.ErrForeign) {
+		t.Errorf("Ensure over a foreign container of the same name: err = %v, want ErrForeign", err)
+	}
+	list, err := s.b.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range list {
+		if in.Name == spec.Name {
+			t.Errorf("List includes the foreign container %s", in.Name)
+		}
+	}
+}

@@ -1,0 +1,380 @@
+// Package docker implements backends.Backend on a Docker engine through the
+// engine's API (github.com/docker/docker/client), honouring DOCKER_HOST and
+// negotiating the API version.
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/client"
+
+	"github.com/berthdev/berth/backends"
+)
+
+// Name is the backend's name in berth's protocol and flags.
+const Name = "docker"
+
+// keepAlive is the instance's main process: it holds the container up
+// whatever the image's CMD, and exits promptly on SIGTERM so stop is fast.
+// docker-init (HostConfig.Init) runs above it as PID 1 and reaps zombies.
+var keepAlive = []string{"/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 86400 & wait $!; done"}
+
+// stopTimeout bounds a clean stop before the engine sends SIGKILL.
+const stopTimeout = 3 // seconds
+
+// Backend is a Docker engine.
+type Backend struct {
+	cli     *client.Client
+	log     *slog.Logger
+	version string // berth version, recorded on instances
+}
+
+var _ backends.Backend = (*Backend)(nil)
+
+// New connects to the engine named by the environment (DOCKER_HOST and
+// friends). It does not contact the daemon; call Ping for that.
+func New(log *slog.Logger, berthVersion string) (*Backend, error) {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("docker: client: %w", err)
+	}
+	return &Backend{cli: cli, log: log.With("backend", Name), version: berthVersion}, nil
+}
+
+// Close releases the client's connections.
+func (b *Backend) Close() error { return b.cli.Close() }
+
+// Name implements backends.Backend.
+func (b *Backend) Name() string { return Name }
+
+// Ping implements backends.Backend.
+func (b *Backend) Ping(ctx context.Context) error {
+	if _, err := b.cli.Ping(ctx); err != nil {
+		return b.unavailable(err)
+	}
+	return nil
+}
+
+func (b *Backend) unavailable(err error) error {
+	return fmt.Errorf("%w: docker daemon not reachable at %s: is dockerd running? Start it with `dockerd` (or `systemctl start docker`), or set DOCKER_HOST (%v)",
+		backends.ErrUnavailable, b.cli.DaemonHost(), err)
+}
+
+// mapErr translates an engine error into berth's sentinels. notFound is the
+// sentinel a 404 means in this call's context.
+func (b *Backend) mapErr(op string, err error, notFound error) error {
+	switch {
+	case err == nil:
+		return nil
+	case client.IsErrConnectionFailed(err):
+		return b.unavailable(err)
+	case cerrdefs.IsNotFound(err) && notFound != nil:
+		return fmt.Errorf("docker: %s: %w: %v", op, notFound, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("docker: %s: %w", op, err)
+	default:
+		return fmt.Errorf("docker: %s: %w", op, err)
+	}
+}
+
+// Find implements backends.Backend.
+func (b *Backend) Find(ctx context.Context, workspace string) (backends.Instance, error) {
+	list, err := b.list(ctx, filters.Arg("label", backends.LabelWorkspace+"="+workspace))
+	if err != nil {
+		return backends.Instance{}, err
+	}
+	for _, inst := range list {
+		if inst.Workspace == workspace { // label filters match loosely on '='
+			return inst, nil
+		}
+	}
+	return backends.Instance{}, fmt.Errorf("docker: workspace %s: %w", workspace, backends.ErrNotFound)
+}
+
+// List implements backends.Backend.
+func (b *Backend) List(ctx context.Context) ([]backends.Instance, error) {
+	return b.list(ctx)
+}
+
+func (b *Backend) list(ctx context.Context, extra ...filters.KeyValuePair) ([]backends.Instance, error) {
+	args := filters.NewArgs(append(extra, filters.Arg("label", backends.LabelManaged+"=true"))...)
+	cs, err := b.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: args})
+	if err != nil {
+		return nil, b.mapErr("list", err, nil)
+	}
+	out := make([]backends.Instance, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, fromSummary(c))
+	}
+	// Oldest first, so that if a race ever left two, every caller agrees.
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, nil
+}
+
+func fromSummary(c container.Summary) backends.Instance {
+	name := ""
+	if len(c.Names) > 0 {
+		name = strings.TrimPrefix(c.Names[0], "/")
+	}
+	inst := backends.Instance{
+		ID:        c.ID,
+		Name:      name,
+		Image:     c.Image,
+		Workspace: c.Labels[backends.LabelWorkspace],
+		Workdir:   c.Labels[backends.LabelWorkdir],
+		State:     stateOf(c.State),
+		Labels:    c.Labels,
+		Created:   time.Unix(c.Created, 0),
+	}
+	for _, m := range c.Mounts {
+		if m.Type == mount.TypeBind {
+			inst.Mounts = append(inst.Mounts, backends.Mount{Host: m.Source, Container: m.Destination})
+		}
+	}
+	return inst
+}
+
+func fromInspect(c container.InspectResponse) backends.Instance {
+	inst := backends.Instance{
+		ID:   c.ID,
+		Name: strings.TrimPrefix(c.Name, "/"),
+	}
+	if c.Config != nil {
+		inst.Image = c.Config.Image
+		inst.Labels = c.Config.Labels
+		inst.Workspace = c.Config.Labels[backends.LabelWorkspace]
+		inst.Workdir = c.Config.Labels[backends.LabelWorkdir]
+	}
+	if c.State != nil {
+		inst.State = stateOf(c.State.Status)
+	}
+	if t, err := time.Parse(time.RFC3339Nano, c.Created); err == nil {
+		inst.Created = t
+	}
+	for _, m := range c.Mounts {
+		if m.Type == mount.TypeBind {
+			inst.Mounts = append(inst.Mounts, backends.Mount{Host: m.Source, Container: m.Destination})
+		}
+	}
+	return inst
+}
+
+func stateOf(s string) backends.State {
+	if s == "running" {
+		return backends.StateRunning
+	}
+	return backends.StateStopped
+}
+
+// Ensure implements backends.Backend.
+func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Instance, bool, error) {
+	inst, err := b.Find(ctx, spec.Workspace)
+	switch {
+	case err == nil:
+		inst, err = b.start(ctx, inst)
+		return inst, false, err
+	case !errors.Is(err, backends.ErrNotFound):
+		return backends.Instance{}, false, err
+	}
+
+	if err := b.ensureImage(ctx, spec.Image); err != nil {
+		return backends.Instance{}, false, err
+	}
+	id, err := b.create(ctx, spec)
+	if errors.Is(err, errNameTaken) {
+		// Another caller (maybe another berth process) won the race; adopt
+		// its instance, which carries the same deterministic name.
+		inst, err := b.adopt(ctx, spec.Name)
+		if err != nil {
+			return backends.Instance{}, false, err
+		}
+		inst, err = b.start(ctx, inst)
+		return inst, false, err
+	}
+	if err != nil {
+		return backends.Instance{}, false, err
+	}
+	backends.Report(ctx, "starting container %s", spec.Name)
+	if err := b.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		return backends.Instance{}, false, b.mapErr("start "+spec.Name, err, backends.ErrNotFound)
+	}
+	inst, err = b.inspectManaged(ctx, id)
+	return inst, true, err
+}
+
+var errNameTaken = errors.New("name taken")
+
+func (b *Backend) create(ctx context.Context, spec backends.Spec) (string, error) {
+	labels := map[string]string{}
+	for k, v := range spec.Labels {
+		labels[k] = v
+	}
+	labels[backends.LabelManaged] = "true"
+	labels[backends.LabelWorkspace] = spec.Workspace
+	labels[backends.LabelWorkdir] = spec.Workdir
+	labels[backends.LabelVersion] = b.version
+
+	mounts := make([]mount.Mount, 0, len(spec.Mounts))
+	for _, m := range spec.Mounts {
+		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Host, Target: m.Container})
+	}
+	init := true
+	cfg := &container.Config{
+		Image:      spec.Image,
+		Entrypoint: keepAlive,
+		Cmd:        nil,
+		Env:        spec.Env,
+		WorkingDir: spec.Workdir,
+		Labels:     labels,
+	}
+	hc := &container.HostConfig{Mounts: mounts, Init: &init}
+	backends.Report(ctx, "creating container %s from %s", spec.Name, spec.Image)
+	resp, err := b.cli.ContainerCreate(ctx, cfg, hc, nil, nil, spec.Name)
+	if cerrdefs.IsConflict(err) {
+		return "", errNameTaken
+	}
+	if err != nil {
+		return "", b.mapErr("create "+spec.Name, err, backends.ErrImageNotFound)
+	}
+	b.log.Info("created container", "instance", spec.Name, "workspace", spec.Workspace, "image", spec.Image)
+	return resp.ID, nil
+}
+
+// adopt returns the instance another caller is creating under name. The
+// engine reserves the name before the container can be inspected, so wait
+// for it briefly.
+func (b *Backend) adopt(ctx context.Context, name string) (backends.Instance, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		inst, err := b.inspectManaged(ctx, name)
+		if !errors.Is(err, backends.ErrNotFound) || time.Now().After(deadline) {
+			return inst, err
+		}
+		select {
+		case <-ctx.Done():
+			return backends.Instance{}, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// inspectManaged inspects by name or id and refuses containers without
+// berth's labels.
+func (b *Backend) inspectManaged(ctx context.Context, ref string) (backends.Instance, error) {
+	c, err := b.cli.ContainerInspect(ctx, ref)
+	if err != nil {
+		return backends.Instance{}, b.mapErr("inspect "+ref, err, backends.ErrNotFound)
+	}
+	inst := fromInspect(c)
+	if inst.Labels[backends.LabelManaged] != "true" {
+		return backends.Instance{}, fmt.Errorf("docker: container %s exists but has no %s label; remove or rename it: %w",
+			inst.Name, backends.LabelManaged, backends.ErrForeign)
+	}
+	return inst, nil
+}
+
+func (b *Backend) start(ctx context.Context, inst backends.Instance) (backends.Instance, error) {
+	if inst.State == backends.StateRunning {
+		return inst, nil
+	}
+	backends.Report(ctx, "starting container %s", inst.Name)
+	if err := b.cli.ContainerStart(ctx, inst.ID, container.StartOptions{}); err != nil {
+		return backends.Instance{}, b.mapErr("start "+inst.Name, err, backends.ErrNotFound)
+	}
+	return b.inspectManaged(ctx, inst.ID)
+}
+
+func (b *Backend) ensureImage(ctx context.Context, ref string) error {
+	if ref == "" {
+		return fmt.Errorf("docker: no image given: %w", backends.ErrImageNotFound)
+	}
+	_, err := b.cli.ImageInspect(ctx, ref)
+	if err == nil {
+		return nil
+	}
+	if !cerrdefs.IsNotFound(err) {
+		return b.mapErr("inspect image "+ref, err, backends.ErrImageNotFound)
+	}
+	backends.Report(ctx, "pulling image %s", ref)
+	rc, err := b.cli.ImagePull(ctx, ref, image.PullOptions{})
+	if err != nil {
+		return fmt.Errorf("docker: image %q is not present locally and could not be pulled (%v): %w", ref, err, backends.ErrImageNotFound)
+	}
+	defer rc.Close()
+	if err := b.followPull(ctx, ref, rc); err != nil {
+		return fmt.Errorf("docker: image %q is not present locally and could not be pulled (%v): %w", ref, err, backends.ErrImageNotFound)
+	}
+	return nil
+}
+
+// followPull reads the engine's JSON progress stream, forwarding a step per
+// status change and returning the first error message.
+func (b *Backend) followPull(ctx context.Context, ref string, rc io.Reader) error {
+	dec := json.NewDecoder(rc)
+	last := ""
+	for {
+		var msg struct {
+			Status string `json:"status"`
+			ID     string `json:"id"`
+			Error  string `json:"error"`
+		}
+		if err := dec.Decode(&msg); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if msg.Error != "" {
+			return errors.New(msg.Error)
+		}
+		step := strings.TrimSpace(msg.ID + " " + msg.Status)
+		if step != last {
+			last = step
+			backends.Report(ctx, "pull %s: %s", ref, step)
+		}
+	}
+}
+
+// Stop implements backends.Backend.
+func (b *Backend) Stop(ctx context.Context, id string) error {
+	t := stopTimeout
+	if err := b.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &t}); err != nil {
+		return b.mapErr("stop "+id, err, backends.ErrNotFound)
+	}
+	return nil
+}
+
+// Remove implements backends.Backend.
+func (b *Backend) Remove(ctx context.Context, id string) error {
+	if err := b.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
+		return b.mapErr("remove "+id, err, backends.ErrNotFound)
+	}
+	return nil
+}
+
+// CopyTo implements backends.Backend.
+func (b *Backend) CopyTo(ctx context.Context, id, dir string, tar io.Reader) error {
+	err := b.cli.CopyToContainer(ctx, id, dir, tar, container.CopyToContainerOptions{})
+	return b.mapErr("copy to "+dir, err, backends.ErrNotFound)
+}
+
+// CopyFrom implements backends.Backend.
+func (b *Backend) CopyFrom(ctx context.Context, id, path string) (io.ReadCloser, error) {
+	rc, _, err := b.cli.CopyFromContainer(ctx, id, path)
+	if err != nil {
+		return nil, b.mapErr("copy from "+path, err, backends.ErrNotFound)
+	}
+	return rc, nil
+}

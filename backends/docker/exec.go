@@ -1,0 +1,305 @@
+package docker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/berthdev/berth/backends"
+)
+
+// A docker exec cannot be signalled or killed through the API (moby#9098),
+// but runc makes every exec a session and process-group leader. So each
+// command runs under a tiny sh wrapper that reports its pid on stderr and
+// then execs the command in place; signals go to that process group with a
+// second exec of kill. The wrapper also turns a missing executable into a
+// clear error instead of a per-engine exit code.
+const (
+	wrapper       = `command -v "$1" >/dev/null 2>&1 || { echo ` + missingMarker + ` >&2; exit 127; }; echo ` + pidMarker + `$$ >&2; exec "$@"`
+	pidMarker     = "berth-pid:"
+	missingMarker = "berth-missing"
+)
+
+// Exec implements backends.Backend.
+func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (backends.Process, error) {
+	if len(spec.Argv) == 0 {
+		return nil, errors.New("docker: exec: empty argv")
+	}
+	cmd := append([]string{"/bin/sh", "-c", wrapper, "berth"}, spec.Argv...)
+	opts := container.ExecOptions{
+		Cmd:          cmd,
+		Env:          spec.Env,
+		WorkingDir:   spec.Cwd,
+		User:         spec.User,
+		AttachStdout: true,
+		AttachStderr: true,
+		AttachStdin:  spec.Stdin != nil,
+	}
+	created, err := b.cli.ContainerExecCreate(ctx, id, opts)
+	if err != nil {
+		return nil, b.execErr(id, err)
+	}
+	// The hijacked stream outlives ctx: ctx bounds only the start.
+	hj, err := b.cli.ContainerExecAttach(context.WithoutCancel(ctx), created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return nil, b.execErr(id, err)
+	}
+	p := &process{
+		b:       b,
+		cid:     id,
+		execID:  created.ID,
+		hj:      hj,
+		argv0:   spec.Argv[0],
+		stdin:   spec.Stdin,
+		started: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	p.marker = &markerWriter{w: spec.Stderr, onLine: p.onMarker}
+	p.wg.Add(1)
+	go p.demux(spec.Stdout)
+	if spec.Stdin != nil {
+		p.wg.Add(1)
+		go p.copyStdin()
+	} else {
+		_ = hj.CloseWrite()
+	}
+
+	select {
+	case <-p.started:
+	case <-ctx.Done():
+		_ = p.Kill(context.WithoutCancel(ctx))
+		_, _ = p.Wait(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("docker: exec %s: %w", spec.Argv[0], ctx.Err())
+	}
+	if p.missing {
+		_, _ = p.Wait(ctx)
+		return nil, fmt.Errorf("docker: %q: %w in the container (not on PATH or not executable)", spec.Argv[0], backends.ErrCommandNotFound)
+	}
+	if p.pid == 0 {
+		// The wrapper never spoke: the image has no /bin/sh.
+		_, _ = p.Wait(ctx)
+		return nil, fmt.Errorf("docker: exec %q: the plain exec path needs /bin/sh in the image: %w", spec.Argv[0], backends.ErrCommandNotFound)
+	}
+	return p, nil
+}
+
+func (b *Backend) execErr(id string, err error) error {
+	if strings.Contains(err.Error(), "is not running") {
+		return fmt.Errorf("docker: exec in %s: %w", id, backends.ErrNotRunning)
+	}
+	return b.mapErr("exec in "+id, err, backends.ErrNotFound)
+}
+
+// process is one docker exec.
+//
+// Goroutines: demux copies the multiplexed output until the stream ends;
+// copyStdin copies stdin until it ends or the process exits. Wait waits for
+// both.
+type process struct {
+	b      *Backend
+	cid    string
+	execID string
+	hj     types.HijackedResponse
+	argv0  string
+	stdin  io.Reader
+	marker *markerWriter
+
+	wg      sync.WaitGroup
+	started chan struct{} // closed once the wrapper reported, or the stream ended
+	done    chan struct{} // closed when output is drained
+	once    sync.Once     // guards closing started
+
+	// Set before started closes; read-only after.
+	pid     int
+	missing bool
+
+	waitOnce sync.Once
+	status   backends.ExitStatus
+	waitErr  error
+}
+
+func (p *process) onMarker(line string) bool {
+	defer p.once.Do(func() { close(p.started) })
+	switch {
+	case line == missingMarker:
+		p.missing = true
+		return true
+	case strings.HasPrefix(line, pidMarker):
+		if n, err := strconv.Atoi(strings.TrimPrefix(line, pidMarker)); err == nil {
+			p.pid = n
+			return true
+		}
+	}
+	return false
+}
+
+func (p *process) demux(stdout io.Writer) {
+	defer p.wg.Done()
+	defer close(p.done)
+	_, err := stdcopy.StdCopy(stdout, p.marker, p.hj.Reader)
+	if err != nil {
+		p.b.log.Debug("exec stream ended", "instance", p.cid, "err", err)
+	}
+	p.marker.flush()
+	p.once.Do(func() { close(p.started) })
+}
+
+func (p *process) copyStdin() {
+	defer p.wg.Done()
+	_, _ = io.Copy(p.hj.Conn, p.stdin)
+	_ = p.hj.CloseWrite()
+}
+
+// Wait implements backends.Process.
+func (p *process) Wait(ctx context.Context) (backends.ExitStatus, error) {
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return backends.ExitStatus{}, ctx.Err()
+	}
+	p.waitOnce.Do(func() {
+		// Unblock copyStdin, which may sit in a Read of the caller's stdin.
+		if c, ok := p.stdin.(io.Closer); ok {
+			_ = c.Close()
+		}
+		p.hj.Close()
+		p.wg.Wait()
+		p.status, p.waitErr = p.exitStatus(context.WithoutCancel(ctx))
+	})
+	return p.status, p.waitErr
+}
+
+// exitStatus inspects the finished exec. The engine may report it running
+// for a moment after the stream closed, so poll briefly.
+func (p *process) exitStatus(ctx context.Context) (backends.ExitStatus, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ins, err := p.b.cli.ContainerExecInspect(ctx, p.execID)
+		if err != nil {
+			return backends.ExitStatus{}, p.b.mapErr("exec inspect", err, backends.ErrNotFound)
+		}
+		if !ins.Running || time.Now().After(deadline) {
+			return backends.StatusFromCode(ins.ExitCode), nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Signal implements backends.Process.
+func (p *process) Signal(ctx context.Context, sig int) error {
+	if p.pid == 0 {
+		return fmt.Errorf("docker: signal: process has no pid: %w", backends.ErrNotSupported)
+	}
+	// Negative pid: the whole group. Fall back to the pid if the group is gone.
+	script := fmt.Sprintf("kill -%d -%d 2>/dev/null || kill -%d %d", sig, p.pid, sig, p.pid)
+	code, out, err := p.b.run(ctx, p.cid, []string{"/bin/sh", "-c", script})
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		select {
+		case <-p.done:
+			return nil // it exited meanwhile
+		default:
+		}
+		return fmt.Errorf("docker: kill -%d %d: exit %d: %s", sig, p.pid, code, strings.TrimSpace(out))
+	}
+	return nil
+}
+
+// Kill implements backends.Process.
+func (p *process) Kill(ctx context.Context) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	err := p.Signal(ctx, backends.SIGKILL)
+	// A daemonised child that escaped the group can hold the stream open;
+	// don't let it hold us.
+	select {
+	case <-p.done:
+	case <-time.After(time.Second):
+		p.hj.Close()
+	}
+	return err
+}
+
+// run executes argv to completion and returns its exit code and combined output.
+func (b *Backend) run(ctx context.Context, id string, argv []string) (int, string, error) {
+	created, err := b.cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: argv, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return 0, "", b.execErr(id, err)
+	}
+	hj, err := b.cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return 0, "", b.execErr(id, err)
+	}
+	defer hj.Close()
+	var out bytes.Buffer
+	if _, err := stdcopy.StdCopy(&out, &out, hj.Reader); err != nil {
+		return 0, out.String(), fmt.Errorf("docker: exec %s: %w", argv[0], err)
+	}
+	p := &process{b: b, execID: created.ID}
+	st, err := p.exitStatus(ctx)
+	return st.Code, out.String(), err
+}
+
+// markerWriter passes stderr through, except that it offers the first line
+// to onLine and drops it if onLine claims it.
+type markerWriter struct {
+	w      io.Writer
+	onLine func(string) bool
+	buf    []byte
+	passed bool // first line handled; everything goes straight through
+}
+
+func (m *markerWriter) Write(p []byte) (int, error) {
+	if m.passed {
+		return m.w.Write(p)
+	}
+	m.buf = append(m.buf, p...)
+	i := bytes.IndexByte(m.buf, '\n')
+	if i < 0 {
+		if len(m.buf) > 256 { // too long to be ours
+			m.passed = true
+			m.onLine("")
+			_, err := m.w.Write(m.buf)
+			m.buf = nil
+			return len(p), err
+		}
+		return len(p), nil
+	}
+	m.passed = true
+	line, rest := string(m.buf[:i]), m.buf[i+1:]
+	if !m.onLine(line) {
+		rest = m.buf
+	}
+	var err error
+	if len(rest) > 0 {
+		_, err = m.w.Write(rest)
+	}
+	m.buf = nil
+	return len(p), err
+}
+
+// flush emits a partial first line when the stream ends without a newline.
+func (m *markerWriter) flush() {
+	if !m.passed && len(m.buf) > 0 {
+		m.passed = true
+		if !m.onLine(string(m.buf)) {
+			_, _ = m.w.Write(m.buf)
+		}
+		m.buf = nil
+	}
+}
