@@ -1,0 +1,116 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/session"
+)
+
+// JSON-RPC error codes. The standard ones come from JSON-RPC 2.0 and LSP;
+// berth's own sit in the implementation-defined server range. They are part
+// of the protocol (docs/protocol.md): never renumber one.
+const (
+	CodeParseError     = jsonrpc2.CodeParseError     // -32700
+	CodeInvalidRequest = jsonrpc2.CodeInvalidRequest // -32600
+	CodeMethodNotFound = jsonrpc2.CodeMethodNotFound // -32601
+	CodeInvalidParams  = jsonrpc2.CodeInvalidParams  // -32602
+	CodeInternalError  = jsonrpc2.CodeInternalError  // -32603
+
+	CodeServerNotInitialized = -32002 // LSP: request before initialize
+	CodeRequestCancelled     = -32800 // LSP: $/cancelRequest honoured
+
+	CodeBackendUnavailable = -32010 // the engine's daemon does not answer
+	CodeImageNotFound      = -32011 // image missing and not obtainable, or none configured
+	CodeNoSuchProcess      = -32012 // unknown pid
+	CodeNoWorkspace        = -32013 // no workspace param and no default
+	CodeInstanceNotFound   = -32014 // the workspace has no instance
+	CodeCommandNotFound    = -32015 // executable missing in the container
+	CodeProcessExited      = -32016 // the process has already exited
+	CodeForeignInstance    = -32017 // a container with berth's name lacks berth's labels
+	CodeNotSupported       = -32018 // the backend can't do this
+	CodeShuttingDown       = -32019 // request after shutdown
+	CodeInstanceNotRunning = -32020 // the instance is stopped
+)
+
+// paramError is a bad request parameter; its message names the field.
+type paramError struct {
+	field string
+	msg   string
+}
+
+func (e *paramError) Error() string { return fmt.Sprintf("invalid params: %s: %s", e.field, e.msg) }
+
+func badParam(field, format string, args ...any) error {
+	return &paramError{field: field, msg: fmt.Sprintf(format, args...)}
+}
+
+// codeError carries an explicit code from the dispatcher itself.
+type codeError struct {
+	code int64
+	msg  string
+}
+
+func (e *codeError) Error() string { return e.msg }
+
+// sentinelCodes maps each sentinel to its code. Order matters only where
+// one error wraps two sentinels; the first match wins.
+var sentinelCodes = []struct {
+	err  error
+	code int64
+}{
+	{backends.ErrUnavailable, CodeBackendUnavailable},
+	{backends.ErrImageNotFound, CodeImageNotFound},
+	{session.ErrNoImage, CodeImageNotFound},
+	{session.ErrNoSuchProcess, CodeNoSuchProcess},
+	{session.ErrNoWorkspace, CodeNoWorkspace},
+	{session.ErrBadWorkspace, CodeInvalidParams},
+	{backends.ErrNotFound, CodeInstanceNotFound},
+	{backends.ErrNotRunning, CodeInstanceNotRunning},
+	{backends.ErrCommandNotFound, CodeCommandNotFound},
+	{session.ErrProcessExited, CodeProcessExited},
+	{session.ErrStdinClosed, CodeProcessExited},
+	{backends.ErrForeign, CodeForeignInstance},
+	{backends.ErrNotSupported, CodeNotSupported},
+	{session.ErrClosed, CodeShuttingDown},
+	{context.Canceled, CodeRequestCancelled},
+}
+
+// toError maps any error to the JSON-RPC error the client sees. It is the
+// only place that decides codes.
+func toError(err error) *jsonrpc2.Error {
+	var (
+		re *jsonrpc2.Error
+		pe *paramError
+		ce *codeError
+		te *json.UnmarshalTypeError
+		se *json.SyntaxError
+	)
+	switch {
+	case errors.As(err, &re):
+		return re
+	case errors.As(err, &ce):
+		return &jsonrpc2.Error{Code: ce.code, Message: ce.msg}
+	case errors.As(err, &pe):
+		return &jsonrpc2.Error{Code: CodeInvalidParams, Message: pe.Error()}
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "params"
+		}
+		return &jsonrpc2.Error{Code: CodeInvalidParams, Message: fmt.Sprintf("invalid params: %s: expected %s, got JSON %s", field, te.Type, te.Value)}
+	case errors.As(err, &se):
+		return &jsonrpc2.Error{Code: CodeInvalidParams, Message: "invalid params: " + se.Error()}
+	}
+	for _, sc := range sentinelCodes {
+		if errors.Is(err, sc.err) {
+			return &jsonrpc2.Error{Code: sc.code, Message: err.Error()}
+		}
+	}
+	return &jsonrpc2.Error{Code: CodeInternalError, Message: err.Error()}
+}

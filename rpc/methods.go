@@ -1,0 +1,396 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/session"
+)
+
+// methods is the dispatch table.
+var methods = map[string]method{
+	"initialize":        {handle: initialize, inline: true},
+	"shutdown":          {handle: shutdown, inline: true},
+	"berth/up":          {handle: up},
+	"berth/status":      {handle: status},
+	"berth/list":        {handle: list},
+	"berth/down":        {handle: down},
+	"berth/exec":        {handle: execMethod},
+	"berth/run":         {handle: run},
+	"berth/stdin":       {handle: stdin, inline: true},
+	"berth/signal":      {handle: signal},
+	"berth/processes":   {handle: processes, inline: true},
+	"berth/toContainer": {handle: toContainer},
+	"berth/toHost":      {handle: toHost},
+}
+
+// MethodNames lists the protocol's request methods, sorted.
+func MethodNames() []string {
+	names := make([]string, 0, len(methods))
+	for n := range methods {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// decode unmarshals params into v; absent params leave v zero.
+func decode(raw json.RawMessage, v any) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	return json.Unmarshal(raw, v)
+}
+
+// workspace resolves a workspace param against the client's default.
+func (c *conn) workspace(param string) (string, error) {
+	if param == "" {
+		c.mu.Lock()
+		param = c.defaultWS
+		c.mu.Unlock()
+		if param == "" {
+			return "", fmt.Errorf("%w: pass \"workspace\" (an absolute host path or file URI), or a root in initialize", session.ErrNoWorkspace)
+		}
+	}
+	ws, err := session.ResolveWorkspace(param)
+	if err != nil {
+		return "", badParam("workspace", "%v", err)
+	}
+	return ws, nil
+}
+
+func (c *conn) session() (*session.Manager, *session.Client, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mgr, c.client, c.image
+}
+
+func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	var p InitializeParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
+	root, field := p.RootURI, "rootUri"
+	if root == "" {
+		root, field = p.RootPath, "rootPath"
+	}
+	if root == "" && len(p.WorkspaceFolders) > 0 {
+		root, field = p.WorkspaceFolders[0].URI, "workspaceFolders[0].uri"
+	}
+	var ws string
+	if root != "" {
+		var err error
+		if ws, err = session.ResolveWorkspace(root); err != nil {
+			return nil, badParam(field, "%v", err)
+		}
+	}
+	opts := InitializationOptions{}
+	if p.InitializationOptions != nil {
+		opts = *p.InitializationOptions
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if opts.Backend != "" && opts.Backend != c.mgr.Backend().Name() {
+		if _, ok := c.s.opts.Managers[opts.Backend]; !ok {
+			return nil, badParam("initializationOptions.backend", "unknown or unavailable backend %q (available: %s)",
+				opts.Backend, strings.Join(c.s.backendNames(), ", "))
+		}
+		c.selectBackend(opts.Backend)
+	}
+	c.defaultWS, c.image, c.state = ws, opts.Image, stateInitialized
+	if p.ClientInfo != nil {
+		c.log = c.log.With("client", p.ClientInfo.Name)
+	}
+	c.log.Info("initialized", "workspace", ws, "backend", c.mgr.Backend().Name())
+	return InitializeResult{
+		ServerInfo: ServerInfo{Name: "berth", Version: c.s.opts.Version},
+		Capabilities: Capabilities{Berth: BerthCapabilities{
+			Backends:         c.s.backendNames(),
+			Backend:          c.mgr.Backend().Name(),
+			Methods:          c.s.methods,
+			DefaultWorkspace: ws,
+		}},
+	}, nil
+}
+
+func shutdown(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	_, client, _ := c.session()
+	client.Close(ctx)
+	c.mu.Lock()
+	c.state = stateShutdown
+	c.mu.Unlock()
+	return nil, nil
+}
+
+func up(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	var p UpParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
+	ws, err := c.workspace(p.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	mgr, _, image := c.session()
+	if p.Image != "" {
+		image = p.Image
+	}
+	inst, err := mgr.Up(c.progressCtx(ctx), session.UpOptions{Workspace: ws, Image: image, Recreate: p.Recreate})
+	if err != nil {
+		return nil, err
+	}
+	return toInstance(inst), nil
+}
+
+func status(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	var p WorkspaceParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
+	ws, err := c.workspace(p.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	mgr, _, _ := c.session()
+	inst, err := mgr.Status(ctx, ws)
+	if err != nil || inst == nil {
+		return nil, err
+	}
+	return toInstance(*inst), nil
+}
+
+func list(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	mgr, _, _ := c.session()
+	insts, err := mgr.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Instance, 0, len(insts))
+	for _, in := range insts {
+		out = append(out, toInstance(in))
+	}
+	return out, nil
+}
+
+func down(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	var p DownParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
+	ws, err := c.workspace(p.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	mgr, _, _ := c.session()
+	if err := mgr.Down(ctx, ws, p.Remove); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+var kinds = map[string]bool{"": true, "run": true, "test": true, "lint": true, "debug": true, "os": true}
+
+func (c *conn) execOptions(raw json.RawMessage) (session.ExecOptions, *ExecParams, error) {
+	var p ExecParams
+	if err := decode(raw, &p); err != nil {
+		return session.ExecOptions{}, nil, err
+	}
+	if len(p.Argv) == 0 {
+		return session.ExecOptions{}, nil, badParam("argv", "must be a non-empty array of strings")
+	}
+	if p.Argv[0] == "" {
+		return session.ExecOptions{}, nil, badParam("argv", "argv[0] must name a command")
+	}
+	if !kinds[p.Kind] {
+		return session.ExecOptions{}, nil, badParam("kind", "must be one of run, test, lint, debug, os; got %q", p.Kind)
+	}
+	if p.TimeoutMs < 0 {
+		return session.ExecOptions{}, nil, badParam("timeoutMs", "must not be negative")
+	}
+	for k := range p.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return session.ExecOptions{}, nil, badParam("env", "invalid variable name %q", k)
+		}
+	}
+	ws, err := c.workspace(p.Workspace)
+	if err != nil {
+		return session.ExecOptions{}, nil, err
+	}
+	_, _, image := c.session()
+	kind := p.Kind
+	if kind == "" {
+		kind = "run"
+	}
+	return session.ExecOptions{
+		Workspace: ws, Image: image, Argv: p.Argv, Cwd: p.Cwd, Env: p.Env, User: p.User,
+		Stdin: p.Stdin, Kind: kind, MapPaths: p.MapPaths == nil || *p.MapPaths,
+	}, &p, nil
+}
+
+// execReply releases the process's output once the client has its pid.
+type execReply struct {
+	res  ExecResult
+	proc *session.Process
+}
+
+func (r execReply) result() any { return r.res }
+func (r execReply) afterReply() { r.proc.Release() }
+
+func execMethod(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	opts, _, err := c.execOptions(raw)
+	if err != nil {
+		return nil, err
+	}
+	_, client, _ := c.session()
+	proc, err := client.Exec(c.progressCtx(ctx), opts)
+	if err != nil {
+		return nil, err
+	}
+	return execReply{res: ExecResult{PID: proc.ID()}, proc: proc}, nil
+}
+
+func run(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	opts, p, err := c.execOptions(raw)
+	if err != nil {
+		return nil, err
+	}
+	if p.Stdin {
+		return nil, badParam("stdin", "berth/run takes no stdin; use berth/exec")
+	}
+	_, client, _ := c.session()
+	res, err := client.Run(c.progressCtx(ctx), opts, time.Duration(p.TimeoutMs)*time.Millisecond)
+	if err != nil {
+		return nil, err
+	}
+	return RunResult{
+		Code: res.Status.Code, Signal: res.Status.Signal, Stdout: res.Stdout, Stderr: res.Stderr,
+		TimedOut: res.TimedOut, Truncated: res.Truncated,
+	}, nil
+}
+
+func stdin(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	var p StdinParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
+	if p.PID == "" {
+		return nil, badParam("pid", "required")
+	}
+	_, client, _ := c.session()
+	if err := client.Stdin(p.PID, p.Text, p.Close); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// parseSignalParam accepts a JSON string ("TERM", "SIGTERM", "15") or number.
+func parseSignalParam(raw json.RawMessage) (int, error) {
+	if len(raw) == 0 {
+		return 0, badParam("signal", "required")
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		var n int
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return 0, badParam("signal", "must be a name like \"TERM\" or a number")
+		}
+		s = strconv.Itoa(n)
+	}
+	sig, err := backends.ParseSignal(s)
+	if err != nil {
+		return 0, badParam("signal", "%v", err)
+	}
+	return sig, nil
+}
+
+func signal(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	var p SignalParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
+	if p.PID == "" {
+		return nil, badParam("pid", "required")
+	}
+	sig, err := parseSignalParam(p.Signal)
+	if err != nil {
+		return nil, err
+	}
+	_, client, _ := c.session()
+	if err := client.Signal(ctx, p.PID, sig); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+func processes(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	var p WorkspaceParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
+	ws := ""
+	if p.Workspace != "" {
+		var err error
+		if ws, err = c.workspace(p.Workspace); err != nil {
+			return nil, err
+		}
+	}
+	_, client, _ := c.session()
+	infos := client.Processes(ws)
+	out := make([]ProcessInfo, 0, len(infos))
+	for _, in := range infos {
+		pi := ProcessInfo{PID: in.ID, Workspace: in.Workspace, Argv: in.Argv, Kind: in.Kind, State: in.State, StartedAt: in.StartedAt}
+		if in.State == session.StateExited {
+			code, fin := in.Status.Code, in.FinishedAt
+			pi.Code, pi.Signal, pi.FinishedAt = &code, in.Status.Signal, &fin
+		}
+		out = append(out, pi)
+	}
+	return out, nil
+}
+
+func toContainer(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	return mapPaths(ctx, c, raw, true)
+}
+
+func toHost(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	return mapPaths(ctx, c, raw, false)
+}
+
+func mapPaths(ctx context.Context, c *conn, raw json.RawMessage, toContainer bool) (any, error) {
+	var p PathsParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
+	if p.Paths == nil {
+		return nil, badParam("paths", "required: an array of paths or file URIs")
+	}
+	ws, err := c.workspace(p.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	mgr, _, _ := c.session()
+	m, err := mgr.Mapper(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*string, len(p.Paths))
+	for i, in := range p.Paths {
+		var got string
+		var ok bool
+		if toContainer {
+			got, ok = m.ToContainer(in)
+		} else {
+			got, ok = m.ToHost(in)
+		}
+		if ok {
+			out[i] = &got
+		}
+	}
+	return PathsResult{Paths: out}, nil
+}

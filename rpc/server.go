@@ -1,0 +1,301 @@
+// Package rpc is berth's wire protocol: JSON-RPC 2.0 with LSP base-protocol
+// framing (github.com/sourcegraph/jsonrpc2 with VSCodeObjectCodec), the
+// method dispatcher, the wire types, and the one mapping of errors to
+// JSON-RPC codes. docs/protocol.md is its reference.
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/sourcegraph/jsonrpc2"
+	"go.lsp.dev/protocol"
+
+	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/session"
+)
+
+// ErrExitWithoutShutdown is returned by ServeConn when the client sent exit
+// before shutdown; LSP says the process then exits with code 1.
+var ErrExitWithoutShutdown = errors.New("exit without shutdown")
+
+// Options configure a Server.
+type Options struct {
+	// Managers holds one session manager per available backend, by name.
+	Managers map[string]*session.Manager
+	// Default names the backend used when a client asks for none.
+	Default string
+	Logger  *slog.Logger
+	Version string
+	// Trace logs every frame at debug level.
+	Trace bool
+}
+
+// Server serves berth's protocol. One Server serves any number of
+// connections at once; they share the managers, and so the instances.
+type Server struct {
+	opts    Options
+	methods []string // sorted method names, for capabilities
+}
+
+// NewServer returns a server.
+func NewServer(opts Options) *Server {
+	return &Server{opts: opts, methods: MethodNames()}
+}
+
+// Version returns the version the server reports.
+func (s *Server) Version() string { return s.opts.Version }
+
+func (s *Server) backendNames() []string {
+	names := make([]string, 0, len(s.opts.Managers))
+	for n := range s.opts.Managers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// lifecycle states of a connection.
+const (
+	stateNew = iota
+	stateInitialized
+	stateShutdown
+)
+
+// conn is one client connection.
+//
+// Goroutines: jsonrpc2's reader calls Handle in order; requests that may
+// block run in their own goroutine, counted by wg and waited for by
+// ServeConn before it returns.
+type conn struct {
+	s   *Server
+	log *slog.Logger
+	wg sync.WaitGroup // request goroutines
+
+	mu        sync.Mutex // guards the following
+	rpc       *jsonrpc2.Conn
+	state     int
+	exited    bool
+	mgr       *session.Manager
+	client    *session.Client
+	defaultWS string
+	image     string
+	cancels   map[jsonrpc2.ID]context.CancelFunc
+}
+
+// ServeConn serves one client on rwc until the client disconnects or sends
+// exit, or ctx ends. Before it returns, every process the client started
+// has ended. It returns nil after a clean exit or disconnect, and
+// ErrExitWithoutShutdown when LSP wants exit code 1.
+func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
+	c := &conn{
+		s:       s,
+		log:     s.opts.Logger,
+		cancels: map[jsonrpc2.ID]context.CancelFunc{},
+	}
+	c.selectBackend(s.opts.Default)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	stream := newFrameStream(rwc, s.opts.Logger, s.opts.Trace)
+	rc := jsonrpc2.NewConn(ctx, stream, c, jsonrpc2.SetLogger(slogAdapter{s.opts.Logger}))
+	c.setConn(rc)
+
+	select {
+	case <-rc.DisconnectNotify():
+	case <-ctx.Done():
+		_ = rc.Close()
+	}
+	cancel() // ends in-flight requests
+	c.wg.Wait()
+	c.mu.Lock()
+	client := c.client
+	exitedEarly := c.exited && c.state != stateShutdown
+	c.mu.Unlock()
+	// The client is gone: nothing of its may outlive it.
+	client.Close(context.Background())
+	if exitedEarly {
+		return ErrExitWithoutShutdown
+	}
+	return nil
+}
+
+func (c *conn) selectBackend(name string) {
+	mgr := c.s.opts.Managers[name]
+	c.mgr = mgr
+	if mgr != nil {
+		c.client = session.NewClient(mgr, c.log, sink{c})
+	}
+}
+
+// method is one protocol method.
+type method struct {
+	// handle runs the method. raw is the params, possibly nil.
+	handle func(ctx context.Context, c *conn, raw json.RawMessage) (any, error)
+	// inline methods run on the reader goroutine: they are quick and their
+	// order matters (stdin writes, lifecycle).
+	inline bool
+}
+
+// setConn records the jsonrpc2 connection. Handle may run before NewConn
+// has returned, so both it and ServeConn set it.
+func (c *conn) setConn(rc *jsonrpc2.Conn) {
+	c.mu.Lock()
+	c.rpc = rc
+	c.mu.Unlock()
+}
+
+func (c *conn) conn() *jsonrpc2.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rpc
+}
+
+// Handle implements jsonrpc2.Handler. jsonrpc2 calls it in arrival order.
+func (c *conn) Handle(ctx context.Context, rc *jsonrpc2.Conn, req *jsonrpc2.Request) {
+	c.setConn(rc)
+	if req.Notif {
+		c.notification(req)
+		return
+	}
+	m, ok := methods[req.Method]
+	c.mu.Lock()
+	state := c.state
+	c.mu.Unlock()
+	switch {
+	case !ok:
+		c.replyErr(ctx, req.ID, &codeError{CodeMethodNotFound, fmt.Sprintf("method not found: %q", req.Method)})
+		return
+	case state == stateNew && req.Method != "initialize":
+		c.replyErr(ctx, req.ID, &codeError{CodeServerNotInitialized, fmt.Sprintf("%s: server not initialized: send initialize first", req.Method)})
+		return
+	case state == stateInitialized && req.Method == "initialize":
+		c.replyErr(ctx, req.ID, &codeError{CodeInvalidRequest, "initialize: already initialized"})
+		return
+	case state == stateShutdown:
+		c.replyErr(ctx, req.ID, &codeError{CodeShuttingDown, fmt.Sprintf("%s: server is shutting down; only exit is accepted", req.Method)})
+		return
+	}
+	var raw json.RawMessage
+	if req.Params != nil {
+		raw = *req.Params
+	}
+	if m.inline {
+		c.run(ctx, req, m, raw)
+		return
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	c.mu.Lock()
+	c.cancels[req.ID] = cancel
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() {
+			c.mu.Lock()
+			delete(c.cancels, req.ID)
+			c.mu.Unlock()
+			cancel()
+		}()
+		c.run(rctx, req, m, raw)
+	}()
+}
+
+// afterReply is implemented by results that must act once the client has
+// their reply, such as releasing a process's output.
+type afterReply interface {
+	result() any
+	afterReply()
+}
+
+func (c *conn) run(ctx context.Context, req *jsonrpc2.Request, m method, raw json.RawMessage) {
+	res, err := m.handle(ctx, c, raw)
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			err = &codeError{CodeRequestCancelled, req.Method + ": request cancelled"}
+		}
+		c.log.Debug("request failed", "method", req.Method, "err", err)
+		c.replyErr(ctx, req.ID, err)
+		return
+	}
+	if ar, ok := res.(afterReply); ok {
+		defer ar.afterReply()
+		res = ar.result()
+	}
+	if err := c.conn().Reply(context.WithoutCancel(ctx), req.ID, res); err != nil && !errors.Is(err, jsonrpc2.ErrClosed) {
+		c.log.Warn("reply failed", "method", req.Method, "err", err)
+	}
+}
+
+func (c *conn) replyErr(ctx context.Context, id jsonrpc2.ID, err error) {
+	if rerr := c.conn().ReplyWithError(context.WithoutCancel(ctx), id, toError(err)); rerr != nil && !errors.Is(rerr, jsonrpc2.ErrClosed) {
+		c.log.Warn("reply failed", "err", rerr)
+	}
+}
+
+func (c *conn) notification(req *jsonrpc2.Request) {
+	switch req.Method {
+	case "initialized":
+	case "exit":
+		c.mu.Lock()
+		c.exited = true
+		c.mu.Unlock()
+		_ = c.conn().Close()
+	case "$/cancelRequest":
+		var p struct {
+			ID jsonrpc2.ID `json:"id"`
+		}
+		if req.Params != nil && json.Unmarshal(*req.Params, &p) == nil {
+			c.mu.Lock()
+			if cancel, ok := c.cancels[p.ID]; ok {
+				cancel()
+			}
+			c.mu.Unlock()
+		}
+	default:
+		// LSP: unknown notifications, $/ ones above all, are ignored.
+		c.log.Debug("ignored notification", "method", req.Method)
+	}
+}
+
+// notify sends a notification, ignoring a closed connection: the client
+// that would read it is gone.
+func (c *conn) notify(method string, params any) {
+	if err := c.conn().Notify(context.Background(), method, params); err != nil && !errors.Is(err, jsonrpc2.ErrClosed) {
+		c.log.Debug("notify failed", "method", method, "err", err)
+	}
+}
+
+// progressCtx returns ctx with backend progress reported to the client as
+// window/logMessage.
+func (c *conn) progressCtx(ctx context.Context) context.Context {
+	return backends.WithProgress(ctx, func(msg string) {
+		c.log.Info(msg)
+		c.notify("window/logMessage", protocol.LogMessageParams{Type: protocol.MessageTypeInfo, Message: "berth: " + msg})
+	})
+}
+
+// sink delivers a client's process events as notifications.
+type sink struct{ c *conn }
+
+func (s sink) Output(pid, stream, text string) {
+	s.c.notify("berth/output", OutputParams{PID: pid, Stream: stream, Text: text})
+}
+
+func (s sink) Exit(pid string, st backends.ExitStatus, reason string) {
+	s.c.notify("berth/exit", ExitParams{PID: pid, Code: st.Code, Signal: st.Signal, Reason: reason})
+}
+
+// slogAdapter lets jsonrpc2 log through slog.
+type slogAdapter struct{ log *slog.Logger }
+
+func (a slogAdapter) Printf(format string, v ...any) {
+	a.log.Debug(strings.TrimSpace(fmt.Sprintf(format, v...)))
+}

@@ -1,0 +1,181 @@
+package rpc
+
+import (
+	"encoding/json"
+	"time"
+
+	"go.lsp.dev/protocol"
+
+	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/session"
+)
+
+// Wire types. Field names are protocol (docs/protocol.md): renaming one
+// breaks editors.
+
+// InitializeParams are the parts of LSP's initialize params berth reads.
+type InitializeParams struct {
+	ProcessID             *int                       `json:"processId,omitempty"`
+	ClientInfo            *protocol.ClientInfo       `json:"clientInfo,omitempty"`
+	RootURI               string                     `json:"rootUri,omitempty"`
+	RootPath              string                     `json:"rootPath,omitempty"`
+	WorkspaceFolders      []protocol.WorkspaceFolder `json:"workspaceFolders,omitempty"`
+	InitializationOptions *InitializationOptions     `json:"initializationOptions,omitempty"`
+}
+
+// InitializationOptions are berth's own initialize options.
+type InitializationOptions struct {
+	Backend string `json:"backend,omitempty"`
+	Image   string `json:"image,omitempty"`
+}
+
+// InitializeResult answers initialize.
+type InitializeResult struct {
+	ServerInfo   ServerInfo   `json:"serverInfo"`
+	Capabilities Capabilities `json:"capabilities"`
+}
+
+// ServerInfo names the server.
+type ServerInfo struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Capabilities holds berth's capabilities under the "berth" key, beside
+// which an LSP client finds no LSP features.
+type Capabilities struct {
+	Berth BerthCapabilities `json:"berth"`
+}
+
+// BerthCapabilities lists what this server offers.
+type BerthCapabilities struct {
+	Backends         []string `json:"backends"`
+	Backend          string   `json:"backend"`
+	Methods          []string `json:"methods"`
+	DefaultWorkspace string   `json:"defaultWorkspace,omitempty"`
+	Agent            bool     `json:"agent"`
+}
+
+// WorkspaceParams names a workspace; empty means the client's default.
+type WorkspaceParams struct {
+	Workspace string `json:"workspace,omitempty"`
+}
+
+// UpParams are berth/up's params.
+type UpParams struct {
+	Workspace string `json:"workspace,omitempty"`
+	Image     string `json:"image,omitempty"`
+	Recreate  bool   `json:"recreate,omitempty"`
+}
+
+// DownParams are berth/down's params.
+type DownParams struct {
+	Workspace string `json:"workspace,omitempty"`
+	Remove    bool   `json:"remove,omitempty"`
+}
+
+// Instance is a container as clients see it.
+type Instance struct {
+	Workspace string           `json:"workspace"`
+	Backend   string           `json:"backend"`
+	ID        string           `json:"id"`
+	Name      string           `json:"name"`
+	Image     string           `json:"image"`
+	State     backends.State   `json:"state"`
+	Workdir   string           `json:"workdir"`
+	Mounts    []backends.Mount `json:"mounts"`
+	Created   bool             `json:"created"`
+}
+
+func toInstance(in session.Instance) Instance {
+	mounts := in.Mounts
+	if mounts == nil {
+		mounts = []backends.Mount{}
+	}
+	return Instance{
+		Workspace: in.Workspace, Backend: in.Backend, ID: in.ID, Name: in.Name,
+		Image: in.Image, State: in.State, Workdir: in.Workdir, Mounts: mounts,
+		Created: in.Created,
+	}
+}
+
+// ExecParams are berth/exec's and berth/run's params.
+type ExecParams struct {
+	Workspace string            `json:"workspace,omitempty"`
+	Argv      []string          `json:"argv"`
+	Cwd       string            `json:"cwd,omitempty"`
+	Env       map[string]string `json:"env,omitempty"`
+	User      string            `json:"user,omitempty"`
+	Stdin     bool              `json:"stdin,omitempty"`
+	Kind      string            `json:"kind,omitempty"`
+	MapPaths  *bool             `json:"mapPaths,omitempty"` // default true
+	TimeoutMs int64             `json:"timeoutMs,omitempty"`
+}
+
+// ExecResult answers berth/exec.
+type ExecResult struct {
+	PID string `json:"pid"`
+}
+
+// RunResult answers berth/run.
+type RunResult struct {
+	Code      int    `json:"code"`
+	Stdout    string `json:"stdout"`
+	Stderr    string `json:"stderr"`
+	Signal    string `json:"signal,omitempty"`
+	TimedOut  bool   `json:"timedOut,omitempty"`
+	Truncated bool   `json:"truncated,omitempty"`
+}
+
+// OutputParams is the berth/output notification.
+type OutputParams struct {
+	PID    string `json:"pid"`
+	Stream string `json:"stream"`
+	Text   string `json:"text"`
+}
+
+// ExitParams is the berth/exit notification.
+type ExitParams struct {
+	PID    string `json:"pid"`
+	Code   int    `json:"code"`
+	Signal string `json:"signal,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// StdinParams are berth/stdin's params.
+type StdinParams struct {
+	PID   string `json:"pid"`
+	Text  string `json:"text,omitempty"`
+	Close bool   `json:"close,omitempty"`
+}
+
+// SignalParams are berth/signal's params. Signal is a name (TERM, SIGTERM)
+// or a number, as a JSON string or number.
+type SignalParams struct {
+	PID    string          `json:"pid"`
+	Signal json.RawMessage `json:"signal"`
+}
+
+// ProcessInfo is an entry of berth/processes.
+type ProcessInfo struct {
+	PID        string     `json:"pid"`
+	Workspace  string     `json:"workspace"`
+	Argv       []string   `json:"argv"`
+	Kind       string     `json:"kind"`
+	State      string     `json:"state"`
+	Code       *int       `json:"code,omitempty"`
+	Signal     string     `json:"signal,omitempty"`
+	StartedAt  time.Time  `json:"startedAt"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+}
+
+// PathsParams are berth/toContainer's and berth/toHost's params.
+type PathsParams struct {
+	Workspace string   `json:"workspace,omitempty"`
+	Paths     []string `json:"paths"`
+}
+
+// PathsResult answers them; a path no mount covers is null.
+type PathsResult struct {
+	Paths []*string `json:"paths"`
+}

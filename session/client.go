@@ -1,0 +1,449 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/pathmap"
+)
+
+// Sink receives a client's process events. For one pid, every Output is
+// delivered before its Exit. Output for stdout and stderr may arrive from two
+// goroutines at once; within a stream it is in order.
+type Sink interface {
+	Output(pid, stream, text string)
+	Exit(pid string, st backends.ExitStatus, reason string)
+}
+
+// ExecOptions describe a process to start.
+type ExecOptions struct {
+	Workspace string // resolved workspace
+	Image     string // used only if the instance must be created
+	Argv      []string
+	Cwd       string            // host path under a mount, or container path
+	Env       map[string]string // added to the instance environment
+	User      string
+	Stdin     bool   // keep stdin open for Client.Stdin
+	Kind      string // run, test, lint, debug, os
+	MapPaths  bool   // rewrite container paths in output to host paths
+}
+
+// Process states.
+const (
+	StateRunning = "running"
+	StateExited  = "exited"
+)
+
+// ProcessInfo is a snapshot of a process.
+type ProcessInfo struct {
+	ID         string
+	Workspace  string
+	Argv       []string
+	Kind       string
+	State      string
+	Status     backends.ExitStatus // valid when State is exited
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// Process is a process a client started.
+type Process struct {
+	id        string
+	workspace string
+	argv      []string
+	kind      string
+	startedAt time.Time
+	proc      backends.Process
+	stdin     *stdinQueue // nil without stdin
+	gate      *gate
+	done      chan struct{} // closed after Exit was delivered to the gate
+
+	mu         sync.Mutex // guards the following
+	exited     bool
+	status     backends.ExitStatus
+	finishedAt time.Time
+}
+
+// ID is the process's berth id.
+func (p *Process) ID() string { return p.id }
+
+// Release lets the process's events flow to the sink. Until then they are
+// held, so that a client learns the pid before it sees output for it.
+func (p *Process) Release() { p.gate.release() }
+
+// Done is closed once the process has exited and its exit event was queued.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+func (p *Process) info() ProcessInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := StateRunning
+	if p.exited {
+		st = StateExited
+	}
+	return ProcessInfo{
+		ID: p.id, Workspace: p.workspace, Argv: p.argv, Kind: p.kind, State: st,
+		Status: p.status, StartedAt: p.startedAt, FinishedAt: p.finishedAt,
+	}
+}
+
+// Client is one editor connection's view of the session: its default
+// workspace and the processes it started.
+//
+// Goroutines: one waiter per running process (started in Exec), which
+// delivers the exit event. Close ends every process and waits for them.
+type Client struct {
+	m    *Manager
+	log  *slog.Logger
+	sink Sink
+
+	wg sync.WaitGroup // process waiters
+
+	mu     sync.Mutex // guards the following
+	procs  map[string]*Process
+	next   int
+	closed bool
+}
+
+// NewClient returns a client of m whose process events go to sink.
+func NewClient(m *Manager, log *slog.Logger, sink Sink) *Client {
+	return &Client{m: m, log: log, sink: sink, procs: map[string]*Process{}}
+}
+
+// Manager returns the client's manager.
+func (c *Client) Manager() *Manager { return c.m }
+
+func (c *Client) newID() (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return "", ErrClosed
+	}
+	c.next++
+	return "p" + strconv.Itoa(c.next), nil
+}
+
+// Exec starts a process. ctx bounds the start only: the process runs until
+// it exits, is signalled, or the client closes. The caller must call
+// Release on the result once it has told its client the pid.
+func (c *Client) Exec(ctx context.Context, opts ExecOptions) (*Process, error) {
+	id, err := c.newID()
+	if err != nil {
+		return nil, err
+	}
+	g := &gate{}
+	return c.start(ctx, id, opts, g,
+		func(stream, text string) { c.sink.Output(id, stream, text) },
+		func(st backends.ExitStatus, reason string) { c.sink.Exit(id, st, reason) })
+}
+
+func (c *Client) start(ctx context.Context, id string, opts ExecOptions, g *gate,
+	output func(stream, text string), exit func(backends.ExitStatus, string)) (*Process, error) {
+	if len(opts.Argv) == 0 {
+		return nil, errors.New("argv: must name a command")
+	}
+	inst, err := c.m.ensure(ctx, opts.Workspace, opts.Image)
+	if err != nil {
+		return nil, err
+	}
+	mapper, err := c.m.mapperFor(inst.Mounts)
+	if err != nil {
+		return nil, err
+	}
+
+	p := &Process{
+		id: id, workspace: opts.Workspace, argv: opts.Argv, kind: opts.Kind,
+		gate: g, done: make(chan struct{}),
+	}
+	stdout := newStreamWriter(mapper, opts.MapPaths, func(s string) { g.do(func() { output("stdout", s) }) })
+	stderr := newStreamWriter(mapper, opts.MapPaths, func(s string) { g.do(func() { output("stderr", s) }) })
+	spec := backends.ExecSpec{
+		Argv:   opts.Argv,
+		Cwd:    containerCwd(mapper, opts.Cwd, inst.Workdir),
+		Env:    envList(opts.Env),
+		User:   opts.User,
+		Stdout: stdout,
+		Stderr: stderr,
+	}
+	if opts.Stdin {
+		p.stdin = newStdinQueue()
+		spec.Stdin = p.stdin
+	}
+
+	p.startedAt = time.Now()
+	proc, err := c.m.backend.Exec(ctx, inst.ID, spec)
+	if errors.Is(err, backends.ErrNotFound) || errors.Is(err, backends.ErrNotRunning) {
+		// The instance went away behind our back: bring it back once.
+		c.m.forget(opts.Workspace)
+		if inst, err = c.m.ensure(ctx, opts.Workspace, opts.Image); err == nil {
+			proc, err = c.m.backend.Exec(ctx, inst.ID, spec)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.proc = proc
+
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		_ = proc.Kill(context.WithoutCancel(ctx))
+		_, _ = proc.Wait(context.WithoutCancel(ctx))
+		return nil, ErrClosed
+	}
+	c.procs[id] = p
+	c.wg.Add(1)
+	c.mu.Unlock()
+	c.log.Debug("process started", "pid", id, "argv", opts.Argv, "workspace", opts.Workspace)
+
+	go func() {
+		defer c.wg.Done()
+		st, err := proc.Wait(context.Background())
+		stdout.Flush()
+		stderr.Flush()
+		reason := ""
+		if err != nil {
+			reason = err.Error()
+			st = backends.ExitStatus{Code: -1}
+		}
+		p.mu.Lock()
+		p.exited, p.status, p.finishedAt = true, st, time.Now()
+		p.mu.Unlock()
+		g.do(func() { exit(st, reason) })
+		close(p.done)
+		c.log.Debug("process exited", "pid", id, "code", st.Code, "signal", st.Signal)
+	}()
+	return p, nil
+}
+
+// containerCwd maps a host cwd into the container; a path no mount covers
+// is taken as a container path already.
+func containerCwd(m *pathmap.Mapper, cwd, workdir string) string {
+	if cwd == "" {
+		return workdir
+	}
+	if p, ok := m.ToContainer(cwd); ok {
+		return p
+	}
+	if path.IsAbs(cwd) {
+		return cwd
+	}
+	return path.Join(workdir, cwd)
+}
+
+func envList(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// RunResult is the outcome of Run.
+type RunResult struct {
+	Status    backends.ExitStatus
+	Stdout    string
+	Stderr    string
+	TimedOut  bool
+	Truncated bool
+}
+
+// MaxRunOutput caps what Run captures per stream.
+const MaxRunOutput = 1 << 20
+
+// Run starts a process, waits for it and returns its captured output. When
+// timeout is positive the process group is killed after it. Cancelling ctx
+// kills the process too.
+func (c *Client) Run(ctx context.Context, opts ExecOptions, timeout time.Duration) (RunResult, error) {
+	id, err := c.newID()
+	if err != nil {
+		return RunResult{}, err
+	}
+	var (
+		mu        sync.Mutex
+		out, errb capped
+		status    backends.ExitStatus
+		reason    string
+	)
+	g := &gate{}
+	g.release()
+	opts.Stdin = false
+	p, err := c.start(ctx, id, opts, g,
+		func(stream, text string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if stream == "stdout" {
+				out.add(text)
+			} else {
+				errb.add(text)
+			}
+		},
+		func(st backends.ExitStatus, r string) {
+			mu.Lock()
+			defer mu.Unlock()
+			status, reason = st, r
+		})
+	if err != nil {
+		return RunResult{}, err
+	}
+	var timer <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		timer = t.C
+	}
+	res := RunResult{}
+	select {
+	case <-p.done:
+	case <-timer:
+		res.TimedOut = true
+		_ = p.proc.Kill(context.WithoutCancel(ctx))
+		<-p.done
+	case <-ctx.Done():
+		_ = p.proc.Kill(context.WithoutCancel(ctx))
+		<-p.done
+		return RunResult{}, ctx.Err()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if reason != "" {
+		return RunResult{}, fmt.Errorf("%s: %s", opts.Argv[0], reason)
+	}
+	res.Status = status
+	res.Stdout, res.Stderr = out.String(), errb.String()
+	res.Truncated = out.truncated || errb.truncated
+	return res, nil
+}
+
+func (c *Client) lookup(pid string) (*Process, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.procs[pid]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNoSuchProcess, pid)
+	}
+	return p, nil
+}
+
+// Stdin queues text for the process's stdin and, with closeIt, closes it
+// after the text. It never blocks on the process.
+func (c *Client) Stdin(pid, text string, closeIt bool) error {
+	p, err := c.lookup(pid)
+	if err != nil {
+		return err
+	}
+	if p.info().State == StateExited {
+		return fmt.Errorf("%w: %s", ErrProcessExited, pid)
+	}
+	if p.stdin == nil {
+		return fmt.Errorf("%w: %s was started without stdin: true", ErrStdinClosed, pid)
+	}
+	if err := p.stdin.write(text, closeIt); err != nil {
+		return fmt.Errorf("%w: %s", err, pid)
+	}
+	return nil
+}
+
+// Signal delivers sig to the process's group in the container.
+func (c *Client) Signal(ctx context.Context, pid string, sig int) error {
+	p, err := c.lookup(pid)
+	if err != nil {
+		return err
+	}
+	if p.info().State == StateExited {
+		return fmt.Errorf("%w: %s", ErrProcessExited, pid)
+	}
+	return p.proc.Signal(ctx, sig)
+}
+
+// Processes lists the client's processes, all or those of one workspace,
+// in start order.
+func (c *Client) Processes(workspace string) []ProcessInfo {
+	c.mu.Lock()
+	procs := make([]*Process, 0, len(c.procs))
+	for _, p := range c.procs {
+		if workspace == "" || p.workspace == workspace {
+			procs = append(procs, p)
+		}
+	}
+	c.mu.Unlock()
+	out := make([]ProcessInfo, 0, len(procs))
+	for _, p := range procs {
+		out = append(out, p.info())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, _ := strconv.Atoi(out[i].ID[1:])
+		b, _ := strconv.Atoi(out[j].ID[1:])
+		return a < b
+	})
+	return out
+}
+
+// killGrace is how long processes get between SIGTERM and SIGKILL when
+// their client goes away.
+const killGrace = 500 * time.Millisecond
+
+// Close ends every running process of the client (SIGTERM, then SIGKILL
+// after a grace period) and waits until all have exited. New processes are
+// refused from the moment it is called.
+func (c *Client) Close(ctx context.Context) {
+	c.mu.Lock()
+	c.closed = true
+	var running []*Process
+	for _, p := range c.procs {
+		if p.info().State == StateRunning {
+			running = append(running, p)
+		}
+	}
+	c.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, p := range running {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = p.proc.Signal(ctx, backends.SIGTERM)
+			select {
+			case <-p.done:
+				return
+			case <-time.After(killGrace):
+			}
+			if err := p.proc.Kill(ctx); err != nil {
+				c.log.Warn("kill failed", "pid", p.id, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, p := range running {
+		p.Release() // nobody may be left to release it
+	}
+	c.wg.Wait()
+}
+
+// capped is a string builder that stops growing at MaxRunOutput.
+type capped struct {
+	buf       []byte
+	truncated bool
+}
+
+func (c *capped) add(s string) {
+	if room := MaxRunOutput - len(c.buf); room < len(s) {
+		s = s[:max(room, 0)]
+		c.truncated = true
+	}
+	c.buf = append(c.buf, s...)
+}
+
+func (c *capped) String() string { return string(c.buf) }
+
+var _ io.Reader = (*stdinQueue)(nil)

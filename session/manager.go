@@ -1,0 +1,319 @@
+// Package session owns berth's runtime state: which instance serves each
+// workspace, the processes each client started, and their lifetimes.
+//
+// A Manager is shared by every client of one berth process and keeps exactly
+// one instance per workspace. A Client is one editor connection; it owns the
+// processes it started and ends them all when it closes.
+package session
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/pathmap"
+)
+
+// Sentinel errors of the session layer.
+var (
+	// ErrNoWorkspace means a call named no workspace and the client has no default.
+	ErrNoWorkspace = errors.New("no workspace given and no default workspace")
+	// ErrBadWorkspace means the workspace is not an existing host directory.
+	ErrBadWorkspace = errors.New("invalid workspace")
+	// ErrNoImage means no image was configured for a workspace that needs one.
+	ErrNoImage = errors.New("no image configured")
+	// ErrNoSuchProcess means the pid is unknown to this client.
+	ErrNoSuchProcess = errors.New("no such process")
+	// ErrProcessExited means the process has already exited.
+	ErrProcessExited = errors.New("process has exited")
+	// ErrStdinClosed means the process was started without stdin, or its
+	// stdin was closed already.
+	ErrStdinClosed = errors.New("stdin not open")
+	// ErrClosed means the client is shutting down.
+	ErrClosed = errors.New("session closed")
+)
+
+// Instance is an instance as berth reports it to clients.
+type Instance struct {
+	backends.Instance
+	Backend string
+	Created bool // created by the call that returned it
+}
+
+// Manager maps workspaces to instances on one backend.
+type Manager struct {
+	backend      backends.Backend
+	log          *slog.Logger
+	defaultImage string
+	flavor       pathmap.Flavor
+
+	mu    sync.Mutex             // guards the following
+	locks map[string]*sync.Mutex // per-workspace, serialises Up and Down
+	cache map[string]backends.Instance
+}
+
+// NewManager returns a Manager on backend. defaultImage is used when a call
+// names none; it may be empty.
+func NewManager(backend backends.Backend, log *slog.Logger, defaultImage string) *Manager {
+	return &Manager{
+		backend:      backend,
+		log:          log,
+		defaultImage: defaultImage,
+		flavor:       pathmap.HostFlavor(),
+		locks:        map[string]*sync.Mutex{},
+		cache:        map[string]backends.Instance{},
+	}
+}
+
+// Backend returns the manager's backend.
+func (m *Manager) Backend() backends.Backend { return m.backend }
+
+func (m *Manager) lock(ws string) func() {
+	m.mu.Lock()
+	l, ok := m.locks[ws]
+	if !ok {
+		l = &sync.Mutex{}
+		m.locks[ws] = l
+	}
+	m.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+func (m *Manager) remember(ws string, inst *backends.Instance) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if inst == nil {
+		delete(m.cache, ws)
+		return
+	}
+	m.cache[ws] = *inst
+}
+
+func (m *Manager) cached(ws string) (backends.Instance, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	inst, ok := m.cache[ws]
+	return inst, ok
+}
+
+// ResolveWorkspace turns a host path or file URI into the canonical key of a
+// workspace: absolute, cleaned, symlinks resolved, and an existing directory.
+func ResolveWorkspace(p string) (string, error) {
+	if p == "" {
+		return "", ErrNoWorkspace
+	}
+	if strings.HasPrefix(p, "file:") {
+		u, err := url.Parse(p)
+		if err != nil || u.Scheme != "file" || (u.Host != "" && u.Host != "localhost") {
+			return "", fmt.Errorf("%w: %q is not a local file URI", ErrBadWorkspace, p)
+		}
+		p = filepath.FromSlash(u.Path)
+	}
+	if !filepath.IsAbs(p) {
+		return "", fmt.Errorf("%w: %q is not an absolute path", ErrBadWorkspace, p)
+	}
+	p = filepath.Clean(p)
+	if real, err := filepath.EvalSymlinks(p); err == nil {
+		p = real
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadWorkspace, err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("%w: %s is not a directory", ErrBadWorkspace, p)
+	}
+	return p, nil
+}
+
+var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
+
+// InstanceName is the deterministic instance name for a workspace: readable,
+// and unique by a hash of the full path.
+func InstanceName(workspace string) string {
+	sum := sha256.Sum256([]byte(workspace))
+	base := strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(filepath.Base(workspace)), "-"), "-._")
+	if len(base) > 30 {
+		base = base[:30]
+	}
+	if base == "" {
+		base = "root"
+	}
+	return "berth-" + base + "-" + hex.EncodeToString(sum[:])[:12]
+}
+
+// Workdir is the default container path of a workspace.
+func Workdir(workspace string) string {
+	return path.Join("/workspaces", filepath.Base(workspace))
+}
+
+// UpOptions are the parameters of Up.
+type UpOptions struct {
+	Workspace string // resolved workspace
+	Image     string // overrides the default image
+	Recreate  bool   // remove any existing instance first
+}
+
+func (m *Manager) spec(ws, image string) (backends.Spec, error) {
+	if image == "" {
+		return backends.Spec{}, fmt.Errorf("%w for %s: pass an image to berth/up, set initializationOptions.image, --image or BERTH_IMAGE", ErrNoImage, ws)
+	}
+	wd := Workdir(ws)
+	return backends.Spec{
+		Workspace: ws,
+		Name:      InstanceName(ws),
+		Image:     image,
+		Workdir:   wd,
+		Mounts:    []backends.Mount{{Host: ws, Container: wd}},
+	}, nil
+}
+
+// Up returns the workspace's running instance, creating or starting it when
+// needed. It is idempotent.
+func (m *Manager) Up(ctx context.Context, opts UpOptions) (Instance, error) {
+	unlock := m.lock(opts.Workspace)
+	defer unlock()
+	return m.upLocked(ctx, opts)
+}
+
+func (m *Manager) upLocked(ctx context.Context, opts UpOptions) (Instance, error) {
+	image := opts.Image
+	if image == "" {
+		image = m.defaultImage
+	}
+	if image == "" && !opts.Recreate {
+		// An existing instance needs no image configured.
+		if inst, err := m.backend.Find(ctx, opts.Workspace); err == nil {
+			image = inst.Image
+		}
+	}
+	spec, err := m.spec(opts.Workspace, image)
+	if err != nil {
+		return Instance{}, err
+	}
+	if opts.Recreate {
+		if err := m.removeLocked(ctx, opts.Workspace); err != nil && !errors.Is(err, backends.ErrNotFound) {
+			return Instance{}, err
+		}
+	}
+	inst, created, err := m.backend.Ensure(ctx, spec)
+	if err != nil {
+		return Instance{}, err
+	}
+	m.remember(opts.Workspace, &inst)
+	if created {
+		m.log.Info("instance created", "workspace", opts.Workspace, "instance", inst.Name)
+	}
+	return Instance{Instance: inst, Backend: m.backend.Name(), Created: created}, nil
+}
+
+// ensure returns the running instance for exec, from cache when possible.
+func (m *Manager) ensure(ctx context.Context, ws, image string) (backends.Instance, error) {
+	if inst, ok := m.cached(ws); ok && inst.State == backends.StateRunning {
+		return inst, nil
+	}
+	inst, err := m.Up(ctx, UpOptions{Workspace: ws, Image: image})
+	return inst.Instance, err
+}
+
+// forget drops a cached instance that turned out to be gone or stopped.
+func (m *Manager) forget(ws string) { m.remember(ws, nil) }
+
+// Status returns the workspace's instance, or nil if it has none.
+func (m *Manager) Status(ctx context.Context, ws string) (*Instance, error) {
+	inst, err := m.backend.Find(ctx, ws)
+	if errors.Is(err, backends.ErrNotFound) {
+		m.forget(ws)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.remember(ws, &inst)
+	return &Instance{Instance: inst, Backend: m.backend.Name()}, nil
+}
+
+// List returns every berth instance on the backend.
+func (m *Manager) List(ctx context.Context) ([]Instance, error) {
+	list, err := m.backend.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Instance, 0, len(list))
+	for _, inst := range list {
+		out = append(out, Instance{Instance: inst, Backend: m.backend.Name()})
+	}
+	return out, nil
+}
+
+// Down stops the workspace's instance, or removes it. It is idempotent.
+func (m *Manager) Down(ctx context.Context, ws string, remove bool) error {
+	unlock := m.lock(ws)
+	defer unlock()
+	if remove {
+		err := m.removeLocked(ctx, ws)
+		if errors.Is(err, backends.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	inst, err := m.backend.Find(ctx, ws)
+	if errors.Is(err, backends.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	m.forget(ws)
+	if inst.State == backends.StateStopped {
+		return nil
+	}
+	return m.backend.Stop(ctx, inst.ID)
+}
+
+func (m *Manager) removeLocked(ctx context.Context, ws string) error {
+	m.forget(ws)
+	inst, err := m.backend.Find(ctx, ws)
+	if err != nil {
+		return err
+	}
+	m.log.Info("removing instance", "workspace", ws, "instance", inst.Name)
+	return m.backend.Remove(ctx, inst.ID)
+}
+
+// Mapper returns the path mapper for a workspace: from its instance's mounts
+// when it has one, else from the mounts it would be created with.
+func (m *Manager) Mapper(ctx context.Context, ws string) (*pathmap.Mapper, error) {
+	var mounts []backends.Mount
+	if inst, ok := m.cached(ws); ok {
+		mounts = inst.Mounts
+	} else if inst, err := m.backend.Find(ctx, ws); err == nil {
+		mounts = inst.Mounts
+	} else if !errors.Is(err, backends.ErrNotFound) && !errors.Is(err, backends.ErrUnavailable) {
+		return nil, err
+	}
+	if len(mounts) == 0 {
+		mounts = []backends.Mount{{Host: ws, Container: Workdir(ws)}}
+	}
+	return m.mapperFor(mounts)
+}
+
+func (m *Manager) mapperFor(mounts []backends.Mount) (*pathmap.Mapper, error) {
+	pm := make([]pathmap.Mount, 0, len(mounts))
+	for _, mt := range mounts {
+		pm = append(pm, pathmap.Mount{Host: mt.Host, Container: mt.Container})
+	}
+	return pathmap.New(m.flavor, pm)
+}
