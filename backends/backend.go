@@ -92,6 +92,13 @@ type ExecSpec struct {
 	// Stdin, when non-nil, is copied to the process; its EOF closes the
 	// process's stdin. When nil the process gets no stdin.
 	Stdin io.Reader
+	// Direct runs Argv as is, without the backend's process-group
+	// bookkeeping: Signal is unsupported, Kill only drops the stream, and a
+	// missing executable shows up however the engine reports it. berth
+	// starts its agent this way, because the agent needs nothing in the
+	// image, not even a shell.
+	Direct bool
+
 	// Stdout and Stderr receive the process's output, demultiplexed.
 	// Neither may be nil. They are written from one goroutine each and are
 	// done being written when Wait returns.
@@ -115,6 +122,17 @@ type Process interface {
 	// Kill ends the process group and unblocks Wait. Safe to call more than
 	// once and concurrently with Wait.
 	Kill(ctx context.Context) error
+}
+
+// Platformer is implemented by backends that can tell an instance's
+// operating system and architecture, in GOOS/GOARCH terms.
+type Platformer interface {
+	Platform(ctx context.Context, id string) (goos, goarch string, err error)
+}
+
+// Resizer is implemented by processes that run on a terminal.
+type Resizer interface {
+	Resize(ctx context.Context, cols, rows uint16) error
 }
 
 // Backend is a container engine. All methods are safe for concurrent use.

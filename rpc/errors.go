@@ -36,6 +36,9 @@ const (
 	CodeNotSupported       = -32018 // the backend can't do this
 	CodeShuttingDown       = -32019 // request after shutdown
 	CodeInstanceNotRunning = -32020 // the instance is stopped
+	CodeNeedsAgent         = -32021 // needs the agent, which is disabled or unusable
+	CodeNoSuchTunnel       = -32022 // unknown tunnel id
+	CodeBindFailed         = -32023 // a tunnel's port could not be listened on
 )
 
 // paramError is a bad request parameter; its message names the field.
@@ -78,6 +81,9 @@ var sentinelCodes = []struct {
 	{backends.ErrForeign, CodeForeignInstance},
 	{backends.ErrNotSupported, CodeNotSupported},
 	{session.ErrClosed, CodeShuttingDown},
+	{session.ErrNeedsAgent, CodeNeedsAgent},
+	{session.ErrNoSuchTunnel, CodeNoSuchTunnel},
+	{session.ErrBind, CodeBindFailed},
 	{context.Canceled, CodeRequestCancelled},
 }
 

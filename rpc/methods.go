@@ -28,6 +28,11 @@ var methods = map[string]method{
 	"berth/processes":   {handle: processes, inline: true},
 	"berth/toContainer": {handle: toContainer},
 	"berth/toHost":      {handle: toHost},
+	"berth/resize":      {handle: resize, inline: true},
+	"berth/forward":     {handle: forward},
+	"berth/reverse":     {handle: reverse},
+	"berth/closeTunnel": {handle: closeTunnel},
+	"berth/tunnels":     {handle: tunnels, inline: true},
 }
 
 // MethodNames lists the protocol's request methods, sorted.
@@ -108,6 +113,10 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 		c.log = c.log.With("client", p.ClientInfo.Name)
 	}
 	c.log.Info("initialized", "workspace", ws, "backend", c.mgr.Backend().Name())
+	agentOn, agentWhy := c.mgr.AgentEnabled()
+	if agentOn {
+		agentWhy = ""
+	}
 	return InitializeResult{
 		ServerInfo: ServerInfo{Name: "berth", Version: c.s.opts.Version},
 		Capabilities: Capabilities{Berth: BerthCapabilities{
@@ -115,6 +124,8 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 			Backend:          c.mgr.Backend().Name(),
 			Methods:          c.s.methods,
 			DefaultWorkspace: ws,
+			Agent:            agentOn,
+			AgentReason:      agentWhy,
 		}},
 	}, nil
 }
@@ -227,9 +238,13 @@ func (c *conn) execOptions(raw json.RawMessage) (session.ExecOptions, *ExecParam
 	if kind == "" {
 		kind = "run"
 	}
+	if !p.TTY && (p.Cols != 0 || p.Rows != 0) {
+		return session.ExecOptions{}, nil, badParam("cols", "cols and rows need tty: true")
+	}
 	return session.ExecOptions{
 		Workspace: ws, Image: image, Argv: p.Argv, Cwd: p.Cwd, Env: p.Env, User: p.User,
 		Stdin: p.Stdin, Kind: kind, MapPaths: p.MapPaths == nil || *p.MapPaths,
+		TTY: p.TTY, Cols: p.Cols, Rows: p.Rows,
 	}, &p, nil
 }
 
@@ -262,6 +277,9 @@ func run(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	}
 	if p.Stdin {
 		return nil, badParam("stdin", "berth/run takes no stdin; use berth/exec")
+	}
+	if p.TTY {
+		return nil, badParam("tty", "berth/run takes no tty; use berth/exec")
 	}
 	_, client, _ := c.session()
 	res, err := client.Run(c.progressCtx(ctx), opts, time.Duration(p.TimeoutMs)*time.Millisecond)
@@ -393,4 +411,120 @@ func mapPaths(ctx context.Context, c *conn, raw json.RawMessage, toContainer boo
 		}
 	}
 	return PathsResult{Paths: out}, nil
+}
+
+func resize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	var p ResizeParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
+	if p.PID == "" {
+		return nil, badParam("pid", "required")
+	}
+	if p.Cols == 0 || p.Rows == 0 {
+		return nil, badParam("cols", "cols and rows must be positive")
+	}
+	_, client, _ := c.session()
+	if err := client.Resize(ctx, p.PID, p.Cols, p.Rows); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+func validPort(field string, port int, zeroOK bool) error {
+	if port < 0 || port > 65535 || (port == 0 && !zeroOK) {
+		if zeroOK {
+			return badParam(field, "must be a port number 0-65535, got %d", port)
+		}
+		return badParam(field, "must be a port number 1-65535, got %d", port)
+	}
+	return nil
+}
+
+func forward(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	var p ForwardParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
+	if err := validPort("containerPort", p.ContainerPort, false); err != nil {
+		return nil, err
+	}
+	if err := validPort("hostPort", p.HostPort, true); err != nil {
+		return nil, err
+	}
+	if p.ContainerHost == "" {
+		p.ContainerHost = "127.0.0.1"
+	}
+	ws, err := c.workspace(p.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	_, client, image := c.session()
+	info, err := client.Forward(c.progressCtx(ctx), ws, image, p.ContainerHost, p.ContainerPort, p.HostPort)
+	if err != nil {
+		return nil, err
+	}
+	return ForwardResult{TunnelID: info.ID, Host: "127.0.0.1", HostPort: info.HostPort}, nil
+}
+
+func reverse(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	var p ReverseParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
+	if err := validPort("hostPort", p.HostPort, false); err != nil {
+		return nil, err
+	}
+	if err := validPort("containerPort", p.ContainerPort, true); err != nil {
+		return nil, err
+	}
+	ws, err := c.workspace(p.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	_, client, image := c.session()
+	info, err := client.Reverse(c.progressCtx(ctx), ws, image, p.HostPort, p.ContainerPort)
+	if err != nil {
+		return nil, err
+	}
+	return ReverseResult{TunnelID: info.ID, ContainerHost: info.ContainerHost, ContainerPort: info.ContainerPort}, nil
+}
+
+func closeTunnel(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	var p CloseTunnelParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
+	if p.TunnelID == "" {
+		return nil, badParam("tunnelId", "required")
+	}
+	_, client, _ := c.session()
+	if err := client.CloseTunnel(p.TunnelID); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+func tunnels(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	var p WorkspaceParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
+	ws := ""
+	if p.Workspace != "" {
+		var err error
+		if ws, err = c.workspace(p.Workspace); err != nil {
+			return nil, err
+		}
+	}
+	_, client, _ := c.session()
+	infos := client.Tunnels(ws)
+	out := make([]TunnelInfo, 0, len(infos))
+	for _, t := range infos {
+		out = append(out, TunnelInfo{
+			TunnelID: t.ID, Workspace: t.Workspace, Direction: t.Direction, Host: "127.0.0.1",
+			HostPort: t.HostPort, ContainerHost: t.ContainerHost, ContainerPort: t.ContainerPort, Active: t.Active,
+		})
+	}
+	return out, nil
 }

@@ -77,7 +77,7 @@ const (
 type conn struct {
 	s   *Server
 	log *slog.Logger
-	wg sync.WaitGroup // request goroutines
+	wg  sync.WaitGroup // request goroutines
 
 	mu        sync.Mutex // guards the following
 	rpc       *jsonrpc2.Conn

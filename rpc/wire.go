@@ -54,6 +54,7 @@ type BerthCapabilities struct {
 	Methods          []string `json:"methods"`
 	DefaultWorkspace string   `json:"defaultWorkspace,omitempty"`
 	Agent            bool     `json:"agent"`
+	AgentReason      string   `json:"agentReason,omitempty"`
 }
 
 // WorkspaceParams names a workspace; empty means the client's default.
@@ -85,6 +86,13 @@ type Instance struct {
 	Workdir   string           `json:"workdir"`
 	Mounts    []backends.Mount `json:"mounts"`
 	Created   bool             `json:"created"`
+	Agent     AgentStatus      `json:"agent"`
+}
+
+// AgentStatus says whether processes and tunnels go through the agent.
+type AgentStatus struct {
+	Enabled bool   `json:"enabled"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 func toInstance(in session.Instance) Instance {
@@ -96,6 +104,7 @@ func toInstance(in session.Instance) Instance {
 		Workspace: in.Workspace, Backend: in.Backend, ID: in.ID, Name: in.Name,
 		Image: in.Image, State: in.State, Workdir: in.Workdir, Mounts: mounts,
 		Created: in.Created,
+		Agent:   AgentStatus{Enabled: in.Agent.Enabled, Reason: in.Agent.Reason},
 	}
 }
 
@@ -110,6 +119,62 @@ type ExecParams struct {
 	Kind      string            `json:"kind,omitempty"`
 	MapPaths  *bool             `json:"mapPaths,omitempty"` // default true
 	TimeoutMs int64             `json:"timeoutMs,omitempty"`
+	TTY       bool              `json:"tty,omitempty"`
+	Cols      uint16            `json:"cols,omitempty"`
+	Rows      uint16            `json:"rows,omitempty"`
+}
+
+// ResizeParams are berth/resize's params.
+type ResizeParams struct {
+	PID  string `json:"pid"`
+	Cols uint16 `json:"cols"`
+	Rows uint16 `json:"rows"`
+}
+
+// ForwardParams are berth/forward's params.
+type ForwardParams struct {
+	Workspace     string `json:"workspace,omitempty"`
+	ContainerPort int    `json:"containerPort"`
+	ContainerHost string `json:"containerHost,omitempty"` // default 127.0.0.1
+	HostPort      int    `json:"hostPort,omitempty"`      // 0: any free port
+}
+
+// ForwardResult answers berth/forward.
+type ForwardResult struct {
+	TunnelID string `json:"tunnelId"`
+	Host     string `json:"host"`
+	HostPort int    `json:"hostPort"`
+}
+
+// ReverseParams are berth/reverse's params.
+type ReverseParams struct {
+	Workspace     string `json:"workspace,omitempty"`
+	HostPort      int    `json:"hostPort"`
+	ContainerPort int    `json:"containerPort,omitempty"` // 0: any free port
+}
+
+// ReverseResult answers berth/reverse.
+type ReverseResult struct {
+	TunnelID      string `json:"tunnelId"`
+	ContainerHost string `json:"containerHost"`
+	ContainerPort int    `json:"containerPort"`
+}
+
+// CloseTunnelParams are berth/closeTunnel's params.
+type CloseTunnelParams struct {
+	TunnelID string `json:"tunnelId"`
+}
+
+// TunnelInfo is an entry of berth/tunnels.
+type TunnelInfo struct {
+	TunnelID      string `json:"tunnelId"`
+	Workspace     string `json:"workspace"`
+	Direction     string `json:"direction"`
+	Host          string `json:"host"`
+	HostPort      int    `json:"hostPort"`
+	ContainerHost string `json:"containerHost"`
+	ContainerPort int    `json:"containerPort"`
+	Active        int    `json:"active"`
 }
 
 // ExecResult answers berth/exec.

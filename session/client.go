@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/pathmap"
 )
@@ -35,6 +36,9 @@ type ExecOptions struct {
 	Stdin     bool   // keep stdin open for Client.Stdin
 	Kind      string // run, test, lint, debug, os
 	MapPaths  bool   // rewrite container paths in output to host paths
+	TTY       bool   // run on a terminal (needs the agent)
+	Cols      uint16 // terminal size, with TTY
+	Rows      uint16
 }
 
 // Process states.
@@ -61,6 +65,7 @@ type Process struct {
 	workspace string
 	argv      []string
 	kind      string
+	tty       bool
 	startedAt time.Time
 	proc      backends.Process
 	stdin     *stdinQueue // nil without stdin
@@ -108,15 +113,17 @@ type Client struct {
 
 	wg sync.WaitGroup // process waiters
 
-	mu     sync.Mutex // guards the following
-	procs  map[string]*Process
-	next   int
-	closed bool
+	mu         sync.Mutex // guards the following
+	procs      map[string]*Process
+	next       int
+	tunnels    map[string]*tunnel
+	nextTunnel int
+	closed     bool
 }
 
 // NewClient returns a client of m whose process events go to sink.
 func NewClient(m *Manager, log *slog.Logger, sink Sink) *Client {
-	return &Client{m: m, log: log, sink: sink, procs: map[string]*Process{}}
+	return &Client{m: m, log: log, sink: sink, procs: map[string]*Process{}, tunnels: map[string]*tunnel{}}
 }
 
 // Manager returns the client's manager.
@@ -161,7 +168,7 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, g *gate
 	}
 
 	p := &Process{
-		id: id, workspace: opts.Workspace, argv: opts.Argv, kind: opts.Kind,
+		id: id, workspace: opts.Workspace, argv: opts.Argv, kind: opts.Kind, tty: opts.TTY,
 		gate: g, done: make(chan struct{}),
 	}
 	stdout := newStreamWriter(mapper, opts.MapPaths, func(s string) { g.do(func() { output("stdout", s) }) })
@@ -180,12 +187,13 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, g *gate
 	}
 
 	p.startedAt = time.Now()
-	proc, err := c.m.backend.Exec(ctx, inst.ID, spec)
-	if errors.Is(err, backends.ErrNotFound) || errors.Is(err, backends.ErrNotRunning) {
-		// The instance went away behind our back: bring it back once.
+	proc, err := c.m.exec(ctx, inst, spec, opts)
+	if errors.Is(err, backends.ErrNotFound) || errors.Is(err, backends.ErrNotRunning) || errors.Is(err, agent.ErrLost) {
+		// The instance went away or restarted behind our back: bring it
+		// back once.
 		c.m.forget(opts.Workspace)
 		if inst, err = c.m.ensure(ctx, opts.Workspace, opts.Image); err == nil {
-			proc, err = c.m.backend.Exec(ctx, inst.ID, spec)
+			proc, err = c.m.exec(ctx, inst, spec, opts)
 		}
 	}
 	if err != nil {
@@ -223,6 +231,23 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, g *gate
 		c.log.Debug("process exited", "pid", id, "code", st.Code, "signal", st.Signal)
 	}()
 	return p, nil
+}
+
+// exec starts spec in inst through its agent, or with plain backend exec
+// when the agent can't be had.
+func (m *Manager) exec(ctx context.Context, inst backends.Instance, spec backends.ExecSpec, opts ExecOptions) (backends.Process, error) {
+	ac, reason := m.agentFor(ctx, inst)
+	if ac == nil {
+		if opts.TTY {
+			return nil, fmt.Errorf("tty: %w (%s)", ErrNeedsAgent, reason)
+		}
+		return m.backend.Exec(ctx, inst.ID, spec)
+	}
+	var tty *agent.Terminal
+	if opts.TTY {
+		tty = &agent.Terminal{Cols: opts.Cols, Rows: opts.Rows}
+	}
+	return ac.Exec(ctx, spec, tty)
 }
 
 // containerCwd maps a host cwd into the container; a path no mount covers
@@ -366,6 +391,22 @@ func (c *Client) Signal(ctx context.Context, pid string, sig int) error {
 	return p.proc.Signal(ctx, sig)
 }
 
+// Resize changes the terminal size of a TTY process.
+func (c *Client) Resize(ctx context.Context, pid string, cols, rows uint16) error {
+	p, err := c.lookup(pid)
+	if err != nil {
+		return err
+	}
+	if p.info().State == StateExited {
+		return fmt.Errorf("%w: %s", ErrProcessExited, pid)
+	}
+	r, ok := p.proc.(backends.Resizer)
+	if !ok || !p.tty {
+		return fmt.Errorf("%w: %s was not started with tty: true", backends.ErrNotSupported, pid)
+	}
+	return r.Resize(ctx, cols, rows)
+}
+
 // Processes lists the client's processes, all or those of one workspace,
 // in start order.
 func (c *Client) Processes(workspace string) []ProcessInfo {
@@ -393,8 +434,9 @@ func (c *Client) Processes(workspace string) []ProcessInfo {
 // their client goes away.
 const killGrace = 500 * time.Millisecond
 
-// Close ends every running process of the client (SIGTERM, then SIGKILL
-// after a grace period) and waits until all have exited. New processes are
+// Close closes the client's tunnels and ends every running process of the
+// client (SIGTERM, then SIGKILL after a grace period), and waits until all
+// have exited. New processes are
 // refused from the moment it is called.
 func (c *Client) Close(ctx context.Context) {
 	c.mu.Lock()
@@ -406,6 +448,7 @@ func (c *Client) Close(ctx context.Context) {
 		}
 	}
 	c.mu.Unlock()
+	c.closeTunnels()
 
 	var wg sync.WaitGroup
 	for _, p := range running {

@@ -20,7 +20,9 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/pathmap"
 )
@@ -42,6 +44,13 @@ var (
 	ErrStdinClosed = errors.New("stdin not open")
 	// ErrClosed means the client is shutting down.
 	ErrClosed = errors.New("session closed")
+	// ErrNeedsAgent means the operation needs the in-container agent,
+	// which is disabled or unusable for this instance.
+	ErrNeedsAgent = errors.New("needs the berth agent")
+	// ErrNoSuchTunnel means the tunnel id is unknown to this client.
+	ErrNoSuchTunnel = errors.New("no such tunnel")
+	// ErrBind means a host port could not be listened on.
+	ErrBind = errors.New("cannot listen")
 )
 
 // Instance is an instance as berth reports it to clients.
@@ -49,6 +58,13 @@ type Instance struct {
 	backends.Instance
 	Backend string
 	Created bool // created by the call that returned it
+	Agent   AgentStatus
+}
+
+// AgentStatus says how berth reaches an instance's processes.
+type AgentStatus struct {
+	Enabled bool   // processes and tunnels go through the agent
+	Reason  string // why not, when disabled
 }
 
 // Manager maps workspaces to instances on one backend.
@@ -58,10 +74,26 @@ type Manager struct {
 	defaultImage string
 	flavor       pathmap.Flavor
 
-	mu    sync.Mutex             // guards the following
-	locks map[string]*sync.Mutex // per-workspace, serialises Up and Down
-	cache map[string]backends.Instance
+	agentBin *agent.Binary // nil: agent disabled
+	agentOff string        // why agentBin is nil
+
+	mu     sync.Mutex             // guards the following
+	locks  map[string]*sync.Mutex // per-workspace, serialises Up and Down
+	cache  map[string]backends.Instance
+	agents map[string]*agentEntry // by instance id
+	closed bool
 }
+
+// agentEntry is the agent of one instance, or why it has none.
+type agentEntry struct {
+	client   *agent.Client
+	reason   string    // set when client is nil
+	failedAt time.Time // when a start failed; retried after agentRetry
+}
+
+// agentRetry is how long berth uses plain exec after an agent failed to
+// start before it tries again.
+const agentRetry = 30 * time.Second
 
 // NewManager returns a Manager on backend. defaultImage is used when a call
 // names none; it may be empty.
@@ -73,6 +105,102 @@ func NewManager(backend backends.Backend, log *slog.Logger, defaultImage string)
 		flavor:       pathmap.HostFlavor(),
 		locks:        map[string]*sync.Mutex{},
 		cache:        map[string]backends.Instance{},
+		agents:       map[string]*agentEntry{},
+		agentOff:     "agent not configured",
+	}
+}
+
+// SetAgent enables the in-container agent with bin, or disables it when bin
+// is nil, for the reason given. Call it before serving.
+func (m *Manager) SetAgent(bin *agent.Binary, reason string) {
+	m.agentBin, m.agentOff = bin, reason
+}
+
+// AgentEnabled reports whether the agent is configured, and why not.
+func (m *Manager) AgentEnabled() (bool, string) {
+	return m.agentBin != nil, m.agentOff
+}
+
+// agentFor returns the running agent of inst, starting it if needed. It
+// returns nil and the reason when processes must use plain exec.
+func (m *Manager) agentFor(ctx context.Context, inst backends.Instance) (*agent.Client, string) {
+	if m.agentBin == nil {
+		return nil, m.agentOff
+	}
+	unlock := m.lock("agent:" + inst.ID)
+	defer unlock()
+	m.mu.Lock()
+	e := m.agents[inst.ID]
+	closed := m.closed
+	m.mu.Unlock()
+	switch {
+	case closed:
+		return nil, "shutting down"
+	case e != nil && e.client != nil && e.client.Alive():
+		return e.client, ""
+	case e != nil && e.client == nil && time.Since(e.failedAt) < agentRetry:
+		return nil, e.reason
+	}
+	if e != nil && e.client != nil {
+		m.log.Info("agent gone; restarting it", "instance", inst.Name)
+		e.client.Close()
+	}
+	e = &agentEntry{}
+	if reason := m.platformMismatch(ctx, inst); reason != "" {
+		// A mismatch never heals: don't retry.
+		e.reason, e.failedAt = reason, time.Now().Add(100*365*24*time.Hour)
+	} else if c, err := agent.Start(ctx, m.backend, inst.ID, m.agentBin, m.log.With("instance", inst.Name)); err != nil {
+		e.reason, e.failedAt = "agent failed to start, using plain exec: "+err.Error(), time.Now()
+		m.log.Warn("agent failed to start; using plain exec", "instance", inst.Name, "err", err)
+	} else {
+		e.client = c
+	}
+	m.mu.Lock()
+	m.agents[inst.ID] = e
+	m.mu.Unlock()
+	return e.client, e.reason
+}
+
+func (m *Manager) platformMismatch(ctx context.Context, inst backends.Instance) string {
+	pf, ok := m.backend.(backends.Platformer)
+	if !ok {
+		return ""
+	}
+	goos, goarch, err := pf.Platform(ctx, inst.ID)
+	if err != nil || goos == "" || goarch == "" {
+		return ""
+	}
+	if goos != m.agentBin.GOOS || goarch != m.agentBin.GOARCH {
+		return fmt.Sprintf("container is %s/%s but the agent is built for %s/%s; using plain exec", goos, goarch, m.agentBin.GOOS, m.agentBin.GOARCH)
+	}
+	return ""
+}
+
+// agentStatus reports, without starting anything, how inst is reached.
+func (m *Manager) agentStatus(inst backends.Instance) AgentStatus {
+	if m.agentBin == nil {
+		return AgentStatus{Reason: m.agentOff}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e := m.agents[inst.ID]; e != nil && e.client == nil {
+		return AgentStatus{Reason: e.reason}
+	}
+	return AgentStatus{Enabled: true}
+}
+
+// Close stops every agent this manager started, which ends their
+// processes, and refuses new ones.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	m.closed = true
+	agents := m.agents
+	m.agents = map[string]*agentEntry{}
+	m.mu.Unlock()
+	for _, e := range agents {
+		if e.client != nil {
+			e.client.Close()
+		}
 	}
 }
 
@@ -216,7 +344,7 @@ func (m *Manager) upLocked(ctx context.Context, opts UpOptions) (Instance, error
 	if created {
 		m.log.Info("instance created", "workspace", opts.Workspace, "instance", inst.Name)
 	}
-	return Instance{Instance: inst, Backend: m.backend.Name(), Created: created}, nil
+	return Instance{Instance: inst, Backend: m.backend.Name(), Created: created, Agent: m.agentStatus(inst)}, nil
 }
 
 // ensure returns the running instance for exec, from cache when possible.
@@ -242,7 +370,7 @@ func (m *Manager) Status(ctx context.Context, ws string) (*Instance, error) {
 		return nil, err
 	}
 	m.remember(ws, &inst)
-	return &Instance{Instance: inst, Backend: m.backend.Name()}, nil
+	return &Instance{Instance: inst, Backend: m.backend.Name(), Agent: m.agentStatus(inst)}, nil
 }
 
 // List returns every berth instance on the backend.

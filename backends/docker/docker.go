@@ -42,7 +42,10 @@ type Backend struct {
 	version string // berth version, recorded on instances
 }
 
-var _ backends.Backend = (*Backend)(nil)
+var (
+	_ backends.Backend    = (*Backend)(nil)
+	_ backends.Platformer = (*Backend)(nil)
+)
 
 // New connects to the engine named by the environment (DOCKER_HOST and
 // friends). It does not contact the daemon; call Ping for that.
@@ -345,6 +348,19 @@ func (b *Backend) followPull(ctx context.Context, ref string, rc io.Reader) erro
 			backends.Report(ctx, "pull %s: %s", ref, step)
 		}
 	}
+}
+
+// Platform implements backends.Platformer from the instance's image.
+func (b *Backend) Platform(ctx context.Context, id string) (string, string, error) {
+	c, err := b.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return "", "", b.mapErr("inspect "+id, err, backends.ErrNotFound)
+	}
+	img, err := b.cli.ImageInspect(ctx, c.Image)
+	if err != nil {
+		return "", "", b.mapErr("inspect image "+c.Image, err, backends.ErrImageNotFound)
+	}
+	return img.Os, img.Architecture, nil
 }
 
 // Stop implements backends.Backend.

@@ -36,6 +36,9 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 		return nil, errors.New("docker: exec: empty argv")
 	}
 	cmd := append([]string{"/bin/sh", "-c", wrapper, "berth"}, spec.Argv...)
+	if spec.Direct {
+		cmd = spec.Argv
+	}
 	opts := container.ExecOptions{
 		Cmd:          cmd,
 		Env:          spec.Env,
@@ -65,6 +68,11 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 		done:    make(chan struct{}),
 	}
 	p.marker = &markerWriter{w: spec.Stderr, onLine: p.onMarker}
+	if spec.Direct {
+		p.direct = true
+		p.marker.passed = true
+		close(p.started)
+	}
 	p.wg.Add(1)
 	go p.demux(spec.Stdout)
 	if spec.Stdin != nil {
@@ -80,6 +88,9 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 		_ = p.Kill(context.WithoutCancel(ctx))
 		_, _ = p.Wait(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("docker: exec %s: %w", spec.Argv[0], ctx.Err())
+	}
+	if p.direct {
+		return p, nil
 	}
 	if p.missing {
 		_, _ = p.Wait(ctx)
@@ -119,6 +130,8 @@ type process struct {
 	done    chan struct{} // closed when output is drained
 	once    sync.Once     // guards closing started
 
+	direct bool // no wrapper: no pid, no signals
+
 	// Set before started closes; read-only after.
 	pid     int
 	missing bool
@@ -129,6 +142,9 @@ type process struct {
 }
 
 func (p *process) onMarker(line string) bool {
+	if p.direct {
+		return false
+	}
 	defer p.once.Do(func() { close(p.started) })
 	switch {
 	case line == missingMarker:
@@ -151,7 +167,9 @@ func (p *process) demux(stdout io.Writer) {
 		p.b.log.Debug("exec stream ended", "instance", p.cid, "err", err)
 	}
 	p.marker.flush()
-	p.once.Do(func() { close(p.started) })
+	if !p.direct {
+		p.once.Do(func() { close(p.started) })
+	}
 }
 
 func (p *process) copyStdin() {
@@ -223,6 +241,10 @@ func (p *process) Kill(ctx context.Context) error {
 	case <-p.done:
 		return nil
 	default:
+	}
+	if p.direct {
+		p.hj.Close()
+		return nil
 	}
 	err := p.Signal(ctx, backends.SIGKILL)
 	// A daemonised child that escaped the group can hold the stream open;

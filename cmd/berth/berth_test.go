@@ -36,6 +36,13 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building berth: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	// The agent sits next to berth, where berth looks for it.
+	build := exec.Command("go", "build", "-ldflags=-s -w", "-o", filepath.Join(dir, "berth-agent"), "../berth-agent")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building berth-agent: %v\n%s", err, out)
+		os.Exit(1)
+	}
 	if b, err := docker.New(slog.New(slog.DiscardHandler), "test"); err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		backendtest.Sweep(ctx, b)

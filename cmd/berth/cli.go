@@ -57,7 +57,9 @@ func command(ctx context.Context, srv *rpc.Server, g globalFlags, args []string,
 		return err
 	}
 
-	cli := &cliClient{stdout: stdout, stderr: stderr, exits: make(chan rpc.ExitParams, 1)}
+	// Progress goes to stderr for up, where people wait for it; exec's
+	// stderr belongs to the command.
+	cli := &cliClient{stdout: stdout, stderr: stderr, exits: make(chan rpc.ExitParams, 1), progress: name == "up"}
 	serverSide, clientSide := net.Pipe()
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -114,6 +116,8 @@ type cliClient struct {
 	stdout io.Writer
 	stderr io.Writer
 	exits  chan rpc.ExitParams
+	// progress prints window/logMessage to stderr.
+	progress bool
 
 	mu  sync.Mutex // guards pid
 	pid string
@@ -139,6 +143,9 @@ func (cli *cliClient) notification(method string, raw json.RawMessage) {
 			}
 		}
 	case "window/logMessage":
+		if !cli.progress {
+			return
+		}
 		var p struct {
 			Message string `json:"message"`
 		}

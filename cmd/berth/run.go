@@ -11,10 +11,10 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"syscall"
 
+	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends/docker"
 	"github.com/berthdev/berth/rpc"
 	"github.com/berthdev/berth/session"
@@ -48,6 +48,7 @@ type globalFlags struct {
 	logFile   string
 	logLevel  string
 	trace     bool
+	noAgent   bool
 }
 
 const usage = `usage: berth [flags] COMMAND [args]
@@ -83,6 +84,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.StringVar(&g.logFile, "log-file", "", "write logs here instead of stderr")
 	fs.StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default info when serving, warn for commands)")
 	fs.BoolVar(&g.trace, "trace", false, "log every protocol frame (implies --log-level debug)")
+	fs.BoolVar(&g.noAgent, "no-agent", os.Getenv("BERTH_NO_AGENT") == "1", "don't use the in-container agent: plain backend exec, no tunnels")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -160,9 +162,17 @@ func newServer(g globalFlags, log *slog.Logger) (*rpc.Server, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	mgrs := map[string]*session.Manager{
-		docker.Name: session.NewManager(d, log.With("backend", docker.Name), g.image),
+	mgr := session.NewManager(d, log.With("backend", docker.Name), g.image)
+	switch bin, err := agent.Locate(); {
+	case g.noAgent:
+		mgr.SetAgent(nil, "agent disabled by --no-agent or BERTH_NO_AGENT=1")
+	case err != nil:
+		log.Warn("agent unavailable; using plain exec", "err", err)
+		mgr.SetAgent(nil, err.Error())
+	default:
+		mgr.SetAgent(bin, "")
 	}
+	mgrs := map[string]*session.Manager{docker.Name: mgr}
 	srv := rpc.NewServer(rpc.Options{
 		Managers: mgrs,
 		Default:  g.backend,
@@ -170,7 +180,10 @@ func newServer(g globalFlags, log *slog.Logger) (*rpc.Server, func(), error) {
 		Version:  berthVersion(),
 		Trace:    g.trace,
 	})
-	return srv, func() { d.Close() }, nil
+	return srv, func() {
+		mgr.Close()
+		d.Close()
+	}, nil
 }
 
 // stdio joins stdin and stdout into the server's connection.
@@ -226,6 +239,3 @@ func serveTCP(ctx context.Context, srv *rpc.Server, addr string, log *slog.Logge
 		}()
 	}
 }
-
-// isFlagLike reports whether s looks like a flag, for sub-command parsing.
-func isFlagLike(s string) bool { return strings.HasPrefix(s, "-") && s != "-" }

@@ -1,0 +1,112 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Binary is an agent executable on the host, ready to copy into instances.
+type Binary struct {
+	Path   string
+	Hash   string // sha256 of the file, hex: the build's identity
+	GOOS   string // always "linux"
+	GOARCH string // from the ELF header
+}
+
+// ContainerPath is where this build lives inside an instance.
+func (b *Binary) ContainerPath() string {
+	return Dir + "/agent-" + b.Hash[:16]
+}
+
+// Read returns the binary's bytes.
+func (b *Binary) Read() ([]byte, error) {
+	data, err := os.ReadFile(b.Path)
+	if err != nil {
+		return nil, fmt.Errorf("agent: read %s: %w", b.Path, err)
+	}
+	return data, nil
+}
+
+// EnvBinary names the environment variable that points at the agent.
+const EnvBinary = "BERTH_AGENT"
+
+// Locate finds the agent binary: $BERTH_AGENT, else berth-agent next to the
+// running executable.
+func Locate() (*Binary, error) {
+	if p := os.Getenv(EnvBinary); p != "" {
+		return Open(p)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	p := filepath.Join(filepath.Dir(exe), "berth-agent")
+	b, err := Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("agent binary not found at %s (build it with `make build`, or set %s)", p, EnvBinary)
+	}
+	return b, err
+}
+
+var elfArch = map[elf.Machine]string{
+	elf.EM_X86_64:  "amd64",
+	elf.EM_AARCH64: "arm64",
+	elf.EM_386:     "386",
+	elf.EM_ARM:     "arm",
+	elf.EM_RISCV:   "riscv64",
+	elf.EM_PPC64:   "ppc64le",
+	elf.EM_S390:    "s390x",
+}
+
+// Open checks that path is a Linux ELF executable and hashes it.
+func Open(path string) (*Binary, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	defer f.Close()
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %s is not a Linux executable: %w", path, err)
+	}
+	arch, ok := elfArch[ef.Machine]
+	if !ok {
+		return nil, fmt.Errorf("agent: %s: unsupported machine %v", path, ef.Machine)
+	}
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_INTERP {
+			return nil, fmt.Errorf("agent: %s is dynamically linked; build it with CGO_ENABLED=0", path)
+		}
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, fmt.Errorf("agent: hash %s: %w", path, err)
+	}
+	return &Binary{Path: path, Hash: hex.EncodeToString(h.Sum(nil)), GOOS: "linux", GOARCH: arch}, nil
+}
+
+// SelfHash hashes the running executable: the agent's own build identity.
+func SelfHash() (string, error) {
+	f, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

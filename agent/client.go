@@ -1,0 +1,513 @@
+package agent
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/berthdev/berth/backends"
+)
+
+// ErrLost means the agent's stream died under a running process or call:
+// the container was stopped or restarted, or the agent was killed.
+var ErrLost = errors.New("agent connection lost (was the container stopped or restarted?)")
+
+// Dir is where agents live inside instances. Each build has its own file,
+// named by its hash, so a container that has this build is not copied to
+// again, and a different build never runs by mistake.
+const Dir = "/.berth"
+
+// helloTimeout bounds the agent's start, copy excluded.
+const helloTimeout = 15 * time.Second
+
+// Client is berth's side of one agent in one instance.
+//
+// Goroutines: watch waits for the agent's exec to end and tears the session
+// down; acceptLoop takes connections the agent hands back for reverse
+// tunnels, each joined in its own goroutine. Close waits for all of them.
+type Client struct {
+	log     *slog.Logger
+	sess    *yamux.Session
+	proc    backends.Process
+	stdoutW *io.PipeWriter
+	version string
+	wg      sync.WaitGroup
+	done    chan struct{} // closed when the session is gone
+
+	mu        sync.Mutex // guards the following
+	listeners map[uint64]func(net.Conn)
+}
+
+// Start makes sure bin is in the instance, starts it through the backend's
+// exec, and completes the handshake. ctx bounds the start only.
+func Start(ctx context.Context, b backends.Backend, id string, bin *Binary, log *slog.Logger) (*Client, error) {
+	path := bin.ContainerPath()
+	if err := install(ctx, b, id, bin); err != nil {
+		return nil, err
+	}
+	stdinR, stdinW := io.Pipe()
+	stdoutR, stdoutW := io.Pipe()
+	proc, err := b.Exec(ctx, id, backends.ExecSpec{
+		Argv:   []string{path, "serve"},
+		User:   "0",
+		Direct: true,
+		Stdin:  stdinR,
+		Stdout: stdoutW,
+		Stderr: &logWriter{log: log},
+	})
+	if err != nil {
+		stdinW.Close()
+		return nil, fmt.Errorf("agent: start in %s: %w", id, err)
+	}
+	sess, err := yamux.Client(pipeConn{r: stdoutR, w: stdinW}, muxConfig())
+	if err != nil {
+		_ = proc.Kill(ctx)
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	c := &Client{
+		log: log, sess: sess, proc: proc, stdoutW: stdoutW,
+		done: make(chan struct{}), listeners: map[uint64]func(net.Conn){},
+	}
+	c.wg.Add(2)
+	go c.watch()
+	go c.acceptLoop()
+
+	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
+	defer cancel()
+	var rep reply
+	if err := c.call(hctx, request{Op: opHello}, &rep); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("agent: handshake with %s in %s: %w", path, id, err)
+	}
+	if rep.Version != bin.Hash {
+		c.Close()
+		return nil, fmt.Errorf("agent: %s in %s reports build %.12s, want %.12s", path, id, rep.Version, bin.Hash)
+	}
+	c.version = rep.Version
+	log.Debug("agent up", "instance", id, "pid", rep.PID)
+	return c, nil
+}
+
+// install copies bin into the instance unless this build is there already.
+func install(ctx context.Context, b backends.Backend, id string, bin *Binary) error {
+	if rc, err := b.CopyFrom(ctx, id, bin.ContainerPath()); err == nil {
+		rc.Close()
+		return nil
+	} else if !errors.Is(err, backends.ErrNotFound) {
+		return fmt.Errorf("agent: probe %s: %w", bin.ContainerPath(), err)
+	}
+	data, err := bin.Read()
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dir := strings.TrimPrefix(Dir, "/")
+	name := strings.TrimPrefix(bin.ContainerPath(), "/")
+	now := time.Now()
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: now}); err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: int64(len(data)), ModTime: now}); err != nil {
+		return err
+	}
+	if _, err := tw.Write(data); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	backends.Report(ctx, "installing berth agent (%d KiB)", len(data)>>10)
+	if err := b.CopyTo(ctx, id, "/", &buf); err != nil {
+		return fmt.Errorf("agent: copy into %s: %w", id, err)
+	}
+	return nil
+}
+
+// watch ends the session when the agent's exec ends, and the reverse.
+func (c *Client) watch() {
+	defer c.wg.Done()
+	waited := make(chan struct{})
+	go func() {
+		defer close(waited)
+		_, _ = c.proc.Wait(context.Background())
+		c.stdoutW.CloseWithError(io.EOF)
+	}()
+	select {
+	case <-c.sess.CloseChan():
+		// Closing our stdin ends the agent, which kills what it started.
+		select {
+		case <-waited:
+		case <-time.After(5 * time.Second):
+			_ = c.proc.Kill(context.Background())
+			<-waited
+		}
+	case <-waited:
+		c.sess.Close()
+	}
+	close(c.done)
+}
+
+// Done is closed when the agent is gone.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Alive reports whether the agent still answers.
+func (c *Client) Alive() bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+		return !c.sess.IsClosed()
+	}
+}
+
+// Version is the agent build's hash.
+func (c *Client) Version() string { return c.version }
+
+// Close stops the agent, which ends every process it started, and waits.
+func (c *Client) Close() error {
+	c.sess.Close()
+	c.wg.Wait()
+	return nil
+}
+
+// call runs a request/reply exchange on a fresh stream and closes it.
+func (c *Client) call(ctx context.Context, req request, rep *reply) error {
+	st, err := c.open(ctx, req, rep)
+	if err != nil {
+		return err
+	}
+	return st.Close()
+}
+
+// open starts a stream with req and reads its reply; on an error reply the
+// stream is closed and the error returned.
+func (c *Client) open(ctx context.Context, req request, rep *reply) (*yamux.Stream, error) {
+	st, err := c.sess.OpenStream()
+	if err != nil {
+		return nil, c.lost(err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = st.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { st.Close() })
+	defer stop()
+	if err := writeJSON(st, frameRequest, req); err != nil {
+		st.Close()
+		return nil, c.lost(err)
+	}
+	if err := readJSON(st, frameReply, rep); err != nil {
+		st.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, c.lost(err)
+	}
+	_ = st.SetDeadline(time.Time{})
+	if rep.Error != "" {
+		st.Close()
+		switch rep.ErrKind {
+		case errKindNotFound:
+			return nil, fmt.Errorf("%s: %w in the container (%s)", firstArg(req.Argv), backends.ErrCommandNotFound, rep.Error)
+		default:
+			return nil, fmt.Errorf("agent: %s: %s", req.Op, rep.Error)
+		}
+	}
+	return st, nil
+}
+
+func firstArg(argv []string) string {
+	if len(argv) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%q", argv[0])
+}
+
+func (c *Client) lost(err error) error {
+	if c.sess.IsClosed() {
+		return ErrLost
+	}
+	return fmt.Errorf("agent: %w", err)
+}
+
+// Terminal sizes a TTY exec.
+type Terminal struct {
+	Cols, Rows uint16
+}
+
+// Exec starts a process through the agent. tty, when non-nil, runs it on a
+// terminal (stdout carries both streams). ctx bounds the start only.
+func (c *Client) Exec(ctx context.Context, spec backends.ExecSpec, tty *Terminal) (backends.Process, error) {
+	req := request{Op: opExec, Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd, User: spec.User, Stdin: spec.Stdin != nil}
+	if tty != nil {
+		req.TTY, req.Cols, req.Rows = true, tty.Cols, tty.Rows
+	}
+	var rep reply
+	st, err := c.open(ctx, req, &rep)
+	if err != nil {
+		return nil, err
+	}
+	p := &process{c: c, st: st, pid: rep.PID, stdin: spec.Stdin, done: make(chan struct{})}
+	p.wg.Add(1)
+	go p.read(spec.Stdout, spec.Stderr)
+	if spec.Stdin != nil {
+		p.wg.Add(1)
+		go p.copyStdin()
+	}
+	return p, nil
+}
+
+// process is one exec through the agent.
+//
+// Goroutines: read demultiplexes output until the exit frame; copyStdin
+// feeds stdin. Wait waits for both.
+type process struct {
+	c     *Client
+	st    *yamux.Stream
+	pid   int
+	stdin io.Reader
+	wg    sync.WaitGroup
+	done  chan struct{} // closed when read has finished
+
+	wmu sync.Mutex // serialises frames to the agent
+
+	// Set by read before done closes.
+	status backends.ExitStatus
+	err    error
+}
+
+func (p *process) read(stdout, stderr io.Writer) {
+	defer p.wg.Done()
+	defer close(p.done)
+	br := bufio.NewReaderSize(p.st, 256<<10)
+	var buf []byte
+	for {
+		typ, payload, err := readFrame(br, buf)
+		if err != nil {
+			p.err = ErrLost
+			if !p.c.sess.IsClosed() {
+				p.err = fmt.Errorf("agent: process stream: %w", err)
+			}
+			p.st.Close()
+			return
+		}
+		buf = payload[:0]
+		switch typ {
+		case frameStdout:
+			_, _ = stdout.Write(payload)
+		case frameStderr:
+			_, _ = stderr.Write(payload)
+		case frameExit:
+			var m exitMsg
+			if err := json.Unmarshal(payload, &m); err != nil {
+				p.err = fmt.Errorf("agent: bad exit frame: %w", err)
+			}
+			p.status = backends.ExitStatus{Code: m.Code}
+			if m.Signal > 0 {
+				p.status.Signal = backends.SignalName(m.Signal)
+			}
+			if m.Reason != "" {
+				p.err = errors.New(m.Reason)
+			}
+			p.st.Close()
+			return
+		}
+	}
+}
+
+func (p *process) copyStdin() {
+	defer p.wg.Done()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := p.stdin.Read(buf)
+		if n > 0 {
+			if p.frame(frameStdin, buf[:n]) != nil {
+				return
+			}
+		}
+		if err != nil {
+			_ = p.frame(frameEOF, nil)
+			return
+		}
+	}
+}
+
+func (p *process) frame(typ byte, payload []byte) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	return writeFrame(p.st, typ, payload)
+}
+
+// Wait implements backends.Process.
+func (p *process) Wait(ctx context.Context) (backends.ExitStatus, error) {
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return backends.ExitStatus{}, ctx.Err()
+	}
+	if c, ok := p.stdin.(io.Closer); ok {
+		_ = c.Close() // unblocks copyStdin
+	}
+	p.wg.Wait()
+	return p.status, p.err
+}
+
+// Signal implements backends.Process: the agent signals the whole group.
+func (p *process) Signal(ctx context.Context, sig int) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	b, _ := json.Marshal(signalMsg{Signal: sig})
+	if err := p.frame(frameSignal, b); err != nil {
+		return p.c.lost(err)
+	}
+	return nil
+}
+
+// Kill implements backends.Process.
+func (p *process) Kill(ctx context.Context) error {
+	err := p.Signal(ctx, backends.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(2 * time.Second):
+		p.st.Close()
+	}
+	return err
+}
+
+// Resize implements backends.Resizer.
+func (p *process) Resize(ctx context.Context, cols, rows uint16) error {
+	b, _ := json.Marshal(resizeMsg{Cols: cols, Rows: rows})
+	return p.frame(frameResize, b)
+}
+
+// PID is the process's pid inside the instance.
+func (p *process) PID() int { return p.pid }
+
+// Dial connects to addr (host:port) from inside the instance.
+func (c *Client) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	var rep reply
+	st, err := c.open(ctx, request{Op: opDial, Addr: addr}, &rep)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Listener is a listening socket inside the instance.
+type Listener struct {
+	Port int
+	c    *Client
+	id   uint64
+	st   *yamux.Stream
+}
+
+// Close stops listening.
+func (l *Listener) Close() error {
+	l.c.mu.Lock()
+	delete(l.c.listeners, l.id)
+	l.c.mu.Unlock()
+	return l.st.Close()
+}
+
+// Listen listens on addr inside the instance; every connection accepted
+// there is passed to handle, which owns it, on its own goroutine.
+func (c *Client) Listen(ctx context.Context, addr string, handle func(net.Conn)) (*Listener, error) {
+	var rep reply
+	st, err := c.open(ctx, request{Op: opListen, Addr: addr}, &rep)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.listeners[rep.Listener] = handle
+	c.mu.Unlock()
+	return &Listener{Port: rep.Port, c: c, id: rep.Listener, st: st}, nil
+}
+
+func (c *Client) acceptLoop() {
+	defer c.wg.Done()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		st, err := c.sess.AcceptStream()
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var req request
+			if err := readJSON(st, frameRequest, &req); err != nil || req.Op != opConn {
+				st.Close()
+				return
+			}
+			c.mu.Lock()
+			handle := c.listeners[req.Listener]
+			c.mu.Unlock()
+			if handle == nil {
+				_ = writeJSON(st, frameReply, reply{Error: "listener closed"})
+				st.Close()
+				return
+			}
+			if err := writeJSON(st, frameReply, reply{}); err != nil {
+				st.Close()
+				return
+			}
+			handle(st)
+		}()
+	}
+}
+
+// Join copies a and b into each other until both sides are done, then
+// closes both. Tunnels use it to splice host sockets to agent streams.
+func Join(a, b net.Conn) { join(a, b) }
+
+// pipeConn is the agent's stdio as one connection for yamux.
+type pipeConn struct {
+	r *io.PipeReader
+	w *io.PipeWriter
+}
+
+func (p pipeConn) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p pipeConn) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p pipeConn) Close() error {
+	p.w.Close()
+	return p.r.Close()
+}
+
+// logWriter turns the agent's stderr into debug log lines.
+type logWriter struct {
+	log *slog.Logger
+	buf []byte
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.log.Debug("agent: " + string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+	if len(w.buf) > 4096 {
+		w.log.Debug("agent: " + string(w.buf))
+		w.buf = nil
+	}
+	return len(p), nil
+}

@@ -1,0 +1,180 @@
+// Package agent is berth's in-container agent and berth's side of it.
+//
+// berth copies a small static binary (cmd/berth-agent) into each instance
+// and starts it once with the backend's exec. From then on one stdio stream
+// carries everything, multiplexed with yamux: each process and each tunnel
+// connection is a yamux stream. The agent spawns every process in its own
+// process group, and when the stream ends (berth exited, was killed, or the
+// exec died) it kills every group it started, so nothing is orphaned.
+//
+// A stream starts with one request frame from the side that opened it and
+// one reply frame. Exec streams then carry typed frames both ways; tunnel
+// streams carry raw bytes.
+package agent
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// Frame types. Requests and replies carry JSON; data frames raw bytes.
+const (
+	frameRequest = 'q' // opener → peer: JSON request
+	frameReply   = 'a' // peer → opener: JSON reply
+	frameStdout  = 'o' // agent → berth
+	frameStderr  = 'e' // agent → berth
+	frameExit    = 'x' // agent → berth: JSON exitMsg; the last frame
+	frameStdin   = 'i' // berth → agent
+	frameEOF     = 'c' // berth → agent: close stdin
+	frameSignal  = 's' // berth → agent: JSON signalMsg
+	frameResize  = 'r' // berth → agent: JSON resizeMsg
+)
+
+// maxFrame bounds one frame's payload; output is cut into frames this size.
+const maxFrame = 1 << 20
+
+// Request ops.
+const (
+	opHello  = "hello"
+	opExec   = "exec"
+	opDial   = "dial"
+	opListen = "listen"
+	opConn   = "conn" // agent → berth: a connection accepted by a listen
+)
+
+type request struct {
+	Op string `json:"op"`
+
+	// exec
+	Argv  []string `json:"argv,omitempty"`
+	Env   []string `json:"env,omitempty"`
+	Cwd   string   `json:"cwd,omitempty"`
+	User  string   `json:"user,omitempty"`
+	Stdin bool     `json:"stdin,omitempty"`
+	TTY   bool     `json:"tty,omitempty"`
+	Cols  uint16   `json:"cols,omitempty"`
+	Rows  uint16   `json:"rows,omitempty"`
+
+	// dial, listen
+	Addr string `json:"addr,omitempty"`
+
+	// conn
+	Listener uint64 `json:"listener,omitempty"`
+}
+
+// Reply error kinds, so berth can map them to sentinels.
+const (
+	errKindNotFound = "notfound"
+	errKindUser     = "user"
+)
+
+type reply struct {
+	Error   string `json:"error,omitempty"`
+	ErrKind string `json:"errKind,omitempty"`
+
+	// hello
+	Version string `json:"version,omitempty"`
+	OS      string `json:"os,omitempty"`
+	Arch    string `json:"arch,omitempty"`
+	PID     int    `json:"pid,omitempty"` // exec: the process's pid in the container
+
+	// listen
+	Port     int    `json:"port,omitempty"`
+	Listener uint64 `json:"listener,omitempty"`
+}
+
+type exitMsg struct {
+	Code   int    `json:"code"`
+	Signal int    `json:"signal,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+type signalMsg struct {
+	Signal int `json:"signal"`
+}
+
+type resizeMsg struct {
+	Cols uint16 `json:"cols"`
+	Rows uint16 `json:"rows"`
+}
+
+// writeFrame writes one frame. Callers serialise writes per stream.
+func writeFrame(w io.Writer, typ byte, payload []byte) error {
+	if len(payload) > maxFrame {
+		return fmt.Errorf("agent: frame of %d bytes exceeds %d", len(payload), maxFrame)
+	}
+	var hdr [5]byte
+	hdr[0] = typ
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(payload)))
+	if len(payload) == 0 {
+		_, err := w.Write(hdr[:])
+		return err
+	}
+	// One write keeps a frame in one yamux data frame in the common case.
+	buf := make([]byte, 0, 5+len(payload))
+	buf = append(append(buf, hdr[:]...), payload...)
+	_, err := w.Write(buf)
+	return err
+}
+
+func writeJSON(w io.Writer, typ byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return writeFrame(w, typ, b)
+}
+
+// readFrame reads one frame into buf (grown as needed) and returns its type
+// and payload, which aliases buf.
+func readFrame(r io.Reader, buf []byte) (byte, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[1:])
+	if n > maxFrame {
+		return 0, nil, fmt.Errorf("agent: frame of %d bytes exceeds %d", n, maxFrame)
+	}
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, err
+	}
+	return hdr[0], buf, nil
+}
+
+func readJSON(r io.Reader, want byte, v any) error {
+	typ, payload, err := readFrame(r, nil)
+	if err != nil {
+		return err
+	}
+	if typ != want {
+		return fmt.Errorf("agent: got frame %q, want %q", typ, want)
+	}
+	return json.Unmarshal(payload, v)
+}
+
+// muxConfig is the yamux configuration of both ends. The window is large
+// because the transport is a local pipe whose bandwidth-delay product is
+// what limits tunnel throughput.
+func muxConfig() *yamux.Config {
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	cfg.MaxStreamWindowSize = 16 << 20
+	cfg.KeepAliveInterval = 15 * time.Second
+	cfg.ConnectionWriteTimeout = 30 * time.Second
+	cfg.StreamCloseTimeout = time.Minute
+	return cfg
+}

@@ -1,0 +1,616 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+	"github.com/hashicorp/yamux"
+	"golang.org/x/sys/unix"
+)
+
+// Server is the agent's side: it runs inside the instance.
+//
+// Goroutines: Serve's accept loop; one handler per stream (exec, dial,
+// listen), each with its own copiers; one accept loop per listener. Serve
+// waits for all of them before it returns.
+type Server struct {
+	log     *slog.Logger
+	version string
+	sess    *yamux.Session
+	wg      sync.WaitGroup // stream handlers and listener loops
+
+	mu        sync.Mutex // guards the following
+	groups    map[int]bool
+	listeners map[uint64]net.Listener
+	nextLn    uint64
+}
+
+// Serve runs the agent on rwc (its stdin and stdout) until the stream ends
+// or ctx is done, then kills every process group it started.
+func Serve(ctx context.Context, rwc io.ReadWriteCloser, log *slog.Logger, version string) error {
+	sess, err := yamux.Server(rwc, muxConfig())
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	s := &Server{log: log, version: version, sess: sess, groups: map[int]bool{}, listeners: map[uint64]net.Listener{}}
+	if err := loopbackUp(); err != nil {
+		log.Debug("could not bring lo up", "err", err)
+	}
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	defer stop()
+	for {
+		st, err := sess.AcceptStream()
+		if err != nil {
+			break
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(st)
+		}()
+	}
+	// berth is gone: nothing it started may outlive it.
+	s.killAll()
+	s.closeListeners()
+	sess.Close()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) handle(st *yamux.Stream) {
+	defer st.Close()
+	var req request
+	if err := readJSON(st, frameRequest, &req); err != nil {
+		s.log.Debug("bad request", "err", err)
+		return
+	}
+	switch req.Op {
+	case opHello:
+		_ = writeJSON(st, frameReply, reply{Version: s.version, OS: runtime.GOOS, Arch: runtime.GOARCH, PID: os.Getpid()})
+	case opExec:
+		s.exec(st, req)
+	case opDial:
+		s.dial(st, req)
+	case opListen:
+		s.listen(st, req)
+	default:
+		_ = writeJSON(st, frameReply, reply{Error: fmt.Sprintf("unknown op %q", req.Op)})
+	}
+}
+
+// loopbackUp brings lo up: a container with no NIC and a minimal init may
+// have it down, and tunnels dial 127.0.0.1.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	if ifr.Uint16()&unix.IFF_UP != 0 {
+		return nil
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// killGrace is how long process groups get between SIGTERM and SIGKILL
+// when berth goes away.
+const killGrace = 300 * time.Millisecond
+
+func (s *Server) killAll() {
+	s.mu.Lock()
+	groups := make([]int, 0, len(s.groups))
+	for pg := range s.groups {
+		groups = append(groups, pg)
+	}
+	s.mu.Unlock()
+	if len(groups) == 0 {
+		return
+	}
+	for _, pg := range groups {
+		_ = syscall.Kill(-pg, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(killGrace)
+	for time.Now().Before(deadline) {
+		alive := false
+		for _, pg := range groups {
+			if syscall.Kill(-pg, 0) == nil {
+				alive = true
+			}
+		}
+		if !alive {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, pg := range groups {
+		_ = syscall.Kill(-pg, syscall.SIGKILL)
+	}
+}
+
+// credential resolves "name", "uid", "name:group" or "uid:gid" from the
+// container's /etc/passwd and /etc/group. A bare uid unknown to passwd runs
+// with gid 0, as docker exec does.
+func credential(spec string) (*syscall.Credential, string, error) {
+	name, group, _ := strings.Cut(spec, ":")
+	var uid, gid uint64
+	home := "/"
+	var groups []uint32
+	if u, err := user.Lookup(name); err == nil {
+		uid, _ = strconv.ParseUint(u.Uid, 10, 32)
+		gid, _ = strconv.ParseUint(u.Gid, 10, 32)
+		home = u.HomeDir
+		if ids, err := u.GroupIds(); err == nil {
+			for _, id := range ids {
+				if g, err := strconv.ParseUint(id, 10, 32); err == nil {
+					groups = append(groups, uint32(g))
+				}
+			}
+		}
+	} else if n, perr := strconv.ParseUint(name, 10, 32); perr == nil {
+		uid = n
+		if u, err := user.LookupId(name); err == nil {
+			gid, _ = strconv.ParseUint(u.Gid, 10, 32)
+			home = u.HomeDir
+		}
+	} else {
+		return nil, "", fmt.Errorf("unknown user %q: not in the container's /etc/passwd", name)
+	}
+	if group != "" {
+		if g, err := user.LookupGroup(group); err == nil {
+			gid, _ = strconv.ParseUint(g.Gid, 10, 32)
+		} else if n, perr := strconv.ParseUint(group, 10, 32); perr == nil {
+			gid = n
+		} else {
+			return nil, "", fmt.Errorf("unknown group %q: not in the container's /etc/group", group)
+		}
+		groups = nil
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}, home, nil
+}
+
+// mergeEnv overlays extra KEY=VALUE pairs on base.
+func mergeEnv(base, extra []string) []string {
+	idx := map[string]int{}
+	out := make([]string, 0, len(base)+len(extra))
+	for _, kv := range append(append([]string(nil), base...), extra...) {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := idx[k]; ok {
+			out[i] = kv
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
+
+func envValue(env []string, key string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// lookPath resolves argv0 against the process's own PATH, not the agent's.
+func lookPath(argv0 string, env []string, cwd string) (string, error) {
+	isExec := func(p string) bool {
+		fi, err := os.Stat(p)
+		return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+	}
+	if strings.Contains(argv0, "/") {
+		p := argv0
+		if !filepath.IsAbs(p) && cwd != "" {
+			p = filepath.Join(cwd, p)
+		}
+		if isExec(p) {
+			return argv0, nil
+		}
+		return "", fmt.Errorf("%s: no such executable", argv0)
+	}
+	path, ok := envValue(env, "PATH")
+	if !ok {
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		if p := filepath.Join(dir, argv0); isExec(p) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found in PATH %s", argv0, path)
+}
+
+// streamWriter serialises frames from several goroutines onto one stream.
+type streamWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (sw *streamWriter) frame(typ byte, p []byte) error {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return writeFrame(sw.w, typ, p)
+}
+
+// drainGrace is how long output may keep flowing after the process exited,
+// from children that inherited its stdout. After it, berth reports the exit
+// rather than stall (docker exec stalls ~2 s here).
+const drainGrace = 200 * time.Millisecond
+
+func (s *Server) exec(st *yamux.Stream, req request) {
+	fail := func(kind string, err error) {
+		_ = writeJSON(st, frameReply, reply{Error: err.Error(), ErrKind: kind})
+	}
+	if len(req.Argv) == 0 {
+		fail("", errors.New("empty argv"))
+		return
+	}
+	env := mergeEnv(os.Environ(), req.Env)
+	attr := &syscall.SysProcAttr{Setpgid: !req.TTY, Setsid: req.TTY, Setctty: req.TTY}
+	if req.User != "" {
+		cred, home, err := credential(req.User)
+		if err != nil {
+			fail(errKindUser, err)
+			return
+		}
+		attr.Credential = cred
+		if _, ok := envValue(req.Env, "HOME"); !ok {
+			env = mergeEnv(env, []string{"HOME=" + home})
+		}
+	}
+	path, err := lookPath(req.Argv[0], env, req.Cwd)
+	if err != nil {
+		fail(errKindNotFound, err)
+		return
+	}
+	cmd := &exec.Cmd{Path: path, Args: req.Argv, Env: env, Dir: req.Cwd, SysProcAttr: attr}
+
+	var (
+		stdin     io.WriteCloser
+		outs      []*os.File // read ends, in frame-type order
+		types     []byte
+		childEnds []*os.File
+		ptmx      *os.File
+	)
+	if req.TTY {
+		ws := &pty.Winsize{Cols: req.Cols, Rows: req.Rows}
+		if ws.Cols == 0 || ws.Rows == 0 {
+			ws = &pty.Winsize{Cols: 80, Rows: 24}
+		}
+		cmd.SysProcAttr = nil // pty sets its own attributes below
+		ptmx, err = pty.StartWithAttrs(cmd, ws, attr)
+		if err != nil {
+			fail("", err)
+			return
+		}
+		stdin, outs, types = ptmx, []*os.File{ptmx}, []byte{frameStdout}
+	} else {
+		or, ow, err := os.Pipe()
+		if err != nil {
+			fail("", err)
+			return
+		}
+		er, ew, err := os.Pipe()
+		if err != nil {
+			fail("", err)
+			return
+		}
+		cmd.Stdout, cmd.Stderr = ow, ew
+		outs, types, childEnds = []*os.File{or, er}, []byte{frameStdout, frameStderr}, []*os.File{ow, ew}
+		if req.Stdin {
+			ir, iw, err := os.Pipe()
+			if err != nil {
+				fail("", err)
+				return
+			}
+			cmd.Stdin, stdin = ir, iw
+			childEnds = append(childEnds, ir)
+		}
+		if err := cmd.Start(); err != nil {
+			for _, f := range append(outs, childEnds...) {
+				f.Close()
+			}
+			if stdin != nil {
+				stdin.Close()
+			}
+			kind := ""
+			if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+				kind = errKindNotFound
+			}
+			fail(kind, err)
+			return
+		}
+		for _, f := range childEnds {
+			f.Close()
+		}
+	}
+	pid := cmd.Process.Pid
+	s.mu.Lock()
+	s.groups[pid] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.groups, pid)
+		s.mu.Unlock()
+	}()
+
+	sw := &streamWriter{w: st}
+	if err := writeJSON(st, frameReply, reply{PID: pid}); err != nil {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
+
+	// Output copiers.
+	var outWG sync.WaitGroup
+	for i, f := range outs {
+		outWG.Add(1)
+		go func() {
+			defer outWG.Done()
+			buf := make([]byte, 256<<10)
+			for {
+				n, err := f.Read(buf)
+				if n > 0 {
+					if werr := sw.frame(types[i], buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+
+	// Control reader: stdin, signals, resizes. It ends when berth closes
+	// its side of the stream or the stream dies.
+	in := newQueue()
+	var ctlWG sync.WaitGroup
+	ctlWG.Add(2)
+	go func() {
+		defer ctlWG.Done()
+		in.drainTo(stdin)
+	}()
+	go func() {
+		defer ctlWG.Done()
+		defer in.close()
+		var buf []byte
+		for {
+			typ, p, err := readFrame(st, buf)
+			if err != nil {
+				return
+			}
+			buf = p[:0]
+			switch typ {
+			case frameStdin:
+				in.push(p)
+			case frameEOF:
+				if ptmx != nil {
+					in.push([]byte{4}) // a terminal's EOF is ^D; closing it would hang up
+				} else {
+					in.close()
+				}
+			case frameSignal:
+				var m signalMsg
+				if json.Unmarshal(p, &m) == nil && m.Signal > 0 {
+					_ = syscall.Kill(-pid, syscall.Signal(m.Signal))
+				}
+			case frameResize:
+				var m resizeMsg
+				if ptmx != nil && json.Unmarshal(p, &m) == nil {
+					_ = pty.Setsize(ptmx, &pty.Winsize{Cols: m.Cols, Rows: m.Rows})
+				}
+			}
+		}
+	}()
+
+	werr := cmd.Wait()
+	drained := make(chan struct{})
+	go func() {
+		outWG.Wait()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(drainGrace):
+		for _, f := range outs {
+			f.Close() // unblocks the copiers
+		}
+		<-drained
+	}
+	for _, f := range outs {
+		f.Close()
+	}
+	var ex exitMsg
+	if werr != nil {
+		var ee *exec.ExitError
+		if errors.As(werr, &ee) {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				ex.Signal = int(ws.Signal())
+				ex.Code = 128 + ex.Signal
+			} else {
+				ex.Code = ee.ExitCode()
+			}
+		} else {
+			ex.Code, ex.Reason = -1, werr.Error()
+		}
+	}
+	_ = sw.frame(frameExit, mustJSON(ex))
+	// Half-close; berth closes its side after reading the exit frame, which
+	// ends the control reader.
+	_ = st.Close()
+	in.close()
+	ctlWG.Wait()
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// queue is stdin in flight: the control reader must never block on a
+// process that doesn't read its stdin, or signals would queue behind.
+type queue struct {
+	mu     sync.Mutex
+	chunks [][]byte
+	closed bool
+	ready  chan struct{} // closed and replaced on every change
+}
+
+func newQueue() *queue { return &queue{ready: make(chan struct{})} }
+
+func (q *queue) push(p []byte) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.chunks = append(q.chunks, append([]byte(nil), p...))
+	close(q.ready)
+	q.ready = make(chan struct{})
+}
+
+func (q *queue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.closed {
+		q.closed = true
+		close(q.ready)
+		q.ready = make(chan struct{})
+	}
+}
+
+// drainTo writes queued chunks to w until the queue is closed and empty,
+// then closes w. A nil w discards.
+func (q *queue) drainTo(w io.WriteCloser) {
+	if w != nil {
+		defer w.Close()
+	}
+	for {
+		q.mu.Lock()
+		chunks, closed, ready := q.chunks, q.closed, q.ready
+		q.chunks = nil
+		q.mu.Unlock()
+		for _, c := range chunks {
+			if w != nil {
+				if _, err := w.Write(c); err != nil {
+					w = nil // the process closed stdin; keep draining
+				}
+			}
+		}
+		if closed && len(chunks) == 0 {
+			return
+		}
+		if len(chunks) == 0 {
+			<-ready
+		}
+	}
+}
+
+func (s *Server) dial(st *yamux.Stream, req request) {
+	c, err := net.DialTimeout("tcp", req.Addr, 10*time.Second)
+	if err != nil {
+		_ = writeJSON(st, frameReply, reply{Error: err.Error()})
+		return
+	}
+	if err := writeJSON(st, frameReply, reply{}); err != nil {
+		c.Close()
+		return
+	}
+	join(st, c)
+}
+
+func (s *Server) listen(st *yamux.Stream, req request) {
+	ln, err := net.Listen("tcp", req.Addr)
+	if err != nil {
+		_ = writeJSON(st, frameReply, reply{Error: err.Error()})
+		return
+	}
+	s.mu.Lock()
+	s.nextLn++
+	id := s.nextLn
+	s.listeners[id] = ln
+	s.mu.Unlock()
+	port := ln.Addr().(*net.TCPAddr).Port
+	if err := writeJSON(st, frameReply, reply{Port: port, Listener: id}); err != nil {
+		ln.Close()
+		return
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.connBack(c, id)
+			}()
+		}
+	}()
+	// The listen stream is the listener's lifetime: berth closes it to stop.
+	_, _ = io.Copy(io.Discard, st)
+	s.mu.Lock()
+	delete(s.listeners, id)
+	s.mu.Unlock()
+	ln.Close()
+	wg.Wait()
+}
+
+// connBack hands a connection accepted in the container to berth.
+func (s *Server) connBack(c net.Conn, id uint64) {
+	st, err := s.sess.OpenStream()
+	if err != nil {
+		c.Close()
+		return
+	}
+	var rep reply
+	if err := writeJSON(st, frameRequest, request{Op: opConn, Listener: id}); err == nil {
+		err = readJSON(st, frameReply, &rep)
+		if err == nil && rep.Error == "" {
+			join(st, c)
+			return
+		}
+	}
+	c.Close()
+	st.Close()
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, ln := range s.listeners {
+		ln.Close()
+		delete(s.listeners, id)
+	}
+}

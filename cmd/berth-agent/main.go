@@ -1,0 +1,64 @@
+// Command berth-agent is berth's in-container agent. berth copies it into
+// each instance and runs `berth-agent serve` with the backend's exec; it then
+// speaks yamux on stdin/stdout (see package agent). It must be built static
+// (CGO_ENABLED=0) so that it runs in any image, even one FROM scratch.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/berthdev/berth/agent"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "berth-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) != 1 || args[0] != "serve" {
+		return fmt.Errorf("usage: berth-agent serve (berth starts it; it is not for people)")
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	version, err := agent.SelfHash()
+	if err != nil {
+		return err
+	}
+	removeOldBuilds(version, log)
+	// berth's death is our stdin's EOF; SIGTERM (container stop) ends us too.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer stop()
+	return agent.Serve(ctx, stdio{}, log, version)
+}
+
+// removeOldBuilds deletes other agent builds beside this one. A build still
+// running elsewhere keeps running: unlinking a running binary is safe.
+func removeOldBuilds(version string, log *slog.Logger) {
+	self := "agent-" + version[:16]
+	old, _ := filepath.Glob(filepath.Join(agent.Dir, "agent-*"))
+	for _, p := range old {
+		if base := filepath.Base(p); base != self && !strings.Contains(base, ".") {
+			if err := os.Remove(p); err == nil {
+				log.Debug("removed old agent build", "path", p)
+			}
+		}
+	}
+}
+
+type stdio struct{}
+
+func (stdio) Read(p []byte) (int, error)  { return os.Stdin.Read(p) }
+func (stdio) Write(p []byte) (int, error) { return os.Stdout.Write(p) }
+func (stdio) Close() error {
+	os.Stdin.Close()
+	return os.Stdout.Close()
+}

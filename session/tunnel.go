@@ -1,0 +1,267 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+
+	"github.com/berthdev/berth/agent"
+)
+
+// Tunnel directions.
+const (
+	Forward = "forward" // host listener → container address
+	Reverse = "reverse" // container listener → host address
+)
+
+// TunnelInfo describes an open tunnel.
+type TunnelInfo struct {
+	ID            string
+	Workspace     string
+	Direction     string
+	HostPort      int // host side, always on 127.0.0.1
+	ContainerHost string
+	ContainerPort int
+	Active        int // connections open now
+}
+
+// tunnel is one open tunnel.
+//
+// Goroutines: for a forward tunnel, an accept loop and one joiner per
+// connection; for a reverse one, the joiners run on the agent client's
+// goroutines. close waits for its own.
+type tunnel struct {
+	info TunnelInfo
+	ln   net.Listener    // forward
+	rl   *agent.Listener // reverse
+	wg   sync.WaitGroup
+
+	mu    sync.Mutex // guards the following
+	conns map[net.Conn]bool
+	shut  bool
+}
+
+func (t *tunnel) track(c net.Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.shut {
+		c.Close()
+		return false
+	}
+	t.conns[c] = true
+	return true
+}
+
+func (t *tunnel) untrack(c net.Conn) {
+	t.mu.Lock()
+	delete(t.conns, c)
+	t.mu.Unlock()
+}
+
+func (t *tunnel) snapshot() TunnelInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	info := t.info
+	info.Active = len(t.conns) / 2 // each connection is a host and a container end
+	return info
+}
+
+func (t *tunnel) close() {
+	t.mu.Lock()
+	t.shut = true
+	for c := range t.conns {
+		c.Close()
+	}
+	t.mu.Unlock()
+	if t.ln != nil {
+		t.ln.Close()
+	}
+	if t.rl != nil {
+		t.rl.Close()
+	}
+	t.wg.Wait()
+}
+
+// joinTracked splices a and b, closing both if the tunnel closes first.
+func (t *tunnel) joinTracked(a, b net.Conn) {
+	if !t.track(a) {
+		b.Close()
+		return
+	}
+	if !t.track(b) {
+		t.untrack(a)
+		a.Close()
+		return
+	}
+	agent.Join(a, b)
+	t.untrack(a)
+	t.untrack(b)
+}
+
+func (c *Client) addTunnel(t *tunnel) (TunnelInfo, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return TunnelInfo{}, ErrClosed
+	}
+	c.nextTunnel++
+	t.info.ID = "t" + strconv.Itoa(c.nextTunnel)
+	c.tunnels[t.info.ID] = t
+	return t.info, nil
+}
+
+// agentOf returns the workspace's running instance's agent, or an error
+// saying why tunnels can't work.
+func (c *Client) agentOf(ctx context.Context, ws, image string) (*agent.Client, error) {
+	inst, err := c.m.ensure(ctx, ws, image)
+	if err != nil {
+		return nil, err
+	}
+	ac, reason := c.m.agentFor(ctx, inst)
+	if ac == nil {
+		return nil, fmt.Errorf("tunnels: %w (%s)", ErrNeedsAgent, reason)
+	}
+	return ac, nil
+}
+
+// Forward listens on host 127.0.0.1:hostPort (0 picks a port) and carries
+// each connection to containerHost:containerPort inside the workspace's
+// instance, through the agent. It never uses the container's IP address.
+func (c *Client) Forward(ctx context.Context, ws, image, containerHost string, containerPort, hostPort int) (TunnelInfo, error) {
+	if _, err := c.agentOf(ctx, ws, image); err != nil {
+		return TunnelInfo{}, err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(hostPort)))
+	if err != nil {
+		return TunnelInfo{}, fmt.Errorf("%w on 127.0.0.1:%d: %v", ErrBind, hostPort, err)
+	}
+	t := &tunnel{
+		ln:    ln,
+		conns: map[net.Conn]bool{},
+		info: TunnelInfo{
+			Workspace: ws, Direction: Forward, HostPort: ln.Addr().(*net.TCPAddr).Port,
+			ContainerHost: containerHost, ContainerPort: containerPort,
+		},
+	}
+	info, err := c.addTunnel(t)
+	if err != nil {
+		ln.Close()
+		return TunnelInfo{}, err
+	}
+	addr := net.JoinHostPort(containerHost, strconv.Itoa(containerPort))
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		for {
+			hc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.wg.Add(1)
+			go func() {
+				defer t.wg.Done()
+				// Resolve the agent per connection: it may have restarted.
+				ac, err := c.agentOf(context.Background(), ws, image)
+				if err != nil {
+					c.log.Warn("tunnel: no agent", "tunnel", info.ID, "err", err)
+					hc.Close()
+					return
+				}
+				cc, err := ac.Dial(context.Background(), addr)
+				if err != nil {
+					c.log.Info("tunnel: dial in container failed", "tunnel", info.ID, "addr", addr, "err", err)
+					hc.Close()
+					return
+				}
+				t.joinTracked(hc, cc)
+			}()
+		}
+	}()
+	c.log.Info("forward tunnel open", "tunnel", info.ID, "port", info.HostPort, "addr", addr)
+	return info, nil
+}
+
+// Reverse listens on the instance's 127.0.0.1:containerPort (0 picks a
+// port) and carries each connection to host 127.0.0.1:hostPort.
+func (c *Client) Reverse(ctx context.Context, ws, image string, hostPort, containerPort int) (TunnelInfo, error) {
+	ac, err := c.agentOf(ctx, ws, image)
+	if err != nil {
+		return TunnelInfo{}, err
+	}
+	t := &tunnel{
+		conns: map[net.Conn]bool{},
+		info: TunnelInfo{
+			Workspace: ws, Direction: Reverse, HostPort: hostPort, ContainerHost: "127.0.0.1",
+		},
+	}
+	hostAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(hostPort))
+	rl, err := ac.Listen(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(containerPort)), func(cc net.Conn) {
+		hc, err := net.Dial("tcp", hostAddr)
+		if err != nil {
+			c.log.Info("reverse tunnel: host dial failed", "addr", hostAddr, "err", err)
+			cc.Close()
+			return
+		}
+		t.joinTracked(cc, hc)
+	})
+	if err != nil {
+		return TunnelInfo{}, fmt.Errorf("%w in the container on 127.0.0.1:%d: %v", ErrBind, containerPort, err)
+	}
+	t.rl = rl
+	t.info.ContainerPort = rl.Port
+	info, err := c.addTunnel(t)
+	if err != nil {
+		rl.Close()
+		return TunnelInfo{}, err
+	}
+	c.log.Info("reverse tunnel open", "tunnel", info.ID, "port", hostPort, "containerPort", rl.Port)
+	return info, nil
+}
+
+// CloseTunnel closes a tunnel and every connection through it.
+func (c *Client) CloseTunnel(id string) error {
+	c.mu.Lock()
+	t, ok := c.tunnels[id]
+	delete(c.tunnels, id)
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNoSuchTunnel, id)
+	}
+	t.close()
+	return nil
+}
+
+// Tunnels lists the client's open tunnels, all or one workspace's.
+func (c *Client) Tunnels(ws string) []TunnelInfo {
+	c.mu.Lock()
+	ts := make([]*tunnel, 0, len(c.tunnels))
+	for _, t := range c.tunnels {
+		if ws == "" || t.info.Workspace == ws {
+			ts = append(ts, t)
+		}
+	}
+	c.mu.Unlock()
+	out := make([]TunnelInfo, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, t.snapshot())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, _ := strconv.Atoi(out[i].ID[1:])
+		b, _ := strconv.Atoi(out[j].ID[1:])
+		return a < b
+	})
+	return out
+}
+
+func (c *Client) closeTunnels() {
+	c.mu.Lock()
+	ts := c.tunnels
+	c.tunnels = map[string]*tunnel{}
+	c.mu.Unlock()
+	for _, t := range ts {
+		t.close()
+	}
+}
