@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"archive/tar"
+	"bytes"
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
@@ -9,6 +11,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 )
 
 // Binary is an agent executable on the host, ready to copy into instances.
@@ -22,6 +26,39 @@ type Binary struct {
 // ContainerPath is where this build lives inside an instance.
 func (b *Binary) ContainerPath() string {
 	return Dir + "/agent-" + b.Hash[:16]
+}
+
+// InitPath is a stable copy of the agent that instances can run as their
+// main process (`InitPath init`). Unlike the build-named copies it is never
+// cleaned up, so an instance can always restart.
+const InitPath = Dir + "/init"
+
+// Tar returns a tar stream that puts the binary at ContainerPath and at
+// InitPath when extracted at /.
+func (b *Binary) Tar() (*bytes.Buffer, error) {
+	data, err := b.Read()
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	now := time.Now()
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(Dir, "/") + "/", Mode: 0o755, ModTime: now}); err != nil {
+		return nil, err
+	}
+	for _, p := range []string{b.ContainerPath(), InitPath} {
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(p, "/"), Mode: 0o755, Size: int64(len(data)), ModTime: now}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return &buf, nil
 }
 
 // Read returns the binary's bytes.

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -11,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -50,13 +48,25 @@ type Client struct {
 	listeners map[uint64]func(net.Conn)
 }
 
-// Start makes sure bin is in the instance, starts it through the backend's
-// exec, and completes the handshake. ctx bounds the start only.
+// Start starts bin in the instance through the backend's exec and
+// completes the handshake, copying bin in first if this build isn't there.
+// ctx bounds the start only.
 func Start(ctx context.Context, b backends.Backend, id string, bin *Binary, log *slog.Logger) (*Client, error) {
-	path := bin.ContainerPath()
-	if err := install(ctx, b, id, bin); err != nil {
+	// Trying first costs nothing when the build is there, the common case;
+	// a missing binary fails the handshake at once.
+	c, err := start(ctx, b, id, bin, log)
+	if err == nil || ctx.Err() != nil {
+		return c, err
+	}
+	log.Debug("agent not started; installing it", "instance", id, "err", err)
+	if err := Install(ctx, b, id, bin); err != nil {
 		return nil, err
 	}
+	return start(ctx, b, id, bin, log)
+}
+
+func start(ctx context.Context, b backends.Backend, id string, bin *Binary, log *slog.Logger) (*Client, error) {
+	path := bin.ContainerPath()
 	stdinR, stdinW := io.Pipe()
 	stdoutR, stdoutW := io.Pipe()
 	proc, err := b.Exec(ctx, id, backends.ExecSpec{
@@ -100,37 +110,15 @@ func Start(ctx context.Context, b backends.Backend, id string, bin *Binary, log 
 	return c, nil
 }
 
-// install copies bin into the instance unless this build is there already.
-func install(ctx context.Context, b backends.Backend, id string, bin *Binary) error {
-	if rc, err := b.CopyFrom(ctx, id, bin.ContainerPath()); err == nil {
-		rc.Close()
-		return nil
-	} else if !errors.Is(err, backends.ErrNotFound) {
-		return fmt.Errorf("agent: probe %s: %w", bin.ContainerPath(), err)
-	}
-	data, err := bin.Read()
+// Install copies bin into the instance at its ContainerPath, and also as
+// InitPath, the stable name an instance can use as its main process.
+func Install(ctx context.Context, b backends.Backend, id string, bin *Binary) error {
+	tarball, err := bin.Tar()
 	if err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	dir := strings.TrimPrefix(Dir, "/")
-	name := strings.TrimPrefix(bin.ContainerPath(), "/")
-	now := time.Now()
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: now}); err != nil {
-		return err
-	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: int64(len(data)), ModTime: now}); err != nil {
-		return err
-	}
-	if _, err := tw.Write(data); err != nil {
-		return err
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	backends.Report(ctx, "installing berth agent (%d KiB)", len(data)>>10)
-	if err := b.CopyTo(ctx, id, "/", &buf); err != nil {
+	backends.Report(ctx, "installing the berth agent (%d KiB)", tarball.Len()>>10)
+	if err := b.CopyTo(ctx, id, "/", tarball); err != nil {
 		return fmt.Errorf("agent: copy into %s: %w", id, err)
 	}
 	return nil

@@ -67,6 +67,18 @@ type Spec struct {
 	Mounts    []Mount           // at least the workspace mount
 	Labels    map[string]string // extra labels; berth's own are added by the backend
 	Env       []string          // KEY=VALUE for the whole instance
+
+	// Init, when set, is the instance's main process in place of the
+	// backend's own keep-alive: it must stay up and exit promptly on
+	// SIGTERM. Backends whose instances boot their own init ignore it.
+	Init []string
+	// InitPlatform is the GOOS/GOARCH Init is built for; a backend uses
+	// Init only for images of that platform, and its keep-alive otherwise.
+	InitPlatform string
+	// Files, when set, returns a tar stream that is extracted at / after the
+	// instance is created and before it first starts, so that Init can
+	// live there even in an image that has nothing else.
+	Files func() (io.Reader, error)
 }
 
 // Instance is a berth-managed container as the engine reports it.

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"os"
@@ -299,13 +300,21 @@ func (m *Manager) spec(ws, image string) (backends.Spec, error) {
 		return backends.Spec{}, fmt.Errorf("%w for %s: pass an image to berth/up, set initializationOptions.image, --image or BERTH_IMAGE", ErrNoImage, ws)
 	}
 	wd := Workdir(ws)
-	return backends.Spec{
+	spec := backends.Spec{
 		Workspace: ws,
 		Name:      InstanceName(ws),
 		Image:     image,
 		Workdir:   wd,
 		Mounts:    []backends.Mount{{Host: ws, Container: wd}},
-	}, nil
+	}
+	if bin := m.agentBin; bin != nil {
+		// The agent doubles as the instance's main process, so images
+		// need nothing at all, not even a shell.
+		spec.Init = []string{agent.InitPath, "init"}
+		spec.InitPlatform = bin.GOOS + "/" + bin.GOARCH
+		spec.Files = func() (io.Reader, error) { return bin.Tar() }
+	}
+	return spec, nil
 }
 
 // Up returns the workspace's running instance, creating or starting it when

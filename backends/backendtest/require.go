@@ -58,9 +58,11 @@ func Image() string {
 	return "berth-test/busybox:1"
 }
 
-// Sweep removes instances left behind by earlier test runs: those labelled
-// as test instances, and those whose workspace was a temp dir that is gone.
-// Call it from TestMain; it ignores an unreachable daemon.
+// Sweep removes instances left behind by earlier test runs: those whose
+// workspace was a temp dir that is gone, and test-labelled ones older than
+// an hour. Packages test in parallel, so it must spare instances that
+// another package's tests are using. Call it from TestMain; it ignores an
+// unreachable daemon.
 func Sweep(ctx context.Context, b backends.Backend) {
 	list, err := b.List(ctx)
 	if err != nil {
@@ -70,7 +72,8 @@ func Sweep(ctx context.Context, b backends.Backend) {
 	for _, inst := range list {
 		_, statErr := os.Stat(inst.Workspace)
 		gone := os.IsNotExist(statErr) && isUnder(inst.Workspace, tmp)
-		if inst.Labels[LabelTest] != "" || gone {
+		stale := inst.Labels[LabelTest] != "" && !inst.Created.IsZero() && time.Since(inst.Created) > time.Hour
+		if gone || stale {
 			_ = b.Remove(ctx, inst.ID)
 		}
 	}

@@ -193,8 +193,12 @@ func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Inst
 		return backends.Instance{}, false, err
 	}
 
-	if err := b.ensureImage(ctx, spec.Image); err != nil {
+	platform, err := b.ensureImage(ctx, spec.Image)
+	if err != nil {
 		return backends.Instance{}, false, err
+	}
+	if spec.InitPlatform != platform {
+		spec.Init, spec.Files = nil, nil
 	}
 	id, err := b.create(ctx, spec)
 	if errors.Is(err, errNameTaken) {
@@ -235,9 +239,13 @@ func (b *Backend) create(ctx context.Context, spec backends.Spec) (string, error
 		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Host, Target: m.Container})
 	}
 	init := true
+	entry := keepAlive
+	if len(spec.Init) > 0 {
+		entry = spec.Init
+	}
 	cfg := &container.Config{
 		Image:      spec.Image,
-		Entrypoint: keepAlive,
+		Entrypoint: entry,
 		Cmd:        nil,
 		Env:        spec.Env,
 		WorkingDir: spec.Workdir,
@@ -253,6 +261,12 @@ func (b *Backend) create(ctx context.Context, spec backends.Spec) (string, error
 		return "", b.mapErr("create "+spec.Name, err, backends.ErrImageNotFound)
 	}
 	b.log.Info("created container", "instance", spec.Name, "workspace", spec.Workspace, "image", spec.Image)
+	if spec.Files != nil {
+		if err := b.copyFiles(ctx, resp.ID, spec.Files); err != nil {
+			_ = b.cli.ContainerRemove(context.WithoutCancel(ctx), resp.ID, container.RemoveOptions{Force: true})
+			return "", err
+		}
+	}
 	return resp.ID, nil
 }
 
@@ -272,6 +286,14 @@ func (b *Backend) adopt(ctx context.Context, name string) (backends.Instance, er
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+func (b *Backend) copyFiles(ctx context.Context, id string, files func() (io.Reader, error)) error {
+	r, err := files()
+	if err != nil {
+		return fmt.Errorf("docker: files for %s: %w", id, err)
+	}
+	return b.CopyTo(ctx, id, "/", r)
 }
 
 // inspectManaged inspects by name or id and refuses containers without
@@ -300,27 +322,33 @@ func (b *Backend) start(ctx context.Context, inst backends.Instance) (backends.I
 	return b.inspectManaged(ctx, inst.ID)
 }
 
-func (b *Backend) ensureImage(ctx context.Context, ref string) error {
+// ensureImage makes sure ref is present, pulling it if needed, and returns
+// its platform as GOOS/GOARCH.
+func (b *Backend) ensureImage(ctx context.Context, ref string) (string, error) {
 	if ref == "" {
-		return fmt.Errorf("docker: no image given: %w", backends.ErrImageNotFound)
+		return "", fmt.Errorf("docker: no image given: %w", backends.ErrImageNotFound)
 	}
-	_, err := b.cli.ImageInspect(ctx, ref)
+	img, err := b.cli.ImageInspect(ctx, ref)
 	if err == nil {
-		return nil
+		return img.Os + "/" + img.Architecture, nil
 	}
 	if !cerrdefs.IsNotFound(err) {
-		return b.mapErr("inspect image "+ref, err, backends.ErrImageNotFound)
+		return "", b.mapErr("inspect image "+ref, err, backends.ErrImageNotFound)
 	}
 	backends.Report(ctx, "pulling image %s", ref)
 	rc, err := b.cli.ImagePull(ctx, ref, image.PullOptions{})
 	if err != nil {
-		return fmt.Errorf("docker: image %q is not present locally and could not be pulled (%v): %w", ref, err, backends.ErrImageNotFound)
+		return "", fmt.Errorf("docker: image %q is not present locally and could not be pulled (%v): %w", ref, err, backends.ErrImageNotFound)
 	}
 	defer rc.Close()
 	if err := b.followPull(ctx, ref, rc); err != nil {
-		return fmt.Errorf("docker: image %q is not present locally and could not be pulled (%v): %w", ref, err, backends.ErrImageNotFound)
+		return "", fmt.Errorf("docker: image %q is not present locally and could not be pulled (%v): %w", ref, err, backends.ErrImageNotFound)
 	}
-	return nil
+	img, err = b.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return "", b.mapErr("inspect image "+ref, err, backends.ErrImageNotFound)
+	}
+	return img.Os + "/" + img.Architecture, nil
 }
 
 // followPull reads the engine's JSON progress stream, forwarding a step per

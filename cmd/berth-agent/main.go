@@ -25,8 +25,11 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
+	if len(args) == 1 && args[0] == "init" {
+		return initProcess(ctx)
+	}
 	if len(args) != 1 || args[0] != "serve" {
-		return fmt.Errorf("usage: berth-agent serve (berth starts it; it is not for people)")
+		return fmt.Errorf("usage: berth-agent serve|init (berth starts it; it is not for people)")
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	version, err := agent.SelfHash()
@@ -61,4 +64,24 @@ func (stdio) Write(p []byte) (int, error) { return os.Stdout.Write(p) }
 func (stdio) Close() error {
 	os.Stdin.Close()
 	return os.Stdout.Close()
+}
+
+// initProcess is an instance's main process: it keeps the instance up,
+// reaps orphans when it is PID 1, and exits at once on SIGTERM so that
+// stopping is fast.
+func initProcess(ctx context.Context) error {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGCHLD)
+	for {
+		s := <-sigs
+		if s != syscall.SIGCHLD {
+			return nil
+		}
+		for {
+			var ws syscall.WaitStatus
+			if pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil); pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
 }

@@ -22,8 +22,9 @@ import (
 	"github.com/berthdev/berth/rpc"
 )
 
-// berthBin is the binary under test, built once by TestMain.
-var berthBin string
+// Binaries built once by TestMain: berth under test, and a static echo
+// server to copy into containers.
+var berthBin, echoBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "berth-bin-")
@@ -36,8 +37,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building berth: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	// The echo server is a static fixture copied into test containers.
+	echoBin = filepath.Join(dir, "echoserver")
+	build := exec.Command("go", "build", "-ldflags=-s -w", "-o", echoBin, "../../testdata/echoserver")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building echoserver: %v\n%s", err, out)
+		os.Exit(1)
+	}
 	// The agent sits next to berth, where berth looks for it.
-	build := exec.Command("go", "build", "-ldflags=-s -w", "-o", filepath.Join(dir, "berth-agent"), "../berth-agent")
+	build = exec.Command("go", "build", "-ldflags=-s -w", "-o", filepath.Join(dir, "berth-agent"), "../berth-agent")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building berth-agent: %v\n%s", err, out)
@@ -267,22 +276,37 @@ func code(err error) int64 {
 	return 0
 }
 
+// TestExecEndToEnd runs the spine's protocol through the agent and through
+// plain backend exec, the fallback.
 func TestExecEndToEnd(t *testing.T) {
+	for _, mode := range []struct {
+		name  string
+		args  []string
+		agent bool
+	}{
+		{"agent", nil, true},
+		{"plain", []string{"--no-agent"}, false},
+	} {
+		t.Run(mode.name, func(t *testing.T) { testExecEndToEnd(t, mode.agent, mode.args...) })
+	}
+}
+
+func testExecEndToEnd(t *testing.T, withAgent bool, args ...string) {
 	d := needDocker(t)
 	ws := workspace(t, d)
 	if err := os.WriteFile(filepath.Join(ws, "hello.txt"), []byte("hi from the host\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b := startBerth(t)
+	b := startBerth(t, args...)
 	init := b.initialize(ws, nil)
-	if init.ServerInfo.Name != "berth" || init.Capabilities.Berth.DefaultWorkspace != ws {
+	if init.ServerInfo.Name != "berth" || init.Capabilities.Berth.DefaultWorkspace != ws || init.Capabilities.Berth.Agent != withAgent {
 		t.Fatalf("initialize = %+v", init)
 	}
 
 	var inst rpc.Instance
 	b.mustCall("berth/up", rpc.UpParams{}, &inst)
 	workdir := "/workspaces/" + filepath.Base(ws)
-	if !inst.Created || inst.State != "running" || inst.Workdir != workdir || inst.Workspace != ws || inst.Backend != "docker" {
+	if !inst.Created || inst.State != "running" || inst.Workdir != workdir || inst.Workspace != ws || inst.Backend != "docker" || inst.Agent.Enabled != withAgent {
 		t.Fatalf("up = %+v", inst)
 	}
 	var again rpc.Instance

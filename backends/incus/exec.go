@@ -1,0 +1,524 @@
+package incus
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	incus "github.com/lxc/incus/v6/client"
+	"github.com/lxc/incus/v6/shared/api"
+
+	"github.com/berthdev/berth/backends"
+)
+
+// An incus exec'd process is neither a session nor a process-group leader:
+// inside the container it shows pgid 0 and sid 0, its session being the
+// daemon's outside the PID namespace. So, as on Docker, every command runs
+// under a tiny sh wrapper that reports its pid on stderr, makes itself a
+// session leader with setsid and then execs the command in place, so that
+// `kill -SIG -PID` from a second exec reaches the whole group.
+//
+// setsid(1) forks, and exits 0 at once, when its caller already leads a
+// process group, which would detach the command from berth; so the wrapper
+// calls it only when its pgid (field 5 of /proc/$$/stat) is not its pid.
+// Without setsid in the image, signals reach the process alone. The wrapper
+// also turns a missing executable into a clear error.
+const (
+	wrapper = `command -v "$1" >/dev/null 2>&1 || { echo ` + missingMarker + ` >&2; exit 127; }; ` +
+		`echo ` + pidMarker + `$$ >&2; ` +
+		`read -r _ _ _ _ pg _ </proc/$$/stat 2>/dev/null; ` +
+		`[ "$pg" != $$ ] && command -v setsid >/dev/null 2>&1 && exec setsid "$@"; exec "$@"`
+	pidMarker     = "berth-pid:"
+	missingMarker = "berth-missing"
+)
+
+// killGrace is how long Kill waits for the output to end before it stops
+// waiting for it (a child that left the group may hold it open).
+const killGrace = 2 * time.Second
+
+// Exec implements backends.Backend.
+func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (backends.Process, error) {
+	if len(spec.Argv) == 0 {
+		return nil, errors.New("incus: exec: empty argv")
+	}
+	in, err := b.getManaged(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if in.StatusCode != api.Running {
+		return nil, fmt.Errorf("incus: exec in %s (%s): %w", in.Name, in.Status, backends.ErrNotRunning)
+	}
+	req := api.InstanceExecPost{
+		Command:     append([]string{"/bin/sh", "-c", wrapper, "berth"}, spec.Argv...),
+		WaitForWS:   true,
+		Environment: envMap(spec.Env),
+		Cwd:         spec.Cwd,
+	}
+	if req.Cwd == "" {
+		req.Cwd = in.Config[userPrefix+backends.LabelWorkdir] // as Docker's WorkingDir
+	}
+	if spec.User != "" {
+		u, err := b.lookupUser(ctx, in.Name, spec.User)
+		if err != nil {
+			return nil, err
+		}
+		req.User, req.Group = u.uid, u.gid
+		if _, ok := req.Environment["HOME"]; !ok && u.home != "" {
+			req.Environment["HOME"] = u.home // Incus would say /root
+		}
+		if _, ok := req.Environment["USER"]; !ok && u.name != "" {
+			req.Environment["USER"] = u.name
+		}
+	}
+
+	p := &process{
+		b:        b,
+		name:     in.Name,
+		stdin:    spec.Stdin,
+		stdout:   &gate{w: spec.Stdout},
+		stderr:   &gate{w: spec.Stderr},
+		dataDone: make(chan bool),
+		started:  make(chan struct{}),
+		gaveUp:   make(chan struct{}),
+	}
+	p.marker = &markerWriter{w: p.stderr, onLine: p.onMarker}
+	args := &incus.InstanceExecArgs{
+		Stdout:   p.stdout,
+		Stderr:   p.marker,
+		DataDone: p.dataDone,
+		Control:  p.setControl,
+	}
+	if spec.Stdin != nil {
+		// The client copies from stdinR in a goroutine of its own; copyStdin
+		// feeds it, so that Wait can end both.
+		var stdinW *io.PipeWriter
+		p.stdinR, stdinW = io.Pipe()
+		args.Stdin = p.stdinR
+		p.wg.Add(1)
+		go p.copyStdin(stdinW)
+	}
+	if err := ctx.Err(); err != nil {
+		p.release()
+		return nil, err
+	}
+	op, err := b.srv.ExecInstance(in.Name, req, args)
+	if err != nil {
+		p.release()
+		return nil, b.mapErr("exec in "+in.Name, err, backends.ErrNotFound)
+	}
+	p.opID = op.Get().ID
+
+	select {
+	case <-p.started:
+	case <-p.dataDone: // the wrapper never spoke
+		p.marker.flush()
+	case <-ctx.Done():
+		_ = p.Kill(context.WithoutCancel(ctx))
+		p.giveUp()
+		_, _ = p.Wait(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("incus: exec %s: %w", spec.Argv[0], ctx.Err())
+	}
+	if p.missing {
+		_, _ = p.Wait(ctx)
+		return nil, fmt.Errorf("incus: %q: %w in the container (not on PATH or not executable)", spec.Argv[0], backends.ErrCommandNotFound)
+	}
+	if p.pid == 0 {
+		_, err := p.Wait(ctx)
+		if err == nil {
+			err = errors.New("no /bin/sh in the image?")
+		}
+		if errors.Is(err, backends.ErrCommandNotFound) {
+			return nil, fmt.Errorf("incus: exec %q: the exec path needs /bin/sh in the image: %w", spec.Argv[0], err)
+		}
+		return nil, fmt.Errorf("incus: exec %q: the command did not start: %w", spec.Argv[0], err)
+	}
+	return p, nil
+}
+
+func envMap(env []string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// process is one incus exec.
+//
+// Goroutines: copyStdin copies the caller's stdin into the pipe the client
+// reads, until either ends; Wait waits for it. The client's own goroutines
+// (output and stdin mirrors, control reader) end with the operation's
+// websockets; until they do, the gates keep them from the caller's writers
+// once Wait has returned.
+type process struct {
+	b      *Backend
+	name   string
+	opID   string // set before Exec returns; read-only after
+	stdin  io.Reader
+	stdinR *io.PipeReader // what the client reads; nil without stdin
+	stdout *gate
+	stderr *gate
+	marker *markerWriter
+
+	wg       sync.WaitGroup // copyStdin
+	dataDone chan bool      // closed by the client when all output is written
+	started  chan struct{}  // closed once the wrapper reported
+	once     sync.Once      // guards closing started
+	gaveUp   chan struct{}  // closed when Wait should stop waiting for output
+	giveOnce sync.Once
+
+	// Set before started closes (or, without a marker, before dataDone is
+	// seen); read-only after.
+	pid     int
+	missing bool
+
+	ctlMu sync.Mutex
+	ctl   *websocket.Conn // the exec's control socket; guarded by ctlMu
+
+	waitOnce sync.Once
+	status   backends.ExitStatus
+	waitErr  error
+}
+
+func (p *process) onMarker(line string) bool {
+	defer p.once.Do(func() { close(p.started) })
+	switch {
+	case line == missingMarker:
+		p.missing = true
+		return true
+	case strings.HasPrefix(line, pidMarker):
+		if n, err := strconv.Atoi(strings.TrimPrefix(line, pidMarker)); err == nil {
+			p.pid = n
+			return true
+		}
+	}
+	return false
+}
+
+func (p *process) setControl(c *websocket.Conn) {
+	p.ctlMu.Lock()
+	p.ctl = c
+	p.ctlMu.Unlock()
+}
+
+func (p *process) copyStdin(w *io.PipeWriter) {
+	defer p.wg.Done()
+	_, err := io.Copy(w, p.stdin)
+	_ = w.CloseWithError(err)
+}
+
+// release ends what Exec started when the exec never got going.
+func (p *process) release() {
+	p.giveUp()
+	p.closeStdin()
+	p.wg.Wait()
+}
+
+func (p *process) giveUp() { p.giveOnce.Do(func() { close(p.gaveUp) }) }
+
+// closeStdin unblocks copyStdin, which may sit in a Read of the caller's
+// stdin, and the client's reader of the pipe.
+func (p *process) closeStdin() {
+	if c, ok := p.stdin.(io.Closer); ok {
+		_ = c.Close()
+	}
+	if p.stdinR != nil {
+		_ = p.stdinR.Close()
+	}
+}
+
+// Wait implements backends.Process. It waits for the output to be drained,
+// then for the operation, whose metadata holds the exit code.
+func (p *process) Wait(ctx context.Context) (backends.ExitStatus, error) {
+	select {
+	case <-p.dataDone:
+	case <-p.gaveUp:
+	case <-ctx.Done():
+		return backends.ExitStatus{}, ctx.Err()
+	}
+	p.waitOnce.Do(func() {
+		p.stdout.close()
+		p.stderr.close()
+		p.closeStdin()
+		p.wg.Wait()
+		p.status, p.waitErr = p.exitStatus(context.WithoutCancel(ctx))
+	})
+	return p.status, p.waitErr
+}
+
+func (p *process) exitStatus(ctx context.Context) (backends.ExitStatus, error) {
+	select {
+	case <-p.gaveUp:
+		// The output may never end; don't wait long for the operation.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, killGrace)
+		defer cancel()
+	default:
+	}
+	op, err := p.b.waitOp(ctx, p.opID)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return backends.StatusFromCode(128 + backends.SIGKILL), nil
+		}
+		return backends.ExitStatus{}, p.b.mapErr("exec in "+p.name, err, backends.ErrNotFound)
+	}
+	code, ok := op.Metadata["return"].(float64)
+	if !ok {
+		return backends.ExitStatus{}, fmt.Errorf("incus: exec in %s: no exit code in %v", p.name, op.Metadata)
+	}
+	return backends.StatusFromCode(int(code)), nil
+}
+
+// Signal implements backends.Process.
+func (p *process) Signal(ctx context.Context, sig int) error {
+	pid := 0
+	select {
+	case <-p.started: // pid is written before started closes
+		pid = p.pid
+	default:
+	}
+	if pid == 0 {
+		// No pid yet: the control socket reaches the process itself.
+		p.ctlMu.Lock()
+		defer p.ctlMu.Unlock()
+		if p.ctl == nil {
+			return fmt.Errorf("incus: signal: process has no pid yet: %w", backends.ErrNotSupported)
+		}
+		return p.ctl.WriteJSON(api.InstanceExecControl{Command: "signal", Signal: sig})
+	}
+	// Negative pid: the whole group. Fall back to the pid if the group is gone.
+	script := fmt.Sprintf("kill -%d -%d 2>/dev/null || kill -%d %d", sig, pid, sig, pid)
+	code, out, err := p.b.runCommand(ctx, p.name, []string{"/bin/sh", "-c", script})
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		select {
+		case <-p.dataDone:
+			return nil // it exited meanwhile
+		default:
+		}
+		return fmt.Errorf("incus: kill -%d %d: exit %d: %s", sig, pid, code, strings.TrimSpace(out))
+	}
+	return nil
+}
+
+// Kill implements backends.Process.
+func (p *process) Kill(ctx context.Context) error {
+	select {
+	case <-p.dataDone:
+		return nil
+	default:
+	}
+	err := p.Signal(ctx, backends.SIGKILL)
+	// A daemonised child that escaped the group can hold the output open;
+	// don't let it hold Wait.
+	select {
+	case <-p.dataDone:
+	case <-time.After(killGrace):
+		p.giveUp()
+	}
+	return err
+}
+
+// runCommand executes argv to completion and returns its exit code and
+// combined output.
+func (b *Backend) runCommand(ctx context.Context, name string, argv []string) (int, string, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, "", err
+	}
+	var out bytes.Buffer
+	w := &gate{w: &out}
+	done := make(chan bool)
+	op, err := b.srv.ExecInstance(name, api.InstanceExecPost{Command: argv, WaitForWS: true},
+		&incus.InstanceExecArgs{Stdout: w, Stderr: w, DataDone: done})
+	if err != nil {
+		return 0, "", b.mapErr("exec in "+name, err, backends.ErrNotFound)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		w.close()
+		return 0, "", fmt.Errorf("incus: exec %s: %w", argv[0], ctx.Err())
+	}
+	res, err := b.waitOp(ctx, op.Get().ID)
+	if err != nil {
+		return 0, out.String(), b.mapErr("exec "+argv[0], err, backends.ErrNotFound)
+	}
+	code, _ := res.Metadata["return"].(float64)
+	return int(code), out.String(), nil
+}
+
+// execUser is a resolved ExecSpec.User.
+type execUser struct {
+	uid, gid uint32
+	name     string // empty for a uid without a passwd entry
+	home     string
+}
+
+// lookupUser resolves a user name or uid (optionally :group or :gid) with
+// the instance's /etc/passwd and /etc/group, since Incus takes numeric ids.
+func (b *Backend) lookupUser(ctx context.Context, name, spec string) (execUser, error) {
+	read := func(path string) []byte {
+		if ctx.Err() != nil {
+			return nil
+		}
+		rc, _, err := b.srv.GetInstanceFile(name, path)
+		if err != nil {
+			return nil // a missing file only matters for names, reported below
+		}
+		defer rc.Close()
+		data, _ := io.ReadAll(io.LimitReader(rc, 4<<20))
+		return data
+	}
+	u, err := resolveUser(spec, read("/etc/passwd"), read("/etc/group"))
+	if err != nil {
+		return execUser{}, fmt.Errorf("incus: exec in %s: %w", name, err)
+	}
+	return u, nil
+}
+
+// resolveUser does lookupUser's work on the files' contents. As with
+// Docker, a uid without an entry gets gid 0 unless a group is given.
+func resolveUser(spec string, passwd, group []byte) (execUser, error) {
+	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
+	var u execUser
+	found := false
+	for _, f := range colonFields(passwd, 7) {
+		if f[0] == userPart || f[2] == userPart {
+			uid, err1 := strconv.ParseUint(f[2], 10, 32)
+			gid, err2 := strconv.ParseUint(f[3], 10, 32)
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			u = execUser{uid: uint32(uid), gid: uint32(gid), name: f[0], home: f[5]}
+			found = true
+			break
+		}
+	}
+	if !found {
+		uid, err := strconv.ParseUint(userPart, 10, 32)
+		if err != nil {
+			return execUser{}, fmt.Errorf("unable to find user %s: no matching entries in passwd file", userPart)
+		}
+		u = execUser{uid: uint32(uid), home: "/"}
+	}
+	if hasGroup {
+		gid, err := strconv.ParseUint(groupPart, 10, 32)
+		if err != nil {
+			found := false
+			for _, f := range colonFields(group, 4) {
+				if f[0] == groupPart {
+					if g, err := strconv.ParseUint(f[2], 10, 32); err == nil {
+						gid, found = g, true
+						break
+					}
+				}
+			}
+			if !found {
+				return execUser{}, fmt.Errorf("unable to find group %s: no matching entries in group file", groupPart)
+			}
+		}
+		u.gid = uint32(gid)
+	}
+	return u, nil
+}
+
+// colonFields splits /etc/passwd-style lines, skipping comments and lines
+// with fewer than n fields.
+func colonFields(data []byte, n int) [][]string {
+	var out [][]string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if f := strings.Split(line, ":"); len(f) >= n {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// gate passes writes through until closed, and drops them after, so that
+// the client's goroutines cannot write to the caller once Wait returned.
+type gate struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool // guarded by mu
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return len(p), nil
+	}
+	return g.w.Write(p)
+}
+
+func (g *gate) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+}
+
+// markerWriter passes stderr through, except that it offers the first line
+// to onLine and drops it if onLine claims it.
+type markerWriter struct {
+	w      io.Writer
+	onLine func(string) bool
+	buf    []byte
+	passed bool // first line handled; everything goes straight through
+}
+
+func (m *markerWriter) Write(p []byte) (int, error) {
+	if m.passed {
+		return m.w.Write(p)
+	}
+	m.buf = append(m.buf, p...)
+	i := bytes.IndexByte(m.buf, '\n')
+	if i < 0 {
+		if len(m.buf) > 256 { // too long to be ours
+			m.passed = true
+			m.onLine("")
+			_, err := m.w.Write(m.buf)
+			m.buf = nil
+			return len(p), err
+		}
+		return len(p), nil
+	}
+	m.passed = true
+	line, rest := string(m.buf[:i]), m.buf[i+1:]
+	if !m.onLine(line) {
+		rest = m.buf
+	}
+	var err error
+	if len(rest) > 0 {
+		_, err = m.w.Write(rest)
+	}
+	m.buf = nil
+	return len(p), err
+}
+
+// flush emits a partial first line when the stream ends without a newline.
+func (m *markerWriter) flush() {
+	if !m.passed && len(m.buf) > 0 {
+		m.passed = true
+		if !m.onLine(string(m.buf)) {
+			_, _ = m.w.Write(m.buf)
+		}
+		m.buf = nil
+	}
+}
