@@ -13,8 +13,10 @@ TOLERATE = { [ "$$CI" != true ] && [ -z "$$BERTH_REQUIRE" ] && echo "make: conti
 
 all: build
 
+# The agent must be static: it runs in any image, even one with nothing in it.
 build:
 	$(GO) build -o bin/berth ./cmd/berth
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/berth-agent ./cmd/berth-agent
 
 deps:
 	@bash testdata/setup/docker.sh || $(TOLERATE)
