@@ -153,7 +153,7 @@ func echoCheck(addr string, size, n int) error {
 	want := sha256.Sum256(data)
 	werr := make(chan error, 1)
 	go func() {
-		_, err := c.Write(data)
+		_, err := c.Write(append([]byte{'e'}, data...)) // 'e': echo mode
 		c.(*net.TCPConn).CloseWrite()
 		werr <- err
 	}()

@@ -1,0 +1,669 @@
+// Command bench measures berth beside its peers, in one run and on one
+// container, and prints a Markdown report; docs/benchmarks.md records one.
+//
+//	make bench          (or: go run ./bench -berth bin/berth)
+//
+// Peers: the docker CLI's exec, a Docker API exec from Go, berth's own
+// plain-exec fallback (--no-agent), host loopback TCP, and a bare relay over
+// one `docker exec -i` stream.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/berthdev/berth/agent"
+	"github.com/berthdev/berth/backends/docker"
+	"github.com/berthdev/berth/rpc"
+)
+
+var (
+	berthBin  = flag.String("berth", "bin/berth", "berth binary (bin/berth-agent must sit beside it)")
+	image     = flag.String("image", "berth-test/busybox:1", "image of the benchmark container")
+	samples   = flag.Int("n", 300, "samples per latency figure")
+	spawnFor  = flag.Duration("spawn", 5*time.Second, "duration of the spawn-throughput run")
+	outMiB    = flag.Int("out", 256, "MiB written to stdout in the output-throughput run")
+	tunnelMiB = flag.Int("tunnel", 256, "MiB each way in the tunnel-throughput runs")
+)
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// report collects the Markdown output.
+type report struct{ b strings.Builder }
+
+func (r *report) printf(format string, args ...any) {
+	fmt.Fprintf(&r.b, format, args...)
+	fmt.Fprintf(os.Stderr, format, args...) // progress while it runs
+}
+
+func pct(ds []time.Duration, p float64) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[int(float64(len(s)-1)*p)]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d.Nanoseconds())/1000) }
+
+func latencyRow(r *report, name string, ds []time.Duration, f func(time.Duration) string) {
+	r.printf("| %s | %s | %s | %d |\n", name, f(pct(ds, 0.5)), f(pct(ds, 0.9)), len(ds))
+}
+
+func measure(n int, f func() error) ([]time.Duration, error) {
+	out := make([]time.Duration, 0, n)
+	for range n {
+		t0 := time.Now()
+		if err := f(); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(t0))
+	}
+	return out, nil
+}
+
+func run() error {
+	ctx := context.Background()
+	bin, err := filepath.Abs(*berthBin)
+	if err != nil {
+		return err
+	}
+	d, err := docker.New(slog.New(slog.DiscardHandler), "bench")
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Ping(ctx); err != nil {
+		return err
+	}
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+
+	tmp, err := os.MkdirTemp("", "berth-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	ws := filepath.Join(tmp, "ws")
+	os.Mkdir(ws, 0o755)
+	fixture := filepath.Join(tmp, "echoserver")
+	build := exec.Command("go", "build", "-ldflags=-s -w", "-o", fixture, "./testdata/echoserver")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build fixture: %v\n%s", err, out)
+	}
+
+	var r report
+	r.printf("Measured %s on %s/%s, %d cores; Docker %s; image %s.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), dockerVersion(ctx, cli), *image)
+
+	ab, err := startBerth(ctx, bin, ws)
+	if err != nil {
+		return err
+	}
+	defer ab.close()
+	var inst rpc.Instance
+	if err := ab.call(ctx, "berth/up", struct{}{}, &inst); err != nil {
+		return err
+	}
+	defer d.Remove(context.Background(), inst.ID)
+	if !inst.Agent.Enabled {
+		return fmt.Errorf("agent not enabled: %s", inst.Agent.Reason)
+	}
+	pb, err := startBerth(ctx, bin, ws, "--no-agent")
+	if err != nil {
+		return err
+	}
+	defer pb.close()
+	if err := copyFile(ctx, d, inst.ID, fixture); err != nil {
+		return err
+	}
+
+	// 1. Exec round trip.
+	r.printf("## Exec round trip: run `true`, get its exit code\n\n| path | p50 | p90 | n |\n|---|---|---|---|\n")
+	trueRun := func(b *berthProc) func() error {
+		return func() error {
+			var res rpc.RunResult
+			if err := b.call(ctx, "berth/run", rpc.ExecParams{Argv: []string{"true"}}, &res); err != nil {
+				return err
+			}
+			if res.Code != 0 {
+				return fmt.Errorf("true exited %d", res.Code)
+			}
+			return nil
+		}
+	}
+	trueRun(ab)() // warm
+	ds, err := measure(*samples, trueRun(ab))
+	if err != nil {
+		return err
+	}
+	latencyRow(&r, "**berth** `berth/run` over stdio, agent", ds, ms)
+	n := max(*samples/5, 20)
+	if ds, err = measure(n, trueRun(pb)); err != nil {
+		return err
+	}
+	latencyRow(&r, "berth `berth/run`, plain-exec fallback (`--no-agent`)", ds, ms)
+	if ds, err = measure(n, func() error { return dockerAPIExec(ctx, cli, inst.ID) }); err != nil {
+		return err
+	}
+	latencyRow(&r, "Docker API exec from Go (create, attach, inspect)", ds, ms)
+	if ds, err = measure(n, func() error { return exec.Command("docker", "exec", inst.ID, "true").Run() }); err != nil {
+		return err
+	}
+	latencyRow(&r, "`docker exec` CLI", ds, ms)
+
+	// 2. Spawn throughput.
+	const workers = 16
+	var spawned atomic.Int64
+	deadline := time.Now().Add(*spawnFor)
+	var wg sync.WaitGroup
+	var spawnErr error
+	var errOnce sync.Once
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if err := trueRun(ab)(); err != nil {
+					errOnce.Do(func() { spawnErr = err })
+					return
+				}
+				spawned.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if spawnErr != nil {
+		return spawnErr
+	}
+	r.printf("\n## Spawn throughput\n\n%d concurrent callers on one berth connection, each running `true` with `berth/run` in a loop for %s: **%.0f processes/s**.\n",
+		workers, *spawnFor, float64(spawned.Load())/spawnFor.Seconds())
+
+	// 3. Output throughput.
+	size := int64(*outMiB) << 20
+	gen := fmt.Sprintf("yes abcdefghijklmnopqrstuvwxyz0123456789 | head -c %d", size)
+	t0 := time.Now()
+	got, err := ab.execCount(ctx, []string{"sh", "-c", gen})
+	if err != nil {
+		return err
+	}
+	berthRate := float64(got) / time.Since(t0).Seconds() / 1e6
+	if got != size {
+		return fmt.Errorf("output: got %d bytes, want %d", got, size)
+	}
+	t0 = time.Now()
+	dc := exec.Command("docker", "exec", inst.ID, "sh", "-c", gen)
+	dc.Stdout = io.Discard
+	if err := dc.Run(); err != nil {
+		return err
+	}
+	dockerRate := float64(size) / time.Since(t0).Seconds() / 1e6
+	r.printf("\n## Output throughput: %d MiB of text on stdout\n\n| path | MB/s |\n|---|---|\n", *outMiB)
+	r.printf("| **berth**: `berth/output` notifications decoded by the client (paths mapped) | %.0f (%.0f%% of docker exec) |\n", berthRate, 100*berthRate/dockerRate)
+	r.printf("| `docker exec CMD > /dev/null` | %.0f |\n", dockerRate)
+
+	// 4. Tunnels.
+	var srv rpc.ExecResult
+	if err := ab.call(ctx, "berth/exec", rpc.ExecParams{Argv: []string{"/tmp/echoserver", "127.0.0.1:7100"}}, &srv); err != nil {
+		return err
+	}
+	time.Sleep(300 * time.Millisecond)
+	var fwd rpc.ForwardResult
+	if err := ab.call(ctx, "berth/forward", rpc.ForwardParams{ContainerPort: 7100}, &fwd); err != nil {
+		return err
+	}
+	hostSrv := exec.Command(fixture, "127.0.0.1:0")
+	hostOut, _ := hostSrv.StdoutPipe()
+	if err := hostSrv.Start(); err != nil {
+		return err
+	}
+	defer hostSrv.Process.Kill()
+	line, _ := bufio.NewReader(hostOut).ReadString('\n')
+	hostAddr := strings.TrimSpace(strings.TrimPrefix(line, "listening on "))
+
+	tsize := int64(*tunnelMiB) << 20
+	r.printf("\n## Tunnels: %d MiB each way, and a 1-byte ping-pong\n\n| path | up MB/s | down MB/s | RTT p50 | RTT p90 |\n|---|---|---|---|---|\n", *tunnelMiB)
+	dialTCP := func(addr string) func() (io.ReadWriteCloser, error) {
+		return func() (io.ReadWriteCloser, error) { return net.Dial("tcp", addr) }
+	}
+	type peer struct {
+		name string
+		dial func() (io.ReadWriteCloser, error)
+	}
+	peers := []peer{
+		{"**berth** `berth/forward` over the agent's exec stream", dialTCP(fmt.Sprintf("127.0.0.1:%d", fwd.HostPort))},
+		{"bare relay over one `docker exec -i` stream (Docker API)", func() (io.ReadWriteCloser, error) { return execRelay(ctx, cli, inst.ID, "127.0.0.1:7100") }},
+		{"host loopback TCP (the physical limit)", dialTCP(hostAddr)},
+	}
+	for _, p := range peers {
+		up, err := tunnelUp(p.dial, tsize)
+		if err != nil {
+			return fmt.Errorf("%s up: %w", p.name, err)
+		}
+		down, err := tunnelDown(p.dial, tsize)
+		if err != nil {
+			return fmt.Errorf("%s down: %w", p.name, err)
+		}
+		rtts, err := pingPong(p.dial, *samples*5)
+		if err != nil {
+			return fmt.Errorf("%s ping: %w", p.name, err)
+		}
+		r.printf("| %s | %.0f | %.0f | %s | %s |\n", p.name, up, down, us(pct(rtts, 0.5)), us(pct(rtts, 0.9)))
+	}
+
+	// 5. Agent start.
+	abin, err := agent.Locate()
+	if err != nil {
+		if abin, err = agent.Open(filepath.Join(filepath.Dir(bin), "berth-agent")); err != nil {
+			return err
+		}
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	cold, err := measure(5, func() error {
+		if _, _, err := runIn(ctx, cli, inst.ID, "sh", "-c", "rm -f /.berth/agent-*"); err != nil {
+			return err
+		}
+		c, err := agent.Start(ctx, d, inst.ID, abin, quiet)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+	if err != nil {
+		return err
+	}
+	warm, err := measure(10, func() error {
+		c, err := agent.Start(ctx, d, inst.ID, abin, quiet)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+	if err != nil {
+		return err
+	}
+	reattach, err := measure(5, func() error {
+		b, err := startBerth(ctx, bin, ws)
+		if err != nil {
+			return err
+		}
+		defer b.close()
+		return trueRun(b)()
+	})
+	if err != nil {
+		return err
+	}
+	r.printf("\n## Agent start (%d KiB binary)\n\n| what | p50 | p90 | n |\n|---|---|---|---|\n", fileSize(abin.Path)>>10)
+	latencyRow(&r, "cold: copy the agent in, start it, handshake", cold, ms)
+	latencyRow(&r, "warm: start the agent already in the container, handshake", warm, ms)
+	latencyRow(&r, "reattach: start a new `berth --stdio`, initialize, first `berth/run`", reattach, ms)
+
+	// 6. Memory.
+	r.printf("\n## Memory\n\n| process | RSS now | peak RSS |\n|---|---|---|\n")
+	rss, hwm := procMem(ab.cmd.Process.Pid)
+	r.printf("| berth after the runs above | %s | %s |\n", rss, hwm)
+	idle, err := startBerth(ctx, bin, ws)
+	if err != nil {
+		return err
+	}
+	trueRun(idle)()
+	rss, hwm = procMem(idle.cmd.Process.Pid)
+	idle.close()
+	r.printf("| berth idle (one connection, one `berth/run`) | %s | %s |\n", rss, hwm)
+	if pid := findAgent(); pid > 0 {
+		rss, hwm = procMem(pid)
+		r.printf("| berth-agent in the container, after the runs above | %s | %s |\n", rss, hwm)
+	}
+
+	fmt.Print(r.b.String())
+	return nil
+}
+
+func dockerVersion(ctx context.Context, cli *client.Client) string {
+	v, err := cli.ServerVersion(ctx)
+	if err != nil {
+		return "?"
+	}
+	return v.Version
+}
+
+func fileSize(p string) int64 {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// berthProc is a running `berth --stdio` and a client on its pipes.
+type berthProc struct {
+	cmd *exec.Cmd
+	c   *rpc.Client
+
+	mu      sync.Mutex // guards the following
+	counts  map[string]int64
+	exitFor map[string]chan struct{}
+}
+
+type pipes struct {
+	io.ReadCloser
+	io.WriteCloser
+}
+
+func (p pipes) Close() error {
+	p.WriteCloser.Close()
+	return p.ReadCloser.Close()
+}
+
+func startBerth(ctx context.Context, bin, ws string, args ...string) (*berthProc, error) {
+	cmd := exec.Command(bin, append([]string{"--stdio", "--log-level", "error"}, args...)...)
+	cmd.Env = append(os.Environ(), "BERTH_IMAGE="+*image)
+	cmd.Stderr = os.Stderr
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	b := &berthProc{cmd: cmd, counts: map[string]int64{}, exitFor: map[string]chan struct{}{}}
+	b.c = rpc.NewClient(ctx, pipes{out, in}, slog.New(slog.DiscardHandler), b.notify)
+	if err := b.call(ctx, "initialize", rpc.InitializeParams{RootPath: ws}, nil); err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *berthProc) notify(method string, raw json.RawMessage) {
+	switch method {
+	case "berth/output":
+		var o rpc.OutputParams
+		if json.Unmarshal(raw, &o) == nil {
+			b.mu.Lock()
+			b.counts[o.PID] += int64(len(o.Text))
+			b.mu.Unlock()
+		}
+	case "berth/exit":
+		var e rpc.ExitParams
+		if json.Unmarshal(raw, &e) == nil {
+			b.mu.Lock()
+			if ch, ok := b.exitFor[e.PID]; ok {
+				close(ch)
+			}
+			b.mu.Unlock()
+		}
+	}
+}
+
+func (b *berthProc) call(ctx context.Context, method string, params, result any) error {
+	return b.c.Call(ctx, method, params, result)
+}
+
+// execCount runs argv with berth/exec and returns how many bytes of output
+// arrived before its exit.
+func (b *berthProc) execCount(ctx context.Context, argv []string) (int64, error) {
+	var res rpc.ExecResult
+	// The pid is learnt from the reply, and output for it is held back
+	// until then, so registering after the reply misses nothing.
+	if err := b.call(ctx, "berth/exec", rpc.ExecParams{Argv: argv}, &res); err != nil {
+		return 0, err
+	}
+	done := make(chan struct{})
+	b.mu.Lock()
+	b.exitFor[res.PID] = done
+	b.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Minute):
+		return 0, errors.New("no exit")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.counts[res.PID], nil
+}
+
+func (b *berthProc) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if b.c.Call(ctx, "shutdown", nil, nil) == nil {
+		b.c.Notify(ctx, "exit", nil)
+	}
+	b.c.Close()
+	b.cmd.Wait()
+}
+
+func copyFile(ctx context.Context, d *docker.Backend, id, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	tw := newTar(&buf)
+	tw.add(filepath.Base(path), data)
+	tw.close()
+	return d.CopyTo(ctx, id, "/tmp", &buf)
+}
+
+func dockerAPIExec(ctx context.Context, cli *client.Client, id string) error {
+	created, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: []string{"true"}, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return err
+	}
+	hj, err := cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, hj.Reader)
+	hj.Close()
+	for {
+		ins, err := cli.ContainerExecInspect(ctx, created.ID)
+		if err != nil {
+			return err
+		}
+		if !ins.Running {
+			if ins.ExitCode != 0 {
+				return fmt.Errorf("exit %d", ins.ExitCode)
+			}
+			return nil
+		}
+	}
+}
+
+func runIn(ctx context.Context, cli *client.Client, id string, argv ...string) (string, int, error) {
+	created, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: argv, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return "", 0, err
+	}
+	hj, err := cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return "", 0, err
+	}
+	var out bytes.Buffer
+	stdcopy.StdCopy(&out, &out, hj.Reader)
+	hj.Close()
+	ins, err := cli.ContainerExecInspect(ctx, created.ID)
+	return out.String(), ins.ExitCode, err
+}
+
+// execRelay opens one `docker exec -i` stream running the fixture's relay
+// to addr, and returns it as a connection.
+func execRelay(ctx context.Context, cli *client.Client, id, addr string) (io.ReadWriteCloser, error) {
+	created, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{
+		Cmd: []string{"/tmp/echoserver", "relay", addr}, AttachStdin: true, AttachStdout: true, AttachStderr: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	hj, err := cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := stdcopy.StdCopy(pw, io.Discard, hj.Reader)
+		pw.CloseWithError(err)
+	}()
+	return &relayConn{hj: hj.Conn, r: pr, closeWrite: hj.CloseWrite}, nil
+}
+
+type relayConn struct {
+	hj         net.Conn
+	r          *io.PipeReader
+	closeWrite func() error
+}
+
+func (c *relayConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *relayConn) Write(p []byte) (int, error) { return c.hj.Write(p) }
+func (c *relayConn) CloseWrite() error           { return c.closeWrite() }
+func (c *relayConn) Close() error {
+	c.r.Close()
+	return c.hj.Close()
+}
+
+func closeWrite(c io.ReadWriteCloser) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}
+
+var chunk = bytes.Repeat([]byte("berth-tunnel-benchmark-0123456789"), 8192)
+
+func tunnelUp(dial func() (io.ReadWriteCloser, error), size int64) (float64, error) {
+	c, err := dial()
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	t0 := time.Now()
+	if _, err := c.Write([]byte{'s'}); err != nil {
+		return 0, err
+	}
+	for left := size; left > 0; {
+		n := min(int64(len(chunk)), left)
+		if _, err := c.Write(chunk[:n]); err != nil {
+			return 0, err
+		}
+		left -= n
+	}
+	closeWrite(c)
+	ack := make([]byte, 2)
+	if _, err := io.ReadFull(c, ack); err != nil || string(ack) != "ok" {
+		return 0, fmt.Errorf("sink ack %q: %v", ack, err)
+	}
+	return float64(size) / time.Since(t0).Seconds() / 1e6, nil
+}
+
+func tunnelDown(dial func() (io.ReadWriteCloser, error), size int64) (float64, error) {
+	c, err := dial()
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	t0 := time.Now()
+	req := make([]byte, 9)
+	req[0] = 'g'
+	binary.BigEndian.PutUint64(req[1:], uint64(size))
+	if _, err := c.Write(req); err != nil {
+		return 0, err
+	}
+	n, err := io.CopyBuffer(io.Discard, io.LimitReader(c, size), make([]byte, 256<<10))
+	if err != nil || n != size {
+		return 0, fmt.Errorf("read %d of %d: %v", n, size, err)
+	}
+	return float64(size) / time.Since(t0).Seconds() / 1e6, nil
+}
+
+func pingPong(dial func() (io.ReadWriteCloser, error), n int) ([]time.Duration, error) {
+	c, err := dial()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	if _, err := c.Write([]byte{'e'}); err != nil {
+		return nil, err
+	}
+	b := []byte{'x'}
+	return measure(n, func() error {
+		if _, err := c.Write(b); err != nil {
+			return err
+		}
+		_, err := io.ReadFull(c, b)
+		return err
+	})
+}
+
+// procMem reads a host process's current and peak RSS.
+func procMem(pid int) (string, string) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "?", "?"
+	}
+	var rss, hwm string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.Atoi(f[1])
+		v := fmt.Sprintf("%.1f MiB", float64(kb)/1024)
+		switch f[0] {
+		case "VmRSS:":
+			rss = v
+		case "VmHWM:":
+			hwm = v
+		}
+	}
+	return rss, hwm
+}
+
+// findAgent finds the serving agent among host processes (the engine is
+// local here).
+func findAgent() int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range dirs {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
+		if len(args) == 2 && strings.HasPrefix(args[0], agent.Dir+"/agent-") && args[1] == "serve" {
+			pid, _ := strconv.Atoi(strings.Split(p, "/")[2])
+			return pid
+		}
+	}
+	return 0
+}
