@@ -75,9 +75,10 @@ const (
 // block run in their own goroutine, counted by wg and waited for by
 // ServeConn before it returns.
 type conn struct {
-	s   *Server
-	log *slog.Logger
-	wg  sync.WaitGroup // request goroutines
+	s      *Server
+	log    *slog.Logger
+	stream *frameStream
+	wg     sync.WaitGroup // request goroutines
 
 	mu        sync.Mutex // guards the following
 	rpc       *jsonrpc2.Conn
@@ -105,6 +106,7 @@ func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
 	defer cancel()
 
 	stream := newFrameStream(rwc, s.opts.Logger, s.opts.Trace)
+	c.stream = stream
 	rc := jsonrpc2.NewConn(ctx, stream, c, jsonrpc2.SetLogger(slogAdapter{s.opts.Logger}))
 	c.setConn(rc)
 
@@ -286,7 +288,9 @@ func (c *conn) progressCtx(ctx context.Context) context.Context {
 type sink struct{ c *conn }
 
 func (s sink) Output(pid, stream, text string) {
-	s.c.notify("berth/output", OutputParams{PID: pid, Stream: stream, Text: text})
+	if err := s.c.stream.writeOutput(pid, stream, text); err != nil && !errors.Is(err, jsonrpc2.ErrClosed) {
+		s.c.log.Debug("notify failed", "method", "berth/output", "err", err)
+	}
 }
 
 func (s sink) Exit(pid string, st backends.ExitStatus, reason string) {

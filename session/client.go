@@ -69,8 +69,8 @@ type Process struct {
 	startedAt time.Time
 	proc      backends.Process
 	stdin     *stdinQueue // nil without stdin
-	gate      *gate
-	done      chan struct{} // closed after Exit was delivered to the gate
+	out       *outbox
+	done      chan struct{} // closed after the exit event was delivered
 
 	mu         sync.Mutex // guards the following
 	exited     bool
@@ -83,9 +83,10 @@ func (p *Process) ID() string { return p.id }
 
 // Release lets the process's events flow to the sink. Until then they are
 // held, so that a client learns the pid before it sees output for it.
-func (p *Process) Release() { p.gate.release() }
+func (p *Process) Release() { p.out.release() }
 
-// Done is closed once the process has exited and its exit event was queued.
+// Done is closed once the process has exited and its exit event was
+// delivered.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
 func (p *Process) info() ProcessInfo {
@@ -147,13 +148,12 @@ func (c *Client) Exec(ctx context.Context, opts ExecOptions) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &gate{}
-	return c.start(ctx, id, opts, g,
+	return c.start(ctx, id, opts, newOutbox(),
 		func(stream, text string) { c.sink.Output(id, stream, text) },
 		func(st backends.ExitStatus, reason string) { c.sink.Exit(id, st, reason) })
 }
 
-func (c *Client) start(ctx context.Context, id string, opts ExecOptions, g *gate,
+func (c *Client) start(ctx context.Context, id string, opts ExecOptions, out *outbox,
 	output func(stream, text string), exit func(backends.ExitStatus, string)) (*Process, error) {
 	if len(opts.Argv) == 0 {
 		return nil, errors.New("argv: must name a command")
@@ -169,10 +169,10 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, g *gate
 
 	p := &Process{
 		id: id, workspace: opts.Workspace, argv: opts.Argv, kind: opts.Kind, tty: opts.TTY,
-		gate: g, done: make(chan struct{}),
+		out: out, done: make(chan struct{}),
 	}
-	stdout := newStreamWriter(mapper, opts.MapPaths, func(s string) { g.do(func() { output("stdout", s) }) })
-	stderr := newStreamWriter(mapper, opts.MapPaths, func(s string) { g.do(func() { output("stderr", s) }) })
+	stdout := newStreamWriter(mapper, opts.MapPaths, func(s string) { out.output("stdout", s) })
+	stderr := newStreamWriter(mapper, opts.MapPaths, func(s string) { out.output("stderr", s) })
 	spec := backends.ExecSpec{
 		Argv:   opts.Argv,
 		Cwd:    containerCwd(mapper, opts.Cwd, inst.Workdir),
@@ -209,10 +209,15 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, g *gate
 		return nil, ErrClosed
 	}
 	c.procs[id] = p
-	c.wg.Add(1)
+	c.wg.Add(2)
 	c.mu.Unlock()
 	c.log.Debug("process started", "pid", id, "argv", opts.Argv, "workspace", opts.Workspace)
 
+	go func() {
+		defer c.wg.Done()
+		out.run(output)
+		close(p.done)
+	}()
 	go func() {
 		defer c.wg.Done()
 		st, err := proc.Wait(context.Background())
@@ -226,8 +231,7 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, g *gate
 		p.mu.Lock()
 		p.exited, p.status, p.finishedAt = true, st, time.Now()
 		p.mu.Unlock()
-		g.do(func() { exit(st, reason) })
-		close(p.done)
+		out.exit(func() { exit(st, reason) })
 		c.log.Debug("process exited", "pid", id, "code", st.Code, "signal", st.Signal)
 	}()
 	return p, nil
@@ -295,20 +299,20 @@ func (c *Client) Run(ctx context.Context, opts ExecOptions, timeout time.Duratio
 		return RunResult{}, err
 	}
 	var (
-		mu        sync.Mutex
-		out, errb capped
-		status    backends.ExitStatus
-		reason    string
+		mu         sync.Mutex
+		outb, errb capped
+		status     backends.ExitStatus
+		reason     string
 	)
-	g := &gate{}
-	g.release()
+	out := newOutbox()
+	out.release()
 	opts.Stdin = false
-	p, err := c.start(ctx, id, opts, g,
+	p, err := c.start(ctx, id, opts, out,
 		func(stream, text string) {
 			mu.Lock()
 			defer mu.Unlock()
 			if stream == "stdout" {
-				out.add(text)
+				outb.add(text)
 			} else {
 				errb.add(text)
 			}
@@ -345,8 +349,8 @@ func (c *Client) Run(ctx context.Context, opts ExecOptions, timeout time.Duratio
 		return RunResult{}, fmt.Errorf("%s: %s", opts.Argv[0], reason)
 	}
 	res.Status = status
-	res.Stdout, res.Stderr = out.String(), errb.String()
-	res.Truncated = out.truncated || errb.truncated
+	res.Stdout, res.Stderr = outb.String(), errb.String()
+	res.Truncated = outb.truncated || errb.truncated
 	return res, nil
 }
 
@@ -441,8 +445,9 @@ const killGrace = 500 * time.Millisecond
 func (c *Client) Close(ctx context.Context) {
 	c.mu.Lock()
 	c.closed = true
-	var running []*Process
+	var running, all []*Process
 	for _, p := range c.procs {
+		all = append(all, p)
 		if p.info().State == StateRunning {
 			running = append(running, p)
 		}
@@ -467,7 +472,7 @@ func (c *Client) Close(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
-	for _, p := range running {
+	for _, p := range all {
 		p.Release() // nobody may be left to release it
 	}
 	c.wg.Wait()

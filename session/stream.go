@@ -8,36 +8,90 @@ import (
 	"github.com/berthdev/berth/pathmap"
 )
 
-// gate holds a process's events until release, then passes them through in
-// the order they arrived.
-type gate struct {
-	mu    sync.Mutex // guards the following
-	open  bool
-	queue []func()
+// outbox carries a process's events to its sink on one sender goroutine.
+// It holds them until release, so a client learns the pid before it sees
+// output for it; it merges consecutive output of one stream while the sink
+// is busy, so a chatty process costs few notifications; and it blocks the
+// writers when too much is queued, so a slow client slows the process
+// rather than growing memory.
+type outbox struct {
+	mu       sync.Mutex // guards the following
+	cond     *sync.Cond // signalled on every change
+	events   []event
+	queued   int // bytes of output in events
+	released bool
+	done     bool // the exit event is queued
 }
 
-func (g *gate) do(f func()) {
-	g.mu.Lock()
-	if !g.open {
-		g.queue = append(g.queue, f)
-		g.mu.Unlock()
-		return
-	}
-	g.mu.Unlock()
-	f()
+type event struct {
+	stream string // "stdout" or "stderr"; empty for the exit event
+	data   []byte
+	exit   func()
 }
 
-func (g *gate) release() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.open {
-		return
+// outboxLimit bounds queued output before writers block; mergeLimit bounds
+// one merged notification.
+const (
+	outboxLimit = 8 << 20
+	mergeLimit  = 1 << 20
+)
+
+func newOutbox() *outbox {
+	o := &outbox{}
+	o.cond = sync.NewCond(&o.mu)
+	return o
+}
+
+func (o *outbox) output(stream, text string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for o.queued > outboxLimit && !o.done {
+		o.cond.Wait()
 	}
-	// Drain under the lock so that later events wait their turn.
-	for _, f := range g.queue {
-		f()
+	if n := len(o.events); n > 0 && o.events[n-1].stream == stream && len(o.events[n-1].data)+len(text) <= mergeLimit {
+		o.events[n-1].data = append(o.events[n-1].data, text...)
+	} else {
+		o.events = append(o.events, event{stream: stream, data: append(make([]byte, 0, len(text)), text...)})
 	}
-	g.queue, g.open = nil, true
+	o.queued += len(text)
+	o.cond.Broadcast()
+}
+
+// exit queues the last event.
+func (o *outbox) exit(f func()) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.events = append(o.events, event{exit: f})
+	o.done = true
+	o.cond.Broadcast()
+}
+
+func (o *outbox) release() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.released = true
+	o.cond.Broadcast()
+}
+
+// run sends events until the exit event has been sent.
+func (o *outbox) run(output func(stream, text string)) {
+	for {
+		o.mu.Lock()
+		for !o.released || len(o.events) == 0 {
+			o.cond.Wait()
+		}
+		ev := o.events[0]
+		o.events[0] = event{}
+		o.events = o.events[1:]
+		o.queued -= len(ev.data)
+		o.cond.Broadcast()
+		o.mu.Unlock()
+		if ev.exit != nil {
+			ev.exit()
+			return
+		}
+		output(ev.stream, string(ev.data))
+	}
 }
 
 // streamWriter turns one output stream into text events: container paths

@@ -7,6 +7,7 @@
 //	                         'g' generate: read an 8-byte big-endian count, write that many bytes
 //	echoserver relay ADDR  copy stdin to a TCP connection to ADDR and the connection to stdout
 //	                       (the "bare exec stream" peer in the benchmarks)
+//	echoserver gen N       write N bytes of text lines to stdout, 64 KiB at a time
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 )
 
@@ -24,8 +26,15 @@ func main() {
 		serve(os.Args[1])
 	case len(os.Args) == 3 && os.Args[1] == "relay":
 		relay(os.Args[2])
+	case len(os.Args) == 3 && os.Args[1] == "gen":
+		n, err := strconv.ParseInt(os.Args[2], 10, 64)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		gen(n)
 	default:
-		fmt.Fprintln(os.Stderr, "usage: echoserver ADDR | echoserver relay ADDR")
+		fmt.Fprintln(os.Stderr, "usage: echoserver ADDR | echoserver relay ADDR | echoserver gen N")
 		os.Exit(2)
 	}
 }
@@ -96,4 +105,22 @@ func relay(addr string) {
 	io.CopyBuffer(c, os.Stdin, make([]byte, 256<<10))
 	c.(*net.TCPConn).CloseWrite()
 	wg.Wait()
+}
+
+func gen(n int64) {
+	line := []byte("/workspaces/proj/src/main.go:42:7: a line of build output, 64 bytes\n")
+	buf := make([]byte, 0, 64<<10)
+	for len(buf)+len(line) <= cap(buf) {
+		buf = append(buf, line...)
+	}
+	for n > 0 {
+		chunk := buf
+		if int64(len(chunk)) > n {
+			chunk = chunk[:n]
+		}
+		if _, err := os.Stdout.Write(chunk); err != nil {
+			os.Exit(1)
+		}
+		n -= int64(len(chunk))
+	}
 }

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// rawBerth is a minimal client that decodes each frame once, as an
+// editor's client would; it measures berth, not a Go client's overhead.
+type rawBerth struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Reader
+	id  int
+}
+
+func startRaw(bin, ws string) (*rawBerth, error) {
+	cmd := exec.Command(bin, "--stdio", "--log-level", "error")
+	cmd.Env = append(os.Environ(), "BERTH_IMAGE="+*image)
+	cmd.Stderr = os.Stderr
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	b := &rawBerth{cmd: cmd, in: in, out: bufio.NewReaderSize(out, 1<<20)}
+	if _, err := b.call("initialize", map[string]any{"rootPath": ws}); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+type frame struct {
+	ID     *int            `json:"id"`
+	Method string          `json:"method"`
+	Result json.RawMessage `json:"result"`
+	Error  *struct {
+		Message string `json:"message"`
+	} `json:"error"`
+	Params struct {
+		PID  string `json:"pid"`
+		Text string `json:"text"`
+		Code int    `json:"code"`
+	} `json:"params"`
+}
+
+func (b *rawBerth) send(method string, params any) (int, error) {
+	b.id++
+	body, err := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": b.id, "method": method, "params": params})
+	if err != nil {
+		return 0, err
+	}
+	_, err = fmt.Fprintf(b.in, "Content-Length: %d\r\n\r\n%s", len(body), body)
+	return b.id, err
+}
+
+func (b *rawBerth) read() (*frame, error) {
+	n := -1
+	for {
+		line, err := b.out.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		line = strings.TrimSpace(line)
+		if line == "" {
+			break
+		}
+		if v, ok := strings.CutPrefix(line, "Content-Length: "); ok {
+			n, _ = strconv.Atoi(v)
+		}
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(b.out, body); err != nil {
+		return nil, err
+	}
+	var f frame
+	return &f, json.Unmarshal(body, &f)
+}
+
+func (b *rawBerth) call(method string, params any) (*frame, error) {
+	id, err := b.send(method, params)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		f, err := b.read()
+		if err != nil {
+			return nil, err
+		}
+		if f.ID != nil && *f.ID == id {
+			if f.Error != nil {
+				return nil, fmt.Errorf("%s: %s", method, f.Error.Message)
+			}
+			return f, nil
+		}
+	}
+}
+
+// execCount runs argv and counts its output bytes until berth/exit.
+func (b *rawBerth) execCount(argv []string) (int64, error) {
+	f, err := b.call("berth/exec", map[string]any{"argv": argv})
+	if err != nil {
+		return 0, err
+	}
+	var res struct{ PID string }
+	json.Unmarshal(f.Result, &res)
+	var n int64
+	for {
+		f, err := b.read()
+		if err != nil {
+			return n, err
+		}
+		switch {
+		case f.Method == "berth/output" && f.Params.PID == res.PID:
+			n += int64(len(f.Params.Text))
+		case f.Method == "berth/exit" && f.Params.PID == res.PID:
+			if f.Params.Code != 0 {
+				return n, fmt.Errorf("exit %d", f.Params.Code)
+			}
+			return n, nil
+		}
+	}
+}
+
+func (b *rawBerth) close() {
+	b.call("shutdown", nil)
+	b.in.Close()
+	b.cmd.Wait()
+}
