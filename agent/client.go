@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -37,7 +41,8 @@ const helloTimeout = 15 * time.Second
 // tunnels, each joined in its own goroutine. Close waits for all of them.
 type Client struct {
 	log     *slog.Logger
-	sess    *yamux.Session
+	sess    *yamux.Session // over the exec stream: the lifeline
+	fast    *yamux.Session // over the fast-path socket, or nil
 	proc    backends.Process
 	stdoutW *io.PipeWriter
 	version string
@@ -48,21 +53,102 @@ type Client struct {
 	listeners map[uint64]func(net.Conn)
 }
 
+// Options tune Start.
+type Options struct {
+	// FastDir is the host directory bind-mounted at RunDir in the instance,
+	// when the engine is local. Empty means no fast path: everything rides
+	// the exec stream.
+	FastDir string
+}
+
 // Start starts bin in the instance through the backend's exec and
 // completes the handshake, copying bin in first if this build isn't there.
 // ctx bounds the start only.
-func Start(ctx context.Context, b backends.Backend, id string, bin *Binary, log *slog.Logger) (*Client, error) {
+func Start(ctx context.Context, b backends.Backend, id string, bin *Binary, log *slog.Logger, opts Options) (*Client, error) {
 	// Trying first costs nothing when the build is there, the common case;
 	// a missing binary fails the handshake at once.
 	c, err := start(ctx, b, id, bin, log)
-	if err == nil || ctx.Err() != nil {
-		return c, err
+	if err != nil && ctx.Err() == nil {
+		log.Debug("agent not started; installing it", "instance", id, "err", err)
+		if err := Install(ctx, b, id, bin); err != nil {
+			return nil, err
+		}
+		c, err = start(ctx, b, id, bin, log)
 	}
-	log.Debug("agent not started; installing it", "instance", id, "err", err)
-	if err := Install(ctx, b, id, bin); err != nil {
+	if err != nil {
 		return nil, err
 	}
-	return start(ctx, b, id, bin, log)
+	if opts.FastDir != "" {
+		if err := c.startFast(ctx, opts.FastDir); err != nil {
+			log.Debug("fast path unavailable; using the exec stream", "instance", id, "err", err)
+		}
+	}
+	return c, nil
+}
+
+// startFast opens the fast path: the agent listens on a unix socket in the
+// shared directory, and the first connection presenting a fresh token gets
+// a second session. Processes and tunnels then skip the engine.
+func (c *Client) startFast(ctx context.Context, hostDir string) error {
+	name := make([]byte, 8)
+	token := make([]byte, 24)
+	if _, err := rand.Read(name); err != nil {
+		return err
+	}
+	if _, err := rand.Read(token); err != nil {
+		return err
+	}
+	sock := "a-" + hex.EncodeToString(name) + ".sock"
+	tok := hex.EncodeToString(token)
+	var rep reply
+	if err := c.callOn(ctx, c.sess, request{Op: opFast, Addr: RunDir + "/" + sock, Token: tok, UID: os.Getuid()}, &rep); err != nil {
+		return err
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", filepath.Join(hostDir, sock))
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(conn, tok+"\n"); err != nil {
+		conn.Close()
+		return err
+	}
+	fast, err := yamux.Client(conn, muxConfig())
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	c.mu.Lock()
+	c.fast = fast
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.acceptOn(fast)
+	}()
+	var hello reply
+	if err := c.callOn(ctx, fast, request{Op: opHello}, &hello); err != nil {
+		c.mu.Lock()
+		c.fast = nil
+		c.mu.Unlock()
+		fast.Close()
+		return err
+	}
+	c.log.Debug("fast path up", "socket", filepath.Join(hostDir, sock))
+	return nil
+}
+
+// FastPath reports whether the fast path is in use.
+func (c *Client) FastPath() bool { return c.data() != c.sess }
+
+// data is the session new streams go on: the fast path while it lives.
+func (c *Client) data() *yamux.Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fast != nil && !c.fast.IsClosed() {
+		return c.fast
+	}
+	return c.sess
 }
 
 func start(ctx context.Context, b backends.Backend, id string, bin *Binary, log *slog.Logger) (*Client, error) {
@@ -81,7 +167,7 @@ func start(ctx context.Context, b backends.Backend, id string, bin *Binary, log 
 		stdinW.Close()
 		return nil, fmt.Errorf("agent: start in %s: %w", id, err)
 	}
-	sess, err := yamux.Client(pipeConn{r: stdoutR, w: stdinW}, muxConfig())
+	sess, err := yamux.Client(newJoinedConn(pipeConn{r: stdoutR, w: stdinW}), muxConfig())
 	if err != nil {
 		_ = proc.Kill(ctx)
 		return nil, fmt.Errorf("agent: %w", err)
@@ -92,12 +178,15 @@ func start(ctx context.Context, b backends.Backend, id string, bin *Binary, log 
 	}
 	c.wg.Add(2)
 	go c.watch()
-	go c.acceptLoop()
+	go func() {
+		defer c.wg.Done()
+		c.acceptOn(sess)
+	}()
 
 	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
 	defer cancel()
 	var rep reply
-	if err := c.call(hctx, request{Op: opHello}, &rep); err != nil {
+	if err := c.callOn(hctx, sess, request{Op: opHello}, &rep); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("agent: handshake with %s in %s: %w", path, id, err)
 	}
@@ -166,24 +255,36 @@ func (c *Client) Version() string { return c.version }
 
 // Close stops the agent, which ends every process it started, and waits.
 func (c *Client) Close() error {
+	c.mu.Lock()
+	fast := c.fast
+	c.mu.Unlock()
+	if fast != nil {
+		fast.Close()
+	}
 	c.sess.Close()
 	c.wg.Wait()
 	return nil
 }
 
-// call runs a request/reply exchange on a fresh stream and closes it.
-func (c *Client) call(ctx context.Context, req request, rep *reply) error {
-	st, err := c.open(ctx, req, rep)
+// callOn runs a request/reply exchange on a fresh stream of sess and
+// closes it.
+func (c *Client) callOn(ctx context.Context, sess *yamux.Session, req request, rep *reply) error {
+	st, err := c.openOn(ctx, sess, req, rep)
 	if err != nil {
 		return err
 	}
 	return st.Close()
 }
 
-// open starts a stream with req and reads its reply; on an error reply the
-// stream is closed and the error returned.
+// open starts a stream on the data session; see openOn.
 func (c *Client) open(ctx context.Context, req request, rep *reply) (*yamux.Stream, error) {
-	st, err := c.sess.OpenStream()
+	return c.openOn(ctx, c.data(), req, rep)
+}
+
+// openOn starts a stream of sess with req and reads its reply; on an error
+// reply the stream is closed and the error returned.
+func (c *Client) openOn(ctx context.Context, sess *yamux.Session, req request, rep *reply) (*yamux.Stream, error) {
+	st, err := sess.OpenStream()
 	if err != nil {
 		return nil, c.lost(err)
 	}
@@ -426,12 +527,13 @@ func (c *Client) Listen(ctx context.Context, addr string, handle func(net.Conn))
 	return &Listener{Port: rep.Port, c: c, id: rep.Listener, st: st}, nil
 }
 
-func (c *Client) acceptLoop() {
-	defer c.wg.Done()
+// acceptOn takes the connections the agent hands back on sess for reverse
+// tunnels.
+func (c *Client) acceptOn(sess *yamux.Session) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
-		st, err := c.sess.AcceptStream()
+		st, err := sess.AcceptStream()
 		if err != nil {
 			return
 		}

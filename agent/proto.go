@@ -46,7 +46,13 @@ const (
 	opDial   = "dial"
 	opListen = "listen"
 	opConn   = "conn" // agent → berth: a connection accepted by a listen
+	opFast   = "fastpath"
 )
+
+// RunDir is where, in an instance whose engine is local, a host directory
+// is bind-mounted so that berth can reach the agent on a unix socket: the
+// fast path, which skips the engine's exec stream.
+const RunDir = Dir + "/run"
 
 type request struct {
 	Op string `json:"op"`
@@ -66,6 +72,11 @@ type request struct {
 
 	// conn
 	Listener uint64 `json:"listener,omitempty"`
+
+	// fastpath: listen on the unix socket Addr, owned by UID, and accept
+	// the one connection that first sends Token and a newline.
+	Token string `json:"token,omitempty"`
+	UID   int    `json:"uid,omitempty"`
 }
 
 // Reply error kinds, so berth can map them to sentinels.
@@ -178,3 +189,46 @@ func muxConfig() *yamux.Config {
 	cfg.StreamCloseTimeout = time.Minute
 	return cfg
 }
+
+// headerJoiner sits under yamux, whose send loop writes each data frame's
+// 12-byte header and its body in two calls. Over an exec stream every call
+// becomes a frame of the engine's own, so it holds a data header back and
+// sends it with its body in one write.
+type headerJoiner struct {
+	w    io.Writer
+	held []byte // a data frame header awaiting its body
+}
+
+const (
+	yamuxHeaderSize = 12
+	yamuxTypeData   = 0
+)
+
+func (j *headerJoiner) Write(p []byte) (int, error) {
+	if j.held == nil {
+		if len(p) == yamuxHeaderSize && p[1] == yamuxTypeData && binary.BigEndian.Uint32(p[8:12]) > 0 {
+			j.held = append(make([]byte, 0, yamuxHeaderSize), p...)
+			return len(p), nil
+		}
+		return j.w.Write(p)
+	}
+	buf := make([]byte, 0, len(j.held)+len(p))
+	buf = append(append(buf, j.held...), p...)
+	j.held = nil
+	if _, err := j.w.Write(buf); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// joinedConn is a transport whose writes go through a headerJoiner.
+type joinedConn struct {
+	io.ReadWriteCloser
+	j *headerJoiner
+}
+
+func newJoinedConn(c io.ReadWriteCloser) joinedConn {
+	return joinedConn{ReadWriteCloser: c, j: &headerJoiner{w: c}}
+}
+
+func (c joinedConn) Write(p []byte) (int, error) { return c.j.Write(p) }

@@ -39,12 +39,14 @@ type Server struct {
 	groups    map[int]bool
 	listeners map[uint64]net.Listener
 	nextLn    uint64
+	fast      []io.Closer // fast-path listeners and sessions
+	closed    bool
 }
 
 // Serve runs the agent on rwc (its stdin and stdout) until the stream ends
 // or ctx is done, then kills every process group it started.
 func Serve(ctx context.Context, rwc io.ReadWriteCloser, log *slog.Logger, version string) error {
-	sess, err := yamux.Server(rwc, muxConfig())
+	sess, err := yamux.Server(newJoinedConn(rwc), muxConfig())
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -54,18 +56,9 @@ func Serve(ctx context.Context, rwc io.ReadWriteCloser, log *slog.Logger, versio
 	}
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
 	defer stop()
-	for {
-		st, err := sess.AcceptStream()
-		if err != nil {
-			break
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.handle(st)
-		}()
-	}
-	// berth is gone: nothing it started may outlive it.
+	s.serve(sess)
+	// berth is gone: nothing it started may outlive it. The exec stream is
+	// the lifeline; a fast-path session ends with it.
 	s.killAll()
 	s.closeListeners()
 	sess.Close()
@@ -73,7 +66,22 @@ func Serve(ctx context.Context, rwc io.ReadWriteCloser, log *slog.Logger, versio
 	return nil
 }
 
-func (s *Server) handle(st *yamux.Stream) {
+// serve handles sess's streams until it ends.
+func (s *Server) serve(sess *yamux.Session) {
+	for {
+		st, err := sess.AcceptStream()
+		if err != nil {
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(sess, st)
+		}()
+	}
+}
+
+func (s *Server) handle(sess *yamux.Session, st *yamux.Stream) {
 	defer st.Close()
 	var req request
 	if err := readJSON(st, frameRequest, &req); err != nil {
@@ -88,7 +96,9 @@ func (s *Server) handle(st *yamux.Stream) {
 	case opDial:
 		s.dial(st, req)
 	case opListen:
-		s.listen(st, req)
+		s.listen(sess, st, req)
+	case opFast:
+		s.fastPath(st, req)
 	default:
 		_ = writeJSON(st, frameReply, reply{Error: fmt.Sprintf("unknown op %q", req.Op)})
 	}
@@ -546,7 +556,7 @@ func (s *Server) dial(st *yamux.Stream, req request) {
 	join(st, c)
 }
 
-func (s *Server) listen(st *yamux.Stream, req request) {
+func (s *Server) listen(sess *yamux.Session, st *yamux.Stream, req request) {
 	ln, err := net.Listen("tcp", req.Addr)
 	if err != nil {
 		_ = writeJSON(st, frameReply, reply{Error: err.Error()})
@@ -574,7 +584,7 @@ func (s *Server) listen(st *yamux.Stream, req request) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s.connBack(c, id)
+				s.connBack(sess, c, id)
 			}()
 		}
 	}()
@@ -588,8 +598,8 @@ func (s *Server) listen(st *yamux.Stream, req request) {
 }
 
 // connBack hands a connection accepted in the container to berth.
-func (s *Server) connBack(c net.Conn, id uint64) {
-	st, err := s.sess.OpenStream()
+func (s *Server) connBack(sess *yamux.Session, c net.Conn, id uint64) {
+	st, err := sess.OpenStream()
 	if err != nil {
 		c.Close()
 		return
@@ -609,8 +619,76 @@ func (s *Server) connBack(c net.Conn, id uint64) {
 func (s *Server) closeListeners() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	for id, ln := range s.listeners {
 		ln.Close()
 		delete(s.listeners, id)
+	}
+	for _, c := range s.fast {
+		c.Close()
+	}
+	s.fast = nil
+}
+
+func (s *Server) trackFast(c io.Closer) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		c.Close()
+		return false
+	}
+	s.fast = append(s.fast, c)
+	return true
+}
+
+// fastAcceptTimeout bounds the wait for berth to dial the fast path.
+const fastAcceptTimeout = 10 * time.Second
+
+// fastPath listens on a unix socket in RunDir, which the engine shares
+// with berth's host, and serves a second session on the one connection
+// that presents the token. The socket is removed once taken.
+func (s *Server) fastPath(st *yamux.Stream, req request) {
+	if filepath.Dir(req.Addr) != RunDir || req.Token == "" {
+		_ = writeJSON(st, frameReply, reply{Error: "fastpath: socket must be in " + RunDir + " and a token given"})
+		return
+	}
+	_ = os.Remove(req.Addr)
+	ln, err := net.Listen("unix", req.Addr)
+	if err != nil {
+		_ = writeJSON(st, frameReply, reply{Error: err.Error()})
+		return
+	}
+	defer os.Remove(req.Addr)
+	defer ln.Close()
+	_ = os.Chown(req.Addr, req.UID, -1)
+	_ = os.Chmod(req.Addr, 0o600)
+	if !s.trackFast(ln) {
+		return
+	}
+	if err := writeJSON(st, frameReply, reply{}); err != nil {
+		return
+	}
+	_ = ln.(*net.UnixListener).SetDeadline(time.Now().Add(fastAcceptTimeout))
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line := make([]byte, len(req.Token)+1)
+		if _, err := io.ReadFull(c, line); err != nil || string(line) != req.Token+"\n" {
+			c.Close()
+			continue
+		}
+		_ = c.SetReadDeadline(time.Time{})
+		ln.Close()
+		sess, err := yamux.Server(c, muxConfig())
+		if err != nil || !s.trackFast(sess) {
+			c.Close()
+			return
+		}
+		s.log.Debug("fast path up", "socket", req.Addr)
+		s.serve(sess)
+		return
 	}
 }

@@ -142,6 +142,13 @@ type Platformer interface {
 	Platform(ctx context.Context, id string) (goos, goarch string, err error)
 }
 
+// Localer is implemented by backends that can tell whether their engine
+// runs on this host, so that host directories berth creates can be
+// bind-mounted into instances.
+type Localer interface {
+	Local() bool
+}
+
 // Resizer is implemented by processes that run on a terminal.
 type Resizer interface {
 	Resize(ctx context.Context, cols, rows uint16) error

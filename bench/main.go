@@ -245,8 +245,16 @@ func run() error {
 		return err
 	}
 	time.Sleep(300 * time.Millisecond)
-	var fwd rpc.ForwardResult
+	var fwd, slowFwd rpc.ForwardResult
 	if err := ab.call(ctx, "berth/forward", rpc.ForwardParams{ContainerPort: 7100}, &fwd); err != nil {
+		return err
+	}
+	sb, err := startBerth(ctx, bin, ws, "--no-fastpath")
+	if err != nil {
+		return err
+	}
+	defer sb.close()
+	if err := sb.call(ctx, "berth/forward", rpc.ForwardParams{ContainerPort: 7100}, &slowFwd); err != nil {
 		return err
 	}
 	hostSrv := exec.Command(fixture, "127.0.0.1:0")
@@ -268,7 +276,8 @@ func run() error {
 		dial func() (io.ReadWriteCloser, error)
 	}
 	peers := []peer{
-		{"**berth** `berth/forward` over the agent's exec stream", dialTCP(fmt.Sprintf("127.0.0.1:%d", fwd.HostPort))},
+		{"**berth** `berth/forward`, fast path (unix socket on a shared directory)", dialTCP(fmt.Sprintf("127.0.0.1:%d", fwd.HostPort))},
+		{"**berth** `berth/forward` over the agent's exec stream (`--no-fastpath`, as with a remote engine)", dialTCP(fmt.Sprintf("127.0.0.1:%d", slowFwd.HostPort))},
 		{"bare relay over one `docker exec -i` stream (Docker API)", func() (io.ReadWriteCloser, error) { return execRelay(ctx, cli, inst.ID, "127.0.0.1:7100") }},
 		{"host loopback TCP (the physical limit)", dialTCP(hostAddr)},
 	}
@@ -300,7 +309,7 @@ func run() error {
 		if _, _, err := runIn(ctx, cli, inst.ID, "sh", "-c", "rm -f /.berth/agent-*"); err != nil {
 			return err
 		}
-		c, err := agent.Start(ctx, d, inst.ID, abin, quiet)
+		c, err := agent.Start(ctx, d, inst.ID, abin, quiet, agent.Options{})
 		if err != nil {
 			return err
 		}
@@ -310,7 +319,7 @@ func run() error {
 		return err
 	}
 	warm, err := measure(10, func() error {
-		c, err := agent.Start(ctx, d, inst.ID, abin, quiet)
+		c, err := agent.Start(ctx, d, inst.ID, abin, quiet, agent.Options{})
 		if err != nil {
 			return err
 		}

@@ -96,10 +96,7 @@ type AgentStatus struct {
 }
 
 func toInstance(in session.Instance) Instance {
-	mounts := in.Mounts
-	if mounts == nil {
-		mounts = []backends.Mount{}
-	}
+	mounts := session.UserMounts(in.Mounts)
 	return Instance{
 		Workspace: in.Workspace, Backend: in.Backend, ID: in.ID, Name: in.Name,
 		Image: in.Image, State: in.State, Workdir: in.Workdir, Mounts: mounts,

@@ -77,6 +77,7 @@ type Manager struct {
 
 	agentBin *agent.Binary // nil: agent disabled
 	agentOff string        // why agentBin is nil
+	noFast   bool          // keep everything on the exec stream
 
 	mu     sync.Mutex             // guards the following
 	locks  map[string]*sync.Mutex // per-workspace, serialises Up and Down
@@ -117,6 +118,11 @@ func (m *Manager) SetAgent(bin *agent.Binary, reason string) {
 	m.agentBin, m.agentOff = bin, reason
 }
 
+// SetFastPath turns the agent's unix-socket fast path on (the default) or
+// off, for engines that are local. Off, everything rides the exec stream,
+// as it does with a remote engine.
+func (m *Manager) SetFastPath(on bool) { m.noFast = !on }
+
 // AgentEnabled reports whether the agent is configured, and why not.
 func (m *Manager) AgentEnabled() (bool, string) {
 	return m.agentBin != nil, m.agentOff
@@ -150,7 +156,7 @@ func (m *Manager) agentFor(ctx context.Context, inst backends.Instance) (*agent.
 	if reason := m.platformMismatch(ctx, inst); reason != "" {
 		// A mismatch never heals: don't retry.
 		e.reason, e.failedAt = reason, time.Now().Add(100*365*24*time.Hour)
-	} else if c, err := agent.Start(ctx, m.backend, inst.ID, m.agentBin, m.log.With("instance", inst.Name)); err != nil {
+	} else if c, err := agent.Start(ctx, m.backend, inst.ID, m.agentBin, m.log.With("instance", inst.Name), agent.Options{FastDir: m.fastDirOf(inst)}); err != nil {
 		e.reason, e.failedAt = "agent failed to start, using plain exec: "+err.Error(), time.Now()
 		m.log.Warn("agent failed to start; using plain exec", "instance", inst.Name, "err", err)
 	} else {
@@ -160,6 +166,19 @@ func (m *Manager) agentFor(ctx context.Context, inst backends.Instance) (*agent.
 	m.agents[inst.ID] = e
 	m.mu.Unlock()
 	return e.client, e.reason
+}
+
+// fastDirOf finds the host side of an instance's fast-path mount.
+func (m *Manager) fastDirOf(inst backends.Instance) string {
+	if m.noFast {
+		return ""
+	}
+	for _, mt := range inst.Mounts {
+		if mt.Container == agent.RunDir {
+			return mt.Host
+		}
+	}
+	return ""
 }
 
 func (m *Manager) platformMismatch(ctx context.Context, inst backends.Instance) string {
@@ -313,8 +332,45 @@ func (m *Manager) spec(ws, image string) (backends.Spec, error) {
 		spec.Init = []string{agent.InitPath, "init"}
 		spec.InitPlatform = bin.GOOS + "/" + bin.GOARCH
 		spec.Files = func() (io.Reader, error) { return bin.Tar() }
+		if dir, ok := m.fastDir(spec.Name); ok {
+			spec.Mounts = append(spec.Mounts, backends.Mount{Host: dir, Container: agent.RunDir})
+		}
 	}
 	return spec, nil
+}
+
+// fastDir makes the host directory shared with an instance for the
+// agent's fast path, when the engine is local.
+func (m *Manager) fastDir(name string) (string, bool) {
+	if l, ok := m.backend.(backends.Localer); !ok || !l.Local() {
+		return "", false
+	}
+	base := os.Getenv("XDG_RUNTIME_DIR")
+	switch {
+	case base != "":
+		base = filepath.Join(base, "berth")
+	case os.Getuid() == 0:
+		base = "/run/berth"
+	default:
+		base = filepath.Join(os.TempDir(), fmt.Sprintf("berth-%d", os.Getuid()))
+	}
+	dir := filepath.Join(base, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		m.log.Warn("no fast path: cannot make its directory", "dir", dir, "err", err)
+		return "", false
+	}
+	return dir, true
+}
+
+// UserMounts drops berth's own mounts, which no path maps through.
+func UserMounts(mounts []backends.Mount) []backends.Mount {
+	out := make([]backends.Mount, 0, len(mounts))
+	for _, mt := range mounts {
+		if mt.Container != agent.RunDir {
+			out = append(out, mt)
+		}
+	}
+	return out
 }
 
 // Up returns the workspace's running instance, creating or starting it when
@@ -449,7 +505,7 @@ func (m *Manager) Mapper(ctx context.Context, ws string) (*pathmap.Mapper, error
 
 func (m *Manager) mapperFor(mounts []backends.Mount) (*pathmap.Mapper, error) {
 	pm := make([]pathmap.Mount, 0, len(mounts))
-	for _, mt := range mounts {
+	for _, mt := range UserMounts(mounts) {
 		pm = append(pm, pathmap.Mount{Host: mt.Host, Container: mt.Container})
 	}
 	return pathmap.New(m.flavor, pm)

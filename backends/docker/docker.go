@@ -45,6 +45,7 @@ type Backend struct {
 var (
 	_ backends.Backend    = (*Backend)(nil)
 	_ backends.Platformer = (*Backend)(nil)
+	_ backends.Localer    = (*Backend)(nil)
 )
 
 // New connects to the engine named by the environment (DOCKER_HOST and
@@ -376,6 +377,12 @@ func (b *Backend) followPull(ctx context.Context, ref string, rc io.Reader) erro
 			backends.Report(ctx, "pull %s: %s", ref, step)
 		}
 	}
+}
+
+// Local implements backends.Localer: the engine is local when it is
+// reached on a unix socket.
+func (b *Backend) Local() bool {
+	return strings.HasPrefix(b.cli.DaemonHost(), "unix://")
 }
 
 // Platform implements backends.Platformer from the instance's image.

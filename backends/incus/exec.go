@@ -30,14 +30,18 @@ import (
 // process group, which would detach the command from berth; so the wrapper
 // calls it only when its pgid (field 5 of /proc/$$/stat) is not its pid.
 // Without setsid in the image, signals reach the process alone. The wrapper
-// also turns a missing executable into a clear error.
+// also turns a missing executable into a clear error, and enters the working
+// directory itself: given a Cwd that does not exist, incus exec quietly
+// starts the command elsewhere.
 const (
-	wrapper = `command -v "$1" >/dev/null 2>&1 || { echo ` + missingMarker + ` >&2; exit 127; }; ` +
+	wrapper = `[ -z "$1" ] || cd -- "$1" 2>/dev/null || { echo ` + noCwdMarker + ` >&2; exit 126; }; shift; ` +
+		`command -v "$1" >/dev/null 2>&1 || { echo ` + missingMarker + ` >&2; exit 127; }; ` +
 		`echo ` + pidMarker + `$$ >&2; ` +
 		`read -r _ _ _ _ pg _ </proc/$$/stat 2>/dev/null; ` +
 		`[ "$pg" != $$ ] && command -v setsid >/dev/null 2>&1 && exec setsid "$@"; exec "$@"`
 	pidMarker     = "berth-pid:"
 	missingMarker = "berth-missing"
+	noCwdMarker   = "berth-no-cwd"
 )
 
 // killGrace is how long Kill waits for the output to end before it stops
@@ -56,14 +60,19 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 	if in.StatusCode != api.Running {
 		return nil, fmt.Errorf("incus: exec in %s (%s): %w", in.Name, in.Status, backends.ErrNotRunning)
 	}
+	cwd := spec.Cwd
+	if cwd == "" {
+		cwd = in.Config[userPrefix+backends.LabelWorkdir] // as Docker's WorkingDir
+	}
+	cmd := append([]string{"/bin/sh", "-c", wrapper, "berth", cwd}, spec.Argv...)
+	if spec.Direct {
+		cmd = spec.Argv
+	}
 	req := api.InstanceExecPost{
-		Command:     append([]string{"/bin/sh", "-c", wrapper, "berth"}, spec.Argv...),
+		Command:     cmd,
 		WaitForWS:   true,
 		Environment: envMap(spec.Env),
-		Cwd:         spec.Cwd,
-	}
-	if req.Cwd == "" {
-		req.Cwd = in.Config[userPrefix+backends.LabelWorkdir] // as Docker's WorkingDir
+		Cwd:         cwd,
 	}
 	if spec.User != "" {
 		u, err := b.lookupUser(ctx, in.Name, spec.User)
@@ -82,6 +91,7 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 	p := &process{
 		b:        b,
 		name:     in.Name,
+		direct:   spec.Direct,
 		stdin:    spec.Stdin,
 		stdout:   &gate{w: spec.Stdout},
 		stderr:   &gate{w: spec.Stderr},
@@ -96,26 +106,36 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 		DataDone: p.dataDone,
 		Control:  p.setControl,
 	}
+	if p.direct {
+		args.Stderr = p.stderr
+		close(p.started)
+	}
+	var stdinW *io.PipeWriter
 	if spec.Stdin != nil {
 		// The client copies from stdinR in a goroutine of its own; copyStdin
 		// feeds it, so that Wait can end both.
-		var stdinW *io.PipeWriter
 		p.stdinR, stdinW = io.Pipe()
 		args.Stdin = p.stdinR
-		p.wg.Add(1)
-		go p.copyStdin(stdinW)
 	}
 	if err := ctx.Err(); err != nil {
-		p.release()
 		return nil, err
 	}
 	op, err := b.srv.ExecInstance(in.Name, req, args)
 	if err != nil {
-		p.release()
+		if p.stdinR != nil {
+			_ = p.stdinR.Close()
+		}
 		return nil, b.mapErr("exec in "+in.Name, err, backends.ErrNotFound)
 	}
 	p.opID = op.Get().ID
+	if stdinW != nil {
+		p.wg.Add(1)
+		go p.copyStdin(stdinW)
+	}
 
+	if p.direct {
+		return p, nil // a missing executable shows up as exit code 127
+	}
 	select {
 	case <-p.started:
 	case <-p.dataDone: // the wrapper never spoke
@@ -130,13 +150,18 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 		_, _ = p.Wait(ctx)
 		return nil, fmt.Errorf("incus: %q: %w in the container (not on PATH or not executable)", spec.Argv[0], backends.ErrCommandNotFound)
 	}
+	if p.noCwd {
+		_, _ = p.Wait(ctx)
+		return nil, fmt.Errorf("incus: exec %q: working directory %s does not exist in the container or is not accessible", spec.Argv[0], cwd)
+	}
 	if p.pid == 0 {
-		_, err := p.Wait(ctx)
-		if err == nil {
-			err = errors.New("no /bin/sh in the image?")
-		}
-		if errors.Is(err, backends.ErrCommandNotFound) {
-			return nil, fmt.Errorf("incus: exec %q: the exec path needs /bin/sh in the image: %w", spec.Argv[0], err)
+		// The wrapper never spoke.
+		st, err := p.Wait(ctx)
+		switch {
+		case err == nil && (st.Code == 126 || st.Code == 127), errors.Is(err, backends.ErrCommandNotFound):
+			return nil, fmt.Errorf("incus: exec %q: berth's exec wrapper needs /bin/sh in the image: %w", spec.Argv[0], backends.ErrCommandNotFound)
+		case err == nil:
+			err = fmt.Errorf("exit code %d", st.Code)
 		}
 		return nil, fmt.Errorf("incus: exec %q: the command did not start: %w", spec.Argv[0], err)
 	}
@@ -163,6 +188,7 @@ func envMap(env []string) map[string]string {
 type process struct {
 	b      *Backend
 	name   string
+	direct bool   // no wrapper: no pid, no signals
 	opID   string // set before Exec returns; read-only after
 	stdin  io.Reader
 	stdinR *io.PipeReader // what the client reads; nil without stdin
@@ -181,6 +207,7 @@ type process struct {
 	// seen); read-only after.
 	pid     int
 	missing bool
+	noCwd   bool
 
 	ctlMu sync.Mutex
 	ctl   *websocket.Conn // the exec's control socket; guarded by ctlMu
@@ -195,6 +222,9 @@ func (p *process) onMarker(line string) bool {
 	switch {
 	case line == missingMarker:
 		p.missing = true
+		return true
+	case line == noCwdMarker:
+		p.noCwd = true
 		return true
 	case strings.HasPrefix(line, pidMarker):
 		if n, err := strconv.Atoi(strings.TrimPrefix(line, pidMarker)); err == nil {
@@ -215,13 +245,6 @@ func (p *process) copyStdin(w *io.PipeWriter) {
 	defer p.wg.Done()
 	_, err := io.Copy(w, p.stdin)
 	_ = w.CloseWithError(err)
-}
-
-// release ends what Exec started when the exec never got going.
-func (p *process) release() {
-	p.giveUp()
-	p.closeStdin()
-	p.wg.Wait()
 }
 
 func (p *process) giveUp() { p.giveOnce.Do(func() { close(p.gaveUp) }) }
@@ -266,21 +289,40 @@ func (p *process) exitStatus(ctx context.Context) (backends.ExitStatus, error) {
 	default:
 	}
 	op, err := p.b.waitOp(ctx, p.opID)
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return backends.StatusFromCode(128 + backends.SIGKILL), nil
+	if code, ok := exitCode(op); ok {
+		return backends.StatusFromCode(code), nil
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		if p.direct {
+			return backends.ExitStatus{}, fmt.Errorf("incus: exec in %s: stream dropped while the process ran on", p.name)
 		}
-		return backends.ExitStatus{}, p.b.mapErr("exec in "+p.name, err, backends.ErrNotFound)
+		return backends.StatusFromCode(128 + backends.SIGKILL), nil
+	}
+	if err == nil {
+		err = fmt.Errorf("no exit code in %v", op.Metadata)
+	}
+	return backends.ExitStatus{}, p.b.mapErr("exec in "+p.name, err, backends.ErrNotFound)
+}
+
+// exitCode reads an ended exec operation's exit code. incusd fails the
+// operation for codes 126 and 127 ("Command not executable", "Command not
+// found") but still records them; -1 means the command never ran.
+func exitCode(op *api.Operation) (int, bool) {
+	if op == nil {
+		return 0, false
 	}
 	code, ok := op.Metadata["return"].(float64)
-	if !ok {
-		return backends.ExitStatus{}, fmt.Errorf("incus: exec in %s: no exit code in %v", p.name, op.Metadata)
+	if !ok || code < 0 {
+		return 0, false
 	}
-	return backends.StatusFromCode(int(code)), nil
+	return int(code), true
 }
 
 // Signal implements backends.Process.
 func (p *process) Signal(ctx context.Context, sig int) error {
+	if p.direct {
+		return fmt.Errorf("incus: signal: a direct exec has no process group: %w", backends.ErrNotSupported)
+	}
 	pid := 0
 	select {
 	case <-p.started: // pid is written before started closes
@@ -320,6 +362,12 @@ func (p *process) Kill(ctx context.Context) error {
 		return nil
 	default:
 	}
+	if p.direct {
+		// Drop the stream: the process sees its stdin end.
+		p.closeStdin()
+		p.giveUp()
+		return nil
+	}
 	err := p.Signal(ctx, backends.SIGKILL)
 	// A daemonised child that escaped the group can hold the output open;
 	// don't let it hold Wait.
@@ -352,11 +400,14 @@ func (b *Backend) runCommand(ctx context.Context, name string, argv []string) (i
 		return 0, "", fmt.Errorf("incus: exec %s: %w", argv[0], ctx.Err())
 	}
 	res, err := b.waitOp(ctx, op.Get().ID)
-	if err != nil {
+	code, ok := exitCode(res)
+	if !ok {
+		if err == nil {
+			err = fmt.Errorf("no exit code in %v", res.Metadata)
+		}
 		return 0, out.String(), b.mapErr("exec "+argv[0], err, backends.ErrNotFound)
 	}
-	code, _ := res.Metadata["return"].(float64)
-	return int(code), out.String(), nil
+	return code, out.String(), nil
 }
 
 // execUser is a resolved ExecSpec.User.

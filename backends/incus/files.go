@@ -30,7 +30,11 @@ func (b *Backend) CopyTo(ctx context.Context, id, dir string, r io.Reader) error
 	if err != nil {
 		return err
 	}
-	c, done, err := b.sftp(ctx, in.Name)
+	return b.extractInto(ctx, in.Name, dir, r)
+}
+
+func (b *Backend) extractInto(ctx context.Context, name, dir string, r io.Reader) error {
+	c, done, err := b.sftp(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -39,7 +43,7 @@ func (b *Backend) CopyTo(ctx context.Context, id, dir string, r io.Reader) error
 		if ctx.Err() != nil {
 			err = ctx.Err()
 		}
-		return fmt.Errorf("incus: copy to %s:%s: %w", in.Name, dir, err)
+		return fmt.Errorf("incus: copy to %s:%s: %w", name, dir, err)
 	}
 	return nil
 }
@@ -193,10 +197,22 @@ func extract(fsys fileSystem, dir string, r io.Reader) error {
 		made[p] = true
 		return nil
 	}
+	// Directory times go last: creating entries inside changes them.
+	type dirTime struct {
+		path         string
+		atime, mtime time.Time
+	}
+	var dirTimes []dirTime
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
+			for i := len(dirTimes) - 1; i >= 0; i-- {
+				d := dirTimes[i]
+				if err := fsys.Chtimes(d.path, d.atime, d.mtime); err != nil {
+					return fmt.Errorf("%s: %w", d.path, err)
+				}
+			}
 			return nil
 		}
 		if err != nil {
@@ -214,7 +230,10 @@ func extract(fsys fileSystem, dir string, r io.Reader) error {
 		case tar.TypeDir:
 			err = mkdirs(target)
 			if err == nil {
-				err = setMeta(fsys, target, hdr, mode)
+				err = setOwnerMode(fsys, target, hdr, mode)
+			}
+			if !hdr.ModTime.IsZero() {
+				dirTimes = append(dirTimes, dirTime{target, accessTime(hdr), hdr.ModTime})
 			}
 		case tar.TypeReg:
 			err = replace(fsys, target, func(tmp string) error {
@@ -227,7 +246,10 @@ func extract(fsys fileSystem, dir string, r io.Reader) error {
 					err = cerr
 				}
 				if err == nil {
-					err = setMeta(fsys, tmp, hdr, mode)
+					err = setOwnerMode(fsys, tmp, hdr, mode)
+				}
+				if err == nil && !hdr.ModTime.IsZero() {
+					err = fsys.Chtimes(tmp, accessTime(hdr), hdr.ModTime)
 				}
 				return err
 			})
@@ -262,22 +284,18 @@ func replace(fsys fileSystem, target string, create func(tmp string) error) erro
 	return nil
 }
 
-func setMeta(fsys fileSystem, p string, hdr *tar.Header, mode fs.FileMode) error {
+func setOwnerMode(fsys fileSystem, p string, hdr *tar.Header, mode fs.FileMode) error {
 	if err := fsys.Chown(p, hdr.Uid, hdr.Gid); err != nil {
 		return err
 	}
-	// After chown, which clears setuid bits.
-	if err := fsys.Chmod(p, mode); err != nil {
-		return err
+	return fsys.Chmod(p, mode) // after chown, which clears setuid bits
+}
+
+func accessTime(hdr *tar.Header) time.Time {
+	if hdr.AccessTime.IsZero() {
+		return hdr.ModTime
 	}
-	if !hdr.ModTime.IsZero() {
-		atime := hdr.AccessTime
-		if atime.IsZero() {
-			atime = hdr.ModTime
-		}
-		return fsys.Chtimes(p, atime, hdr.ModTime)
-	}
-	return nil
+	return hdr.AccessTime
 }
 
 // archive writes p (whose Lstat is fi) as a tar stream named by its base

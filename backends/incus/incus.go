@@ -8,13 +8,19 @@
 // optionally BERTH_INCUS_SERVER_CERT, each a PEM file or PEM text).
 //
 // The image must be an Incus system-container image whose /sbin/init stays
-// up; the instance gets no NIC of its own unless the default profile has one.
+// up. The instance gets no NIC unless the default profile has one, so its
+// loopback is up only if the image's init brings it up.
+//
+// Instance names are Spec.Name made a valid hostname (see instanceName), and
+// an Instance.ID is "<name>.<volatile.uuid>", so that an ID never names a
+// later instance of the same name.
 package incus
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -59,7 +65,10 @@ type Backend struct {
 	locks keyedLocks // serialises Ensure per workspace within this process
 }
 
-var _ backends.Backend = (*Backend)(nil)
+var (
+	_ backends.Backend    = (*Backend)(nil)
+	_ backends.Platformer = (*Backend)(nil)
+)
 
 // New connects to the daemon named by the environment. It does not contact
 // the daemon; call Ping for that.
@@ -193,22 +202,36 @@ func (b *Backend) waitOp(ctx context.Context, id string) (*api.Operation, error)
 		if dl, ok := ctx.Deadline(); ok {
 			timeout = max(1, min(timeout, int(time.Until(dl).Seconds())))
 		}
-		resp, _, err := b.srv.RawQuery(http.MethodGet,
-			fmt.Sprintf("/1.0/operations/%s/wait?timeout=%d", url.PathEscape(id), timeout), nil, "")
+		op, err := b.getOp(fmt.Sprintf("/1.0/operations/%s/wait?timeout=%d", url.PathEscape(id), timeout))
 		if err != nil {
-			return nil, err // a failed operation may come back as the request's error
-		}
-		var op api.Operation
-		if err := resp.MetadataAsStruct(&op); err != nil {
-			return nil, err
+			// incusd answers the wait for a failed operation with the
+			// operation's error alone; its metadata (an exec's exit code)
+			// comes only with a plain GET.
+			if got, gerr := b.getOp("/1.0/operations/" + url.PathEscape(id)); gerr == nil && got.StatusCode.IsFinal() {
+				op = got
+			} else {
+				return nil, err
+			}
 		}
 		if op.StatusCode.IsFinal() {
 			if op.Err != "" {
-				return &op, errors.New(op.Err)
+				return op, errors.New(op.Err)
 			}
-			return &op, nil
+			return op, nil
 		}
 	}
+}
+
+func (b *Backend) getOp(path string) (*api.Operation, error) {
+	resp, _, err := b.srv.RawQuery(http.MethodGet, path, nil, "")
+	if err != nil {
+		return nil, err
+	}
+	var op api.Operation
+	if err := resp.MetadataAsStruct(&op); err != nil {
+		return nil, err
+	}
+	return &op, nil
 }
 
 // run starts an operation and waits for it.
@@ -298,9 +321,14 @@ func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Inst
 	}
 
 	name := instanceName(spec.Name)
-	src, err := b.imageSource(ctx, spec.Image)
+	src, arch, err := b.imageSource(ctx, spec.Image)
 	if err != nil {
 		return backends.Instance{}, false, err
+	}
+	// The instance boots the image's own init, so spec.Init is not used;
+	// spec.Files still lands before the first start, when it fits.
+	if spec.InitPlatform != "linux/"+goArch(arch) {
+		spec.Files = nil
 	}
 	shift := b.canShift(ctx)
 	err = b.create(ctx, name, spec, src, shift)
@@ -317,8 +345,10 @@ func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Inst
 	if err != nil {
 		return backends.Instance{}, false, err
 	}
-	inst, err = b.start(ctx, fromAPI(in))
-	return inst, true, err
+	if inst, err = b.start(ctx, fromAPI(in)); err != nil {
+		return backends.Instance{}, false, err
+	}
+	return inst, true, nil
 }
 
 var errNameTaken = errors.New("name taken")
@@ -345,7 +375,34 @@ func (b *Backend) create(ctx context.Context, name string, spec backends.Spec, s
 		return b.mapErr("create "+name, err, backends.ErrImageNotFound)
 	}
 	b.log.Info("created container", "instance", name, "workspace", spec.Workspace, "image", spec.Image, "shift", shift)
+	if spec.Files != nil {
+		if err := b.writeFiles(ctx, name, spec.Files); err != nil {
+			// Leave no half-made instance for the next Ensure to adopt.
+			if rerr := b.run(context.WithoutCancel(ctx), func() (incus.Operation, error) { return b.srv.DeleteInstance(name) }); rerr != nil {
+				b.log.Warn("could not remove instance after failing to write its files", "instance", name, "err", rerr)
+			}
+			return err
+		}
+	}
 	return nil
+}
+
+func (b *Backend) writeFiles(ctx context.Context, name string, files func() (io.Reader, error)) error {
+	r, err := files()
+	if err != nil {
+		return fmt.Errorf("incus: files for %s: %w", name, err)
+	}
+	backends.Report(ctx, "writing files into %s", name)
+	return b.extractInto(ctx, name, "/", r)
+}
+
+// Platform implements backends.Platformer. Incus containers run Linux.
+func (b *Backend) Platform(ctx context.Context, id string) (goos, goarch string, err error) {
+	in, err := b.getManaged(ctx, id)
+	if err != nil {
+		return "", "", err
+	}
+	return "linux", goArch(in.Architecture), nil
 }
 
 // adopt returns, running, the instance another caller is creating under
@@ -463,33 +520,35 @@ func (b *Backend) canShift(ctx context.Context) bool {
 	return srv.Environment.KernelFeatures["idmapped_mounts"] == "true"
 }
 
-// imageSource resolves ref, a local alias or (a prefix of) a fingerprint.
-func (b *Backend) imageSource(ctx context.Context, ref string) (api.InstanceSource, error) {
+// imageSource resolves ref, a local alias or (a prefix of) a fingerprint,
+// and returns the image's architecture too.
+func (b *Backend) imageSource(ctx context.Context, ref string) (src api.InstanceSource, arch string, err error) {
 	if ref == "" {
-		return api.InstanceSource{}, fmt.Errorf("incus: no image given: %w", backends.ErrImageNotFound)
+		return api.InstanceSource{}, "", fmt.Errorf("incus: no image given: %w", backends.ErrImageNotFound)
 	}
 	if err := ctx.Err(); err != nil {
-		return api.InstanceSource{}, err
+		return api.InstanceSource{}, "", err
 	}
+	fingerprint := ref
 	alias, _, err := b.srv.GetImageAlias(ref)
-	if err == nil {
-		return api.InstanceSource{Type: "image", Fingerprint: alias.Target}, nil
+	switch {
+	case err == nil:
+		fingerprint = alias.Target
+	case !api.StatusErrorCheck(err, http.StatusNotFound):
+		return api.InstanceSource{}, "", b.mapErr("image alias "+ref, err, backends.ErrImageNotFound)
 	}
-	if !api.StatusErrorCheck(err, http.StatusNotFound) {
-		return api.InstanceSource{}, b.mapErr("image alias "+ref, err, backends.ErrImageNotFound)
-	}
-	img, _, err := b.srv.GetImage(ref)
+	img, _, err := b.srv.GetImage(fingerprint)
 	if err == nil {
-		return api.InstanceSource{Type: "image", Fingerprint: img.Fingerprint}, nil
+		return api.InstanceSource{Type: "image", Fingerprint: img.Fingerprint}, img.Architecture, nil
 	}
 	if !api.StatusErrorCheck(err, http.StatusNotFound, http.StatusBadRequest) {
-		return api.InstanceSource{}, b.mapErr("image "+ref, err, backends.ErrImageNotFound)
+		return api.InstanceSource{}, "", b.mapErr("image "+ref, err, backends.ErrImageNotFound)
 	}
 	hint := "import it with `incus image import` and give it an alias"
 	if remote, alias, ok := strings.Cut(ref, ":"); ok {
 		hint = fmt.Sprintf("berth does not pull from remotes; copy it first with `incus image copy %s:%s local: --alias %s`", remote, alias, alias)
 	}
-	return api.InstanceSource{}, fmt.Errorf("incus: image %q is not a local alias or fingerprint (%s): %w", ref, hint, backends.ErrImageNotFound)
+	return api.InstanceSource{}, "", fmt.Errorf("incus: image %q is not a local alias or fingerprint (%s): %w", ref, hint, backends.ErrImageNotFound)
 }
 
 // Stop implements backends.Backend.

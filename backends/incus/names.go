@@ -184,3 +184,25 @@ func stateOf(code api.StatusCode) backends.State {
 	}
 	return backends.StateStopped // stopped, frozen, or in between
 }
+
+// goArch names an Incus architecture the way GOARCH does; an unknown one
+// comes back as is.
+func goArch(arch string) string {
+	switch arch {
+	case "x86_64", "amd64":
+		return "amd64"
+	case "i686", "i586", "i386":
+		return "386"
+	case "aarch64", "arm64":
+		return "arm64"
+	case "armv7l", "armv6l", "armv8l", "armhf":
+		return "arm"
+	case "ppc64le", "ppc64el":
+		return "ppc64le"
+	case "riscv64", "s390x", "ppc64":
+		return arch
+	case "loongarch64":
+		return "loong64"
+	}
+	return arch
+}

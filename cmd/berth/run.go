@@ -49,6 +49,7 @@ type globalFlags struct {
 	logLevel  string
 	trace     bool
 	noAgent   bool
+	noFast    bool
 }
 
 const usage = `usage: berth [flags] COMMAND [args]
@@ -84,6 +85,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.StringVar(&g.logFile, "log-file", "", "write logs here instead of stderr")
 	fs.StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default info when serving, warn for commands)")
 	fs.BoolVar(&g.trace, "trace", false, "log every protocol frame (implies --log-level debug)")
+	fs.BoolVar(&g.noFast, "no-fastpath", os.Getenv("BERTH_NO_FASTPATH") == "1", "keep the agent on the engine's exec stream even when the engine is local")
 	fs.BoolVar(&g.noAgent, "no-agent", os.Getenv("BERTH_NO_AGENT") == "1", "don't use the in-container agent: plain backend exec, no tunnels")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -163,6 +165,7 @@ func newServer(g globalFlags, log *slog.Logger) (*rpc.Server, func(), error) {
 		return nil, nil, err
 	}
 	mgr := session.NewManager(d, log.With("backend", docker.Name), g.image)
+	mgr.SetFastPath(!g.noFast)
 	switch bin, err := agent.Locate(); {
 	case g.noAgent:
 		mgr.SetAgent(nil, "agent disabled by --no-agent or BERTH_NO_AGENT=1")
