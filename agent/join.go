@@ -18,9 +18,14 @@ func join(a, b net.Conn) {
 	wg.Add(2)
 	pipe := func(dst, src net.Conn) {
 		defer wg.Done()
-		bp := bufPool.Get().(*[]byte)
-		_, err := io.CopyBuffer(onlyWriter{dst}, onlyReader{src}, *bp)
-		bufPool.Put(bp)
+		var err error
+		if _, ok := src.(*net.TCPConn); ok && isTCP(dst) {
+			_, err = io.Copy(dst, src) // TCP to TCP: the kernel splices
+		} else {
+			bp := bufPool.Get().(*[]byte)
+			_, err = io.CopyBuffer(onlyWriter{dst}, onlyReader{src}, *bp)
+			bufPool.Put(bp)
+		}
 		if err != nil {
 			// A broken side ends both directions.
 			a.Close()
@@ -34,6 +39,11 @@ func join(a, b net.Conn) {
 	wg.Wait()
 	a.Close()
 	b.Close()
+}
+
+func isTCP(c net.Conn) bool {
+	_, ok := c.(*net.TCPConn)
+	return ok
 }
 
 // closeWrite half-closes c: a yamux stream's Close sends FIN but keeps

@@ -149,6 +149,13 @@ type Localer interface {
 	Local() bool
 }
 
+// NetNSer is implemented by local backends that can name an instance's
+// network namespace as a host path (/proc/PID/ns/net), so that a privileged
+// berth can open sockets inside it directly.
+type NetNSer interface {
+	NetNS(ctx context.Context, id string) (string, error)
+}
+
 // Resizer is implemented by processes that run on a terminal.
 type Resizer interface {
 	Resize(ctx context.Context, cols, rows uint16) error

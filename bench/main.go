@@ -276,7 +276,7 @@ func run() error {
 		dial func() (io.ReadWriteCloser, error)
 	}
 	peers := []peer{
-		{"**berth** `berth/forward`, fast path (unix socket on a shared directory)", dialTCP(fmt.Sprintf("127.0.0.1:%d", fwd.HostPort))},
+		{"**berth** `berth/forward`, fast path (local engine, root: dialled from the container's network namespace)", dialTCP(fmt.Sprintf("127.0.0.1:%d", fwd.HostPort))},
 		{"**berth** `berth/forward` over the agent's exec stream (`--no-fastpath`, as with a remote engine)", dialTCP(fmt.Sprintf("127.0.0.1:%d", slowFwd.HostPort))},
 		{"bare relay over one `docker exec -i` stream (Docker API)", func() (io.ReadWriteCloser, error) { return execRelay(ctx, cli, inst.ID, "127.0.0.1:7100") }},
 		{"host loopback TCP (the physical limit)", dialTCP(hostAddr)},

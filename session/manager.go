@@ -83,6 +83,7 @@ type Manager struct {
 	locks  map[string]*sync.Mutex // per-workspace, serialises Up and Down
 	cache  map[string]backends.Instance
 	agents map[string]*agentEntry // by instance id
+	netnss map[string]string      // by workspace: the instance's netns path
 	closed bool
 }
 
@@ -108,6 +109,7 @@ func NewManager(backend backends.Backend, log *slog.Logger, defaultImage string)
 		locks:        map[string]*sync.Mutex{},
 		cache:        map[string]backends.Instance{},
 		agents:       map[string]*agentEntry{},
+		netnss:       map[string]string{},
 		agentOff:     "agent not configured",
 	}
 }
@@ -166,6 +168,40 @@ func (m *Manager) agentFor(ctx context.Context, inst backends.Instance) (*agent.
 	m.agents[inst.ID] = e
 	m.mu.Unlock()
 	return e.client, e.reason
+}
+
+// netns returns the path of the workspace's instance's network namespace
+// when berth may join it (root, local engine, fast path on), else "".
+func (m *Manager) netns(ctx context.Context, ws string) string {
+	nser, ok := m.backend.(backends.NetNSer)
+	if !ok || m.noFast || !netnsUsable() {
+		return ""
+	}
+	m.mu.Lock()
+	p, ok := m.netnss[ws]
+	inst, cached := m.cache[ws]
+	m.mu.Unlock()
+	if ok {
+		return p
+	}
+	if !cached {
+		return ""
+	}
+	p, err := nser.NetNS(ctx, inst.ID)
+	if err != nil {
+		m.log.Debug("no netns fast path", "instance", inst.Name, "err", err)
+		p = ""
+	}
+	m.mu.Lock()
+	m.netnss[ws] = p
+	m.mu.Unlock()
+	return p
+}
+
+func (m *Manager) forgetNetNS(ws string) {
+	m.mu.Lock()
+	delete(m.netnss, ws)
+	m.mu.Unlock()
 }
 
 // fastDirOf finds the host side of an instance's fast-path mount.
@@ -242,6 +278,9 @@ func (m *Manager) lock(ws string) func() {
 func (m *Manager) remember(ws string, inst *backends.Instance) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if old, ok := m.cache[ws]; !ok || inst == nil || old.ID != inst.ID || inst.State != backends.StateRunning {
+		delete(m.netnss, ws)
+	}
 	if inst == nil {
 		delete(m.cache, ws)
 		return

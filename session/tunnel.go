@@ -163,14 +163,7 @@ func (c *Client) Forward(ctx context.Context, ws, image, containerHost string, c
 			t.wg.Add(1)
 			go func() {
 				defer t.wg.Done()
-				// Resolve the agent per connection: it may have restarted.
-				ac, err := c.agentOf(context.Background(), ws, image)
-				if err != nil {
-					c.log.Warn("tunnel: no agent", "tunnel", info.ID, "err", err)
-					hc.Close()
-					return
-				}
-				cc, err := ac.Dial(context.Background(), addr)
+				cc, err := c.dialIn(context.Background(), ws, image, addr)
 				if err != nil {
 					c.log.Info("tunnel: dial in container failed", "tunnel", info.ID, "addr", addr, "err", err)
 					hc.Close()
@@ -182,6 +175,26 @@ func (c *Client) Forward(ctx context.Context, ws, image, containerHost string, c
 	}()
 	c.log.Info("forward tunnel open", "tunnel", info.ID, "port", info.HostPort, "addr", addr)
 	return info, nil
+}
+
+// dialIn connects to addr inside the workspace's instance: from a thread
+// in the instance's network namespace when berth may (root, local engine),
+// else through the agent. Both are resolved per connection, since the
+// instance or its agent may have restarted.
+func (c *Client) dialIn(ctx context.Context, ws, image, addr string) (net.Conn, error) {
+	ac, err := c.agentOf(ctx, ws, image)
+	if err != nil {
+		return nil, err
+	}
+	if ns := c.m.netns(ctx, ws); ns != "" {
+		if cc, err := netnsDial(ctx, ns, addr); err == nil {
+			return cc, nil
+		} else {
+			c.log.Debug("netns dial failed; using the agent", "addr", addr, "err", err)
+			c.m.forgetNetNS(ws)
+		}
+	}
+	return ac.Dial(ctx, addr)
 }
 
 // Reverse listens on the instance's 127.0.0.1:containerPort (0 picks a
@@ -198,7 +211,7 @@ func (c *Client) Reverse(ctx context.Context, ws, image string, hostPort, contai
 		},
 	}
 	hostAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(hostPort))
-	rl, err := ac.Listen(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(containerPort)), func(cc net.Conn) {
+	toHost := func(cc net.Conn) {
 		hc, err := net.Dial("tcp", hostAddr)
 		if err != nil {
 			c.log.Info("reverse tunnel: host dial failed", "addr", hostAddr, "err", err)
@@ -206,18 +219,43 @@ func (c *Client) Reverse(ctx context.Context, ws, image string, hostPort, contai
 			return
 		}
 		t.joinTracked(cc, hc)
-	})
-	if err != nil {
-		return TunnelInfo{}, fmt.Errorf("%w in the container on 127.0.0.1:%d: %v", ErrBind, containerPort, err)
 	}
-	t.rl = rl
-	t.info.ContainerPort = rl.Port
+	listenAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(containerPort))
+	if ns := c.m.netns(ctx, ws); ns != "" {
+		if ln, err := netnsListen(ns, listenAddr); err == nil {
+			t.ln = ln
+			t.info.ContainerPort = ln.Addr().(*net.TCPAddr).Port
+			t.wg.Add(1)
+			go func() {
+				defer t.wg.Done()
+				for {
+					cc, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					t.wg.Add(1)
+					go func() {
+						defer t.wg.Done()
+						toHost(cc)
+					}()
+				}
+			}()
+		}
+	}
+	if t.ln == nil {
+		rl, err := ac.Listen(ctx, listenAddr, toHost)
+		if err != nil {
+			return TunnelInfo{}, fmt.Errorf("%w in the container on %s: %v", ErrBind, listenAddr, err)
+		}
+		t.rl = rl
+		t.info.ContainerPort = rl.Port
+	}
 	info, err := c.addTunnel(t)
 	if err != nil {
-		rl.Close()
+		t.close()
 		return TunnelInfo{}, err
 	}
-	c.log.Info("reverse tunnel open", "tunnel", info.ID, "port", hostPort, "containerPort", rl.Port)
+	c.log.Info("reverse tunnel open", "tunnel", info.ID, "port", hostPort, "containerPort", info.ContainerPort)
 	return info, nil
 }
 

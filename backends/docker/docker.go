@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -46,6 +47,7 @@ var (
 	_ backends.Backend    = (*Backend)(nil)
 	_ backends.Platformer = (*Backend)(nil)
 	_ backends.Localer    = (*Backend)(nil)
+	_ backends.NetNSer    = (*Backend)(nil)
 )
 
 // New connects to the engine named by the environment (DOCKER_HOST and
@@ -383,6 +385,25 @@ func (b *Backend) followPull(ctx context.Context, ref string, rc io.Reader) erro
 // reached on a unix socket.
 func (b *Backend) Local() bool {
 	return strings.HasPrefix(b.cli.DaemonHost(), "unix://")
+}
+
+// NetNS implements backends.NetNSer for a local engine.
+func (b *Backend) NetNS(ctx context.Context, id string) (string, error) {
+	if !b.Local() {
+		return "", fmt.Errorf("docker: engine is remote: %w", backends.ErrNotSupported)
+	}
+	c, err := b.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return "", b.mapErr("inspect "+id, err, backends.ErrNotFound)
+	}
+	if c.State == nil || c.State.Pid == 0 {
+		return "", fmt.Errorf("docker: %s: %w", id, backends.ErrNotRunning)
+	}
+	p := fmt.Sprintf("/proc/%d/ns/net", c.State.Pid)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("docker: %s not visible here (is the engine in another namespace?): %w", p, backends.ErrNotSupported)
+	}
+	return p, nil
 }
 
 // Platform implements backends.Platformer from the instance's image.
