@@ -310,6 +310,10 @@ func (c *Client) openOn(ctx context.Context, sess *yamux.Session, req request, r
 		switch rep.ErrKind {
 		case errKindNotFound:
 			return nil, fmt.Errorf("%s: %w in the container (%s)", firstArg(req.Argv), backends.ErrCommandNotFound, rep.Error)
+		case errKindUser:
+			return nil, fmt.Errorf("user: %w: %s", backends.ErrBadUser, rep.Error)
+		case errKindCwd:
+			return nil, fmt.Errorf("cwd: %w: %s", backends.ErrBadCwd, rep.Error)
 		default:
 			return nil, fmt.Errorf("agent: %s: %s", req.Op, rep.Error)
 		}

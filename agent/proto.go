@@ -83,6 +83,7 @@ type request struct {
 const (
 	errKindNotFound = "notfound"
 	errKindUser     = "user"
+	errKindCwd      = "cwd"
 )
 
 type reply struct {

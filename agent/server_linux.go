@@ -296,6 +296,12 @@ func (s *Server) exec(st *yamux.Stream, req request) {
 			env = mergeEnv(env, []string{"HOME=" + home})
 		}
 	}
+	if req.Cwd != "" {
+		if fi, err := os.Stat(req.Cwd); err != nil || !fi.IsDir() {
+			fail(errKindCwd, fmt.Errorf("%s is not a directory in the container", req.Cwd))
+			return
+		}
+	}
 	path, err := lookPath(req.Argv[0], env, req.Cwd)
 	if err != nil {
 		fail(errKindNotFound, err)

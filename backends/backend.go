@@ -39,6 +39,11 @@ var (
 	// ErrCommandNotFound means the executable of an exec does not exist in
 	// the instance (or is not executable).
 	ErrCommandNotFound = errors.New("command not found")
+	// ErrBadUser means an exec's user is unknown in the instance.
+	ErrBadUser = errors.New("unknown user")
+	// ErrBadCwd means an exec's working directory does not exist in the
+	// instance.
+	ErrBadCwd = errors.New("no such working directory")
 	// ErrNotSupported means the backend cannot do this operation.
 	ErrNotSupported = errors.New("not supported by backend")
 )

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 
 	"github.com/sourcegraph/jsonrpc2"
 
+	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/session"
 )
@@ -39,6 +42,7 @@ const (
 	CodeNeedsAgent         = -32021 // needs the agent, which is disabled or unusable
 	CodeNoSuchTunnel       = -32022 // unknown tunnel id
 	CodeBindFailed         = -32023 // a tunnel's port could not be listened on
+	CodeAgentLost          = -32024 // the agent's connection died mid-call
 )
 
 // paramError is a bad request parameter; its message names the field.
@@ -84,7 +88,33 @@ var sentinelCodes = []struct {
 	{session.ErrNeedsAgent, CodeNeedsAgent},
 	{session.ErrNoSuchTunnel, CodeNoSuchTunnel},
 	{session.ErrBind, CodeBindFailed},
+	{agent.ErrLost, CodeAgentLost},
+	{backends.ErrBadUser, CodeInvalidParams},
+	{backends.ErrBadCwd, CodeInvalidParams},
 	{context.Canceled, CodeRequestCancelled},
+}
+
+// jsonType names a Go type the way a client thinks of it.
+func jsonType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array of " + strings.TrimPrefix(jsonType(t.Elem()), "a ")
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Pointer:
+		return jsonType(t.Elem())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return t.String()
 }
 
 // toError maps any error to the JSON-RPC error the client sees. It is the
@@ -109,7 +139,7 @@ func toError(err error) *jsonrpc2.Error {
 		if field == "" {
 			field = "params"
 		}
-		return &jsonrpc2.Error{Code: CodeInvalidParams, Message: fmt.Sprintf("invalid params: %s: expected %s, got JSON %s", field, te.Type, te.Value)}
+		return &jsonrpc2.Error{Code: CodeInvalidParams, Message: fmt.Sprintf("invalid params: %s: expected %s, got %s", field, jsonType(te.Type), te.Value)}
 	case errors.As(err, &se):
 		return &jsonrpc2.Error{Code: CodeInvalidParams, Message: "invalid params: " + se.Error()}
 	}

@@ -258,9 +258,12 @@ func (r execReply) result() any { return r.res }
 func (r execReply) afterReply() { r.proc.Release() }
 
 func execMethod(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
-	opts, _, err := c.execOptions(raw)
+	opts, p, err := c.execOptions(raw)
 	if err != nil {
 		return nil, err
+	}
+	if p.TimeoutMs != 0 {
+		return nil, badParam("timeoutMs", "only berth/run takes a timeout; end an exec with berth/signal")
 	}
 	_, client, _ := c.session()
 	proc, err := client.Exec(c.progressCtx(ctx), opts)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -105,6 +106,9 @@ func (s *frameStream) ReadObject(v any) error {
 			}
 			continue
 		}
+		// v is reused by jsonrpc2 across reads; a failed decode must not
+		// leave the previous message in it.
+		reflect.ValueOf(v).Elem().SetZero()
 		if err := json.Unmarshal(body, v); err != nil {
 			if werr := s.writeError(&frameError{code: jsonrpc2.CodeInvalidRequest, msg: "invalid request: " + err.Error(), id: idOf(body)}); werr != nil {
 				return werr
@@ -121,12 +125,17 @@ func (s *frameStream) readFrame() ([]byte, error) {
 	var bad string
 	sawHeader := false
 	for {
-		line, err := s.readLine()
+		line, tooLong, err := s.readLine()
 		if err != nil {
 			if err == io.EOF && sawHeader {
 				return nil, io.ErrUnexpectedEOF
 			}
 			return nil, err
+		}
+		if tooLong {
+			sawHeader = true
+			bad = fmt.Sprintf("header line longer than %d bytes", maxHeaderLine)
+			continue
 		}
 		if line == "" {
 			if !sawHeader {
@@ -149,15 +158,19 @@ func (s *frameStream) readFrame() ([]byte, error) {
 			length = n
 		}
 	}
-	if bad != "" && length < 0 {
+	if length < 0 {
+		if bad == "" {
+			bad = "frame has no Content-Length header"
+		}
 		return nil, &frameError{code: jsonrpc2.CodeParseError, msg: "parse error: " + bad}
 	}
-	if length < 0 {
-		return nil, &frameError{code: jsonrpc2.CodeParseError, msg: "parse error: frame has no Content-Length header"}
-	}
-	if length > MaxFrame {
+	if bad != "" || length > MaxFrame {
+		// Skip the body so the next frame starts where it should.
 		if _, err := io.CopyN(io.Discard, s.r, int64(length)); err != nil {
 			return nil, err
+		}
+		if bad != "" {
+			return nil, &frameError{code: jsonrpc2.CodeParseError, msg: "parse error: " + bad}
 		}
 		return nil, &frameError{code: jsonrpc2.CodeInvalidRequest, msg: fmt.Sprintf("invalid request: frame of %d bytes exceeds the %d-byte limit", length, MaxFrame)}
 	}
@@ -168,20 +181,27 @@ func (s *frameStream) readFrame() ([]byte, error) {
 	return body, nil
 }
 
-func (s *frameStream) readLine() (string, error) {
+// readLine reads one header line; a line over maxHeaderLine is consumed
+// and reported as tooLong rather than kept.
+func (s *frameStream) readLine() (line string, tooLong bool, err error) {
 	var buf []byte
 	for {
 		chunk, err := s.r.ReadSlice('\n')
 		if len(buf)+len(chunk) <= maxHeaderLine {
 			buf = append(buf, chunk...)
+		} else {
+			tooLong = true
 		}
 		if err == bufio.ErrBufferFull {
 			continue
 		}
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
-		return strings.TrimRight(string(buf), "\r\n"), nil
+		if tooLong {
+			return "", true, nil
+		}
+		return strings.TrimRight(string(buf), "\r\n"), false, nil
 	}
 }
 
@@ -220,7 +240,7 @@ func validate(body []byte) *frameError {
 	}
 	id := m.ID
 	if id != nil && !validID(id) {
-		return &frameError{code: jsonrpc2.CodeInvalidRequest, msg: "invalid request: id must be a number or a string"}
+		return &frameError{code: jsonrpc2.CodeInvalidRequest, msg: "invalid request: id must be a string or an integer from 0 to 2^64-1"}
 	}
 	switch {
 	case m.JSONRPC == nil || *m.JSONRPC != "2.0":
@@ -237,11 +257,10 @@ func validate(body []byte) *frameError {
 	return nil
 }
 
+// validID accepts what jsonrpc2 can echo back exactly: a string or an
+// integer from 0 to 2^64-1.
 func validID(id json.RawMessage) bool {
-	if string(bytes.TrimSpace(id)) == "null" {
-		return false
-	}
-	var n json.Number
+	var n uint64
 	if json.Unmarshal(id, &n) == nil {
 		return true
 	}

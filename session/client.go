@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"path"
 	"sort"
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
@@ -150,11 +152,17 @@ func (c *Client) Exec(ctx context.Context, opts ExecOptions) (*Process, error) {
 	}
 	return c.start(ctx, id, opts, newOutbox(),
 		func(stream, text string) { c.sink.Output(id, stream, text) },
-		func(st backends.ExitStatus, reason string) { c.sink.Exit(id, st, reason) })
+		func(st backends.ExitStatus, err error) {
+			reason := ""
+			if err != nil {
+				reason = err.Error()
+			}
+			c.sink.Exit(id, st, reason)
+		})
 }
 
 func (c *Client) start(ctx context.Context, id string, opts ExecOptions, out *outbox,
-	output func(stream, text string), exit func(backends.ExitStatus, string)) (*Process, error) {
+	output func(stream, text string), exit func(backends.ExitStatus, error)) (*Process, error) {
 	if len(opts.Argv) == 0 {
 		return nil, errors.New("argv: must name a command")
 	}
@@ -223,15 +231,14 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, out *ou
 		st, err := proc.Wait(context.Background())
 		stdout.Flush()
 		stderr.Flush()
-		reason := ""
 		if err != nil {
-			reason = err.Error()
 			st = backends.ExitStatus{Code: -1}
 		}
 		p.mu.Lock()
 		p.exited, p.status, p.finishedAt = true, st, time.Now()
 		p.mu.Unlock()
-		out.exit(func() { exit(st, reason) })
+		c.prune()
+		out.exit(func() { exit(st, err) })
 		c.log.Debug("process exited", "pid", id, "code", st.Code, "signal", st.Signal)
 	}()
 	return p, nil
@@ -261,6 +268,9 @@ func containerCwd(m *pathmap.Mapper, cwd, workdir string) string {
 		return workdir
 	}
 	if p, ok := m.ToContainer(cwd); ok {
+		if u, err := url.Parse(p); err == nil && u.Scheme == "file" {
+			return u.Path // a URI in, but a directory is a path
+		}
 		return p
 	}
 	if path.IsAbs(cwd) {
@@ -302,7 +312,7 @@ func (c *Client) Run(ctx context.Context, opts ExecOptions, timeout time.Duratio
 		mu         sync.Mutex
 		outb, errb capped
 		status     backends.ExitStatus
-		reason     string
+		exitErr    error
 	)
 	out := newOutbox()
 	out.release()
@@ -317,10 +327,10 @@ func (c *Client) Run(ctx context.Context, opts ExecOptions, timeout time.Duratio
 				errb.add(text)
 			}
 		},
-		func(st backends.ExitStatus, r string) {
+		func(st backends.ExitStatus, err error) {
 			mu.Lock()
 			defer mu.Unlock()
-			status, reason = st, r
+			status, exitErr = st, err
 		})
 	if err != nil {
 		return RunResult{}, err
@@ -345,8 +355,8 @@ func (c *Client) Run(ctx context.Context, opts ExecOptions, timeout time.Duratio
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if reason != "" {
-		return RunResult{}, fmt.Errorf("%s: %s", opts.Argv[0], reason)
+	if exitErr != nil {
+		return RunResult{}, fmt.Errorf("%s: %w", opts.Argv[0], exitErr)
 	}
 	res.Status = status
 	res.Stdout, res.Stderr = outb.String(), errb.String()
@@ -362,6 +372,29 @@ func (c *Client) lookup(pid string) (*Process, error) {
 		return nil, fmt.Errorf("%w: %q", ErrNoSuchProcess, pid)
 	}
 	return p, nil
+}
+
+// keepExited is how many exited processes a client remembers for
+// berth/processes.
+const keepExited = 100
+
+// prune forgets the oldest exited processes beyond keepExited.
+func (c *Client) prune() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var exited []*Process
+	for _, p := range c.procs {
+		if p.info().State == StateExited {
+			exited = append(exited, p)
+		}
+	}
+	if len(exited) <= keepExited {
+		return
+	}
+	sort.Slice(exited, func(i, j int) bool { return exited[i].finishedAt.Before(exited[j].finishedAt) })
+	for _, p := range exited[:len(exited)-keepExited] {
+		delete(c.procs, p.id)
+	}
 }
 
 // Stdin queues text for the process's stdin and, with closeIt, closes it
@@ -486,7 +519,11 @@ type capped struct {
 
 func (c *capped) add(s string) {
 	if room := MaxRunOutput - len(c.buf); room < len(s) {
-		s = s[:max(room, 0)]
+		cut := max(room, 0)
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut-- // never split a character
+		}
+		s = s[:cut]
 		c.truncated = true
 	}
 	c.buf = append(c.buf, s...)

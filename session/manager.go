@@ -301,7 +301,7 @@ func ResolveWorkspace(p string) (string, error) {
 	if p == "" {
 		return "", ErrNoWorkspace
 	}
-	if strings.HasPrefix(p, "file:") {
+	if len(p) >= 5 && strings.EqualFold(p[:5], "file:") {
 		u, err := url.Parse(p)
 		if err != nil || u.Scheme != "file" || (u.Host != "" && u.Host != "localhost") {
 			return "", fmt.Errorf("%w: %q is not a local file URI", ErrBadWorkspace, p)
@@ -485,7 +485,7 @@ func (m *Manager) List(ctx context.Context) ([]Instance, error) {
 	}
 	out := make([]Instance, 0, len(list))
 	for _, inst := range list {
-		out = append(out, Instance{Instance: inst, Backend: m.backend.Name()})
+		out = append(out, Instance{Instance: inst, Backend: m.backend.Name(), Agent: m.agentStatus(inst)})
 	}
 	return out, nil
 }

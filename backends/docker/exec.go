@@ -68,13 +68,15 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 		done:    make(chan struct{}),
 	}
 	p.marker = &markerWriter{w: spec.Stderr, onLine: p.onMarker}
+	p.stdout = &heldWriter{w: spec.Stdout}
 	if spec.Direct {
+		p.stdout.release()
 		p.direct = true
 		p.marker.passed = true
 		close(p.started)
 	}
 	p.wg.Add(1)
-	go p.demux(spec.Stdout)
+	go p.demux(p.stdout)
 	if spec.Stdin != nil {
 		p.wg.Add(1)
 		go p.copyStdin()
@@ -97,11 +99,50 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 		return nil, fmt.Errorf("docker: %q: %w in the container (not on PATH or not executable)", spec.Argv[0], backends.ErrCommandNotFound)
 	}
 	if p.pid == 0 {
-		// The wrapper never spoke: the image has no /bin/sh.
+		// The wrapper never ran; the engine said why on the stream.
 		_, _ = p.Wait(ctx)
-		return nil, fmt.Errorf("docker: exec %q: the plain exec path needs /bin/sh in the image: %w", spec.Argv[0], backends.ErrCommandNotFound)
+		return nil, startError(spec, strings.TrimSpace(p.stdout.buf.String()+p.marker.first))
 	}
 	return p, nil
+}
+
+// startError explains an exec that failed before the wrapper ran, from
+// what the engine wrote on the stream.
+func startError(spec backends.ExecSpec, msg string) error {
+	switch {
+	case strings.Contains(msg, "chdir to cwd"):
+		return fmt.Errorf("docker: cwd: %w: %s is not a directory in the container", backends.ErrBadCwd, spec.Cwd)
+	case strings.Contains(msg, "unable to find user"), strings.Contains(msg, "no matching entries in passwd"):
+		return fmt.Errorf("docker: user: %w: %q is not in the container's /etc/passwd", backends.ErrBadUser, spec.User)
+	case strings.Contains(msg, "/bin/sh") || msg == "":
+		return fmt.Errorf("docker: exec %q: the plain exec path needs /bin/sh in the image (the agent doesn't): %w", spec.Argv[0], backends.ErrCommandNotFound)
+	}
+	return fmt.Errorf("docker: exec %q failed to start: %s", spec.Argv[0], msg)
+}
+
+// heldWriter holds stdout until the wrapper has reported, so that a failed
+// start's message from the engine is not mistaken for the command's output.
+type heldWriter struct {
+	w        io.Writer
+	buf      bytes.Buffer
+	released bool
+}
+
+func (h *heldWriter) Write(p []byte) (int, error) {
+	if h.released {
+		return h.w.Write(p)
+	}
+	return h.buf.Write(p)
+}
+
+func (h *heldWriter) release() {
+	if !h.released {
+		h.released = true
+		if h.buf.Len() > 0 {
+			_, _ = h.w.Write(h.buf.Bytes())
+			h.buf.Reset()
+		}
+	}
 }
 
 func (b *Backend) execErr(id string, err error) error {
@@ -124,6 +165,7 @@ type process struct {
 	argv0  string
 	stdin  io.Reader
 	marker *markerWriter
+	stdout *heldWriter
 
 	wg      sync.WaitGroup
 	started chan struct{} // closed once the wrapper reported, or the stream ended
@@ -153,6 +195,7 @@ func (p *process) onMarker(line string) bool {
 	case strings.HasPrefix(line, pidMarker):
 		if n, err := strconv.Atoi(strings.TrimPrefix(line, pidMarker)); err == nil {
 			p.pid = n
+			p.stdout.release()
 			return true
 		}
 	}
@@ -283,7 +326,8 @@ type markerWriter struct {
 	w      io.Writer
 	onLine func(string) bool
 	buf    []byte
-	passed bool // first line handled; everything goes straight through
+	passed bool   // first line handled; everything goes straight through
+	first  string // the first line, when it was not a marker
 }
 
 func (m *markerWriter) Write(p []byte) (int, error) {
@@ -306,6 +350,7 @@ func (m *markerWriter) Write(p []byte) (int, error) {
 	line, rest := string(m.buf[:i]), m.buf[i+1:]
 	if !m.onLine(line) {
 		rest = m.buf
+		m.first = line
 	}
 	var err error
 	if len(rest) > 0 {
@@ -320,6 +365,7 @@ func (m *markerWriter) flush() {
 	if !m.passed && len(m.buf) > 0 {
 		m.passed = true
 		if !m.onLine(string(m.buf)) {
+			m.first = string(m.buf)
 			_, _ = m.w.Write(m.buf)
 		}
 		m.buf = nil

@@ -108,6 +108,9 @@ func TestProtocolErrors(t *testing.T) {
 		{name: "no method", send: `{"jsonrpc":"2.0","id":4}`, id: "4", code: rpc.CodeInvalidRequest, msg: "method"},
 		{name: "wrong version", send: `{"jsonrpc":"1.0","id":5,"method":"initialize"}`, id: "5", code: rpc.CodeInvalidRequest, msg: "2.0"},
 		{name: "params not structured", send: `{"jsonrpc":"2.0","id":6,"method":"initialize","params":42}`, id: "6", code: rpc.CodeInvalidParams, msg: "params"},
+		{name: "negative id", send: `{"jsonrpc":"2.0","id":-1,"method":"berth/list"}`, id: "null", code: rpc.CodeInvalidRequest, msg: "id"},
+		{name: "fractional id", send: `{"jsonrpc":"2.0","id":2.5,"method":"berth/list"}`, id: "null", code: rpc.CodeInvalidRequest, msg: "id"},
+		{name: "stray response, then a header line too long", send: `{"jsonrpc":"2.0","id":5,"result":1}` + "\r\n" + "X-Long: " + strings.Repeat("a", 5000) + "\r\nContent-Length: 2\r\n\r\n{}", id: "null", code: rpc.CodeParseError, msg: "header line"},
 		{name: "initialize", send: `{"jsonrpc":"2.0","id":7,"method":"initialize","params":{"processId":null}}`, id: "7"},
 		{name: "unknown method", send: `{"jsonrpc":"2.0","id":"s8","method":"berth/frobnicate"}`, id: `"s8"`, code: rpc.CodeMethodNotFound, msg: "berth/frobnicate"},
 		{name: "wrong param type", send: `{"jsonrpc":"2.0","id":9,"method":"berth/exec","params":{"argv":[1,2]}}`, id: "9", code: rpc.CodeInvalidParams, msg: "argv"},
@@ -117,9 +120,16 @@ func TestProtocolErrors(t *testing.T) {
 		{name: "still serving", send: `{"jsonrpc":"2.0","id":13,"method":"berth/processes"}`, id: "13"},
 	}
 	for _, s := range steps {
-		if s.raw {
+		switch {
+		case s.raw:
 			r.send(s.send)
-		} else {
+		case strings.Contains(s.send, "X-Long"):
+			// A response nobody asked for gets no answer; the
+			// oversized header after it does.
+			body, rest, _ := strings.Cut(s.send, "\r\n")
+			r.sendBody(body)
+			r.send(rest)
+		default:
 			r.sendBody(s.send)
 		}
 		resp := r.recv()

@@ -94,6 +94,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitError{2}
 	}
 	rest := fs.Args()
+	if g.stdio && g.tcp != "" {
+		fmt.Fprintln(stderr, "berth: --stdio and --tcp are exclusive")
+		return exitError{2}
+	}
 	serving := g.stdio || g.tcp != ""
 	if !serving && len(rest) == 0 {
 		fs.Usage()
@@ -213,7 +217,7 @@ func serveStdio(ctx context.Context, srv *rpc.Server, stdin io.Reader, stdout io
 }
 
 func serveTCP(ctx context.Context, srv *rpc.Server, addr string, log *slog.Logger, stderr io.Writer) error {
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer stop()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
