@@ -21,6 +21,8 @@ build:
 deps:
 	@bash testdata/setup/docker.sh || $(TOLERATE)
 	@bash testdata/images/busybox.sh docker || $(TOLERATE)
+	@bash testdata/setup/incus.sh || $(TOLERATE)
+	@bash testdata/images/busybox.sh incus || $(TOLERATE)
 
 vet:
 	$(GO) vet ./...

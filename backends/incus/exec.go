@@ -243,8 +243,18 @@ func (p *process) setControl(c *websocket.Conn) {
 
 func (p *process) copyStdin(w *io.PipeWriter) {
 	defer p.wg.Done()
-	_, err := io.Copy(w, p.stdin)
-	_ = w.CloseWithError(err)
+	_, _ = io.Copy(w, p.stdin)
+	_ = w.Close() // EOF for the process, whether stdin ended or was closed
+}
+
+// endStdin ends the process's stdin after what copyStdin already holds,
+// by closing the caller's side when it can.
+func (p *process) endStdin() {
+	if c, ok := p.stdin.(io.Closer); ok {
+		_ = c.Close()
+	} else if p.stdinR != nil {
+		_ = p.stdinR.Close()
+	}
 }
 
 func (p *process) giveUp() { p.giveOnce.Do(func() { close(p.gaveUp) }) }
@@ -362,15 +372,14 @@ func (p *process) Kill(ctx context.Context) error {
 		return nil
 	default:
 	}
+	var err error
 	if p.direct {
-		// Drop the stream: the process sees its stdin end.
-		p.closeStdin()
-		p.giveUp()
-		return nil
+		p.endStdin() // all a direct exec gets: its stdin ends
+	} else {
+		err = p.Signal(ctx, backends.SIGKILL)
 	}
-	err := p.Signal(ctx, backends.SIGKILL)
-	// A daemonised child that escaped the group can hold the output open;
-	// don't let it hold Wait.
+	// A daemonised child that escaped the group (or a direct process that
+	// ignores its stdin) can hold the output open; don't let it hold Wait.
 	select {
 	case <-p.dataDone:
 	case <-time.After(killGrace):

@@ -691,3 +691,15 @@ func (i memInfo) Mode() fs.FileMode {
 func (i memInfo) ModTime() time.Time { return i.n.mtime }
 func (i memInfo) IsDir() bool        { return i.n.kind == "dir" }
 func (i memInfo) Sys() any           { return &sftp.FileStat{UID: uint32(i.n.uid), GID: uint32(i.n.gid)} }
+
+func TestGoArch(t *testing.T) {
+	tests := map[string]string{
+		"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
+		"ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "sparc64": "sparc64",
+	}
+	for in, want := range tests {
+		if got := goArch(in); got != want {
+			t.Errorf("goArch(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -428,4 +429,83 @@ func TestPingUnavailable(t *testing.T) {
 	if _, err := b.List(context.Background()); !errors.Is(err, backends.ErrUnavailable) {
 		t.Errorf("List = %v, want ErrUnavailable", err)
 	}
+}
+
+func TestFilesAndPlatform(t *testing.T) {
+	b := newBackend(t)
+	files := func() (io.Reader, error) {
+		return makeTar(t, []tar.Header{
+			{Name: ".berth/", Typeflag: tar.TypeDir, Mode: 0o755},
+			{Name: ".berth/hello", Mode: 0o755, Size: 3},
+		}, []string{"", "hi\n"}), nil
+	}
+	tests := []struct {
+		name     string
+		platform string
+		want     string
+	}{
+		{"written before the first start", "linux/" + runtime.GOARCH, "hi\n"},
+		{"skipped for another platform", "linux/no-such-arch", "absent\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := newSpec(t, b)
+			spec.Init = []string{"/.berth/hello"} // Incus boots the image's init
+			spec.InitPlatform = tt.platform
+			spec.Files = files
+			inst := up(t, b, spec)
+			if _, out, _ := run(t, b, inst.ID, backends.ExecSpec{Argv: []string{"sh", "-c", "cat /.berth/hello 2>/dev/null || echo absent"}}); out != tt.want {
+				t.Errorf("/.berth/hello: got %q, want %q", out, tt.want)
+			}
+			goos, goarch, err := b.Platform(ctxFor(t), inst.ID)
+			if err != nil || goos != "linux" || goarch != runtime.GOARCH {
+				t.Errorf("Platform = %s/%s, %v; want linux/%s", goos, goarch, err, runtime.GOARCH)
+			}
+		})
+	}
+}
+
+func TestDirectExec(t *testing.T) {
+	b := newBackend(t)
+	inst := up(t, b, newSpec(t, b))
+	ctx := ctxFor(t)
+
+	t.Run("argv as is, user 0", func(t *testing.T) {
+		code, out, errOut := run(t, b, inst.ID, backends.ExecSpec{Argv: []string{"sh", "-c", `echo "$0" $(id -u); echo e >&2`}, User: "0", Direct: true})
+		if code != 0 || out != "sh 0\n" || errOut != "e\n" {
+			t.Errorf("got %d %q %q", code, out, errOut)
+		}
+	})
+	t.Run("kill drops the stream", func(t *testing.T) {
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		var out bytes.Buffer
+		p, err := b.Exec(ctx, inst.ID, backends.ExecSpec{Argv: []string{"cat"}, Direct: true, Stdin: pr, Stdout: &out, Stderr: io.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pw.Write([]byte("ping\n")); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Signal(ctx, backends.SIGTERM); !errors.Is(err, backends.ErrNotSupported) {
+			t.Errorf("Signal: err = %v, want ErrNotSupported", err)
+		}
+		if err := p.Kill(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// cat sees its stdin end and exits by itself.
+		st, err := p.Wait(ctx)
+		if err != nil || st.Code != 0 || out.String() != "ping\n" {
+			t.Errorf("Wait = %+v, %v, output %q; want 0 and ping", st, err, out.String())
+		}
+	})
+	t.Run("missing executable", func(t *testing.T) {
+		p, err := b.Exec(ctx, inst.ID, backends.ExecSpec{Argv: []string{"/no/such/agent", "serve"}, Direct: true, Stdout: io.Discard, Stderr: io.Discard})
+		if err != nil {
+			return // reported at once: fine too
+		}
+		if st, err := p.Wait(ctx); err == nil && st.Code != 127 {
+			t.Errorf("Wait = %+v, want exit 127", st)
+		}
+	})
 }
