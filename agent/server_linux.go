@@ -695,6 +695,11 @@ func (s *Server) fastPath(st *yamux.Stream, req request) {
 		}
 		s.log.Debug("fast path up", "socket", req.Addr)
 		s.serve(sess)
+		// berth only drops the fast path when it goes away. Some engines
+		// keep an exec's stdin open after its client died, so this may be
+		// the first sign of it: end everything.
+		s.log.Debug("fast path closed; stopping")
+		s.sess.Close()
 		return
 	}
 }

@@ -674,7 +674,7 @@ func findAgent() int {
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
-		if len(args) == 2 && strings.HasPrefix(args[0], agent.Dir+"/agent-") && args[1] == "serve" {
+		if len(args) == 3 && strings.HasPrefix(args[0], agent.Dir+"/agent-") && args[1] == "serve" && args[2] == "--guarded" {
 			pid, _ := strconv.Atoi(strings.Split(p, "/")[2])
 			return pid
 		}

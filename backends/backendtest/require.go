@@ -58,6 +58,16 @@ func Image() string {
 	return "berth-test/busybox:1"
 }
 
+// IncusImage returns the Incus test image: $BERTH_TEST_INCUS_IMAGE or the
+// alias testdata/images/busybox.sh imports (Incus reads "a:b" as remote a,
+// so the alias has no colon).
+func IncusImage() string {
+	if img := os.Getenv("BERTH_TEST_INCUS_IMAGE"); img != "" {
+		return img
+	}
+	return "berth-test/busybox-1"
+}
+
 // Sweep removes instances left behind by earlier test runs: those whose
 // workspace was a temp dir that is gone, and test-labelled ones older than
 // an hour. Packages test in parallel, so it must spare instances that

@@ -152,7 +152,7 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 	}
 	if p.noCwd {
 		_, _ = p.Wait(ctx)
-		return nil, fmt.Errorf("incus: exec %q: working directory %s does not exist in the container or is not accessible", spec.Argv[0], cwd)
+		return nil, fmt.Errorf("incus: exec %q: cwd: %w: %s does not exist in the container or is not accessible", spec.Argv[0], backends.ErrBadCwd, cwd)
 	}
 	if p.pid == 0 {
 		// The wrapper never spoke.
@@ -443,7 +443,7 @@ func (b *Backend) lookupUser(ctx context.Context, name, spec string) (execUser, 
 	}
 	u, err := resolveUser(spec, read("/etc/passwd"), read("/etc/group"))
 	if err != nil {
-		return execUser{}, fmt.Errorf("incus: exec in %s: %w", name, err)
+		return execUser{}, fmt.Errorf("incus: exec in %s: user: %w: %v", name, backends.ErrBadUser, err)
 	}
 	return u, nil
 }

@@ -68,6 +68,8 @@ type Backend struct {
 var (
 	_ backends.Backend    = (*Backend)(nil)
 	_ backends.Platformer = (*Backend)(nil)
+	_ backends.Localer    = (*Backend)(nil)
+	_ backends.NetNSer    = (*Backend)(nil)
 )
 
 // New connects to the daemon named by the environment. It does not contact
@@ -403,6 +405,31 @@ func (b *Backend) Platform(ctx context.Context, id string) (goos, goarch string,
 		return "", "", err
 	}
 	return "linux", goArch(in.Architecture), nil
+}
+
+// Local implements backends.Localer: a daemon on its unix socket shares
+// this host's filesystem.
+func (b *Backend) Local() bool { return !b.remote }
+
+// NetNS implements backends.NetNSer for a local daemon, from the
+// instance's init pid.
+func (b *Backend) NetNS(ctx context.Context, id string) (string, error) {
+	if b.remote {
+		return "", fmt.Errorf("incus: daemon is remote: %w", backends.ErrNotSupported)
+	}
+	name, _ := parseID(id)
+	st, _, err := b.srv.GetInstanceState(name)
+	if err != nil {
+		return "", b.mapErr("state of "+name, err, backends.ErrNotFound)
+	}
+	if st.Pid <= 0 {
+		return "", fmt.Errorf("incus: %s: %w", name, backends.ErrNotRunning)
+	}
+	p := fmt.Sprintf("/proc/%d/ns/net", st.Pid)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("incus: %s not visible here: %w", p, backends.ErrNotSupported)
+	}
+	return p, nil
 }
 
 // adopt returns, running, the instance another caller is creating under

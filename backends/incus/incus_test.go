@@ -27,14 +27,8 @@ import (
 )
 
 // testImage is the busybox image testdata/images/busybox.sh imports for
-// Incus. Incus reads "a:b" as remote a, image b, so the alias differs from
-// Docker's tag.
-func testImage() string {
-	if img := os.Getenv("BERTH_TEST_INCUS_IMAGE"); img != "" {
-		return img
-	}
-	return "berth-test/busybox-1"
-}
+// Incus.
+func testImage() string { return backendtest.IncusImage() }
 
 func TestMain(m *testing.M) {
 	if b, err := incus.New(slog.New(slog.DiscardHandler), "test"); err == nil {

@@ -6,11 +6,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -25,10 +28,13 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
-	if len(args) == 1 && args[0] == "init" {
+	switch {
+	case len(args) == 1 && args[0] == "init":
 		return initProcess(ctx)
-	}
-	if len(args) != 1 || args[0] != "serve" {
+	case len(args) == 1 && args[0] == "serve":
+		return guard()
+	case len(args) == 2 && args[0] == "serve" && args[1] == "--guarded":
+	default:
 		return fmt.Errorf("usage: berth-agent serve|init (berth starts it; it is not for people)")
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -41,6 +47,46 @@ func run(ctx context.Context, args []string) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer stop()
 	return agent.Serve(ctx, stdio{}, log, version)
+}
+
+// guard is the process the engine's exec starts. It runs the real agent as
+// its child, in a session of its own, and stays as a tripwire: some engines
+// (Incus) SIGKILL an exec's process when its client disconnects, and the
+// agent must outlive that long enough to kill what it started. The kernel
+// sends the agent SIGTERM when the guard dies (Pdeathsig), and the agent
+// treats that as berth gone.
+func guard() error {
+	self, err := os.Executable()
+	if err != nil {
+		self = "/proc/self/exe"
+	}
+	// Pdeathsig follows the thread that forked the child: keep it.
+	runtime.LockOSThread()
+	cmd := exec.Command(self, "serve", "--guarded")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGTERM}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	// The child has our stdio now; ours must not keep the pipes open.
+	os.Stdin.Close()
+	os.Stdout.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case s := <-sigs:
+			_ = cmd.Process.Signal(s)
+		case err := <-done:
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				os.Exit(ee.ExitCode())
+			}
+			return err
+		}
+	}
 }
 
 // removeOldBuilds deletes other agent builds beside this one. A build still

@@ -19,6 +19,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
+	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/backends/backendtest"
 	"github.com/berthdev/berth/backends/docker"
 	"github.com/berthdev/berth/rpc"
@@ -51,7 +52,7 @@ func scratchImage(t *testing.T) string {
 }
 
 // copyEcho puts the echo server fixture at /tmp/echoserver in the instance.
-func copyEcho(t *testing.T, d *docker.Backend, id string) {
+func copyEcho(t *testing.T, d backends.Backend, id string) {
 	t.Helper()
 	data, err := os.ReadFile(echoBin)
 	if err != nil {
@@ -67,26 +68,42 @@ func copyEcho(t *testing.T, d *docker.Backend, id string) {
 	}
 }
 
-// The agent runs an image that has nothing but itself, and tunnels carry
-// 100 concurrent connections of 1 MiB each way, every byte checked.
-func TestAgentScratchImageAndForwardTunnel(t *testing.T) {
-	d := needDocker(t)
-	ws := workspace(t, d)
-	b := startBerth(t)
+// The agent runs an image that has nothing but itself. Only Docker runs
+// application containers; Incus images boot their own init.
+func TestAgentScratchImage(t *testing.T) {
+	e := needBackend(t, docker.Name)
+	ws := workspace(t, e.b)
+	b := startBerth(t, e)
 	b.initialize(ws, &rpc.InitializationOptions{Image: scratchImage(t)})
 	var inst rpc.Instance
 	b.mustCall("berth/up", rpc.UpParams{}, &inst)
 	if !inst.Agent.Enabled {
 		t.Fatalf("agent not enabled: %+v", inst.Agent)
 	}
-	copyEcho(t, d, inst.ID)
-
+	copyEcho(t, e.b, inst.ID)
 	var run rpc.RunResult
 	b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"/tmp/echoserver"}}, &run)
 	if run.Code != 2 || !strings.Contains(run.Stderr, "usage") {
 		t.Errorf("run in a scratch image = %+v, want exit 2 with usage", run)
 	}
+	testForwardTunnel(t, b, inst)
+}
 
+// Tunnels carry 100 concurrent connections of 1 MiB each way, every byte
+// checked.
+func TestAgentForwardTunnel(t *testing.T) { eachBackend(t, testAgentForwardTunnel) }
+
+func testAgentForwardTunnel(t *testing.T, e engine) {
+	ws := workspace(t, e.b)
+	b := startBerth(t, e)
+	b.initialize(ws, nil)
+	var inst rpc.Instance
+	b.mustCall("berth/up", rpc.UpParams{}, &inst)
+	copyEcho(t, e.b, inst.ID)
+	testForwardTunnel(t, b, inst)
+}
+
+func testForwardTunnel(t *testing.T, b *berth, inst rpc.Instance) {
 	var srv rpc.ExecResult
 	b.mustCall("berth/exec", rpc.ExecParams{Argv: []string{"/tmp/echoserver", "127.0.0.1:7007"}}, &srv)
 	b.waitOutput(srv.PID, "listening on")
@@ -172,8 +189,10 @@ func echoCheck(addr string, size, n int) error {
 }
 
 // A client inside the container reaches a listener on the host.
-func TestAgentReverseTunnel(t *testing.T) {
-	d := needDocker(t)
+func TestAgentReverseTunnel(t *testing.T) { eachBackend(t, testAgentReverseTunnel) }
+
+func testAgentReverseTunnel(t *testing.T, e engine) {
+	d := e.b
 	ws := workspace(t, d)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -191,7 +210,7 @@ func TestAgentReverseTunnel(t *testing.T) {
 		got <- string(data)
 	}()
 
-	b := startBerth(t)
+	b := startBerth(t, e)
 	b.initialize(ws, nil)
 	var rev rpc.ReverseResult
 	b.mustCall("berth/reverse", rpc.ReverseParams{HostPort: ln.Addr().(*net.TCPAddr).Port}, &rev)
@@ -215,10 +234,12 @@ func TestAgentReverseTunnel(t *testing.T) {
 
 // Signals reach the whole group, a TTY works, and kill -9 of berth leaves
 // nothing running in the container.
-func TestAgentProcessGroupsAndKill9(t *testing.T) {
-	d := needDocker(t)
+func TestAgentProcessGroupsAndKill9(t *testing.T) { eachBackend(t, testAgentProcessGroupsAndKill9) }
+
+func testAgentProcessGroupsAndKill9(t *testing.T, e engine) {
+	d := e.b
 	ws := workspace(t, d)
-	b := startBerth(t)
+	b := startBerth(t, e)
 	b.initialize(ws, nil)
 	var inst rpc.Instance
 	b.mustCall("berth/up", rpc.UpParams{}, &inst)
@@ -252,10 +273,12 @@ func TestAgentProcessGroupsAndKill9(t *testing.T) {
 }
 
 // With the agent disabled, exec still works and tunnels say what they need.
-func TestNoAgentTunnelsExplain(t *testing.T) {
-	d := needDocker(t)
+func TestNoAgentTunnelsExplain(t *testing.T) { eachBackend(t, testNoAgentTunnelsExplain) }
+
+func testNoAgentTunnelsExplain(t *testing.T, e engine) {
+	d := e.b
 	ws := workspace(t, d)
-	b := startBerth(t, "--no-agent")
+	b := startBerth(t, e, "--no-agent")
 	init := b.initialize(ws, nil)
 	if init.Capabilities.Berth.Agent || !strings.Contains(init.Capabilities.Berth.AgentReason, "no-agent") {
 		t.Errorf("capabilities = %+v, want agent false with a reason", init.Capabilities.Berth)
@@ -282,10 +305,12 @@ func TestNoAgentTunnelsExplain(t *testing.T) {
 
 // A container restarted behind berth's back: running processes are
 // reported as exited, and the next call brings a new agent up.
-func TestAgentRestartsAfterContainerRestart(t *testing.T) {
-	d := needDocker(t)
+func TestAgentRestartsAfterContainerRestart(t *testing.T) { eachBackend(t, testAgentRestartsAfterContainerRestart) }
+
+func testAgentRestartsAfterContainerRestart(t *testing.T, e engine) {
+	d := e.b
 	ws := workspace(t, d)
-	b := startBerth(t)
+	b := startBerth(t, e)
 	b.initialize(ws, nil)
 	var inst rpc.Instance
 	b.mustCall("berth/up", rpc.UpParams{}, &inst)

@@ -17,8 +17,10 @@ import (
 
 	"github.com/sourcegraph/jsonrpc2"
 
+	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/backends/backendtest"
 	"github.com/berthdev/berth/backends/docker"
+	"github.com/berthdev/berth/backends/incus"
 	"github.com/berthdev/berth/rpc"
 )
 
@@ -52,32 +54,64 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building berth-agent: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	if b, err := docker.New(slog.New(slog.DiscardHandler), "test"); err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		backendtest.Sweep(ctx, b)
-		cancel()
 		b.Close()
 	}
+	if b, err := incus.New(slog.New(slog.DiscardHandler), "test"); err == nil {
+		backendtest.Sweep(ctx, b)
+		b.Close()
+	}
+	cancel()
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// needDocker returns a Docker backend for direct checks, skipping or
-// failing the test per backendtest.Need.
-func needDocker(t *testing.T) *docker.Backend {
-	t.Helper()
-	b, err := docker.New(slog.New(slog.DiscardHandler), "test")
-	if err != nil {
-		t.Fatal(err)
+// engine is a backend under test: its name for --backend, a client for
+// direct checks, and its test image.
+type engine struct {
+	name  string
+	b     backends.Backend
+	image string
+}
+
+// eachBackend runs f once per backend, as subtests named by backend, each
+// skipping or failing per backendtest.Need.
+func eachBackend(t *testing.T, f func(t *testing.T, e engine)) {
+	for _, name := range []string{docker.Name, incus.Name} {
+		t.Run(name, func(t *testing.T) { f(t, needBackend(t, name)) })
 	}
-	t.Cleanup(func() { b.Close() })
-	backendtest.Need(t, b)
-	return b
+}
+
+func needBackend(t *testing.T, name string) engine {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	switch name {
+	case docker.Name:
+		b, err := docker.New(log, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		backendtest.Need(t, b)
+		return engine{name: name, b: b, image: backendtest.Image()}
+	case incus.Name:
+		b, err := incus.New(log, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		backendtest.Need(t, b)
+		return engine{name: name, b: b, image: backendtest.IncusImage()}
+	}
+	t.Fatalf("unknown backend %s", name)
+	return engine{}
 }
 
 // workspace makes a temp workspace whose instance is removed after the test.
-func workspace(t *testing.T, b *docker.Backend) string {
+func workspace(t *testing.T, b backends.Backend) string {
 	t.Helper()
 	ws, err := filepath.EvalSymlinks(t.TempDir())
 	if err != nil {
@@ -123,11 +157,12 @@ func (p pipes) Close() error {
 	return p.ReadCloser.Close()
 }
 
-// startBerth runs berth --stdio with BERTH_IMAGE set to the test image.
-func startBerth(t *testing.T, args ...string) *berth {
+// startBerth runs berth --stdio on e's backend with BERTH_IMAGE set to
+// its test image.
+func startBerth(t *testing.T, e engine, args ...string) *berth {
 	t.Helper()
-	cmd := exec.Command(berthBin, append([]string{"--stdio"}, args...)...)
-	cmd.Env = append(os.Environ(), "BERTH_IMAGE="+backendtest.Image())
+	cmd := exec.Command(berthBin, append([]string{"--stdio", "--backend", e.name}, args...)...)
+	cmd.Env = append(os.Environ(), "BERTH_IMAGE="+e.image)
 	cmd.Stderr = &testWriter{t: t}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -287,17 +322,19 @@ func TestExecEndToEnd(t *testing.T) {
 		{"agent", nil, true},
 		{"plain", []string{"--no-agent"}, false},
 	} {
-		t.Run(mode.name, func(t *testing.T) { testExecEndToEnd(t, mode.agent, mode.args...) })
+		t.Run(mode.name, func(t *testing.T) {
+			eachBackend(t, func(t *testing.T, e engine) { testExecEndToEnd(t, e, mode.agent, mode.args...) })
+		})
 	}
 }
 
-func testExecEndToEnd(t *testing.T, withAgent bool, args ...string) {
-	d := needDocker(t)
+func testExecEndToEnd(t *testing.T, e engine, withAgent bool, args ...string) {
+	d := e.b
 	ws := workspace(t, d)
 	if err := os.WriteFile(filepath.Join(ws, "hello.txt"), []byte("hi from the host\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b := startBerth(t, args...)
+	b := startBerth(t, e, args...)
 	init := b.initialize(ws, nil)
 	if init.ServerInfo.Name != "berth" || init.Capabilities.Berth.DefaultWorkspace != ws || init.Capabilities.Berth.Agent != withAgent {
 		t.Fatalf("initialize = %+v", init)
@@ -306,7 +343,7 @@ func testExecEndToEnd(t *testing.T, withAgent bool, args ...string) {
 	var inst rpc.Instance
 	b.mustCall("berth/up", rpc.UpParams{}, &inst)
 	workdir := "/workspaces/" + filepath.Base(ws)
-	if !inst.Created || inst.State != "running" || inst.Workdir != workdir || inst.Workspace != ws || inst.Backend != "docker" || inst.Agent.Enabled != withAgent {
+	if !inst.Created || inst.State != "running" || inst.Workdir != workdir || inst.Workspace != ws || inst.Backend != e.name || inst.Agent.Enabled != withAgent {
 		t.Fatalf("up = %+v", inst)
 	}
 	var again rpc.Instance

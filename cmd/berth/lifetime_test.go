@@ -18,10 +18,12 @@ import (
 )
 
 // Twenty concurrent ups, split across two berth processes, make one container.
-func TestConcurrentUpMakesOneInstance(t *testing.T) {
-	d := needDocker(t)
+func TestConcurrentUpMakesOneInstance(t *testing.T) { eachBackend(t, testConcurrentUpMakesOneInstance) }
+
+func testConcurrentUpMakesOneInstance(t *testing.T, e engine) {
+	d := e.b
 	ws := workspace(t, d)
-	a, b := startBerth(t), startBerth(t)
+	a, b := startBerth(t, e), startBerth(t, e)
 	a.initialize(ws, nil)
 	b.initialize(ws, nil)
 
@@ -63,7 +65,7 @@ func TestConcurrentUpMakesOneInstance(t *testing.T) {
 	}
 
 	// A restarted berth reattaches instead of creating.
-	c := startBerth(t)
+	c := startBerth(t, e)
 	c.initialize(ws, nil)
 	var inst rpc.Instance
 	c.mustCall("berth/up", rpc.UpParams{}, &inst)
@@ -73,10 +75,12 @@ func TestConcurrentUpMakesOneInstance(t *testing.T) {
 }
 
 // SIGTERM to berth ends every process it started in the container.
-func TestSIGTERMKillsProcesses(t *testing.T) {
-	d := needDocker(t)
+func TestSIGTERMKillsProcesses(t *testing.T) { eachBackend(t, testSIGTERMKillsProcesses) }
+
+func testSIGTERMKillsProcesses(t *testing.T, e engine) {
+	d := e.b
 	ws := workspace(t, d)
-	b := startBerth(t)
+	b := startBerth(t, e)
 	b.initialize(ws, nil)
 	var inst rpc.Instance
 	b.mustCall("berth/up", rpc.UpParams{}, &inst)
@@ -103,13 +107,15 @@ func TestSIGTERMKillsProcesses(t *testing.T) {
 	}
 }
 
-func TestCLI(t *testing.T) {
-	d := needDocker(t)
+func TestCLI(t *testing.T) { eachBackend(t, testCLI) }
+
+func testCLI(t *testing.T, e engine) {
+	d := e.b
 	ws := workspace(t, d)
 	berth := func(args ...string) (string, string, int) {
 		t.Helper()
-		cmd := exec.Command(berthBin, append([]string{"--workspace", ws}, args...)...)
-		cmd.Env = append(os.Environ(), "BERTH_IMAGE="+backendtest.Image())
+		cmd := exec.Command(berthBin, append([]string{"--backend", e.name, "--workspace", ws}, args...)...)
+		cmd.Env = append(os.Environ(), "BERTH_IMAGE="+e.image)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		err := cmd.Run()
@@ -133,7 +139,8 @@ func TestCLI(t *testing.T) {
 		t.Errorf("berth exec: code %d stdout %q stderr %q; want 3, host path, oops", code, out, errOut)
 	}
 
-	cmd := exec.Command(berthBin, "--workspace", ws, "exec", "-i", "--", "tr", "a-z", "A-Z")
+	cmd := exec.Command(berthBin, "--backend", e.name, "--workspace", ws, "exec", "-i", "--", "tr", "a-z", "A-Z")
+	cmd.Env = append(os.Environ(), "BERTH_IMAGE="+e.image)
 	cmd.Stdin = strings.NewReader("shout\n")
 	if got, err := cmd.Output(); err != nil || string(got) != "SHOUT\n" {
 		t.Errorf("berth exec -i: %q, %v", got, err)

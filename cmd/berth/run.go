@@ -15,7 +15,9 @@ import (
 	"syscall"
 
 	"github.com/berthdev/berth/agent"
+	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/backends/docker"
+	"github.com/berthdev/berth/backends/incus"
 	"github.com/berthdev/berth/rpc"
 	"github.com/berthdev/berth/session"
 )
@@ -79,7 +81,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	fs.BoolVar(&g.stdio, "stdio", false, "serve the protocol on stdin/stdout")
 	fs.StringVar(&g.tcp, "tcp", "", "serve the protocol on this TCP address")
-	fs.StringVar(&g.backend, "backend", envOr("BERTH_BACKEND", docker.Name), "container backend")
+	fs.StringVar(&g.backend, "backend", envOr("BERTH_BACKEND", docker.Name), "container backend: docker or incus")
 	fs.StringVar(&g.image, "image", os.Getenv("BERTH_IMAGE"), "image for new containers (default $BERTH_IMAGE)")
 	fs.StringVar(&g.workspace, "workspace", "", "workspace folder for commands (default: current directory)")
 	fs.StringVar(&g.logFile, "log-file", "", "write logs here instead of stderr")
@@ -160,26 +162,51 @@ func newLogger(g globalFlags, serving bool, stderr io.Writer) (*slog.Logger, fun
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closeFn, nil
 }
 
+// backendCloser is a backend that holds connections.
+type backendCloser interface {
+	backends.Backend
+	Close() error
+}
+
 func newServer(g globalFlags, log *slog.Logger) (*rpc.Server, func(), error) {
-	if g.backend != docker.Name {
-		return nil, nil, fmt.Errorf("--backend: unknown backend %q (available: %s)", g.backend, docker.Name)
+	constructors := map[string]func() (backendCloser, error){
+		docker.Name: func() (backendCloser, error) { return docker.New(log, berthVersion()) },
+		incus.Name:  func() (backendCloser, error) { return incus.New(log, berthVersion()) },
 	}
-	d, err := docker.New(log, berthVersion())
-	if err != nil {
-		return nil, nil, err
+	if _, ok := constructors[g.backend]; !ok {
+		return nil, nil, fmt.Errorf("--backend: unknown backend %q (available: %s, %s)", g.backend, docker.Name, incus.Name)
 	}
-	mgr := session.NewManager(d, log.With("backend", docker.Name), g.image)
-	mgr.SetFastPath(!g.noFast)
-	switch bin, err := agent.Locate(); {
-	case g.noAgent:
-		mgr.SetAgent(nil, "agent disabled by --no-agent or BERTH_NO_AGENT=1")
-	case err != nil:
-		log.Warn("agent unavailable; using plain exec", "err", err)
-		mgr.SetAgent(nil, err.Error())
-	default:
-		mgr.SetAgent(bin, "")
+	bin, agentErr := agent.Locate()
+	if agentErr != nil && !g.noAgent {
+		log.Warn("agent unavailable; using plain exec", "err", agentErr)
 	}
-	mgrs := map[string]*session.Manager{docker.Name: mgr}
+	mgrs := map[string]*session.Manager{}
+	var closers []func()
+	for name, newBackend := range constructors {
+		b, err := newBackend()
+		if err != nil {
+			if name == g.backend {
+				return nil, nil, err
+			}
+			log.Info("backend unavailable", "backend", name, "err", err)
+			continue
+		}
+		mgr := session.NewManager(b, log.With("backend", name), g.image)
+		mgr.SetFastPath(!g.noFast)
+		switch {
+		case g.noAgent:
+			mgr.SetAgent(nil, "agent disabled by --no-agent or BERTH_NO_AGENT=1")
+		case agentErr != nil:
+			mgr.SetAgent(nil, agentErr.Error())
+		default:
+			mgr.SetAgent(bin, "")
+		}
+		mgrs[name] = mgr
+		closers = append(closers, func() {
+			mgr.Close()
+			b.Close()
+		})
+	}
 	srv := rpc.NewServer(rpc.Options{
 		Managers: mgrs,
 		Default:  g.backend,
@@ -188,8 +215,9 @@ func newServer(g globalFlags, log *slog.Logger) (*rpc.Server, func(), error) {
 		Trace:    g.trace,
 	})
 	return srv, func() {
-		mgr.Close()
-		d.Close()
+		for _, c := range closers {
+			c()
+		}
 	}, nil
 }
 
