@@ -305,7 +305,9 @@ func testNoAgentTunnelsExplain(t *testing.T, e engine) {
 
 // A container restarted behind berth's back: running processes are
 // reported as exited, and the next call brings a new agent up.
-func TestAgentRestartsAfterContainerRestart(t *testing.T) { eachBackend(t, testAgentRestartsAfterContainerRestart) }
+func TestAgentRestartsAfterContainerRestart(t *testing.T) {
+	eachBackend(t, testAgentRestartsAfterContainerRestart)
+}
 
 func testAgentRestartsAfterContainerRestart(t *testing.T, e engine) {
 	d := e.b
