@@ -1,11 +1,12 @@
 // Command bench measures berth beside its peers, in one run and on one
-// container, and prints a Markdown report; docs/benchmarks.md records one.
+// container, and prints a Markdown report; docs/benchmarks.md records one
+// per backend.
 //
-//	make bench          (or: go run ./bench -berth bin/berth)
+//	make bench          (or: go run ./bench -backend docker|incus)
 //
-// Peers: the docker CLI's exec, a Docker API exec from Go, berth's own
-// plain-exec fallback (--no-agent), host loopback TCP, and a bare relay over
-// one `docker exec -i` stream.
+// Peers: the engine's CLI exec (`docker exec`, `incus exec`), an API exec
+// from Go, berth's own plain-exec fallback (--no-agent), host loopback TCP,
+// and a bare relay over one exec stream.
 package main
 
 import (
@@ -29,20 +30,18 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/stdcopy"
-
 	"github.com/berthdev/berth/agent"
-	"github.com/berthdev/berth/backends/docker"
+	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/rpc"
 )
 
 var (
 	berthBin  = flag.String("berth", "bin/berth", "berth binary (bin/berth-agent must sit beside it)")
-	image     = flag.String("image", "berth-test/busybox:1", "image of the benchmark container")
+	engineArg = flag.String("backend", "docker", "docker or incus")
+	image     = flag.String("image", "", "image of the benchmark container (default: the busybox test image)")
 	samples   = flag.Int("n", 300, "samples per latency figure")
 	spawnFor  = flag.Duration("spawn", 5*time.Second, "duration of the spawn-throughput run")
 	outMiB    = flag.Int("out", 256, "MiB written to stdout in the output-throughput run")
@@ -96,19 +95,15 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	d, err := docker.New(slog.New(slog.DiscardHandler), "bench")
+	eng, err := newEngine(ctx, *engineArg)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := d.Ping(ctx); err != nil {
-		return err
+	defer eng.close()
+	d := eng.b
+	if *image == "" {
+		*image = eng.image
 	}
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
 
 	tmp, err := os.MkdirTemp("", "berth-bench-")
 	if err != nil {
@@ -125,8 +120,8 @@ func run() error {
 	}
 
 	var r report
-	r.printf("Measured %s on %s/%s, %d cores; Docker %s; image %s.\n\n",
-		time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), dockerVersion(ctx, cli), *image)
+	r.printf("# %s\n\nMeasured %s on %s/%s, %d cores; %s; image %s.\n\n", eng.title,
+		time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), eng.version, *image)
 
 	ab, err := startBerth(ctx, bin, ws)
 	if err != nil {
@@ -175,14 +170,14 @@ func run() error {
 		return err
 	}
 	latencyRow(&r, "berth `berth/run`, plain-exec fallback (`--no-agent`)", ds, ms)
-	if ds, err = measure(n, func() error { return dockerAPIExec(ctx, cli, inst.ID) }); err != nil {
+	if ds, err = measure(n, func() error { return eng.apiExec(ctx, inst.ID) }); err != nil {
 		return err
 	}
-	latencyRow(&r, "Docker API exec from Go (create, attach, inspect)", ds, ms)
-	if ds, err = measure(n, func() error { return exec.Command("docker", "exec", inst.ID, "true").Run() }); err != nil {
+	latencyRow(&r, eng.apiExecName, ds, ms)
+	if ds, err = measure(n, func() error { return eng.cliCommand(inst.ID, "true").Run() }); err != nil {
 		return err
 	}
-	latencyRow(&r, "`docker exec` CLI", ds, ms)
+	latencyRow(&r, eng.cliName, ds, ms)
 
 	// 2. Spawn throughput.
 	const workers = 16
@@ -218,10 +213,20 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	var ru0, ru1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	t0 := time.Now()
 	got, err := rb.execCount(gen)
-	berthRate := float64(got) / time.Since(t0).Seconds() / 1e6
+	wall := time.Since(t0)
+	berthRate := float64(got) / wall.Seconds() / 1e6
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	rb.close()
+	clientCPU := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano())
+	var berthCPU time.Duration
+	if st := rb.cmd.ProcessState; st != nil {
+		berthCPU = st.UserTime() + st.SystemTime()
+	}
+	fmt.Fprintf(os.Stderr, "output run: wall %v, client CPU %v, berth CPU %v (whole process life)\n", wall, clientCPU, berthCPU)
 	if err != nil {
 		return err
 	}
@@ -229,15 +234,15 @@ func run() error {
 		return fmt.Errorf("output: got %d bytes, want %d", got, size)
 	}
 	t0 = time.Now()
-	dc := exec.Command("docker", append([]string{"exec", inst.ID}, gen...)...)
+	dc := eng.cliCommand(inst.ID, gen...)
 	dc.Stdout = io.Discard
 	if err := dc.Run(); err != nil {
 		return err
 	}
 	dockerRate := float64(size) / time.Since(t0).Seconds() / 1e6
 	r.printf("\n## Output throughput: %d MiB of text lines on stdout, written 64 KiB at a time\n\n| path | MB/s |\n|---|---|\n", *outMiB)
-	r.printf("| **berth**: `berth/output` notifications, each decoded once by the client (paths mapped) | %.0f (%.0f%% of docker exec) |\n", berthRate, 100*berthRate/dockerRate)
-	r.printf("| `docker exec CMD > /dev/null` | %.0f |\n", dockerRate)
+	r.printf("| **berth**: `berth/output` notifications, each decoded once by the client (paths mapped) | %.0f (%.0f%% of the CLI's) |\n", berthRate, 100*berthRate/dockerRate)
+	r.printf("| %s `CMD > /dev/null` | %.0f |\n", eng.cliName, dockerRate)
 
 	// 4. Tunnels.
 	var srv rpc.ExecResult
@@ -278,7 +283,7 @@ func run() error {
 	peers := []peer{
 		{"**berth** `berth/forward`, fast path (local engine, root: dialled from the container's network namespace)", dialTCP(fmt.Sprintf("127.0.0.1:%d", fwd.HostPort))},
 		{"**berth** `berth/forward` over the agent's exec stream (`--no-fastpath`, as with a remote engine)", dialTCP(fmt.Sprintf("127.0.0.1:%d", slowFwd.HostPort))},
-		{"bare relay over one `docker exec -i` stream (Docker API)", func() (io.ReadWriteCloser, error) { return execRelay(ctx, cli, inst.ID, "127.0.0.1:7100") }},
+		{eng.relayName, func() (io.ReadWriteCloser, error) { return eng.relay(ctx, inst.ID, "127.0.0.1:7100") }},
 		{"host loopback TCP (the physical limit)", dialTCP(hostAddr)},
 	}
 	for _, p := range peers {
@@ -306,7 +311,7 @@ func run() error {
 	}
 	quiet := slog.New(slog.DiscardHandler)
 	cold, err := measure(5, func() error {
-		if _, _, err := runIn(ctx, cli, inst.ID, "sh", "-c", "rm -f /.berth/agent-*"); err != nil {
+		if err := eng.cliCommand(inst.ID, "sh", "-c", "rm -f /.berth/agent-*").Run(); err != nil {
 			return err
 		}
 		c, err := agent.Start(ctx, d, inst.ID, abin, quiet, agent.Options{})
@@ -365,13 +370,6 @@ func run() error {
 	return nil
 }
 
-func dockerVersion(ctx context.Context, cli *client.Client) string {
-	v, err := cli.ServerVersion(ctx)
-	if err != nil {
-		return "?"
-	}
-	return v.Version
-}
 
 func fileSize(p string) int64 {
 	fi, err := os.Stat(p)
@@ -402,7 +400,7 @@ func (p pipes) Close() error {
 }
 
 func startBerth(ctx context.Context, bin, ws string, args ...string) (*berthProc, error) {
-	cmd := exec.Command(bin, append([]string{"--stdio", "--log-level", "error"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"--stdio", "--log-level", "error", "--backend", *engineArg}, args...)...)
 	cmd.Env = append(os.Environ(), "BERTH_IMAGE="+*image)
 	cmd.Stderr = os.Stderr
 	in, _ := cmd.StdinPipe()
@@ -477,7 +475,7 @@ func (b *berthProc) close() {
 	b.cmd.Wait()
 }
 
-func copyFile(ctx context.Context, d *docker.Backend, id, path string) error {
+func copyFile(ctx context.Context, d backends.Backend, id, path string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -489,81 +487,10 @@ func copyFile(ctx context.Context, d *docker.Backend, id, path string) error {
 	return d.CopyTo(ctx, id, "/tmp", &buf)
 }
 
-func dockerAPIExec(ctx context.Context, cli *client.Client, id string) error {
-	created, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: []string{"true"}, AttachStdout: true, AttachStderr: true})
-	if err != nil {
-		return err
-	}
-	hj, err := cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
-	if err != nil {
-		return err
-	}
-	io.Copy(io.Discard, hj.Reader)
-	hj.Close()
-	for {
-		ins, err := cli.ContainerExecInspect(ctx, created.ID)
-		if err != nil {
-			return err
-		}
-		if !ins.Running {
-			if ins.ExitCode != 0 {
-				return fmt.Errorf("exit %d", ins.ExitCode)
-			}
-			return nil
-		}
-	}
-}
 
-func runIn(ctx context.Context, cli *client.Client, id string, argv ...string) (string, int, error) {
-	created, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{Cmd: argv, AttachStdout: true, AttachStderr: true})
-	if err != nil {
-		return "", 0, err
-	}
-	hj, err := cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
-	if err != nil {
-		return "", 0, err
-	}
-	var out bytes.Buffer
-	stdcopy.StdCopy(&out, &out, hj.Reader)
-	hj.Close()
-	ins, err := cli.ContainerExecInspect(ctx, created.ID)
-	return out.String(), ins.ExitCode, err
-}
 
-// execRelay opens one `docker exec -i` stream running the fixture's relay
-// to addr, and returns it as a connection.
-func execRelay(ctx context.Context, cli *client.Client, id, addr string) (io.ReadWriteCloser, error) {
-	created, err := cli.ContainerExecCreate(ctx, id, container.ExecOptions{
-		Cmd: []string{"/tmp/echoserver", "relay", addr}, AttachStdin: true, AttachStdout: true, AttachStderr: true,
-	})
-	if err != nil {
-		return nil, err
-	}
-	hj, err := cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
-	if err != nil {
-		return nil, err
-	}
-	pr, pw := io.Pipe()
-	go func() {
-		_, err := stdcopy.StdCopy(pw, io.Discard, hj.Reader)
-		pw.CloseWithError(err)
-	}()
-	return &relayConn{hj: hj.Conn, r: pr, closeWrite: hj.CloseWrite}, nil
-}
 
-type relayConn struct {
-	hj         net.Conn
-	r          *io.PipeReader
-	closeWrite func() error
-}
 
-func (c *relayConn) Read(p []byte) (int, error)  { return c.r.Read(p) }
-func (c *relayConn) Write(p []byte) (int, error) { return c.hj.Write(p) }
-func (c *relayConn) CloseWrite() error           { return c.closeWrite() }
-func (c *relayConn) Close() error {
-	c.r.Close()
-	return c.hj.Close()
-}
 
 func closeWrite(c io.ReadWriteCloser) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {

@@ -9,19 +9,24 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/valyala/fastjson"
 )
 
-// rawBerth is a minimal client that decodes each frame once, as an
-// editor's client would; it measures berth, not a Go client's overhead.
+// rawBerth is a minimal client that decodes each frame once with a fast
+// JSON parser, as an editor's native JSON.parse would: encoding/json
+// decodes escaped strings at ~170 MB/s here and would measure itself, not
+// berth.
 type rawBerth struct {
 	cmd *exec.Cmd
 	in  io.WriteCloser
 	out *bufio.Reader
 	id  int
+	p   fastjson.Parser
 }
 
 func startRaw(bin, ws string) (*rawBerth, error) {
-	cmd := exec.Command(bin, "--stdio", "--log-level", "error")
+	cmd := exec.Command(bin, "--stdio", "--log-level", "error", "--backend", *engineArg)
 	cmd.Env = append(os.Environ(), "BERTH_IMAGE="+*image)
 	cmd.Stderr = os.Stderr
 	in, _ := cmd.StdinPipe()
@@ -79,8 +84,27 @@ func (b *rawBerth) read() (*frame, error) {
 	if _, err := io.ReadFull(b.out, body); err != nil {
 		return nil, err
 	}
-	var f frame
-	return &f, json.Unmarshal(body, &f)
+	v, err := b.p.ParseBytes(body)
+	if err != nil {
+		return nil, err
+	}
+	f := &frame{Method: string(v.GetStringBytes("method"))}
+	if v.Exists("id") {
+		id := v.GetInt("id")
+		f.ID = &id
+	}
+	if r := v.Get("result"); r != nil {
+		f.Result = json.RawMessage(r.MarshalTo(nil))
+	}
+	if e := v.Get("error"); e != nil {
+		f.Error = &struct {
+			Message string `json:"message"`
+		}{Message: string(e.GetStringBytes("message"))}
+	}
+	f.Params.PID = string(v.GetStringBytes("params", "pid"))
+	f.Params.Text = string(v.GetStringBytes("params", "text"))
+	f.Params.Code = v.GetInt("params", "code")
+	return f, nil
 }
 
 func (b *rawBerth) call(method string, params any) (*frame, error) {
