@@ -221,7 +221,7 @@ func run() error {
 	berthRate := float64(got) / wall.Seconds() / 1e6
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	rb.close()
-	clientCPU := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano())
+	clientCPU := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
 	var berthCPU time.Duration
 	if st := rb.cmd.ProcessState; st != nil {
 		berthCPU = st.UserTime() + st.SystemTime()
@@ -370,7 +370,6 @@ func run() error {
 	return nil
 }
 
-
 func fileSize(p string) int64 {
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -486,11 +485,6 @@ func copyFile(ctx context.Context, d backends.Backend, id, path string) error {
 	tw.close()
 	return d.CopyTo(ctx, id, "/tmp", &buf)
 }
-
-
-
-
-
 
 func closeWrite(c io.ReadWriteCloser) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
