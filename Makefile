@@ -9,7 +9,7 @@ export BERTH_TEST_IMAGE ?= berth-test/busybox:1
 # a setup failure fails the run.
 TOLERATE = { [ "$$CI" != true ] && [ -z "$$BERTH_REQUIRE" ] && echo "make: continuing without it; daemon tests will skip" >&2; }
 
-.PHONY: all build test vet unit deps demo clean
+.PHONY: all build test vet unit deps demo bench clean
 
 all: build
 
@@ -39,3 +39,9 @@ demo: deps build
 
 clean:
 	rm -rf bin
+
+# bench measures berth beside docker exec, incus exec and their APIs; see
+# docs/benchmarks.md.
+bench: deps build
+	$(GO) run ./bench -backend docker
+	$(GO) run ./bench -backend incus
