@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -333,5 +334,90 @@ func testAgentRestartsAfterContainerRestart(t *testing.T, e engine) {
 	b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"echo", "back"}}, &run)
 	if run.Stdout != "back\n" {
 		t.Errorf("run after restart = %+v", run)
+	}
+}
+
+// foreignArchImage is the busybox test image relabelled as linux/arm64: it
+// still runs here, but berth must not put its amd64 agent into it.
+func foreignArchImage(t *testing.T) string {
+	t.Helper()
+	const ref = "berth-test/busybox-arm64:1"
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx := context.Background()
+	if img, err := cli.ImageInspect(ctx, ref); err == nil && img.Architecture == "arm64" {
+		return ref
+	}
+	rc, err := cli.ImageSave(ctx, []string{backendtest.Image()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	// Rewrite the saved image: its config's architecture and its tag.
+	var out bytes.Buffer
+	tr, tw := tar.NewReader(rc), tar.NewWriter(&out)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case hdr.Name == "manifest.json":
+			var m []map[string]any
+			json.Unmarshal(data, &m)
+			m[0]["RepoTags"] = []string{ref}
+			data, _ = json.Marshal(m)
+		case strings.HasSuffix(hdr.Name, ".json") && !strings.Contains(hdr.Name, "/"):
+			var c map[string]any
+			if json.Unmarshal(data, &c) == nil && c["architecture"] != nil {
+				c["architecture"] = "arm64"
+				data, _ = json.Marshal(c)
+			}
+		}
+		hdr.Size = int64(len(data))
+		tw.WriteHeader(hdr)
+		tw.Write(data)
+	}
+	tw.Close()
+	resp, err := cli.ImageLoad(ctx, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return ref
+}
+
+// A container whose platform doesn't match the agent falls back to plain
+// exec, and says so.
+func TestAgentPlatformMismatchFallsBack(t *testing.T) {
+	e := needBackend(t, docker.Name)
+	ws := workspace(t, e.b)
+	b := startBerth(t, e)
+	b.initialize(ws, &rpc.InitializationOptions{Image: foreignArchImage(t)})
+	var inst rpc.Instance
+	b.mustCall("berth/up", rpc.UpParams{}, &inst)
+	var run rpc.RunResult
+	b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"echo", "plain exec"}}, &run)
+	if run.Stdout != "plain exec\n" {
+		t.Errorf("run = %+v", run)
+	}
+	var st rpc.Instance
+	b.mustCall("berth/status", struct{}{}, &st)
+	if st.Agent.Enabled || !strings.Contains(st.Agent.Reason, "arm64") {
+		t.Errorf("status agent = %+v, want disabled, naming arm64", st.Agent)
+	}
+	if err := b.call("berth/forward", rpc.ForwardParams{ContainerPort: 80}, nil); code(err) != rpc.CodeNeedsAgent || !strings.Contains(err.Error(), "arm64") {
+		t.Errorf("forward in a foreign-arch container: %v, want code %d naming arm64", err, rpc.CodeNeedsAgent)
 	}
 }
