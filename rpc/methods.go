@@ -349,17 +349,20 @@ func signal(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	return struct{}{}, nil
 }
 
-func processes(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+// workspaceFilter reads an optional workspace param that narrows a
+// listing; empty means every workspace.
+func (c *conn) workspaceFilter(raw json.RawMessage) (string, error) {
 	var p WorkspaceParams
-	if err := decode(raw, &p); err != nil {
-		return nil, err
+	if err := decode(raw, &p); err != nil || p.Workspace == "" {
+		return "", err
 	}
-	ws := ""
-	if p.Workspace != "" {
-		var err error
-		if ws, err = c.workspace(p.Workspace); err != nil {
-			return nil, err
-		}
+	return c.workspace(p.Workspace)
+}
+
+func processes(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	ws, err := c.workspaceFilter(raw)
+	if err != nil {
+		return nil, err
 	}
 	_, client, _ := c.session()
 	infos := client.Processes(ws)
@@ -509,16 +512,9 @@ func closeTunnel(ctx context.Context, c *conn, raw json.RawMessage) (any, error)
 }
 
 func tunnels(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
-	var p WorkspaceParams
-	if err := decode(raw, &p); err != nil {
+	ws, err := c.workspaceFilter(raw)
+	if err != nil {
 		return nil, err
-	}
-	ws := ""
-	if p.Workspace != "" {
-		var err error
-		if ws, err = c.workspace(p.Workspace); err != nil {
-			return nil, err
-		}
 	}
 	_, client, _ := c.session()
 	infos := client.Tunnels(ws)
