@@ -21,8 +21,10 @@ build:
 deps:
 	@bash testdata/setup/docker.sh || $(TOLERATE)
 	@bash testdata/images/busybox.sh docker || $(TOLERATE)
+	@bash testdata/images/debian.sh docker || $(TOLERATE)
 	@bash testdata/setup/incus.sh || $(TOLERATE)
 	@bash testdata/images/busybox.sh incus || $(TOLERATE)
+	@bash testdata/images/debian.sh incus || $(TOLERATE)
 
 vet:
 	$(GO) vet ./...
