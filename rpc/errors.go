@@ -13,6 +13,7 @@ import (
 	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/session"
+	"github.com/berthdev/berth/tools"
 )
 
 // JSON-RPC error codes. The standard ones come from JSON-RPC 2.0 and LSP;
@@ -91,6 +92,9 @@ var sentinelCodes = []struct {
 	{agent.ErrLost, CodeAgentLost},
 	{backends.ErrBadUser, CodeInvalidParams},
 	{backends.ErrBadCwd, CodeInvalidParams},
+	{session.ErrNoFramework, CodeInvalidParams},
+	{tools.ErrBadFormat, CodeInvalidParams},
+	{tools.ErrBadRequest, CodeInvalidParams},
 	{context.Canceled, CodeRequestCancelled},
 }
 

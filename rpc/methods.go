@@ -33,6 +33,10 @@ var methods = map[string]method{
 	"berth/reverse":     {handle: reverse},
 	"berth/closeTunnel": {handle: closeTunnel},
 	"berth/tunnels":     {handle: tunnels, inline: true},
+	"berth/test":        {handle: test},
+	"berth/lint":        {handle: lint},
+	"berth/inspect":     {handle: inspect},
+	"berth/debug":       {handle: debug},
 }
 
 // MethodNames lists the protocol's request methods, sorted.

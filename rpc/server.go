@@ -89,6 +89,7 @@ type conn struct {
 	defaultWS string
 	image     string
 	cancels   map[jsonrpc2.ID]context.CancelFunc
+	published map[string]map[string]bool // workspace+linter → host URIs with diagnostics out
 }
 
 // ServeConn serves one client on rwc until the client disconnects or sends

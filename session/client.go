@@ -41,6 +41,9 @@ type ExecOptions struct {
 	TTY       bool   // run on a terminal (needs the agent)
 	Cols      uint16 // terminal size, with TTY
 	Rows      uint16
+
+	// internal runs are berth's own probes: not listed in Processes.
+	internal bool
 }
 
 // Process states.
@@ -216,7 +219,9 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, out *ou
 		_, _ = proc.Wait(context.WithoutCancel(ctx))
 		return nil, ErrClosed
 	}
-	c.procs[id] = p
+	if !opts.internal {
+		c.procs[id] = p
+	}
 	c.wg.Add(2)
 	c.mu.Unlock()
 	c.log.Debug("process started", "pid", id, "argv", opts.Argv, "workspace", opts.Workspace)
