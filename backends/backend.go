@@ -59,9 +59,17 @@ const (
 
 // Mount binds a host directory into the instance.
 type Mount struct {
-	Host      string `json:"host"`
-	Container string `json:"container"`
+	Host      string `json:"host"`      // host path; a volume's name for volumes; unused for tmpfs
+	Container string `json:"container"` // absolute container path
+	// Type is "" or "bind" for a bind mount, "volume" or "tmpfs". Only
+	// bind mounts map paths. Backends that can't make a type skip it with
+	// a log line.
+	Type     string `json:"type,omitempty"`
+	ReadOnly bool   `json:"readOnly,omitempty"`
 }
+
+// IsBind reports whether m binds a host path.
+func (m Mount) IsBind() bool { return m.Type == "" || m.Type == "bind" }
 
 // Spec describes the instance berth wants for a workspace.
 type Spec struct {
@@ -146,6 +154,28 @@ type Process interface {
 type Platformer interface {
 	Platform(ctx context.Context, id string) (goos, goarch string, err error)
 }
+
+// BuildSpec describes an image build from a Containerfile or Dockerfile.
+type BuildSpec struct {
+	Context    string            // host directory sent as the build context
+	Dockerfile string            // host path of the Dockerfile, inside Context
+	Args       map[string]string // build arguments
+	Target     string            // multi-stage target, or ""
+	Tag        string            // the image reference to produce
+	Labels     map[string]string
+}
+
+// Builder is implemented by backends that can build images. Build writes
+// the engine's build log to log as it goes; a failed build's error names
+// the failing step. ImageExists lets callers skip a build whose tag is
+// already there.
+type Builder interface {
+	Build(ctx context.Context, spec BuildSpec, log io.Writer) error
+	ImageExists(ctx context.Context, ref string) (bool, error)
+}
+
+// ErrBuild means an image build failed; the error says at which step.
+var ErrBuild = errors.New("image build failed")
 
 // Localer is implemented by backends that can tell whether their engine
 // runs on this host, so that host directories berth creates can be

@@ -218,7 +218,24 @@ type afterReply interface {
 	afterReply()
 }
 
+// progressKey carries a request's LSP workDoneToken.
+type progressKey struct{}
+
 func (c *conn) run(ctx context.Context, req *jsonrpc2.Request, m method, raw json.RawMessage) {
+	// LSP work-done progress: a client that sends a workDoneToken gets
+	// $/progress begin, a report per step, and end.
+	var wd struct {
+		Token *protocol.ProgressToken `json:"workDoneToken"`
+	}
+	if len(raw) > 0 && raw[0] == '{' && json.Unmarshal(raw, &wd) == nil && wd.Token != nil {
+		ctx = context.WithValue(ctx, progressKey{}, wd.Token)
+		c.notify("$/progress", protocol.ProgressParams{Token: *wd.Token, Value: protocol.WorkDoneProgressBegin{
+			Kind: protocol.WorkDoneProgressKindBegin, Title: "berth: " + strings.TrimPrefix(req.Method, "berth/"),
+		}})
+		defer c.notify("$/progress", protocol.ProgressParams{Token: *wd.Token, Value: protocol.WorkDoneProgressEnd{
+			Kind: protocol.WorkDoneProgressKindEnd,
+		}})
+	}
 	res, err := m.handle(ctx, c, raw)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
@@ -276,11 +293,18 @@ func (c *conn) notify(method string, params any) {
 	}
 }
 
-// progressCtx returns ctx with backend progress reported to the client as
-// window/logMessage.
+// progressCtx returns ctx with long operations' steps reported to the
+// client: as $/progress reports when the request carried a workDoneToken,
+// and always as window/logMessage, which the CLI prints.
 func (c *conn) progressCtx(ctx context.Context) context.Context {
+	token, _ := ctx.Value(progressKey{}).(*protocol.ProgressToken)
 	return backends.WithProgress(ctx, func(msg string) {
 		c.log.Info(msg)
+		if token != nil {
+			c.notify("$/progress", protocol.ProgressParams{Token: *token, Value: protocol.WorkDoneProgressReport{
+				Kind: protocol.WorkDoneProgressKindReport, Message: msg,
+			}})
+		}
 		c.notify("window/logMessage", protocol.LogMessageParams{Type: protocol.MessageTypeInfo, Message: "berth: " + msg})
 	})
 }

@@ -239,7 +239,14 @@ func (b *Backend) create(ctx context.Context, spec backends.Spec) (string, error
 
 	mounts := make([]mount.Mount, 0, len(spec.Mounts))
 	for _, m := range spec.Mounts {
-		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Host, Target: m.Container})
+		mt := mount.Mount{Type: mount.TypeBind, Source: m.Host, Target: m.Container, ReadOnly: m.ReadOnly}
+		switch m.Type {
+		case "volume":
+			mt.Type = mount.TypeVolume
+		case "tmpfs":
+			mt.Type, mt.Source = mount.TypeTmpfs, ""
+		}
+		mounts = append(mounts, mt)
 	}
 	init := true
 	entry := keepAlive

@@ -124,9 +124,15 @@ func diskDevices(spec backends.Spec, shift bool) map[string]map[string]string {
 	}
 	devs := map[string]map[string]string{}
 	for i, m := range mounts {
+		if !m.IsBind() {
+			continue // volumes and tmpfs are Docker's; a disk device binds host paths
+		}
 		d := map[string]string{"type": "disk", "source": m.Host, "path": m.Container}
 		if shift {
 			d["shift"] = "true"
+		}
+		if m.ReadOnly {
+			d["readonly"] = "true"
 		}
 		devs[fmt.Sprintf("%s%d", mountDevicePrefix, i)] = d
 	}
