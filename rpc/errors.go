@@ -12,6 +12,7 @@ import (
 
 	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/devcontainer"
 	"github.com/berthdev/berth/session"
 	"github.com/berthdev/berth/tools"
 )
@@ -44,6 +45,8 @@ const (
 	CodeNoSuchTunnel       = -32022 // unknown tunnel id
 	CodeBindFailed         = -32023 // a tunnel's port could not be listened on
 	CodeAgentLost          = -32024 // the agent's connection died mid-call
+	CodeBadConfig          = -32025 // the workspace's configuration is broken or unsupported
+	CodeBuildFailed        = -32026 // the image build failed
 )
 
 // paramError is a bad request parameter; its message names the field.
@@ -93,6 +96,9 @@ var sentinelCodes = []struct {
 	{backends.ErrBadUser, CodeInvalidParams},
 	{backends.ErrBadCwd, CodeInvalidParams},
 	{session.ErrNoFramework, CodeInvalidParams},
+	{devcontainer.ErrBadConfig, CodeBadConfig},
+	{session.ErrBadConfig, CodeBadConfig},
+	{backends.ErrBuild, CodeBuildFailed},
 	{tools.ErrBadFormat, CodeInvalidParams},
 	{tools.ErrBadRequest, CodeInvalidParams},
 	{context.Canceled, CodeRequestCancelled},

@@ -113,6 +113,7 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 		c.selectBackend(opts.Backend)
 	}
 	c.defaultWS, c.image, c.state = ws, opts.Image, stateInitialized
+	c.client.SetConfig(opts.Config)
 	if p.ClientInfo != nil {
 		c.log = c.log.With("client", p.ClientInfo.Name)
 	}
@@ -152,15 +153,24 @@ func up(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	mgr, _, image := c.session()
+	_, _, image := c.session()
 	if p.Image != "" {
 		image = p.Image
 	}
-	inst, err := mgr.Up(c.progressCtx(ctx), session.UpOptions{Workspace: ws, Image: image, Recreate: p.Recreate})
+	_, client, _ := c.session()
+	res, err := client.Up(c.progressCtx(ctx), session.UpOptions{Workspace: ws, Image: image, Recreate: p.Recreate})
 	if err != nil {
 		return nil, err
 	}
-	return toInstance(inst), nil
+	out := toInstance(res.Instance)
+	out.BuildPID = res.BuildPID
+	for _, h := range res.Hooks {
+		out.Hooks = append(out.Hooks, HookRun{Hook: h.Hook, Name: h.Name, PID: h.PID, Code: h.Code, Error: h.Err})
+	}
+	for _, t := range res.Forwarded {
+		out.Forwarded = append(out.Forwarded, ForwardResult{TunnelID: t.ID, Host: "127.0.0.1", HostPort: t.HostPort})
+	}
+	return out, nil
 }
 
 func status(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
@@ -172,8 +182,8 @@ func status(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	mgr, _, _ := c.session()
-	inst, err := mgr.Status(ctx, ws)
+	mgr, client, image := c.session()
+	inst, err := mgr.Status(ctx, ws, client.ConfigPath(), image)
 	if err != nil || inst == nil {
 		return nil, err
 	}

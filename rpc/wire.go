@@ -27,6 +27,7 @@ type InitializeParams struct {
 type InitializationOptions struct {
 	Backend string `json:"backend,omitempty"`
 	Image   string `json:"image,omitempty"`
+	Config  string `json:"config,omitempty"` // explicit devcontainer.json or Containerfile
 }
 
 // InitializeResult answers initialize.
@@ -87,6 +88,25 @@ type Instance struct {
 	Mounts    []backends.Mount `json:"mounts"`
 	Created   bool             `json:"created"`
 	Agent     AgentStatus      `json:"agent"`
+	// Stale says the workspace's configuration changed since the instance
+	// was created; berth/up {recreate: true} rebuilds it.
+	Stale        bool   `json:"stale"`
+	ConfigSource string `json:"configSource,omitempty"` // explicit, devcontainer.json, .devcontainer.json, containerfile, image
+	ConfigFile   string `json:"configFile,omitempty"`
+
+	// berth/up only.
+	BuildPID  string          `json:"buildPid,omitempty"` // pseudo-pid of the image build's log
+	Hooks     []HookRun       `json:"hooks,omitempty"`
+	Forwarded []ForwardResult `json:"forwarded,omitempty"` // forwardPorts
+}
+
+// HookRun is one lifecycle command berth/up ran.
+type HookRun struct {
+	Hook  string `json:"hook"`
+	Name  string `json:"name,omitempty"`
+	PID   string `json:"pid,omitempty"`
+	Code  int    `json:"code"`
+	Error string `json:"error,omitempty"`
 }
 
 // AgentStatus says whether processes and tunnels go through the agent.
@@ -97,12 +117,16 @@ type AgentStatus struct {
 
 func toInstance(in session.Instance) Instance {
 	mounts := session.UserMounts(in.Mounts)
-	return Instance{
+	out := Instance{
 		Workspace: in.Workspace, Backend: in.Backend, ID: in.ID, Name: in.Name,
 		Image: in.Image, State: in.State, Workdir: in.Workdir, Mounts: mounts,
-		Created: in.Created,
-		Agent:   AgentStatus{Enabled: in.Agent.Enabled, Reason: in.Agent.Reason},
+		Created: in.Created, Stale: in.Stale,
+		Agent: AgentStatus{Enabled: in.Agent.Enabled, Reason: in.Agent.Reason},
 	}
+	if in.Config != nil {
+		out.ConfigSource, out.ConfigFile = string(in.Config.Source), in.Config.File
+	}
+	return out
 }
 
 // ExecParams are berth/exec's and berth/run's params.

@@ -125,6 +125,8 @@ type Client struct {
 	tunnels    map[string]*tunnel
 	nextTunnel int
 	closed     bool
+	configPath string          // explicit configuration file, "" to discover
+	attached   map[string]bool // workspaces this client has brought up
 }
 
 // NewClient returns a client of m whose process events go to sink.
@@ -169,7 +171,7 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, out *ou
 	if len(opts.Argv) == 0 {
 		return nil, errors.New("argv: must name a command")
 	}
-	inst, err := c.m.ensure(ctx, opts.Workspace, opts.Image)
+	inst, err := c.ensure(ctx, opts.Workspace, opts.Image)
 	if err != nil {
 		return nil, err
 	}
@@ -177,6 +179,7 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, out *ou
 	if err != nil {
 		return nil, err
 	}
+	c.applyConfig(ctx, inst, &opts)
 
 	p := &Process{
 		id: id, workspace: opts.Workspace, argv: opts.Argv, kind: opts.Kind, tty: opts.TTY,
@@ -203,7 +206,7 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, out *ou
 		// The instance went away or restarted behind our back: bring it
 		// back once.
 		c.m.forget(opts.Workspace)
-		if inst, err = c.m.ensure(ctx, opts.Workspace, opts.Image); err == nil {
+		if inst, err = c.ensure(ctx, opts.Workspace, opts.Image); err == nil {
 			proc, err = c.m.exec(ctx, inst, spec, opts)
 		}
 	}

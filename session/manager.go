@@ -25,6 +25,7 @@ import (
 
 	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/devcontainer"
 	"github.com/berthdev/berth/pathmap"
 )
 
@@ -52,6 +53,9 @@ var (
 	ErrNoSuchTunnel = errors.New("no such tunnel")
 	// ErrBind means a host port could not be listened on.
 	ErrBind = errors.New("cannot listen")
+	// ErrBadConfig means the workspace configuration asks for something
+	// berth can't do.
+	ErrBadConfig = errors.New("unsupported configuration")
 )
 
 // Instance is an instance as berth reports it to clients.
@@ -59,6 +63,9 @@ type Instance struct {
 	backends.Instance
 	Backend string
 	Created bool // created by the call that returned it
+	Started bool // created or started by the call that returned it
+	Stale   bool // its configuration changed since it was created
+	Config  *devcontainer.Config
 	Agent   AgentStatus
 }
 
@@ -79,12 +86,13 @@ type Manager struct {
 	agentOff string        // why agentBin is nil
 	noFast   bool          // keep everything on the exec stream
 
-	mu     sync.Mutex             // guards the following
-	locks  map[string]*sync.Mutex // per-workspace, serialises Up and Down
-	cache  map[string]backends.Instance
-	agents map[string]*agentEntry // by instance id
-	netnss map[string]string      // by workspace: the instance's netns path
-	closed bool
+	mu      sync.Mutex             // guards the following
+	locks   map[string]*sync.Mutex // per-workspace, serialises Up and Down
+	cache   map[string]backends.Instance
+	agents  map[string]*agentEntry          // by instance id
+	netnss  map[string]string               // by workspace: the instance's netns path
+	configs map[string]*devcontainer.Config // by workspace: last resolved
+	closed  bool
 }
 
 // agentEntry is the agent of one instance, or why it has none.
@@ -110,6 +118,7 @@ func NewManager(backend backends.Backend, log *slog.Logger, defaultImage string)
 		cache:        map[string]backends.Instance{},
 		agents:       map[string]*agentEntry{},
 		netnss:       map[string]string{},
+		configs:      map[string]*devcontainer.Config{},
 		agentOff:     "agent not configured",
 	}
 }
@@ -348,24 +357,56 @@ func Workdir(workspace string) string {
 
 // UpOptions are the parameters of Up.
 type UpOptions struct {
-	Workspace string // resolved workspace
-	Image     string // overrides the default image
-	Recreate  bool   // remove any existing instance first
+	Workspace string    // resolved workspace
+	Image     string    // overrides the default image
+	Recreate  bool      // remove any existing instance first, rebuilding its image
+	Config    string    // explicit config file; "" discovers one
+	BuildLog  io.Writer // receives an image build's log; may be nil
 }
 
-func (m *Manager) spec(ws, image string) (backends.Spec, error) {
-	if image == "" {
-		return backends.Spec{}, fmt.Errorf("%w for %s: pass an image to berth/up, set initializationOptions.image, --image or BERTH_IMAGE", ErrNoImage, ws)
+// Labels berth adds for the workspace configuration.
+const (
+	LabelConfigHash   = "berth.config"        // hash of the resolved config and its build inputs
+	LabelConfigSource = "berth.config-source" // where the config came from
+)
+
+// spec turns a workspace's config into what the backend creates. It does
+// not build: an image to build is named by its input hash.
+func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, error) {
+	wd := cfg.WorkspaceFolder
+	if wd == "" {
+		wd = Workdir(ws)
 	}
-	wd := Workdir(ws)
+	image := cfg.Image
+	if cfg.Build != nil {
+		image = buildTag(ws, cfg)
+	}
+	if image == "" {
+		return backends.Spec{}, fmt.Errorf("%w for %s: pass an image to berth/up, set initializationOptions.image, --image or BERTH_IMAGE, or add a devcontainer.json or Dockerfile", ErrNoImage, ws)
+	}
 	spec := backends.Spec{
 		Workspace: ws,
 		Name:      InstanceName(ws),
 		Image:     image,
 		Workdir:   wd,
 		Mounts:    []backends.Mount{{Host: ws, Container: wd}},
+		Env:       envList(cfg.ContainerEnv),
+		Labels:    map[string]string{LabelConfigHash: cfg.Hash, LabelConfigSource: string(cfg.Source)},
 	}
-	if bin := m.agentBin; bin != nil {
+	if wm := cfg.WorkspaceMount; wm != nil {
+		switch wm.Type {
+		case "copy":
+			return backends.Spec{}, fmt.Errorf("%w: workspaceMount \"copy\" (sync mode) is not supported yet; bind-mount the workspace", ErrBadConfig)
+		case "bind", "":
+			spec.Mounts = []backends.Mount{{Host: wm.Source, Container: wm.Target, ReadOnly: wm.ReadOnly}}
+		default:
+			return backends.Spec{}, fmt.Errorf("%w: workspaceMount must be a bind mount of the workspace, got type %q", ErrBadConfig, wm.Type)
+		}
+	}
+	for _, mt := range cfg.Mounts {
+		spec.Mounts = append(spec.Mounts, backends.Mount{Host: mt.Source, Container: mt.Target, Type: mt.Type, ReadOnly: mt.ReadOnly})
+	}
+	if bin := m.agentBin; bin != nil && (cfg.Berth.Agent == nil || *cfg.Berth.Agent) {
 		// The agent doubles as the instance's main process, so images
 		// need nothing at all, not even a shell.
 		spec.Init = []string{agent.InitPath, "init"}
@@ -376,6 +417,60 @@ func (m *Manager) spec(ws, image string) (backends.Spec, error) {
 		}
 	}
 	return spec, nil
+}
+
+// buildTag names a built image by its inputs, so an unchanged config never
+// rebuilds.
+func buildTag(ws string, cfg *devcontainer.Config) string {
+	return "berth-build/" + InstanceName(ws) + ":" + cfg.Hash[:12]
+}
+
+// build makes the config's image unless an image of its tag exists.
+func (m *Manager) build(ctx context.Context, ws string, cfg *devcontainer.Config, log io.Writer) error {
+	b, ok := m.backend.(backends.Builder)
+	if !ok {
+		return fmt.Errorf("%w: the %s backend cannot build %s; build the image with docker and import it, or set \"image\"", backends.ErrBuild, m.backend.Name(), cfg.Build.Dockerfile)
+	}
+	tag := buildTag(ws, cfg)
+	if ok, err := b.ImageExists(ctx, tag); err != nil {
+		return err
+	} else if ok {
+		return nil
+	}
+	if log == nil {
+		log = io.Discard
+	}
+	return b.Build(ctx, backends.BuildSpec{
+		Context: cfg.Build.Context, Dockerfile: cfg.Build.Dockerfile, Args: cfg.Build.Args, Target: cfg.Build.Target,
+		Tag: tag, Labels: map[string]string{backends.LabelManaged: "true", backends.LabelWorkspace: ws},
+	}, log)
+}
+
+// Config resolves a workspace's configuration: explicit, devcontainer.json,
+// Containerfile or image, in that order (see devcontainer.Discover). image
+// is the fallback image.
+func (m *Manager) Config(ws, explicit, image string) (*devcontainer.Config, error) {
+	if image == "" {
+		image = m.defaultImage
+	}
+	cfg, err := devcontainer.Discover(ws, explicit, image, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Unknown) > 0 || len(cfg.Berth.Unknown) > 0 {
+		m.log.Info("ignoring unsupported config keys", "workspace", ws, "file", cfg.File, "keys", append(cfg.Unknown, cfg.Berth.Unknown...))
+	}
+	m.mu.Lock()
+	m.configs[ws] = cfg
+	m.mu.Unlock()
+	return cfg, nil
+}
+
+// cachedConfig returns the config last resolved for ws, or nil.
+func (m *Manager) cachedConfig(ws string) *devcontainer.Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.configs[ws]
 }
 
 // fastDir makes the host directory shared with an instance for the
@@ -405,7 +500,7 @@ func (m *Manager) fastDir(name string) (string, bool) {
 func UserMounts(mounts []backends.Mount) []backends.Mount {
 	out := make([]backends.Mount, 0, len(mounts))
 	for _, mt := range mounts {
-		if mt.Container != agent.RunDir {
+		if mt.Container != agent.RunDir && mt.IsBind() {
 			out = append(out, mt)
 		}
 	}
@@ -421,22 +516,38 @@ func (m *Manager) Up(ctx context.Context, opts UpOptions) (Instance, error) {
 }
 
 func (m *Manager) upLocked(ctx context.Context, opts UpOptions) (Instance, error) {
-	image := opts.Image
-	if image == "" {
-		image = m.defaultImage
+	ws := opts.Workspace
+	prior, ferr := m.backend.Find(ctx, ws)
+	if ferr != nil && !errors.Is(ferr, backends.ErrNotFound) {
+		return Instance{}, ferr
 	}
-	if image == "" && !opts.Recreate {
-		// An existing instance needs no image configured.
-		if inst, err := m.backend.Find(ctx, opts.Workspace); err == nil {
-			image = inst.Image
+	exists := ferr == nil
+	cfg, err := m.Config(ws, opts.Config, opts.Image)
+	if errors.Is(err, devcontainer.ErrNoConfig) && exists && !opts.Recreate {
+		// An existing instance needs no configuration to be used.
+		cfg, err = &devcontainer.Config{Source: devcontainer.SourceImage, Image: prior.Image, Hash: prior.Labels[LabelConfigHash]}, nil
+	}
+	if err != nil {
+		if errors.Is(err, devcontainer.ErrNoConfig) {
+			return Instance{}, fmt.Errorf("%w: %v", ErrNoImage, err)
 		}
+		return Instance{}, err
 	}
-	spec, err := m.spec(opts.Workspace, image)
+	spec, err := m.spec(ws, cfg)
 	if err != nil {
 		return Instance{}, err
 	}
-	if opts.Recreate {
-		if err := m.removeLocked(ctx, opts.Workspace); err != nil && !errors.Is(err, backends.ErrNotFound) {
+	if opts.Recreate && exists {
+		if err := m.removeLocked(ctx, ws); err != nil && !errors.Is(err, backends.ErrNotFound) {
+			return Instance{}, err
+		}
+		exists = false
+	}
+	if exists {
+		// Reuse it, stale or not: rebuilding is the user's call (recreate).
+		spec.Image = prior.Image
+	} else if cfg.Build != nil {
+		if err := m.build(ctx, ws, cfg, opts.BuildLog); err != nil {
 			return Instance{}, err
 		}
 	}
@@ -444,27 +555,38 @@ func (m *Manager) upLocked(ctx context.Context, opts UpOptions) (Instance, error
 	if err != nil {
 		return Instance{}, err
 	}
-	m.remember(opts.Workspace, &inst)
-	if created {
-		m.log.Info("instance created", "workspace", opts.Workspace, "instance", inst.Name)
+	m.remember(ws, &inst)
+	out := Instance{
+		Instance: inst, Backend: m.backend.Name(), Created: created, Agent: m.agentStatus(inst),
+		Started: created || (exists && prior.State != backends.StateRunning),
+		Config:  cfg,
 	}
-	return Instance{Instance: inst, Backend: m.backend.Name(), Created: created, Agent: m.agentStatus(inst)}, nil
+	out.Stale = !created && cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash
+	if out.Stale {
+		backends.Report(ctx, "container %s is stale: its configuration changed; berth/up with recreate rebuilds it", inst.Name)
+	}
+	if created {
+		m.log.Info("instance created", "workspace", ws, "instance", inst.Name, "config", cfg.Source)
+	}
+	return out, nil
 }
 
 // ensure returns the running instance for exec, from cache when possible.
-func (m *Manager) ensure(ctx context.Context, ws, image string) (backends.Instance, error) {
-	if inst, ok := m.cached(ws); ok && inst.State == backends.StateRunning {
+func (m *Manager) ensure(ctx context.Context, opts UpOptions) (backends.Instance, error) {
+	if inst, ok := m.cached(opts.Workspace); ok && inst.State == backends.StateRunning {
 		return inst, nil
 	}
-	inst, err := m.Up(ctx, UpOptions{Workspace: ws, Image: image})
+	inst, err := m.Up(ctx, opts)
 	return inst.Instance, err
 }
 
 // forget drops a cached instance that turned out to be gone or stopped.
 func (m *Manager) forget(ws string) { m.remember(ws, nil) }
 
-// Status returns the workspace's instance, or nil if it has none.
-func (m *Manager) Status(ctx context.Context, ws string) (*Instance, error) {
+// Status returns the workspace's instance, or nil if it has none. It
+// compares the instance with the workspace's configuration now, to say
+// whether it is stale; explicit and image are as for Up.
+func (m *Manager) Status(ctx context.Context, ws, explicit, image string) (*Instance, error) {
 	inst, err := m.backend.Find(ctx, ws)
 	if errors.Is(err, backends.ErrNotFound) {
 		m.forget(ws)
@@ -474,7 +596,12 @@ func (m *Manager) Status(ctx context.Context, ws string) (*Instance, error) {
 		return nil, err
 	}
 	m.remember(ws, &inst)
-	return &Instance{Instance: inst, Backend: m.backend.Name(), Agent: m.agentStatus(inst)}, nil
+	out := &Instance{Instance: inst, Backend: m.backend.Name(), Agent: m.agentStatus(inst)}
+	if cfg, err := m.Config(ws, explicit, image); err == nil {
+		out.Config = cfg
+		out.Stale = cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash
+	}
+	return out, nil
 }
 
 // List returns every berth instance on the backend.

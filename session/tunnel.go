@@ -116,7 +116,7 @@ func (c *Client) addTunnel(t *tunnel) (TunnelInfo, error) {
 // agentOf returns the workspace's running instance's agent, or an error
 // saying why tunnels can't work.
 func (c *Client) agentOf(ctx context.Context, ws, image string) (*agent.Client, error) {
-	inst, err := c.m.ensure(ctx, ws, image)
+	inst, err := c.ensure(ctx, ws, image)
 	if err != nil {
 		return nil, err
 	}

@@ -46,7 +46,7 @@ func (c *Client) runWork(ctx context.Context, opts ExecOptions, transform func(s
 	if err != nil {
 		return workRun{}, err
 	}
-	inst, err := c.m.ensure(ctx, opts.Workspace, opts.Image)
+	inst, err := c.ensure(ctx, opts.Workspace, opts.Image)
 	if err != nil {
 		return workRun{}, err
 	}
@@ -247,7 +247,7 @@ func (c *Client) Test(ctx context.Context, opts TestOptions) (TestResult, error)
 			return TestResult{}, err
 		}
 	}
-	inst, err := c.m.ensure(ctx, opts.Workspace, opts.Image)
+	inst, err := c.ensure(ctx, opts.Workspace, opts.Image)
 	if err != nil {
 		return TestResult{}, err
 	}
@@ -389,7 +389,7 @@ type LintResult struct {
 // Lint runs a linter in the instance and returns its diagnostics at host
 // locations.
 func (c *Client) Lint(ctx context.Context, opts LintOptions) (LintResult, error) {
-	inst, err := c.m.ensure(ctx, opts.Workspace, opts.Image)
+	inst, err := c.ensure(ctx, opts.Workspace, opts.Image)
 	if err != nil {
 		return LintResult{}, err
 	}
@@ -485,7 +485,7 @@ func (c *Client) Inspect(ctx context.Context, ws, image, language string) (Inspe
 	default:
 		return Inspection{}, fmt.Errorf("language: unknown %q (use python or go)", language)
 	}
-	inst, err := c.m.ensure(ctx, ws, image)
+	inst, err := c.ensure(ctx, ws, image)
 	if err != nil {
 		return Inspection{}, err
 	}
@@ -553,7 +553,7 @@ const debugReady = 30 * time.Second
 // closes when the debuggee exits. With ConnectBack, the debuggee instead
 // connects out through a reverse tunnel to a debug server on the host.
 func (c *Client) Debug(ctx context.Context, opts DebugOptions) (*DebugSession, error) {
-	inst, err := c.m.ensure(ctx, opts.Workspace, opts.Image)
+	inst, err := c.ensure(ctx, opts.Workspace, opts.Image)
 	if err != nil {
 		return nil, err
 	}

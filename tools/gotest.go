@@ -64,6 +64,7 @@ var (
 	reGoTestLoc = regexp.MustCompile(`^\s*([^\s:]+\.go):(\d+): `)
 	// A stack frame of a panic or timeout: "\t/w/calc/calc_test.go:7 +0x28".
 	reGoFrame = regexp.MustCompile(`^\t(/\S+\.go):(\d+)(?: \+0x[0-9a-f]+)?$`)
+	// The header of each goroutine in a dump: "goroutine 7 [running]:".
 	reGoroutine = regexp.MustCompile(`^goroutine \d+ \[`)
 	// A compiler or vet error: "calc/calc.go:3:23: undefined: x".
 	reGoBuildLoc = regexp.MustCompile(`^(?:vet: )?([^\s:]+\.go):(\d+)(?::\d+)?: `)
@@ -73,14 +74,16 @@ var (
 // the packages' absolute container directories (from "go list"); test output
 // names files relative to them.
 //
-// Subtests are cases of their own. A failure takes its line from the first
-// "file.go:N:" the test logged, else from the first stack frame in its
-// package's directory (panics, timeouts). A test left running when its
-// package failed (a timeout) is Failed. A package that failed with no failing
-// test, such as one that did not build, is one Errored case named after the
-// package, carrying the compiler output: the build-output events of Go 1.24
-// on, or the plain-text lines under a "# pkg" header of earlier versions.
-// Other plain-text lines are ignored.
+// Subtests are cases of their own, and a test that failed only through them
+// says which. A failed or skipped test takes its line from the first
+// "file.go:N:" it logged, else from the first stack frame in its package's
+// directory (panics, timeouts); a panic's message stops before the goroutine
+// dump. A test left running when its package failed (a timeout) is Failed.
+// A package that failed with no failing test, such as one that did not
+// build, is one Errored case named after the package, carrying the compiler
+// output: the build-output events of Go 1.24 on, or the plain-text lines
+// under a "# pkg" header of earlier versions. Other plain-text lines are
+// ignored.
 //
 // Output with no test2json event at all returns an error wrapping
 // ErrBadReport, since go test then failed before testing anything.
@@ -100,8 +103,9 @@ func ParseGoTest(data []byte, pkgDirs map[string]string) (Summary, []TestCase, e
 			firstPlain = line
 		}
 		if h, ok := strings.CutPrefix(line, "# "); ok {
-			header = pkgKey(h)
-			p.pkg(header)
+			if header = pkgKey(h); header != "" {
+				p.pkg(header)
+			}
 			continue
 		}
 		if m := reGoBuildFailed.FindStringSubmatch(line); m != nil {
@@ -377,7 +381,10 @@ func (p *goParser) packageCase(pk *goPkg, pkgDirs map[string]string) TestCase {
 			continue
 		}
 		n, ok := lineNumber(m[2])
-		if f := buildFile(m[1], pkgDirs[pk.path], pkgDirs); ok && f != "" {
+		if !ok {
+			continue
+		}
+		if f := buildFile(m[1], pkgDirs[pk.path], pkgDirs); f != "" {
 			tc.File, tc.Line = f, n
 			break
 		}

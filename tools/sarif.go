@@ -106,7 +106,7 @@ func parseSARIF(data []byte, cwd, source string, def Severity) ([]Diagnostic, er
 			}
 			if len(r.Locations) > 0 {
 				pl := r.Locations[0].PhysicalLocation
-				d.File = artifactPath(run, pl.ArtifactLocation, cwd, 0)
+				d.File = artifactPath(run, pl.ArtifactLocation, cwd, nil)
 				rg := pl.Region
 				d.Line, d.Column = positive(rg.StartLine), positive(rg.StartColumn)
 				d.EndLine, d.EndColumn = positive(rg.EndLine), positive(rg.EndColumn)
@@ -162,11 +162,9 @@ func sarifSeverity(level string) (Severity, bool) {
 }
 
 // artifactPath turns an artifact location into an absolute container path,
-// or "" when it names no local file. depth stops cycles of uriBaseIds.
-func artifactPath(run sarifRun, loc sarifArtifactLocation, cwd string, depth int) string {
-	if depth > 8 {
-		return ""
-	}
+// or "" when it names no local file. seen holds the uriBaseIds being
+// resolved: a cycle's last link resolves against cwd.
+func artifactPath(run sarifRun, loc sarifArtifactLocation, cwd string, seen map[string]bool) string {
 	if loc.URI == "" && loc.Index != nil && *loc.Index >= 0 && *loc.Index < len(run.Artifacts) {
 		loc = run.Artifacts[*loc.Index].Location
 	}
@@ -192,8 +190,12 @@ func artifactPath(run sarifRun, loc sarifArtifactLocation, cwd string, depth int
 		return path.Clean(p)
 	}
 	base := cwd
-	if b, ok := run.OriginalURIBaseIDs[loc.URIBaseID]; ok && loc.URIBaseID != "" {
-		if bp := artifactPath(run, b, cwd, depth+1); bp != "" {
+	if b, ok := run.OriginalURIBaseIDs[loc.URIBaseID]; ok && loc.URIBaseID != "" && !seen[loc.URIBaseID] {
+		if seen == nil {
+			seen = map[string]bool{}
+		}
+		seen[loc.URIBaseID] = true
+		if bp := artifactPath(run, b, cwd, seen); bp != "" {
 			base = bp
 		}
 	}

@@ -41,16 +41,15 @@ func resolve(cwd, p string) string {
 	return path.Clean(p)
 }
 
+// maxMillis (35 years) caps a duration so that sums of them cannot overflow.
+const maxMillis = 1 << 40
+
 // millis converts seconds to whole milliseconds, treating nonsense as 0.
 func millis(sec float64) int64 {
 	if math.IsNaN(sec) || sec <= 0 {
 		return 0
 	}
-	ms := math.Round(sec * 1000)
-	if ms >= math.MaxInt64/2 {
-		return math.MaxInt64 / 2
-	}
-	return int64(ms)
+	return int64(math.Min(math.Round(sec*1000), maxMillis))
 }
 
 // firstLines trims s and keeps at most messageLines lines of it.

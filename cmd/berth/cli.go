@@ -32,6 +32,7 @@ func command(ctx context.Context, srv *rpc.Server, g globalFlags, args []string,
 		remove      = fs.Bool("rm", false, "remove the container instead of stopping it (down)")
 		jsonOut     = fs.Bool("json", false, "print JSON (ls)")
 		interactive = fs.Bool("i", false, "forward stdin to the command (exec)")
+		recreate    = fs.Bool("recreate", false, "remove the container and build it again (up)")
 	)
 	switch name {
 	case "up", "exec", "ls", "down", "path":
@@ -71,7 +72,7 @@ func command(ctx context.Context, srv *rpc.Server, g globalFlags, args []string,
 	cli.c = rpc.NewClient(ctx, clientSide, log, cli.notification)
 	defer cli.c.Close()
 
-	init := rpc.InitializeParams{RootPath: ws, InitializationOptions: &rpc.InitializationOptions{Image: g.image}}
+	init := rpc.InitializeParams{RootPath: ws, InitializationOptions: &rpc.InitializationOptions{Image: g.image, Config: g.config}}
 	if name == "ls" || name == "path" {
 		init.RootPath = "" // they need no existing workspace folder
 	}
@@ -83,7 +84,7 @@ func command(ctx context.Context, srv *rpc.Server, g globalFlags, args []string,
 	switch name {
 	case "up":
 		var inst rpc.Instance
-		if err := cli.c.Call(ctx, "berth/up", rpc.UpParams{}, &inst); err != nil {
+		if err := cli.c.Call(ctx, "berth/up", rpc.UpParams{Recreate: *recreate}, &inst); err != nil {
 			return cliErr(err)
 		}
 		return printJSON(stdout, inst)

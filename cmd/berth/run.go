@@ -52,6 +52,7 @@ type globalFlags struct {
 	trace     bool
 	noAgent   bool
 	noFast    bool
+	config    string
 }
 
 const usage = `usage: berth [flags] COMMAND [args]
@@ -61,7 +62,7 @@ Serve an editor:
   berth --tcp 127.0.0.1:7420     speak JSON-RPC on TCP, for debugging berth
 
 Commands (the workspace is --workspace or the current directory):
-  up                             start or reattach the workspace's container; print it as JSON
+  up [--recreate]                start or reattach the workspace's container; print it as JSON
   exec [-i] -- CMD [ARG...]      run CMD in the container; exit with its code (-i: forward stdin)
   ls [--json]                    list every berth container
   down [--rm]                    stop the workspace's container (--rm: remove it)
@@ -84,6 +85,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.StringVar(&g.backend, "backend", envOr("BERTH_BACKEND", docker.Name), "container backend: docker or incus")
 	fs.StringVar(&g.image, "image", os.Getenv("BERTH_IMAGE"), "image for new containers (default $BERTH_IMAGE)")
 	fs.StringVar(&g.workspace, "workspace", "", "workspace folder for commands (default: current directory)")
+	fs.StringVar(&g.config, "config", "", "devcontainer.json or Containerfile to use instead of discovering one")
 	fs.StringVar(&g.logFile, "log-file", "", "write logs here instead of stderr")
 	fs.StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default info when serving, warn for commands)")
 	fs.BoolVar(&g.trace, "trace", false, "log every protocol frame (implies --log-level debug)")
