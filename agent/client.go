@@ -477,6 +477,9 @@ func (p *process) Kill(ctx context.Context) error {
 	select {
 	case <-p.done:
 	case <-time.After(2 * time.Second):
+		// The agent doesn't answer: stop waiting for it. Close alone is a
+		// half-close and would leave read blocked.
+		_ = p.st.SetReadDeadline(time.Now())
 		p.st.Close()
 	}
 	return err

@@ -284,6 +284,9 @@ func (s *Server) exec(st *yamux.Stream, req request) {
 		return
 	}
 	env := mergeEnv(os.Environ(), req.Env)
+	if _, ok := envValue(req.Env, "PWD"); !ok && req.Cwd != "" {
+		env = mergeEnv(env, []string{"PWD=" + req.Cwd}) // not the agent's own
+	}
 	attr := &syscall.SysProcAttr{Setpgid: !req.TTY, Setsid: req.TTY, Setctty: req.TTY}
 	if req.User != "" {
 		cred, home, err := credential(req.User)
@@ -373,9 +376,13 @@ func (s *Server) exec(st *yamux.Stream, req request) {
 	s.groups[pid] = true
 	s.mu.Unlock()
 	defer func() {
-		s.mu.Lock()
-		delete(s.groups, pid)
-		s.mu.Unlock()
+		// Children the process left running in its group still belong to
+		// berth: keep the group until it is empty, so they die with it.
+		if syscall.Kill(-pid, 0) != nil {
+			s.mu.Lock()
+			delete(s.groups, pid)
+			s.mu.Unlock()
+		}
 	}()
 
 	sw := &streamWriter{w: st}

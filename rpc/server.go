@@ -218,21 +218,28 @@ type afterReply interface {
 	afterReply()
 }
 
-// progressKey carries a request's LSP workDoneToken.
+// progressKey carries a request's LSP workDoneToken, as its raw JSON.
 type progressKey struct{}
+
+// progressParams is LSP's ProgressParams with the token kept as the client
+// sent it (go.lsp.dev's ProgressToken marshals only through a pointer).
+type progressParams struct {
+	Token json.RawMessage `json:"token"`
+	Value any             `json:"value"`
+}
 
 func (c *conn) run(ctx context.Context, req *jsonrpc2.Request, m method, raw json.RawMessage) {
 	// LSP work-done progress: a client that sends a workDoneToken gets
 	// $/progress begin, a report per step, and end.
 	var wd struct {
-		Token *protocol.ProgressToken `json:"workDoneToken"`
+		Token json.RawMessage `json:"workDoneToken"`
 	}
-	if len(raw) > 0 && raw[0] == '{' && json.Unmarshal(raw, &wd) == nil && wd.Token != nil {
+	if len(raw) > 0 && raw[0] == '{' && json.Unmarshal(raw, &wd) == nil && validID(wd.Token) {
 		ctx = context.WithValue(ctx, progressKey{}, wd.Token)
-		c.notify("$/progress", protocol.ProgressParams{Token: *wd.Token, Value: protocol.WorkDoneProgressBegin{
+		c.notify("$/progress", progressParams{Token: wd.Token, Value: protocol.WorkDoneProgressBegin{
 			Kind: protocol.WorkDoneProgressKindBegin, Title: "berth: " + strings.TrimPrefix(req.Method, "berth/"),
 		}})
-		defer c.notify("$/progress", protocol.ProgressParams{Token: *wd.Token, Value: protocol.WorkDoneProgressEnd{
+		defer c.notify("$/progress", progressParams{Token: wd.Token, Value: protocol.WorkDoneProgressEnd{
 			Kind: protocol.WorkDoneProgressKindEnd,
 		}})
 	}
@@ -297,11 +304,11 @@ func (c *conn) notify(method string, params any) {
 // client: as $/progress reports when the request carried a workDoneToken,
 // and always as window/logMessage, which the CLI prints.
 func (c *conn) progressCtx(ctx context.Context) context.Context {
-	token, _ := ctx.Value(progressKey{}).(*protocol.ProgressToken)
+	token, _ := ctx.Value(progressKey{}).(json.RawMessage)
 	return backends.WithProgress(ctx, func(msg string) {
 		c.log.Info(msg)
 		if token != nil {
-			c.notify("$/progress", protocol.ProgressParams{Token: *token, Value: protocol.WorkDoneProgressReport{
+			c.notify("$/progress", progressParams{Token: token, Value: protocol.WorkDoneProgressReport{
 				Kind: protocol.WorkDoneProgressKindReport, Message: msg,
 			}})
 		}

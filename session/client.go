@@ -10,6 +10,7 @@ import (
 	"path"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -274,6 +275,13 @@ func (m *Manager) exec(ctx context.Context, inst backends.Instance, spec backend
 func containerCwd(m *pathmap.Mapper, cwd, workdir string) string {
 	if cwd == "" {
 		return workdir
+	}
+	if strings.HasPrefix(cwd, "file:") {
+		if _, ok := m.ToContainer(cwd); !ok {
+			if u, err := url.Parse(cwd); err == nil && u.Scheme == "file" {
+				cwd = u.Path // a container URI: its path
+			}
+		}
 	}
 	if p, ok := m.ToContainer(cwd); ok {
 		if u, err := url.Parse(p); err == nil && u.Scheme == "file" {

@@ -422,7 +422,9 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 // buildTag names a built image by its inputs, so an unchanged config never
 // rebuilds.
 func buildTag(ws string, cfg *devcontainer.Config) string {
-	return "berth-build/" + InstanceName(ws) + ":" + cfg.Hash[:12]
+	// Hex only: a workspace's name can make an invalid image reference.
+	sum := sha256.Sum256([]byte(ws))
+	return "berth-build/ws-" + hex.EncodeToString(sum[:])[:12] + ":" + cfg.Hash[:12]
 }
 
 // build makes the config's image unless an image of its tag exists.

@@ -659,12 +659,9 @@ func TestContainerCwd(t *testing.T) {
 	}
 }
 
-// TestContainerCwdUnmappedURI is a known bug: a file URI that no mount
-// covers is joined to the workdir as if relative, giving
-// "/workspaces/proj/file:/srv/app", where a path no mount covers is taken
-// as a container path. Drop the skip once containerCwd parses the URI.
+// TestContainerCwdUnmappedURI: a file URI that no mount covers is a
+// container URI, and its path is the directory.
 func TestContainerCwdUnmappedURI(t *testing.T) {
-	t.Skip("known bug: containerCwd joins an unmapped file URI to the workdir")
 	m, err := pathmap.New(pathmap.Posix, []pathmap.Mount{{Host: "/home/u/proj", Container: "/workspaces/proj"}})
 	if err != nil {
 		t.Fatal(err)

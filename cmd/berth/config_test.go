@@ -1,0 +1,190 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berthdev/berth/backends/backendtest"
+	"github.com/berthdev/berth/backends/docker"
+	"github.com/berthdev/berth/backends/incus"
+	"github.com/berthdev/berth/rpc"
+)
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A Containerfile in the workspace is built, once; a change makes the
+// instance stale, and recreate rebuilds it.
+func TestContainerfileBuildAndStale(t *testing.T) {
+	e := needBackend(t, docker.Name)
+	ws := workspace(t, e.b)
+	writeFile(t, filepath.Join(ws, "Containerfile"), "FROM "+backendtest.Image()+"\nRUN echo first > /built.txt\n")
+	writeFile(t, filepath.Join(ws, ".dockerignore"), "secret.txt\n")
+	writeFile(t, filepath.Join(ws, "secret.txt"), "not for the build\n")
+
+	b := startBerth(t, e)
+	b.client.Notify(context.Background(), "initialized", struct{}{})
+	b.mustCall("initialize", rpc.InitializeParams{RootURI: "file://" + ws, InitializationOptions: &rpc.InitializationOptions{}}, nil)
+	var inst rpc.Instance
+	b.mustCall("berth/up", map[string]any{"workDoneToken": "up-1"}, &inst)
+	if !inst.Created || inst.ConfigSource != "containerfile" || inst.BuildPID == "" || inst.Stale {
+		t.Fatalf("up = %+v", inst)
+	}
+	if exit, out := b.waitExit(inst.BuildPID); exit.Code != 0 || !strings.Contains(out["stdout"], "Step") {
+		t.Errorf("build log: exit %+v, %q", exit, out["stdout"])
+	}
+	if begin, end := b.progress("up-1"); !begin || !end {
+		t.Errorf("$/progress for the token: begin %v end %v", begin, end)
+	}
+	var run rpc.RunResult
+	b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"cat", "/built.txt"}}, &run)
+	if run.Stdout != "first\n" {
+		t.Errorf("built file = %q", run.Stdout)
+	}
+
+	// Another berth: no rebuild, same container.
+	b2 := startBerth(t, e)
+	b2.initialize(ws, &rpc.InitializationOptions{})
+	var again rpc.Instance
+	b2.mustCall("berth/up", rpc.UpParams{}, &again)
+	if again.Created || again.BuildPID != "" || again.ID != inst.ID || again.Stale {
+		t.Errorf("second up = %+v, want the same instance, no build, not stale", again)
+	}
+
+	// The Containerfile changes: stale, reused until recreate.
+	writeFile(t, filepath.Join(ws, "Containerfile"), "FROM "+backendtest.Image()+"\nRUN echo second > /built.txt\n")
+	var st rpc.Instance
+	b2.mustCall("berth/status", struct{}{}, &st)
+	if !st.Stale {
+		t.Errorf("status after the change = %+v, want stale", st)
+	}
+	b2.mustCall("berth/up", rpc.UpParams{}, &again)
+	if !again.Stale || again.ID != inst.ID || again.BuildPID != "" {
+		t.Errorf("up of a stale instance = %+v, want it reused and marked stale", again)
+	}
+	b2.mustCall("berth/up", rpc.UpParams{Recreate: true}, &again)
+	if again.Stale || again.ID == inst.ID || again.BuildPID == "" {
+		t.Errorf("up with recreate = %+v, want a rebuilt instance", again)
+	}
+	b2.mustCall("berth/run", rpc.ExecParams{Argv: []string{"cat", "/built.txt"}}, &run)
+	if run.Stdout != "second\n" {
+		t.Errorf("rebuilt file = %q", run.Stdout)
+	}
+
+	// A failing build names its step.
+	writeFile(t, filepath.Join(ws, "Containerfile"), "FROM "+backendtest.Image()+"\nRUN exit 3\n")
+	err := b2.call("berth/up", rpc.UpParams{Recreate: true}, nil)
+	if code(err) != rpc.CodeBuildFailed || !strings.Contains(err.Error(), "RUN exit 3") {
+		t.Errorf("failing build: %v, want code %d naming the step", err, rpc.CodeBuildFailed)
+	}
+}
+
+// progress reports whether $/progress begin and end arrived for token.
+func (b *berth) progress(token string) (begin, end bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, n := range b.notes {
+		if n.method != "$/progress" {
+			continue
+		}
+		var p struct {
+			Token string `json:"token"`
+			Value struct {
+				Kind string `json:"kind"`
+			} `json:"value"`
+		}
+		json.Unmarshal(n.params, &p)
+		if p.Token == token {
+			begin = begin || p.Value.Kind == "begin"
+			end = end || p.Value.Kind == "end"
+		}
+	}
+	return begin, end
+}
+
+// devcontainer.json: image, env, remoteUser, lifecycle hooks with the
+// spec's semantics, forwarded ports.
+func TestDevcontainerJSON(t *testing.T) { eachBackend(t, testDevcontainerJSON) }
+
+func testDevcontainerJSON(t *testing.T, e engine) {
+	ws := workspace(t, e.b)
+	writeFile(t, filepath.Join(ws, ".devcontainer", "devcontainer.json"), `{
+	// JSONC: comments and trailing commas.
+	"image": "`+e.image+`",
+	"workspaceFolder": "/src/${localWorkspaceFolderBasename}",
+	"workspaceMount": "source=${localWorkspaceFolder},target=/src/${localWorkspaceFolderBasename},type=bind",
+	"containerEnv": {"GREETING": "hello"},
+	"remoteEnv": {"FROM_REMOTE": "${containerEnv:GREETING} there", "PATH": "${containerEnv:PATH}:/opt/extra"},
+	"remoteUser": "user",
+	"postCreateCommand": "echo created >> /tmp/hooks.log",
+	"postStartCommand": ["sh", "-c", "echo started >> /tmp/hooks.log"],
+	"postAttachCommand": {"a": "echo attach-a >> /tmp/attach.log", "b": ["sh", "-c", "echo attach-b >> /tmp/attach.log"]},
+	"customizations": {"berth": {"frobnicate": true}, "vscode": {"extensions": []}},
+	"features": {},
+}`)
+	b := startBerth(t, e)
+	b.initialize(ws, &rpc.InitializationOptions{})
+	var inst rpc.Instance
+	b.mustCall("berth/up", rpc.UpParams{}, &inst)
+	base := filepath.Base(ws)
+	if inst.ConfigSource != "devcontainer.json" || inst.Workdir != "/src/"+base || len(inst.Hooks) != 4 {
+		t.Fatalf("up = %+v", inst)
+	}
+	for _, h := range inst.Hooks {
+		if h.Code != 0 || h.Error != "" {
+			t.Errorf("hook %+v failed", h)
+		}
+	}
+	var run rpc.RunResult
+	b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"sh", "-c", "id -un; pwd; echo $GREETING; echo $FROM_REMOTE; case $PATH in *:/opt/extra) echo path-ok;; esac"}, MapPaths: new(bool)}, &run)
+	if want := "user\n/src/" + base + "\nhello\nhello there\npath-ok\n"; run.Stdout != want {
+		t.Errorf("exec under the config = %q, want %q", run.Stdout, want)
+	}
+	b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"cat", "/tmp/hooks.log", "/tmp/attach.log"}}, &run)
+	if run.Stdout != "created\nstarted\nattach-a\nattach-b\n" && run.Stdout != "created\nstarted\nattach-b\nattach-a\n" {
+		t.Errorf("hooks after the first up = %q", run.Stdout)
+	}
+
+	// Stop and start again: postStart runs, postCreate doesn't.
+	b.mustCall("berth/down", rpc.DownParams{}, nil)
+	b.mustCall("berth/up", rpc.UpParams{}, &inst)
+	b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"cat", "/tmp/hooks.log"}}, &run)
+	if run.Stdout != "created\nstarted\nstarted\n" {
+		t.Errorf("hooks after a restart = %q, want postCreate once and postStart twice", run.Stdout)
+	}
+}
+
+// A broken devcontainer.json is an error naming the file, line and column;
+// Incus explains that it can't build.
+func TestConfigErrors(t *testing.T) { eachBackend(t, testConfigErrors) }
+
+func testConfigErrors(t *testing.T, e engine) {
+	ws := workspace(t, e.b)
+	cfg := filepath.Join(ws, ".devcontainer.json")
+	writeFile(t, cfg, "{\n  \"image\": \"x\"\n  \"remoteUser\": \"y\"\n}\n")
+	b := startBerth(t, e)
+	b.initialize(ws, &rpc.InitializationOptions{})
+	err := b.call("berth/up", rpc.UpParams{}, nil)
+	if code(err) != rpc.CodeBadConfig || !strings.Contains(err.Error(), cfg+":3:") {
+		t.Errorf("broken config: %v, want code %d naming %s:3:col", err, rpc.CodeBadConfig, cfg)
+	}
+	if e.name == incus.Name {
+		os.Remove(cfg)
+		writeFile(t, filepath.Join(ws, "Dockerfile"), "FROM scratch\n")
+		err := b.call("berth/up", rpc.UpParams{}, nil)
+		if code(err) != rpc.CodeBuildFailed || !strings.Contains(err.Error(), "cannot build") {
+			t.Errorf("incus build: %v, want a clear cannot-build error", err)
+		}
+	}
+}
