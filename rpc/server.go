@@ -325,6 +325,10 @@ func (s sink) Output(pid, stream, text string) {
 	}
 }
 
+func (s sink) ConfigChanged(ws string, files []string) {
+	s.c.notify("berth/configChanged", ConfigChangedParams{Workspace: ws, Files: files})
+}
+
 func (s sink) Exit(pid string, st backends.ExitStatus, reason string) {
 	s.c.notify("berth/exit", ExitParams{PID: pid, Code: st.Code, Signal: st.Signal, Reason: reason})
 }

@@ -265,3 +265,10 @@ type PathsParams struct {
 type PathsResult struct {
 	Paths []*string `json:"paths"`
 }
+
+// ConfigChangedParams is the berth/configChanged notification: the
+// workspace's configuration changed, so its instance is stale.
+type ConfigChangedParams struct {
+	Workspace string   `json:"workspace"`
+	Files     []string `json:"files"` // host paths of the inputs that changed
+}

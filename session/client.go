@@ -26,6 +26,9 @@ import (
 type Sink interface {
 	Output(pid, stream, text string)
 	Exit(pid string, st backends.ExitStatus, reason string)
+	// ConfigChanged says a workspace's configuration inputs changed so
+	// that its instance is now stale.
+	ConfigChanged(workspace string, files []string)
 }
 
 // ExecOptions describe a process to start.
@@ -128,6 +131,7 @@ type Client struct {
 	closed     bool
 	configPath string          // explicit configuration file, "" to discover
 	attached   map[string]bool // workspaces this client has brought up
+	watcher    *configWatcher  // started by the first Up
 }
 
 // NewClient returns a client of m whose process events go to sink.
@@ -501,7 +505,11 @@ func (c *Client) Close(ctx context.Context) {
 			running = append(running, p)
 		}
 	}
+	watcher := c.watcher
 	c.mu.Unlock()
+	if watcher != nil {
+		watcher.Close()
+	}
 	c.closeTunnels()
 
 	var wg sync.WaitGroup

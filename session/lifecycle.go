@@ -74,6 +74,7 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 	if cfg == nil {
 		return res, nil
 	}
+	c.watchConfig(opts.Workspace, cfg)
 	first := c.firstAttach(opts.Workspace)
 	hooks := []struct {
 		name string
@@ -245,4 +246,25 @@ func (b *buildLog) finish(err error) {
 		st.Code, reason = 1, err.Error()
 	}
 	b.sink.Exit(b.id, st, reason)
+}
+
+// watchConfig watches ws's configuration inputs while the client lives.
+func (c *Client) watchConfig(ws string, cfg *devcontainer.Config) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.watcher == nil {
+		w, err := newConfigWatcher(c)
+		if err != nil {
+			c.mu.Unlock()
+			c.log.Warn("not watching the configuration", "err", err)
+			return
+		}
+		c.watcher = w
+	}
+	w := c.watcher
+	c.mu.Unlock()
+	w.watch(ws, cfg)
 }

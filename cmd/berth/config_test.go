@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berthdev/berth/backends/backendtest"
 	"github.com/berthdev/berth/backends/docker"
@@ -62,8 +63,18 @@ func TestContainerfileBuildAndStale(t *testing.T) {
 		t.Errorf("second up = %+v, want the same instance, no build, not stale", again)
 	}
 
-	// The Containerfile changes: stale, reused until recreate.
-	writeFile(t, filepath.Join(ws, "Containerfile"), "FROM "+backendtest.Image()+"\nRUN echo second > /built.txt\n")
+	// The Containerfile changes, saved the way editors do (a temp file
+	// renamed over it): configChanged, stale, reused until recreate.
+	writeFile(t, filepath.Join(ws, ".Containerfile.swp"), "FROM "+backendtest.Image()+"\nRUN echo second > /built.txt\n")
+	if err := os.Rename(filepath.Join(ws, ".Containerfile.swp"), filepath.Join(ws, "Containerfile")); err != nil {
+		t.Fatal(err)
+	}
+	changed := b2.waitNote("berth/configChanged")
+	var cc rpc.ConfigChangedParams
+	json.Unmarshal(changed, &cc)
+	if cc.Workspace != ws || len(cc.Files) != 1 || cc.Files[0] != filepath.Join(ws, "Containerfile") {
+		t.Errorf("configChanged = %+v", cc)
+	}
 	var st rpc.Instance
 	b2.mustCall("berth/status", struct{}{}, &st)
 	if !st.Stale {
@@ -87,6 +98,28 @@ func TestContainerfileBuildAndStale(t *testing.T) {
 	err := b2.call("berth/up", rpc.UpParams{Recreate: true}, nil)
 	if code(err) != rpc.CodeBuildFailed || !strings.Contains(err.Error(), "RUN exit 3") {
 		t.Errorf("failing build: %v, want code %d naming the step", err, rpc.CodeBuildFailed)
+	}
+}
+
+// waitNote waits for the first notification of method and returns its
+// params.
+func (b *berth) waitNote(method string) json.RawMessage {
+	b.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	timer := time.AfterFunc(20*time.Second, b.cond.Broadcast)
+	defer timer.Stop()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for {
+		for _, n := range b.notes {
+			if n.method == method {
+				return n.params
+			}
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("no %s notification", method)
+		}
+		b.cond.Wait()
 	}
 }
 
