@@ -37,6 +37,31 @@ var methods = map[string]method{
 	"berth/lint":        {handle: lint},
 	"berth/inspect":     {handle: inspect},
 	"berth/debug":       {handle: debug},
+	"berth/sync":        {handle: syncMethod},
+}
+
+// SyncResult answers berth/sync.
+type SyncResult struct {
+	Synced  bool `json:"synced"` // false: the workspace is bind-mounted, nothing to sync
+	Copied  int  `json:"copied"`
+	Deleted int  `json:"deleted"`
+}
+
+func syncMethod(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	var p WorkspaceParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
+	ws, err := c.workspace(p.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	_, client, _ := c.session()
+	st, synced, err := client.Sync(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	return SyncResult{Synced: synced, Copied: st.Copied, Deleted: st.Deleted}, nil
 }
 
 // MethodNames lists the protocol's request methods, sorted.

@@ -116,7 +116,7 @@ type AgentStatus struct {
 }
 
 func toInstance(in session.Instance) Instance {
-	mounts := session.UserMounts(in.Mounts)
+	mounts := session.UserMounts(session.MountsOf(in.Instance))
 	out := Instance{
 		Workspace: in.Workspace, Backend: in.Backend, ID: in.ID, Name: in.Name,
 		Image: in.Image, State: in.State, Workdir: in.Workdir, Mounts: mounts,

@@ -132,11 +132,12 @@ type Client struct {
 	configPath string          // explicit configuration file, "" to discover
 	attached   map[string]bool // workspaces this client has brought up
 	watcher    *configWatcher  // started by the first Up
+	syncers    map[string]*syncer
 }
 
 // NewClient returns a client of m whose process events go to sink.
 func NewClient(m *Manager, log *slog.Logger, sink Sink) *Client {
-	return &Client{m: m, log: log, sink: sink, procs: map[string]*Process{}, tunnels: map[string]*tunnel{}}
+	return &Client{m: m, log: log, sink: sink, procs: map[string]*Process{}, tunnels: map[string]*tunnel{}, syncers: map[string]*syncer{}}
 }
 
 // Manager returns the client's manager.
@@ -180,7 +181,7 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, out *ou
 	if err != nil {
 		return nil, err
 	}
-	mapper, err := c.m.mapperFor(inst.Mounts)
+	mapper, err := c.m.mapperFor(MountsOf(inst))
 	if err != nil {
 		return nil, err
 	}
@@ -505,10 +506,14 @@ func (c *Client) Close(ctx context.Context) {
 			running = append(running, p)
 		}
 	}
-	watcher := c.watcher
+	watcher, syncers := c.watcher, c.syncers
+	c.syncers = map[string]*syncer{}
 	c.mu.Unlock()
 	if watcher != nil {
 		watcher.Close()
+	}
+	for _, s := range syncers {
+		s.Close()
 	}
 	c.closeTunnels()
 

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -69,6 +70,11 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 	res := UpResult{Instance: inst}
 	if blog.used {
 		res.BuildPID = id
+	}
+	if inst.Labels[LabelSync] == "true" {
+		if err := c.startSync(ctx, opts.Workspace, opts.Image, inst.Instance); err != nil {
+			return UpResult{}, fmt.Errorf("sync: %w", err)
+		}
 	}
 	cfg := inst.Config
 	if cfg == nil {

@@ -393,10 +393,17 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 		Env:       envList(cfg.ContainerEnv),
 		Labels:    map[string]string{LabelConfigHash: cfg.Hash, LabelConfigSource: string(cfg.Source)},
 	}
-	if wm := cfg.WorkspaceMount; wm != nil {
+	local := true
+	if l, ok := m.backend.(backends.Localer); ok {
+		local = l.Local()
+	}
+	if wm := cfg.WorkspaceMount; (wm != nil && wm.Type == "copy") || !local {
+		// Sync mode: the engine can't see the host folder (or the config
+		// says copy), so the workspace is copied in and kept in sync.
+		spec.Mounts = nil
+		spec.Labels[LabelSync] = "true"
+	} else if wm != nil {
 		switch wm.Type {
-		case "copy":
-			return backends.Spec{}, fmt.Errorf("%w: workspaceMount \"copy\" (sync mode) is not supported yet; bind-mount the workspace", ErrBadConfig)
 		case "bind", "":
 			spec.Mounts = []backends.Mount{{Host: wm.Source, Container: wm.Target, ReadOnly: wm.ReadOnly}}
 		default:
@@ -498,15 +505,33 @@ func (m *Manager) fastDir(name string) (string, bool) {
 	return dir, true
 }
 
-// UserMounts drops berth's own mounts, which no path maps through.
+// UserMounts drops berth's own mounts, which no path maps through, and
+// those that bind no host path.
 func UserMounts(mounts []backends.Mount) []backends.Mount {
 	out := make([]backends.Mount, 0, len(mounts))
 	for _, mt := range mounts {
-		if mt.Container != agent.RunDir && mt.IsBind() {
+		if mt.Container != agent.RunDir && (mt.IsBind() || mt.Type == MountSync) {
 			out = append(out, mt)
 		}
 	}
 	return out
+}
+
+// MountSync is the type of the mount berth reports for a synced
+// workspace: a copy kept up to date, which maps paths like a bind.
+const MountSync = "sync"
+
+// LabelSync marks an instance whose workspace is copied in and kept in
+// sync instead of bind-mounted.
+const LabelSync = "berth.sync"
+
+// MountsOf returns an instance's mounts, with its synced workspace shown
+// as a mount so that paths map the same way.
+func MountsOf(inst backends.Instance) []backends.Mount {
+	if inst.Labels[LabelSync] != "true" {
+		return inst.Mounts
+	}
+	return append([]backends.Mount{{Host: inst.Workspace, Container: inst.Workdir, Type: MountSync}}, inst.Mounts...)
 }
 
 // Up returns the workspace's running instance, creating or starting it when
@@ -659,9 +684,9 @@ func (m *Manager) removeLocked(ctx context.Context, ws string) error {
 func (m *Manager) Mapper(ctx context.Context, ws string) (*pathmap.Mapper, error) {
 	var mounts []backends.Mount
 	if inst, ok := m.cached(ws); ok {
-		mounts = inst.Mounts
+		mounts = MountsOf(inst)
 	} else if inst, err := m.backend.Find(ctx, ws); err == nil {
-		mounts = inst.Mounts
+		mounts = MountsOf(inst)
 	} else if !errors.Is(err, backends.ErrNotFound) && !errors.Is(err, backends.ErrUnavailable) {
 		return nil, err
 	}

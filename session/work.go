@@ -50,7 +50,7 @@ func (c *Client) runWork(ctx context.Context, opts ExecOptions, transform func(s
 	if err != nil {
 		return workRun{}, err
 	}
-	mapper, err := c.m.mapperFor(inst.Mounts)
+	mapper, err := c.m.mapperFor(MountsOf(inst))
 	if err != nil {
 		return workRun{}, err
 	}
@@ -251,7 +251,7 @@ func (c *Client) Test(ctx context.Context, opts TestOptions) (TestResult, error)
 	if err != nil {
 		return TestResult{}, err
 	}
-	mapper, err := c.m.mapperFor(inst.Mounts)
+	mapper, err := c.m.mapperFor(MountsOf(inst))
 	if err != nil {
 		return TestResult{}, err
 	}
@@ -393,7 +393,7 @@ func (c *Client) Lint(ctx context.Context, opts LintOptions) (LintResult, error)
 	if err != nil {
 		return LintResult{}, err
 	}
-	mapper, err := c.m.mapperFor(inst.Mounts)
+	mapper, err := c.m.mapperFor(MountsOf(inst))
 	if err != nil {
 		return LintResult{}, err
 	}
@@ -489,7 +489,7 @@ func (c *Client) Inspect(ctx context.Context, ws, image, language string) (Inspe
 	if err != nil {
 		return Inspection{}, err
 	}
-	mapper, err := c.m.mapperFor(inst.Mounts)
+	mapper, err := c.m.mapperFor(MountsOf(inst))
 	if err != nil {
 		return Inspection{}, err
 	}
@@ -560,7 +560,7 @@ func (c *Client) Debug(ctx context.Context, opts DebugOptions) (*DebugSession, e
 	if ac, reason := c.m.agentFor(ctx, inst); ac == nil {
 		return nil, fmt.Errorf("debug: %w (%s)", ErrNeedsAgent, reason)
 	}
-	mapper, err := c.m.mapperFor(inst.Mounts)
+	mapper, err := c.m.mapperFor(MountsOf(inst))
 	if err != nil {
 		return nil, err
 	}
@@ -630,7 +630,7 @@ func (c *Client) Debug(ctx context.Context, opts DebugOptions) (*DebugSession, e
 		}
 		sess.Host, sess.Port, sess.TunnelID = "127.0.0.1", fwd.HostPort, fwd.ID
 		mappings := []tools.PathMapping{}
-		for _, m := range UserMounts(inst.Mounts) {
+		for _, m := range UserMounts(MountsOf(inst)) {
 			mappings = append(mappings, tools.PathMapping{Host: m.Host, Container: m.Container})
 		}
 		sess.Attach = tools.AttachConfig(req, sess.Host, sess.Port, mappings, cwd, opts.JustMyCode)

@@ -146,8 +146,10 @@ func TestDiskDevices(t *testing.T) {
 		mounts []backends.Mount
 	}{
 		{"workspace given", backends.Spec{Workspace: ws.Host, Workdir: ws.Container, Mounts: []backends.Mount{ws}}, true, []backends.Mount{ws}},
-		{"workspace added", backends.Spec{Workspace: ws.Host, Workdir: ws.Container, Mounts: []backends.Mount{{Host: "/x", Container: "/y"}}}, false,
-			[]backends.Mount{ws, {Host: "/x", Container: "/y"}}},
+		{"only the spec's mounts", backends.Spec{Workspace: ws.Host, Workdir: ws.Container, Mounts: []backends.Mount{{Host: "/x", Container: "/y"}}}, false,
+			[]backends.Mount{{Host: "/x", Container: "/y"}}},
+		{"no bind for volumes and tmpfs", backends.Spec{Mounts: []backends.Mount{ws, {Host: "v", Container: "/v", Type: "volume"}, {Container: "/t", Type: "tmpfs"}}}, false,
+			[]backends.Mount{ws}},
 		{"order kept past ten", backends.Spec{Mounts: many}, false, many},
 	}
 	for _, tt := range tests {

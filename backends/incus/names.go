@@ -112,16 +112,12 @@ func managed(cfg map[string]string) bool {
 	return cfg[userPrefix+backends.LabelManaged] == "true"
 }
 
-// diskDevices makes one disk device per mount, plus the workspace mount if
-// the spec's mounts lack it. With shift the kernel maps host owners into
+// diskDevices makes one disk device per bind mount. The spec lists the
+// workspace's own mount, or none when the workspace is synced in. With shift the kernel maps host owners into
 // the container's user namespace (idmapped mounts), so files keep their
 // host uid and gid inside.
 func diskDevices(spec backends.Spec, shift bool) map[string]map[string]string {
 	mounts := spec.Mounts
-	ws := backends.Mount{Host: spec.Workspace, Container: spec.Workdir}
-	if ws.Host != "" && ws.Container != "" && !containsMount(mounts, ws) {
-		mounts = append([]backends.Mount{ws}, mounts...)
-	}
 	devs := map[string]map[string]string{}
 	for i, m := range mounts {
 		if !m.IsBind() {
@@ -139,14 +135,6 @@ func diskDevices(spec backends.Spec, shift bool) map[string]map[string]string {
 	return devs
 }
 
-func containsMount(ms []backends.Mount, m backends.Mount) bool {
-	for _, x := range ms {
-		if x == m {
-			return true
-		}
-	}
-	return false
-}
 
 func isMountDevice(name string) bool { return strings.HasPrefix(name, mountDevicePrefix) }
 

@@ -2,9 +2,12 @@ package main_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -220,4 +223,80 @@ func testConfigErrors(t *testing.T, e engine) {
 			t.Errorf("incus build: %v, want a clear cannot-build error", err)
 		}
 	}
+}
+
+// Sync mode: the workspace is copied in (minus what .gitignore and
+// .dockerignore leave out) and kept in sync; paths map as with a mount.
+func TestSyncMode(t *testing.T) { eachBackend(t, testSyncMode) }
+
+func testSyncMode(t *testing.T, e engine) {
+	ws := workspace(t, e.b)
+	writeFile(t, filepath.Join(ws, ".devcontainer.json"), `{"image": "`+e.image+`", "workspaceMount": "copy"}`)
+	writeFile(t, filepath.Join(ws, ".gitignore"), "build/\n*.log\n")
+	writeFile(t, filepath.Join(ws, "build", "out.bin"), "ignored\n")
+	writeFile(t, filepath.Join(ws, "src", "debug.log"), "ignored too\n")
+	writeFile(t, filepath.Join(ws, "src", "keep.txt"), "v1\n")
+	writeFile(t, filepath.Join(ws, "src", "gone.txt"), "delete me\n")
+	writeFile(t, filepath.Join(ws, "src", "old-name.txt"), "rename me\n")
+
+	b := startBerth(t, e)
+	b.initialize(ws, &rpc.InitializationOptions{})
+	var inst rpc.Instance
+	b.mustCall("berth/up", rpc.UpParams{}, &inst)
+	if len(inst.Mounts) == 0 || inst.Mounts[0].Type != "sync" {
+		t.Fatalf("up in sync mode = %+v", inst)
+	}
+	var run rpc.RunResult
+	b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"sh", "-c", "cat src/keep.txt; echo $PWD/src/keep.txt; ls build src/debug.log 2>&1 | wc -l"}}, &run)
+	if want := "v1\n" + ws + "/src/keep.txt\n"; !strings.HasPrefix(run.Stdout, want) {
+		t.Errorf("after the first copy: %q, want it to start %q", run.Stdout, want)
+	}
+	b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"sh", "-c", "test -e build || test -e src/debug.log || echo ignored-ok"}}, &run)
+	if run.Stdout != "ignored-ok\n" {
+		t.Errorf("ignored files were copied: %q", run.Stdout)
+	}
+
+	// Create, modify, delete and rename on the host; then 1,000 files.
+	writeFile(t, filepath.Join(ws, "src", "keep.txt"), "v2\n")
+	os.Remove(filepath.Join(ws, "src", "gone.txt"))
+	os.Rename(filepath.Join(ws, "src", "old-name.txt"), filepath.Join(ws, "src", "new-name.txt"))
+	for i := range 1000 {
+		writeFile(t, filepath.Join(ws, "many", fmt.Sprintf("d%02d", i%20), fmt.Sprintf("f%04d.txt", i)), fmt.Sprintf("file %d %s\n", i, strings.Repeat("x", i%97)))
+	}
+	var sr rpc.SyncResult
+	b.mustCall("berth/sync", struct{}{}, &sr)
+	if !sr.Synced {
+		t.Errorf("sync = %+v", sr)
+	}
+
+	// Every file, checksummed on both sides.
+	want := hostSums(t, ws)
+	b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"sh", "-c", "find . -type f | sed 's|^./||' | sort | while read f; do sha256sum \"$f\"; done"}, MapPaths: new(bool)}, &run)
+	if run.Code != 0 || run.Truncated {
+		t.Fatalf("checksums in the container: %+v", run)
+	}
+	if got := strings.TrimSpace(run.Stdout); got != want {
+		gl, wl := strings.Split(got, "\n"), strings.Split(want, "\n")
+		t.Errorf("container has %d files, host %d; first container lines %q, host %q", len(gl), len(wl), gl[:min(3, len(gl))], wl[:min(3, len(wl))])
+	}
+}
+
+// hostSums lists "sha256  path" for every file the sync should carry.
+func hostSums(t *testing.T, ws string) string {
+	t.Helper()
+	var lines []string
+	filepath.WalkDir(ws, func(p string, d os.DirEntry, err error) error {
+		rel, _ := filepath.Rel(ws, p)
+		if d.IsDir() && (rel == "build" || rel == ".git") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || strings.HasSuffix(rel, ".log") {
+			return nil
+		}
+		data, _ := os.ReadFile(p)
+		lines = append(lines, fmt.Sprintf("%x  %s", sha256.Sum256(data), rel))
+		return nil
+	})
+	sort.Slice(lines, func(i, j int) bool { return lines[i][66:] < lines[j][66:] })
+	return strings.Join(lines, "\n")
 }
