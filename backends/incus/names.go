@@ -135,7 +135,6 @@ func diskDevices(spec backends.Spec, shift bool) map[string]map[string]string {
 	return devs
 }
 
-
 func isMountDevice(name string) bool { return strings.HasPrefix(name, mountDevicePrefix) }
 
 // mountsFromDevices reports berth's disk devices as host/container pairs,
