@@ -538,6 +538,13 @@ func (c *Client) Close(ctx context.Context) {
 		p.Release() // nobody may be left to release it
 	}
 	c.wg.Wait()
+	c.mu.Lock()
+	attached := c.attached
+	c.attached = nil
+	c.mu.Unlock()
+	for ws := range attached {
+		c.m.detach(ctx, ws)
+	}
 }
 
 // capped is a string builder that stops growing at MaxRunOutput.

@@ -136,6 +136,7 @@ func (c *Client) firstAttach(ws string) bool {
 		return false
 	}
 	c.attached[ws] = true
+	c.m.attach(ws)
 	return true
 }
 

@@ -92,6 +92,7 @@ type Manager struct {
 	agents  map[string]*agentEntry          // by instance id
 	netnss  map[string]string               // by workspace: the instance's netns path
 	configs map[string]*devcontainer.Config // by workspace: last resolved
+	clients map[string]int                  // by workspace: clients attached
 	closed  bool
 }
 
@@ -119,6 +120,7 @@ func NewManager(backend backends.Backend, log *slog.Logger, defaultImage string)
 		agents:       map[string]*agentEntry{},
 		netnss:       map[string]string{},
 		configs:      map[string]*devcontainer.Config{},
+		clients:      map[string]int{},
 		agentOff:     "agent not configured",
 	}
 }
@@ -473,6 +475,43 @@ func (m *Manager) Config(ws, explicit, image string) (*devcontainer.Config, erro
 	m.configs[ws] = cfg
 	m.mu.Unlock()
 	return cfg, nil
+}
+
+// attach counts a client on ws; detach uncounts it and, when it was the
+// last, honours the configuration's shutdownAction. Only a devcontainer.json
+// says stopContainer (the spec's default); a plain image or Containerfile
+// keeps berth's default, a container that outlives its clients.
+func (m *Manager) attach(ws string) {
+	m.mu.Lock()
+	m.clients[ws]++
+	m.mu.Unlock()
+}
+
+func (m *Manager) detach(ctx context.Context, ws string) {
+	m.mu.Lock()
+	m.clients[ws]--
+	last := m.clients[ws] <= 0
+	if last {
+		delete(m.clients, ws)
+	}
+	cfg := m.configs[ws]
+	m.mu.Unlock()
+	if !last || cfg == nil || cfg.ShutdownAction != "stopContainer" {
+		return
+	}
+	switch cfg.Source {
+	case devcontainer.SourceDevcontainerJSON, devcontainer.SourceDotDevcontainer:
+	case devcontainer.SourceExplicit:
+		if !strings.HasSuffix(cfg.File, ".json") {
+			return
+		}
+	default:
+		return
+	}
+	m.log.Info("last client gone: stopping the container (shutdownAction stopContainer)", "workspace", ws)
+	if err := m.Down(ctx, ws, false); err != nil {
+		m.log.Warn("shutdownAction: stop failed", "workspace", ws, "err", err)
+	}
 }
 
 // cachedConfig returns the config last resolved for ws, or nil.

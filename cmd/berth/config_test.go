@@ -199,6 +199,15 @@ func testDevcontainerJSON(t *testing.T, e engine) {
 	if run.Stdout != "created\nstarted\nstarted\n" {
 		t.Errorf("hooks after a restart = %q, want postCreate once and postStart twice", run.Stdout)
 	}
+
+	// shutdownAction defaults to stopContainer for a devcontainer.json:
+	// the last client leaving stops the container.
+	b.mustCall("shutdown", nil, nil)
+	b.client.Notify(context.Background(), "exit", nil)
+	<-b.waited
+	if got, err := e.b.Find(context.Background(), ws); err != nil || got.State != "stopped" {
+		t.Errorf("after the last client left: %+v, %v; want stopped", got.State, err)
+	}
 }
 
 // A broken devcontainer.json is an error naming the file, line and column;
