@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/devcontainer"
 	"github.com/berthdev/berth/session"
 )
 
@@ -127,6 +128,12 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 	opts := InitializationOptions{}
 	if p.InitializationOptions != nil {
 		opts = *p.InitializationOptions
+	}
+	if opts.Backend == "" && ws != "" {
+		// The workspace may name its backend: customizations.berth.backend.
+		if cfg, err := devcontainer.Discover(ws, opts.Config, "", nil); err == nil && cfg.Berth.Backend != "" {
+			opts.Backend = cfg.Berth.Backend
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -147,6 +147,9 @@ func (m *Manager) agentFor(ctx context.Context, inst backends.Instance) (*agent.
 	if m.agentBin == nil {
 		return nil, m.agentOff
 	}
+	if cfg := m.cachedConfig(inst.Workspace); cfg != nil && cfg.Berth.Agent != nil && !*cfg.Berth.Agent {
+		return nil, "agent disabled by customizations.berth.agent in " + cfg.File
+	}
 	unlock := m.lock("agent:" + inst.ID)
 	defer unlock()
 	m.mu.Lock()
@@ -247,6 +250,9 @@ func (m *Manager) platformMismatch(ctx context.Context, inst backends.Instance) 
 func (m *Manager) agentStatus(inst backends.Instance) AgentStatus {
 	if m.agentBin == nil {
 		return AgentStatus{Reason: m.agentOff}
+	}
+	if cfg := m.cachedConfig(inst.Workspace); cfg != nil && cfg.Berth.Agent != nil && !*cfg.Berth.Agent {
+		return AgentStatus{Reason: "agent disabled by customizations.berth.agent in " + cfg.File}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()

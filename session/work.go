@@ -240,6 +240,15 @@ func mapFiles(m *pathmap.Mapper, files []string) ([]string, error) {
 // returns each test's outcome at its host location. Output streams to the
 // client as it runs.
 func (c *Client) Test(ctx context.Context, opts TestOptions) (TestResult, error) {
+	if cfg := c.m.cachedConfig(opts.Workspace); cfg != nil {
+		// customizations.berth.test gives defaults: {framework, args}.
+		if f, ok := cfg.Berth.Test["framework"].(string); ok && opts.Framework == "" {
+			opts.Framework = f
+		}
+		if opts.Args == nil {
+			opts.Args = stringList(cfg.Berth.Test["args"])
+		}
+	}
 	fw := opts.Framework
 	if fw == "" || fw == "auto" {
 		var err error
@@ -400,6 +409,18 @@ func (c *Client) Lint(ctx context.Context, opts LintOptions) (LintResult, error)
 	files, err := mapFiles(mapper, opts.Files)
 	if err != nil {
 		return LintResult{}, err
+	}
+	if cfg := c.m.cachedConfig(opts.Workspace); cfg != nil && opts.Linter == "" && opts.Command == nil {
+		// customizations.berth.lint gives defaults: {linter, command, format}.
+		if l, ok := cfg.Berth.Lint["linter"].(string); ok {
+			opts.Linter = l
+		}
+		if cmd := stringList(cfg.Berth.Lint["command"]); cmd != nil {
+			opts.Command = cmd
+		}
+		if f, ok := cfg.Berth.Lint["format"].(string); ok && opts.Format == "" {
+			opts.Format = f
+		}
 	}
 	linter := opts.Linter
 	if linter == "" {
@@ -721,4 +742,19 @@ func parseListening(table string) map[int]bool {
 		}
 	}
 	return ports
+}
+
+// stringList reads a JSON array of strings from a config value, or nil.
+func stringList(v any) []string {
+	arr, ok := v.([]any)
+	if !ok {
+		return nil
+	}
+	out := make([]string, 0, len(arr))
+	for _, x := range arr {
+		if s, ok := x.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }

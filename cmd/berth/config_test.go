@@ -309,3 +309,33 @@ func hostSums(t *testing.T, ws string) string {
 	sort.Slice(lines, func(i, j int) bool { return lines[i][66:] < lines[j][66:] })
 	return strings.Join(lines, "\n")
 }
+
+// customizations.berth picks the backend, turns the agent off, and gives
+// test defaults.
+func TestCustomizationsBerth(t *testing.T) {
+	d := needBackend(t, docker.Name)
+	in := needBackend(t, incus.Name)
+	ws := workspace(t, in.b)
+	writeFile(t, filepath.Join(ws, ".devcontainer.json"), `{
+	"image": "`+in.image+`",
+	"customizations": {"berth": {"backend": "incus", "agent": false, "test": {"framework": "go"}}},
+}`)
+	b := startBerth(t, d) // started for docker; the workspace asks for incus
+	init := b.initialize(ws, &rpc.InitializationOptions{})
+	if init.Capabilities.Berth.Backend != "incus" {
+		t.Fatalf("backend = %q, want incus from customizations.berth", init.Capabilities.Berth.Backend)
+	}
+	var inst rpc.Instance
+	b.mustCall("berth/up", rpc.UpParams{}, &inst)
+	var st rpc.Instance
+	b.mustCall("berth/status", struct{}{}, &st)
+	if inst.Backend != "incus" || st.Agent.Enabled || !strings.Contains(st.Agent.Reason, "customizations.berth.agent") {
+		t.Errorf("up = %+v, status agent = %+v", inst, st.Agent)
+	}
+	// The test default says go, and this image has no go: a clear failure
+	// rather than pytest.
+	err := b.call("berth/test", rpc.TestParams{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "go") {
+		t.Errorf("berth/test with framework go from the config: %v", err)
+	}
+}
