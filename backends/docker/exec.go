@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/backends/internal/marker"
 )
 
 // A docker exec cannot be signalled or killed through the API (moby#9098),
@@ -67,12 +68,12 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 		started: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	p.marker = &markerWriter{w: spec.Stderr, onLine: p.onMarker}
+	p.marker = marker.New(spec.Stderr, p.onMarker)
 	p.stdout = &heldWriter{w: spec.Stdout}
 	if spec.Direct {
 		p.stdout.release()
 		p.direct = true
-		p.marker.passed = true
+		p.marker.Pass()
 		close(p.started)
 	}
 	p.wg.Add(1)
@@ -101,7 +102,7 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 	if p.pid == 0 {
 		// The wrapper never ran; the engine said why on the stream.
 		_, _ = p.Wait(ctx)
-		return nil, startError(spec, strings.TrimSpace(p.stdout.buf.String()+p.marker.first))
+		return nil, startError(spec, strings.TrimSpace(p.stdout.buf.String()+p.marker.First()))
 	}
 	return p, nil
 }
@@ -164,7 +165,7 @@ type process struct {
 	hj     types.HijackedResponse
 	argv0  string
 	stdin  io.Reader
-	marker *markerWriter
+	marker *marker.Writer
 	stdout *heldWriter
 
 	wg      sync.WaitGroup
@@ -209,7 +210,7 @@ func (p *process) demux(stdout io.Writer) {
 	if err != nil {
 		p.b.log.Debug("exec stream ended", "instance", p.cid, "err", err)
 	}
-	p.marker.flush()
+	p.marker.Flush()
 	if !p.direct {
 		p.once.Do(func() { close(p.started) })
 	}
@@ -318,56 +319,4 @@ func (b *Backend) run(ctx context.Context, id string, argv []string) (int, strin
 	p := &process{b: b, execID: created.ID}
 	st, err := p.exitStatus(ctx)
 	return st.Code, out.String(), err
-}
-
-// markerWriter passes stderr through, except that it offers the first line
-// to onLine and drops it if onLine claims it.
-type markerWriter struct {
-	w      io.Writer
-	onLine func(string) bool
-	buf    []byte
-	passed bool   // first line handled; everything goes straight through
-	first  string // the first line, when it was not a marker
-}
-
-func (m *markerWriter) Write(p []byte) (int, error) {
-	if m.passed {
-		return m.w.Write(p)
-	}
-	m.buf = append(m.buf, p...)
-	i := bytes.IndexByte(m.buf, '\n')
-	if i < 0 {
-		if len(m.buf) > 256 { // too long to be ours
-			m.passed = true
-			m.onLine("")
-			_, err := m.w.Write(m.buf)
-			m.buf = nil
-			return len(p), err
-		}
-		return len(p), nil
-	}
-	m.passed = true
-	line, rest := string(m.buf[:i]), m.buf[i+1:]
-	if !m.onLine(line) {
-		rest = m.buf
-		m.first = line
-	}
-	var err error
-	if len(rest) > 0 {
-		_, err = m.w.Write(rest)
-	}
-	m.buf = nil
-	return len(p), err
-}
-
-// flush emits a partial first line when the stream ends without a newline.
-func (m *markerWriter) flush() {
-	if !m.passed && len(m.buf) > 0 {
-		m.passed = true
-		if !m.onLine(string(m.buf)) {
-			m.first = string(m.buf)
-			_, _ = m.w.Write(m.buf)
-		}
-		m.buf = nil
-	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/backends/internal/marker"
 )
 
 // An incus exec'd process is neither a session nor a process-group leader:
@@ -99,7 +100,7 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 		started:  make(chan struct{}),
 		gaveUp:   make(chan struct{}),
 	}
-	p.marker = &markerWriter{w: p.stderr, onLine: p.onMarker}
+	p.marker = marker.New(p.stderr, p.onMarker)
 	args := &incus.InstanceExecArgs{
 		Stdout:   p.stdout,
 		Stderr:   p.marker,
@@ -139,7 +140,7 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 	select {
 	case <-p.started:
 	case <-p.dataDone: // the wrapper never spoke
-		p.marker.flush()
+		p.marker.Flush()
 	case <-ctx.Done():
 		_ = p.Kill(context.WithoutCancel(ctx))
 		p.giveUp()
@@ -194,7 +195,7 @@ type process struct {
 	stdinR *io.PipeReader // what the client reads; nil without stdin
 	stdout *gate
 	stderr *gate
-	marker *markerWriter
+	marker *marker.Writer
 
 	wg       sync.WaitGroup // copyStdin
 	dataDone chan bool      // closed by the client when all output is written
@@ -532,53 +533,4 @@ func (g *gate) close() {
 	g.mu.Lock()
 	g.closed = true
 	g.mu.Unlock()
-}
-
-// markerWriter passes stderr through, except that it offers the first line
-// to onLine and drops it if onLine claims it.
-type markerWriter struct {
-	w      io.Writer
-	onLine func(string) bool
-	buf    []byte
-	passed bool // first line handled; everything goes straight through
-}
-
-func (m *markerWriter) Write(p []byte) (int, error) {
-	if m.passed {
-		return m.w.Write(p)
-	}
-	m.buf = append(m.buf, p...)
-	i := bytes.IndexByte(m.buf, '\n')
-	if i < 0 {
-		if len(m.buf) > 256 { // too long to be ours
-			m.passed = true
-			m.onLine("")
-			_, err := m.w.Write(m.buf)
-			m.buf = nil
-			return len(p), err
-		}
-		return len(p), nil
-	}
-	m.passed = true
-	line, rest := string(m.buf[:i]), m.buf[i+1:]
-	if !m.onLine(line) {
-		rest = m.buf
-	}
-	var err error
-	if len(rest) > 0 {
-		_, err = m.w.Write(rest)
-	}
-	m.buf = nil
-	return len(p), err
-}
-
-// flush emits a partial first line when the stream ends without a newline.
-func (m *markerWriter) flush() {
-	if !m.passed && len(m.buf) > 0 {
-		m.passed = true
-		if !m.onLine(string(m.buf)) {
-			_, _ = m.w.Write(m.buf)
-		}
-		m.buf = nil
-	}
 }
