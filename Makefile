@@ -9,7 +9,7 @@ export BERTH_TEST_IMAGE ?= berth-test/busybox:1
 # a setup failure fails the run.
 TOLERATE = { [ "$$CI" != true ] && [ -z "$$BERTH_REQUIRE" ] && echo "make: continuing without it; daemon tests will skip" >&2; }
 
-.PHONY: all build test vet unit deps demo bench clean
+.PHONY: all build test vet unit deps demo bench clean vscode-test
 
 all: build
 
@@ -31,6 +31,7 @@ vet:
 
 test: deps vet
 	$(GO) test -race -count=1 ./...
+	$(MAKE) vscode-test
 
 # unit runs the tests without installing anything.
 unit: vet
@@ -41,6 +42,10 @@ demo: deps build
 
 clean:
 	rm -rf bin
+
+# vscode-test builds the VS Code extension and runs its unit tests.
+vscode-test:
+	cd editors/vscode && npm ci --no-audit --no-fund && npm run compile && npm test
 
 # bench measures berth beside docker exec, incus exec and their APIs; see
 # docs/benchmarks.md.
