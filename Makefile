@@ -9,7 +9,7 @@ export BERTH_TEST_IMAGE ?= berth-test/busybox:1
 # a setup failure fails the run.
 TOLERATE = { [ "$$CI" != true ] && [ -z "$$BERTH_REQUIRE" ] && echo "make: continuing without it; daemon tests will skip" >&2; }
 
-.PHONY: all build test vet unit deps demo bench clean vscode-test
+.PHONY: all build test vet unit deps demo bench clean nvim-test vscode-test
 
 all: build
 
@@ -32,6 +32,11 @@ vet:
 test: deps vet
 	$(GO) test -race -count=1 ./...
 	$(MAKE) vscode-test
+	$(MAKE) nvim-test
+
+# nvim-test runs the Neovim plugin headless against bin/berth and Docker.
+nvim-test: build
+	bash editors/nvim/test/run.sh
 
 # unit runs the tests without installing anything.
 unit: vet

@@ -56,21 +56,14 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 	if opts.Config == "" {
 		opts.Config = c.ConfigPath()
 	}
-	id, err := c.newID()
-	if err != nil {
-		return UpResult{}, err
-	}
-	blog := &buildLog{id: id, sink: c.sink}
+	blog := &buildLog{c: c}
 	opts.BuildLog = blog
 	inst, err := c.m.Up(ctx, opts)
 	blog.finish(err)
 	if err != nil {
 		return UpResult{}, err
 	}
-	res := UpResult{Instance: inst}
-	if blog.used {
-		res.BuildPID = id
-	}
+	res := UpResult{Instance: inst, BuildPID: blog.id}
 	if inst.Labels[LabelSync] == "true" {
 		if err := c.startSync(ctx, opts.Workspace, opts.Image, inst.Instance); err != nil {
 			return UpResult{}, fmt.Errorf("sync: %w", err)
@@ -230,21 +223,26 @@ func (c *Client) containerEnv(ctx context.Context, ws, image string) map[string]
 }
 
 // buildLog streams an image build's log to the client under a pseudo-pid,
-// and ends it with berth/exit.
+// taken at its first line, and ends it with berth/exit.
 type buildLog struct {
-	id   string
-	sink Sink
-	used bool
+	c  *Client
+	id string // "" until the build writes
 }
 
 func (b *buildLog) Write(p []byte) (int, error) {
-	b.used = true
-	b.sink.Output(b.id, "stdout", string(p))
+	if b.id == "" {
+		id, err := b.c.newID()
+		if err != nil {
+			return 0, err
+		}
+		b.id = id
+	}
+	b.c.sink.Output(b.id, "stdout", string(p))
 	return len(p), nil
 }
 
 func (b *buildLog) finish(err error) {
-	if !b.used {
+	if b.id == "" {
 		return
 	}
 	st := backends.ExitStatus{}
@@ -252,7 +250,7 @@ func (b *buildLog) finish(err error) {
 	if err != nil {
 		st.Code, reason = 1, err.Error()
 	}
-	b.sink.Exit(b.id, st, reason)
+	b.c.sink.Exit(b.id, st, reason)
 }
 
 // watchConfig watches ws's configuration inputs while the client lives.

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Headless test of the berth Neovim plugin against the real berth and a real
+# Docker daemon. Needs `make build`, the Debian test image
+# (bash testdata/images/debian.sh docker) and Docker running.
+set -euo pipefail
+
+# Like the Go tests: without a daemon (or the image) this skips on a laptop,
+# and fails under CI=true or BERTH_REQUIRE.
+skip() {
+	if [ "${CI:-}" != true ] && [ -z "${BERTH_REQUIRE:-}" ]; then
+		echo "run.sh: SKIP: $*" >&2
+		exit 0
+	fi
+	echo "run.sh: FAIL: $*" >&2
+	exit 1
+}
+
+here=$(cd "$(dirname "$0")" && pwd)
+plugin=$(cd "$here/.." && pwd)
+repo=$(cd "$plugin/../.." && pwd)
+
+if ! command -v nvim >/dev/null 2>&1; then
+	echo "run.sh: installing Neovim" >&2
+	if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
+	$sudo apt-get update -qq >/dev/null || true
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq neovim >/dev/null ||
+		skip "cannot install neovim (apt-get install -y neovim)"
+fi
+command -v curl >/dev/null 2>&1 || skip "curl is needed"
+docker info >/dev/null 2>&1 || skip "Docker is not running (bash testdata/setup/docker.sh)"
+
+export BERTH_REPO="$repo"
+export BERTH="${BERTH:-$repo/bin/berth}"
+export BERTH_TEST_DEBIAN_IMAGE="${BERTH_TEST_DEBIAN_IMAGE:-berth-test/debian:1}"
+if [ ! -x "$BERTH" ]; then
+	echo "run.sh: $BERTH is missing: run make build" >&2
+	exit 1
+fi
+
+docker image inspect "$BERTH_TEST_DEBIAN_IMAGE" >/dev/null 2>&1 ||
+	skip "image $BERTH_TEST_DEBIAN_IMAGE is missing (bash testdata/images/debian.sh docker)"
+
+echo "run.sh: $(nvim --version | head -1), berth $("$BERTH" version 2>/dev/null || echo '?')"
+cd "$repo"
+# -u NONE: no user config; the plugin is put on the runtimepath by hand.
+timeout 600 nvim --headless -u NONE -i NONE -n \
+	--cmd "set rtp^=$plugin" \
+	-c "luafile $here/headless.lua"
