@@ -3,6 +3,7 @@ package session
 import (
 	"archive/tar"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -363,16 +364,13 @@ func goTestOutput() func(string) string {
 
 // goOutputField extracts the Output field of a go test -json event.
 func goOutputField(line string) (string, bool) {
-	const key = `"Output":`
-	i := strings.Index(line, key)
-	if i < 0 {
+	var ev struct {
+		Output *string
+	}
+	if json.Unmarshal([]byte(line), &ev) != nil || ev.Output == nil {
 		return "", false
 	}
-	s, err := strconv.Unquote(strings.TrimRight(strings.TrimSpace(line[i+len(key):]), "}"))
-	if err != nil {
-		return "", false
-	}
-	return s, true
+	return *ev.Output, true
 }
 
 // LintOptions are the parameters of Lint.
