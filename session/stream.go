@@ -2,6 +2,7 @@ package session
 
 import (
 	"io"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -24,8 +25,9 @@ type outbox struct {
 }
 
 type event struct {
-	stream string // "stdout" or "stderr"; empty for the exit event
-	data   []byte
+	stream string   // "stdout" or "stderr"; empty for the exit event
+	parts  []string // output, merged by keeping the pieces: joined once, at send
+	size   int      // bytes in parts
 	exit   func()
 }
 
@@ -48,10 +50,11 @@ func (o *outbox) output(stream, text string) {
 	for o.queued > outboxLimit && !o.done {
 		o.cond.Wait()
 	}
-	if n := len(o.events); n > 0 && o.events[n-1].stream == stream && len(o.events[n-1].data)+len(text) <= mergeLimit {
-		o.events[n-1].data = append(o.events[n-1].data, text...)
+	if n := len(o.events); n > 0 && o.events[n-1].stream == stream && o.events[n-1].size+len(text) <= mergeLimit {
+		o.events[n-1].parts = append(o.events[n-1].parts, text)
+		o.events[n-1].size += len(text)
 	} else {
-		o.events = append(o.events, event{stream: stream, data: append(make([]byte, 0, len(text)), text...)})
+		o.events = append(o.events, event{stream: stream, parts: []string{text}, size: len(text)})
 	}
 	o.queued += len(text)
 	o.cond.Broadcast()
@@ -83,15 +86,28 @@ func (o *outbox) run(output func(stream, text string)) {
 		ev := o.events[0]
 		o.events[0] = event{}
 		o.events = o.events[1:]
-		o.queued -= len(ev.data)
+		o.queued -= ev.size
 		o.cond.Broadcast()
 		o.mu.Unlock()
 		if ev.exit != nil {
 			ev.exit()
 			return
 		}
-		output(ev.stream, string(ev.data))
+		output(ev.stream, join(ev.parts, ev.size))
 	}
+}
+
+// join concatenates parts with one copy, or none for a single part.
+func join(parts []string, size int) string {
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for _, p := range parts {
+		b.WriteString(p)
+	}
+	return b.String()
 }
 
 // streamWriter turns one output stream into text events: container paths
