@@ -239,11 +239,14 @@ func (c *conn) run(ctx context.Context, req *jsonrpc2.Request, m method, raw jso
 		c.notify("$/progress", progressParams{Token: wd.Token, Value: protocol.WorkDoneProgressBegin{
 			Kind: protocol.WorkDoneProgressKindBegin, Title: "berth: " + strings.TrimPrefix(req.Method, "berth/"),
 		}})
-		defer c.notify("$/progress", progressParams{Token: wd.Token, Value: protocol.WorkDoneProgressEnd{
+	}
+	res, err := m.handle(ctx, c, raw)
+	if wd.Token != nil && validID(wd.Token) {
+		// End before the response, so a client sees the work finish first.
+		c.notify("$/progress", progressParams{Token: wd.Token, Value: protocol.WorkDoneProgressEnd{
 			Kind: protocol.WorkDoneProgressKindEnd,
 		}})
 	}
-	res, err := m.handle(ctx, c, raw)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			err = &codeError{CodeRequestCancelled, req.Method + ": request cancelled"}

@@ -99,6 +99,19 @@ func (t *tarStream) Close() error {
 // sftp opens an SFTP session to the instance. ctx ending closes it. done
 // closes it and waits for the client's goroutines.
 func (b *Backend) sftp(ctx context.Context, name string) (c *sftp.Client, done func(), err error) {
+	// incusd forks an SFTP server per connection; under load one can die
+	// during the handshake. Such a failure is transient: try again.
+	for attempt := 0; ; attempt++ {
+		c, done, err = b.sftpOnce(ctx, name)
+		if err == nil || attempt == 2 || ctx.Err() != nil || errors.Is(err, backends.ErrNotFound) || errors.Is(err, backends.ErrUnavailable) {
+			return c, done, err
+		}
+		b.log.Debug("sftp handshake failed; retrying", "instance", name, "err", err)
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+	}
+}
+
+func (b *Backend) sftpOnce(ctx context.Context, name string) (c *sftp.Client, done func(), err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}

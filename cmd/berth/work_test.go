@@ -379,3 +379,138 @@ func (d *dapClient) expect(ok func(dap.Message) bool) dap.Message {
 		}
 	}
 }
+
+// goImage is the Debian test image with golang-go and delve.
+func goImage() string { return envOr("BERTH_TEST_DEBIAN_GO_IMAGE", "berth-test/debian-go:1") }
+
+const goTestFile = `package calc
+
+import "testing"
+
+func TestAdd(t *testing.T) {
+	if Add(2, 3) != 5 {
+		t.Fatal("bad")
+	}
+}
+
+func TestAddWrong(t *testing.T) {
+	if got := Add(2, 2); got != 5 {
+		t.Errorf("Add(2, 2) = %d, want 5", got) // FAIL LINE 1
+	}
+}
+
+func TestSkipped(t *testing.T) { t.Skip("on purpose") }
+
+func TestTable(t *testing.T) {
+	t.Run("ok", func(t *testing.T) {})
+	t.Run("bad", func(t *testing.T) { t.Error("sub failed") }) // FAIL LINE 2
+}
+`
+
+// go test through berth/test: outcomes at host locations.
+func TestGoTest(t *testing.T) {
+	e := needBackend(t, docker.Name)
+	ws := workspace(t, e.b)
+	writeFile(t, filepath.Join(ws, "go.mod"), "module example.com/calc\n\ngo 1.19\n")
+	writeFile(t, filepath.Join(ws, "calc.go"), "package calc\n\nfunc Add(a, b int) int { return a + b }\n")
+	writeFile(t, filepath.Join(ws, "calc_test.go"), goTestFile)
+	b := startBerth(t, e)
+	b.initialize(ws, &rpc.InitializationOptions{Image: goImage()})
+	if err := b.call("berth/up", rpc.UpParams{}, nil); err != nil {
+		if code(err) == rpc.CodeImageNotFound && !backendtest.Required(e.name) {
+			t.Skipf("Go test image missing (BERTH_DEBIAN_GO=1 testdata/images/debian.sh): %v", err)
+		}
+		t.Fatal(err)
+	}
+	var res rpc.TestResult
+	b.mustCall("berth/test", rpc.TestParams{}, &res)
+	got := res.Summary
+	got.DurationMs = 0
+	if want := (rpc.TestSummary{Passed: 2, Failed: 3, Skipped: 1}); res.Framework != "go" || got != want {
+		t.Errorf("go test: framework %q summary %+v, want go %+v; tests %+v", res.Framework, got, want, res.Tests)
+	}
+	file := filepath.Join(ws, "calc_test.go")
+	want := map[string]int{
+		"TestAddWrong":  lineOf(t, file, "FAIL LINE 1"),
+		"TestTable/bad": lineOf(t, file, "FAIL LINE 2"),
+	}
+	for _, tc := range res.Tests {
+		line, ok := want[tc.Name]
+		if !ok {
+			continue
+		}
+		if tc.Location == nil || tc.Location.URI != fileURI(file) || tc.Location.Line != line {
+			t.Errorf("%s: location %+v, want %s:%d", tc.Name, tc.Location, file, line)
+		}
+		delete(want, tc.Name)
+	}
+	if len(want) > 0 {
+		t.Errorf("missing tests %v in %+v", want, res.Tests)
+	}
+}
+
+const goMain = `package main
+
+import "fmt"
+
+func add(a, b int) int { return a + b }
+
+func main() {
+	total := add(2, 3) // BREAKPOINT LINE
+	fmt.Println("total", total)
+}
+`
+
+// A real DAP session with delve through berth's tunnel, attaching in
+// remote mode to a headless server, with host paths both ways.
+func TestDelveDAP(t *testing.T) {
+	e := needBackend(t, docker.Name)
+	ws := workspace(t, e.b)
+	writeFile(t, filepath.Join(ws, "go.mod"), "module example.com/hello\n\ngo 1.19\n")
+	writeFile(t, filepath.Join(ws, "main.go"), goMain)
+	b := startBerth(t, e)
+	b.initialize(ws, &rpc.InitializationOptions{Image: goImage()})
+	if err := b.call("berth/up", rpc.UpParams{}, nil); err != nil {
+		if code(err) == rpc.CodeImageNotFound && !backendtest.Required(e.name) {
+			t.Skipf("Go test image missing: %v", err)
+		}
+		t.Fatal(err)
+	}
+	mainGo := filepath.Join(ws, "main.go")
+	line := lineOf(t, mainGo, "BREAKPOINT LINE")
+	var res rpc.DebugResult
+	b.mustCall("berth/debug", rpc.DebugParams{Adapter: "delve", Program: ws}, &res)
+	if res.Attach["mode"] != "remote" {
+		t.Fatalf("attach = %+v", res.Attach)
+	}
+	c, err := net.Dial("tcp", net.JoinHostPort(res.Host, fmt.Sprint(res.Port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d := &dapClient{t: t, c: c, r: bufio.NewReader(c)}
+	d.send(&dap.InitializeRequest{Request: d.req("initialize"), Arguments: dap.InitializeRequestArguments{
+		AdapterID: "go", LinesStartAt1: true, ColumnsStartAt1: true, PathFormat: "path",
+	}})
+	d.expect(func(m dap.Message) bool { _, ok := m.(*dap.InitializeResponse); return ok })
+	args, _ := json.Marshal(res.Attach)
+	d.send(&dap.AttachRequest{Request: d.req("attach"), Arguments: args})
+	d.expect(func(m dap.Message) bool { _, ok := m.(*dap.InitializedEvent); return ok })
+	d.send(&dap.SetBreakpointsRequest{Request: d.req("setBreakpoints"), Arguments: dap.SetBreakpointsArguments{
+		Source: dap.Source{Path: mainGo}, Breakpoints: []dap.SourceBreakpoint{{Line: line}},
+	}})
+	d.expect(func(m dap.Message) bool { r, ok := m.(*dap.SetBreakpointsResponse); return ok && r.Success })
+	d.send(&dap.ConfigurationDoneRequest{Request: d.req("configurationDone")})
+	stopped := d.expect(func(m dap.Message) bool { _, ok := m.(*dap.StoppedEvent); return ok }).(*dap.StoppedEvent)
+	d.send(&dap.StackTraceRequest{Request: d.req("stackTrace"), Arguments: dap.StackTraceArguments{ThreadId: stopped.Body.ThreadId}})
+	st := d.expect(func(m dap.Message) bool { _, ok := m.(*dap.StackTraceResponse); return ok }).(*dap.StackTraceResponse)
+	if len(st.Body.StackFrames) == 0 {
+		t.Fatal("empty stack trace")
+	}
+	if top := st.Body.StackFrames[0]; top.Source == nil || top.Source.Path != mainGo || top.Line != line {
+		t.Errorf("top frame at %+v line %d, want %s line %d", top.Source, top.Line, mainGo, line)
+	}
+	d.send(&dap.DisconnectRequest{Request: d.req("disconnect"), Arguments: &dap.DisconnectArguments{TerminateDebuggee: true}})
+	d.expect(func(m dap.Message) bool { _, ok := m.(*dap.DisconnectResponse); return ok })
+	b.waitExit(res.PID)
+}
