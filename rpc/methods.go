@@ -185,11 +185,10 @@ func up(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, _, image := c.session()
+	_, client, image := c.session()
 	if p.Image != "" {
 		image = p.Image
 	}
-	_, client, _ := c.session()
 	res, err := client.Up(c.progressCtx(ctx), session.UpOptions{Workspace: ws, Image: image, Recreate: p.Recreate})
 	if err != nil {
 		return nil, err

@@ -249,25 +249,7 @@ func testDebugpyDAP(t *testing.T, e engine) {
 	}
 	defer c.Close()
 	d := &dapClient{t: t, c: c, r: bufio.NewReader(c)}
-	d.send(&dap.InitializeRequest{Request: d.req("initialize"), Arguments: dap.InitializeRequestArguments{
-		AdapterID: "debugpy", LinesStartAt1: true, ColumnsStartAt1: true, PathFormat: "path",
-	}})
-	d.expect(func(m dap.Message) bool { _, ok := m.(*dap.InitializeResponse); return ok })
-	args, _ := json.Marshal(res.Attach)
-	d.send(&dap.AttachRequest{Request: d.req("attach"), Arguments: args})
-	d.expect(func(m dap.Message) bool { _, ok := m.(*dap.InitializedEvent); return ok })
-	d.send(&dap.SetBreakpointsRequest{Request: d.req("setBreakpoints"), Arguments: dap.SetBreakpointsArguments{
-		Source: dap.Source{Path: app}, Breakpoints: []dap.SourceBreakpoint{{Line: line}},
-	}})
-	d.expect(func(m dap.Message) bool { r, ok := m.(*dap.SetBreakpointsResponse); return ok && r.Success })
-	d.send(&dap.ConfigurationDoneRequest{Request: d.req("configurationDone")})
-	stopped := d.expect(func(m dap.Message) bool { _, ok := m.(*dap.StoppedEvent); return ok }).(*dap.StoppedEvent)
-	d.send(&dap.StackTraceRequest{Request: d.req("stackTrace"), Arguments: dap.StackTraceArguments{ThreadId: stopped.Body.ThreadId}})
-	st := d.expect(func(m dap.Message) bool { _, ok := m.(*dap.StackTraceResponse); return ok }).(*dap.StackTraceResponse)
-	if len(st.Body.StackFrames) == 0 {
-		t.Fatal("empty stack trace")
-	}
-	top := st.Body.StackFrames[0]
+	stopped, top := d.stopAt("debugpy", res.Attach, app, line)
 	if top.Source == nil || top.Source.Path != app || top.Line != line {
 		t.Errorf("top frame at %+v line %d, want %s line %d", top.Source, top.Line, app, line)
 	}
@@ -331,6 +313,32 @@ func testDebugConnectBack(t *testing.T, e engine) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the debuggee never connected back")
 	}
+}
+
+// stopAt attaches with berth's attach configuration, sets a breakpoint at
+// a host file and line, lets the debuggee run, and returns the stop and the
+// top stack frame.
+func (d *dapClient) stopAt(adapterID string, attach map[string]any, file string, line int) (*dap.StoppedEvent, dap.StackFrame) {
+	d.t.Helper()
+	d.send(&dap.InitializeRequest{Request: d.req("initialize"), Arguments: dap.InitializeRequestArguments{
+		AdapterID: adapterID, LinesStartAt1: true, ColumnsStartAt1: true, PathFormat: "path",
+	}})
+	d.expect(func(m dap.Message) bool { _, ok := m.(*dap.InitializeResponse); return ok })
+	args, _ := json.Marshal(attach)
+	d.send(&dap.AttachRequest{Request: d.req("attach"), Arguments: args})
+	d.expect(func(m dap.Message) bool { _, ok := m.(*dap.InitializedEvent); return ok })
+	d.send(&dap.SetBreakpointsRequest{Request: d.req("setBreakpoints"), Arguments: dap.SetBreakpointsArguments{
+		Source: dap.Source{Path: file}, Breakpoints: []dap.SourceBreakpoint{{Line: line}},
+	}})
+	d.expect(func(m dap.Message) bool { r, ok := m.(*dap.SetBreakpointsResponse); return ok && r.Success })
+	d.send(&dap.ConfigurationDoneRequest{Request: d.req("configurationDone")})
+	stopped := d.expect(func(m dap.Message) bool { _, ok := m.(*dap.StoppedEvent); return ok }).(*dap.StoppedEvent)
+	d.send(&dap.StackTraceRequest{Request: d.req("stackTrace"), Arguments: dap.StackTraceArguments{ThreadId: stopped.Body.ThreadId}})
+	st := d.expect(func(m dap.Message) bool { _, ok := m.(*dap.StackTraceResponse); return ok }).(*dap.StackTraceResponse)
+	if len(st.Body.StackFrames) == 0 {
+		d.t.Fatal("empty stack trace")
+	}
+	return stopped, st.Body.StackFrames[0]
 }
 
 // dapClient speaks DAP to the debug server at the tunnel's host end.
@@ -489,25 +497,8 @@ func TestDelveDAP(t *testing.T) {
 	}
 	defer c.Close()
 	d := &dapClient{t: t, c: c, r: bufio.NewReader(c)}
-	d.send(&dap.InitializeRequest{Request: d.req("initialize"), Arguments: dap.InitializeRequestArguments{
-		AdapterID: "go", LinesStartAt1: true, ColumnsStartAt1: true, PathFormat: "path",
-	}})
-	d.expect(func(m dap.Message) bool { _, ok := m.(*dap.InitializeResponse); return ok })
-	args, _ := json.Marshal(res.Attach)
-	d.send(&dap.AttachRequest{Request: d.req("attach"), Arguments: args})
-	d.expect(func(m dap.Message) bool { _, ok := m.(*dap.InitializedEvent); return ok })
-	d.send(&dap.SetBreakpointsRequest{Request: d.req("setBreakpoints"), Arguments: dap.SetBreakpointsArguments{
-		Source: dap.Source{Path: mainGo}, Breakpoints: []dap.SourceBreakpoint{{Line: line}},
-	}})
-	d.expect(func(m dap.Message) bool { r, ok := m.(*dap.SetBreakpointsResponse); return ok && r.Success })
-	d.send(&dap.ConfigurationDoneRequest{Request: d.req("configurationDone")})
-	stopped := d.expect(func(m dap.Message) bool { _, ok := m.(*dap.StoppedEvent); return ok }).(*dap.StoppedEvent)
-	d.send(&dap.StackTraceRequest{Request: d.req("stackTrace"), Arguments: dap.StackTraceArguments{ThreadId: stopped.Body.ThreadId}})
-	st := d.expect(func(m dap.Message) bool { _, ok := m.(*dap.StackTraceResponse); return ok }).(*dap.StackTraceResponse)
-	if len(st.Body.StackFrames) == 0 {
-		t.Fatal("empty stack trace")
-	}
-	if top := st.Body.StackFrames[0]; top.Source == nil || top.Source.Path != mainGo || top.Line != line {
+	_, top := d.stopAt("go", res.Attach, mainGo, line)
+	if top.Source == nil || top.Source.Path != mainGo || top.Line != line {
 		t.Errorf("top frame at %+v line %d, want %s line %d", top.Source, top.Line, mainGo, line)
 	}
 	d.send(&dap.DisconnectRequest{Request: d.req("disconnect"), Arguments: &dap.DisconnectArguments{TerminateDebuggee: true}})
