@@ -14,8 +14,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -382,10 +380,6 @@ func fileSize(p string) int64 {
 type berthProc struct {
 	cmd *exec.Cmd
 	c   *rpc.Client
-
-	mu      sync.Mutex // guards the following
-	counts  map[string]int64
-	exitFor map[string]chan struct{}
 }
 
 type pipes struct {
@@ -407,8 +401,8 @@ func startBerth(ctx context.Context, bin, ws string, args ...string) (*berthProc
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	b := &berthProc{cmd: cmd, counts: map[string]int64{}, exitFor: map[string]chan struct{}{}}
-	b.c = rpc.NewClient(ctx, pipes{out, in}, slog.New(slog.DiscardHandler), b.notify)
+	b := &berthProc{cmd: cmd}
+	b.c = rpc.NewClient(ctx, pipes{out, in}, slog.New(slog.DiscardHandler), nil)
 	if err := b.call(ctx, "initialize", rpc.InitializeParams{RootPath: ws}, nil); err != nil {
 		b.close()
 		return nil, err
@@ -416,52 +410,8 @@ func startBerth(ctx context.Context, bin, ws string, args ...string) (*berthProc
 	return b, nil
 }
 
-func (b *berthProc) notify(method string, raw json.RawMessage) {
-	switch method {
-	case "berth/output":
-		var o rpc.OutputParams
-		if json.Unmarshal(raw, &o) == nil {
-			b.mu.Lock()
-			b.counts[o.PID] += int64(len(o.Text))
-			b.mu.Unlock()
-		}
-	case "berth/exit":
-		var e rpc.ExitParams
-		if json.Unmarshal(raw, &e) == nil {
-			b.mu.Lock()
-			if ch, ok := b.exitFor[e.PID]; ok {
-				close(ch)
-			}
-			b.mu.Unlock()
-		}
-	}
-}
-
 func (b *berthProc) call(ctx context.Context, method string, params, result any) error {
 	return b.c.Call(ctx, method, params, result)
-}
-
-// execCount runs argv with berth/exec and returns how many bytes of output
-// arrived before its exit.
-func (b *berthProc) execCount(ctx context.Context, argv []string) (int64, error) {
-	var res rpc.ExecResult
-	// The pid is learnt from the reply, and output for it is held back
-	// until then, so registering after the reply misses nothing.
-	if err := b.call(ctx, "berth/exec", rpc.ExecParams{Argv: argv}, &res); err != nil {
-		return 0, err
-	}
-	done := make(chan struct{})
-	b.mu.Lock()
-	b.exitFor[res.PID] = done
-	b.mu.Unlock()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Minute):
-		return 0, errors.New("no exit")
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.counts[res.PID], nil
 }
 
 func (b *berthProc) close() {
