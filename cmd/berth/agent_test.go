@@ -195,21 +195,7 @@ func TestAgentReverseTunnel(t *testing.T) { eachBackend(t, testAgentReverseTunne
 func testAgentReverseTunnel(t *testing.T, e engine) {
 	d := e.b
 	ws := workspace(t, d)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan string, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		data, _ := io.ReadAll(c)
-		got <- string(data)
-	}()
+	ln, got := hostListener(t)
 
 	b := startBerth(t, e)
 	b.initialize(ws, nil)
@@ -420,4 +406,27 @@ func TestAgentPlatformMismatchFallsBack(t *testing.T) {
 	if err := b.call("berth/forward", rpc.ForwardParams{ContainerPort: 80}, nil); code(err) != rpc.CodeNeedsAgent || !strings.Contains(err.Error(), "arm64") {
 		t.Errorf("forward in a foreign-arch container: %v, want code %d naming arm64", err, rpc.CodeNeedsAgent)
 	}
+}
+
+// hostListener listens on host loopback and sends what its first
+// connection carries, once that connection ends. The listener closes with
+// the test.
+func hostListener(t *testing.T) (net.Listener, <-chan string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	got := make(chan string, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		data, _ := io.ReadAll(c)
+		got <- string(data)
+	}()
+	return ln, got
 }

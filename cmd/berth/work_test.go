@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -281,21 +280,7 @@ func TestDebugConnectBack(t *testing.T) { eachBackend(t, testDebugConnectBack) }
 
 func testDebugConnectBack(t *testing.T, e engine) {
 	b, _, _ := pyproj(t, e)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan string, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		data, _ := io.ReadAll(c)
-		got <- string(data)
-	}()
+	ln, got := hostListener(t)
 	script := "import os, socket; s = socket.create_connection((os.environ['BERTH_DEBUG_HOST'], int(os.environ['BERTH_DEBUG_PORT']))); s.sendall(b'hello, IDE'); s.close()"
 	var res rpc.DebugResult
 	b.mustCall("berth/debug", rpc.DebugParams{
