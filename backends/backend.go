@@ -226,3 +226,44 @@ type Backend interface {
 	// CopyFrom reads path (file or directory) from the instance as a tar stream.
 	CopyFrom(ctx context.Context, id, path string) (io.ReadCloser, error)
 }
+
+// EventKind says what happened to an instance, or to the engine.
+type EventKind string
+
+// Event kinds. Instance events carry the instance; engine events don't.
+const (
+	EventStarted EventKind = "started" // the instance started (or restarted)
+	EventStopped EventKind = "stopped" // it was stopped cleanly
+	EventKilled  EventKind = "killed"  // its main process died or was killed
+	EventRemoved EventKind = "removed" // it was deleted
+
+	// EventDaemonLost means the event stream broke: the engine is down,
+	// frozen or unreachable. The watcher keeps trying to reconnect.
+	EventDaemonLost EventKind = "daemon-lost"
+	// EventDaemonBack follows EventDaemonLost once the engine answers
+	// again. Events in between were missed: callers re-read their state.
+	EventDaemonBack EventKind = "daemon-back"
+	// EventDaemonShutdown means the engine announced a graceful shutdown
+	// and waits for open execs to end: callers let go of long-lived
+	// streams and reattach after EventDaemonBack.
+	EventDaemonShutdown EventKind = "daemon-shutdown"
+)
+
+// Event is one lifecycle event of a berth-managed instance or its engine.
+type Event struct {
+	Kind      EventKind
+	ID        string // instance id; "" for engine events
+	Name      string // instance name, when known
+	Workspace string // the instance's workspace label, when known
+}
+
+// Watcher is implemented by backends that can stream lifecycle events of
+// berth-managed instances (Docker's events API, Incus's events websocket).
+type Watcher interface {
+	// Watch calls fn, from one goroutine and in order, for every event
+	// until ctx ends, then returns ctx.Err(). It never gives up on a lost
+	// engine: it reports EventDaemonLost, reconnects with backoff, and
+	// reports EventDaemonBack. It returns early only when the backend can't
+	// watch at all.
+	Watch(ctx context.Context, fn func(Event)) error
+}
