@@ -105,6 +105,10 @@ type Instance struct {
 	Mounts    []Mount
 	Labels    map[string]string
 	Created   time.Time
+	// Started is when the instance last started; zero when it is stopped
+	// or the backend can't tell. It tells one start from the next, so
+	// postStart hooks run once per start.
+	Started time.Time
 }
 
 // ExecSpec describes one process to run in an instance.

@@ -104,7 +104,11 @@ func (b *Backend) Find(ctx context.Context, workspace string) (backends.Instance
 	}
 	for _, inst := range list {
 		if inst.Workspace == workspace { // label filters match loosely on '='
-			return inst, nil
+			if inst.State != backends.StateRunning {
+				return inst, nil
+			}
+			// A running instance's start time is only in its inspect.
+			return b.inspectManaged(ctx, inst.ID)
 		}
 	}
 	return backends.Instance{}, fmt.Errorf("docker: workspace %s: %w", workspace, backends.ErrNotFound)
@@ -166,6 +170,9 @@ func fromInspect(c container.InspectResponse) backends.Instance {
 	}
 	if c.State != nil {
 		inst.State = stateOf(c.State.Status)
+		if t, err := time.Parse(time.RFC3339Nano, c.State.StartedAt); err == nil && inst.State == backends.StateRunning {
+			inst.Started = t
+		}
 	}
 	if t, err := time.Parse(time.RFC3339Nano, c.Created); err == nil {
 		inst.Created = t

@@ -158,7 +158,7 @@ func fromAPI(in *api.Instance) backends.Instance {
 	// The instance's own config, not the expanded one: a profile's user.*
 	// keys must not make every instance look berth's.
 	cfg := in.Config
-	return backends.Instance{
+	inst := backends.Instance{
 		ID:        formatID(in.Name, cfg[keyUUID]),
 		Name:      in.Name,
 		Image:     cfg[keyImage],
@@ -169,6 +169,10 @@ func fromAPI(in *api.Instance) backends.Instance {
 		Labels:    labelsFromConfig(cfg),
 		Created:   in.CreatedAt,
 	}
+	if inst.State == backends.StateRunning {
+		inst.Started = in.LastUsedAt // incusd sets it at every start
+	}
+	return inst
 }
 
 func stateOf(code api.StatusCode) backends.State {
