@@ -72,6 +72,11 @@ type Config struct {
 	RemoteUser    string
 	ContainerUser string
 	ForwardPorts  []Port
+	// Lifecycle commands. OnCreate, UpdateContent and PostCreate run once
+	// per container, in that order; PostStart once per start; PostAttach
+	// once per editor session.
+	OnCreate      *Hook
+	UpdateContent *Hook
 	PostCreate    *Hook
 	PostStart     *Hook
 	PostAttach    *Hook

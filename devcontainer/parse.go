@@ -133,6 +133,10 @@ func (p *parser) top(root *node) error {
 			c.ContainerUser, err = p.str(v, m.key)
 		case "forwardPorts":
 			c.ForwardPorts, err = p.ports(v)
+		case "onCreateCommand":
+			c.OnCreate, err = p.hook(v, m.key, true)
+		case "updateContentCommand":
+			c.UpdateContent, err = p.hook(v, m.key, true)
 		case "postCreateCommand":
 			c.PostCreate, err = p.hook(v, m.key, true)
 		case "postStartCommand":

@@ -79,9 +79,10 @@ func TestParse(t *testing.T) {
 				WorkspaceMount:  &Mount{Type: "bind", Source: testWS, Target: "/src/shop"},
 				Mounts:          []Mount{{Type: "volume", Source: "svc-gomodcache", Target: "/go/pkg/mod"}},
 				ContainerEnv:    map[string]string{"GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"},
+				OnCreate:        &Hook{Shell: "make tools"},
 				PostStart:       &Hook{Argv: []string{"go", "mod", "download"}},
 				ShutdownAction:  "stopContainer",
-				Unknown:         []string{"build.cacheFrom", "runArgs", "onCreateCommand"},
+				Unknown:         []string{"build.cacheFrom", "runArgs"},
 			},
 		},
 		{
