@@ -3,6 +3,7 @@
 // per backend.
 //
 //	make bench          (or: go run ./bench -backend docker|incus)
+//	go run ./bench -memory   (only the memory scenarios)
 //
 // Peers: the engine's CLI exec (`docker exec`, `incus exec`), an API exec
 // from Go, berth's own plain-exec fallback (--no-agent), host loopback TCP,
@@ -141,6 +142,13 @@ func run() error {
 	defer pb.close()
 	if err := copyFile(ctx, d, inst.ID, fixture); err != nil {
 		return err
+	}
+	if *memoryOnly {
+		if err := memory(&r, bin, ws); err != nil {
+			return err
+		}
+		fmt.Print(r.b.String())
+		return nil
 	}
 
 	// 1. Exec round trip.
@@ -362,6 +370,11 @@ func run() error {
 	if pid := findAgent(); pid > 0 {
 		rss, hwm = procMem(pid)
 		r.printf("| berth-agent in the container, after the runs above | %s | %s |\n", rss, hwm)
+	}
+
+	// 7. Memory under load.
+	if err := memory(&r, bin, ws); err != nil {
+		return err
 	}
 
 	fmt.Print(r.b.String())
