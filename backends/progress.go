@@ -22,3 +22,15 @@ func Report(ctx context.Context, format string, args ...any) {
 		fn(fmt.Sprintf(format, args...))
 	}
 }
+
+// AlsoReport returns ctx with fn receiving every step as well, before the
+// receiver ctx already had. A watchdog uses it to see that work goes on.
+func AlsoReport(ctx context.Context, fn ProgressFunc) context.Context {
+	prev, _ := ctx.Value(progressKey{}).(ProgressFunc)
+	return WithProgress(ctx, func(msg string) {
+		fn(msg)
+		if prev != nil {
+			prev(msg)
+		}
+	})
+}

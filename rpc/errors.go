@@ -15,6 +15,7 @@ import (
 	"github.com/berthdev/berth/devcontainer"
 	"github.com/berthdev/berth/session"
 	"github.com/berthdev/berth/tools"
+	"github.com/berthdev/berth/work"
 )
 
 // JSON-RPC error codes. The standard ones come from JSON-RPC 2.0 and LSP;
@@ -47,6 +48,7 @@ const (
 	CodeAgentLost          = -32024 // the agent's connection died mid-call
 	CodeBadConfig          = -32025 // the workspace's configuration is broken or unsupported
 	CodeBuildFailed        = -32026 // the image build failed
+	CodeHookFailed         = -32027 // a create hook failed in a new container
 )
 
 // paramError is a bad request parameter; its message names the field.
@@ -95,10 +97,11 @@ var sentinelCodes = []struct {
 	{agent.ErrLost, CodeAgentLost},
 	{backends.ErrBadUser, CodeInvalidParams},
 	{backends.ErrBadCwd, CodeInvalidParams},
-	{session.ErrNoFramework, CodeInvalidParams},
+	{work.ErrNoFramework, CodeInvalidParams},
 	{devcontainer.ErrBadConfig, CodeBadConfig},
 	{session.ErrBadConfig, CodeBadConfig},
 	{backends.ErrBuild, CodeBuildFailed},
+	{session.ErrHookFailed, CodeHookFailed},
 	{tools.ErrBadFormat, CodeInvalidParams},
 	{tools.ErrBadRequest, CodeInvalidParams},
 	{context.Canceled, CodeRequestCancelled},

@@ -214,7 +214,7 @@ func status(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	mgr, client, image := c.session()
-	inst, err := mgr.Status(ctx, ws, client.ConfigPath(), image)
+	inst, err := mgr.Workspace(ws).Status(ctx, client.ConfigPath(), image)
 	if err != nil || inst == nil {
 		return nil, err
 	}
@@ -244,7 +244,7 @@ func down(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	mgr, _, _ := c.session()
-	if err := mgr.Down(ctx, ws, p.Remove); err != nil {
+	if err := mgr.Workspace(ws).Down(ctx, p.Remove); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil
@@ -444,7 +444,7 @@ func mapPaths(ctx context.Context, c *conn, raw json.RawMessage, toContainer boo
 		return nil, err
 	}
 	mgr, _, _ := c.session()
-	m, err := mgr.Mapper(ctx, ws)
+	m, err := mgr.Workspace(ws).Mapper(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -453,7 +453,7 @@ func mapPaths(ctx context.Context, c *conn, raw json.RawMessage, toContainer boo
 		var got string
 		var ok bool
 		if toContainer {
-			got, ok = m.ToContainer(in)
+			got, ok = session.ToContainer(m, in)
 		} else {
 			got, ok = m.ToHost(in)
 		}

@@ -22,6 +22,12 @@ import (
 	"github.com/berthdev/berth/session"
 )
 
+// MaxInFlight bounds the concurrent requests of one connection that have
+// been read but not yet answered. At the bound the reader pauses until one
+// is answered, so a client that doesn't read its replies can't make berth
+// hold unbounded work.
+const MaxInFlight = 64
+
 // ErrExitWithoutShutdown is returned by ServeConn when the client sent exit
 // before shutdown; LSP says the process then exits with code 1.
 var ErrExitWithoutShutdown = errors.New("exit without shutdown")
@@ -78,7 +84,9 @@ type conn struct {
 	s      *Server
 	log    *slog.Logger
 	stream *frameStream
+	editor bool           // an editor session, not a one-off command
 	wg     sync.WaitGroup // request goroutines
+	sem    chan struct{}  // one token per concurrent request in flight
 
 	mu        sync.Mutex // guards the following
 	rpc       *jsonrpc2.Conn
@@ -97,10 +105,23 @@ type conn struct {
 // has ended. It returns nil after a clean exit or disconnect, and
 // ErrExitWithoutShutdown when LSP wants exit code 1.
 func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
+	return s.serve(ctx, rwc, true)
+}
+
+// ServeCommand is ServeConn for a one-off command, such as the CLI's
+// `berth up`: it is not an editor session, so its end never stops a
+// container (shutdownAction).
+func (s *Server) ServeCommand(ctx context.Context, rwc io.ReadWriteCloser) error {
+	return s.serve(ctx, rwc, false)
+}
+
+func (s *Server) serve(ctx context.Context, rwc io.ReadWriteCloser, editor bool) error {
 	c := &conn{
 		s:       s,
 		log:     s.opts.Logger,
+		editor:  editor,
 		cancels: map[jsonrpc2.ID]context.CancelFunc{},
+		sem:     make(chan struct{}, MaxInFlight),
 	}
 	c.selectBackend(s.opts.Default)
 	ctx, cancel := context.WithCancel(ctx)
@@ -135,6 +156,7 @@ func (c *conn) selectBackend(name string) {
 	c.mgr = mgr
 	if mgr != nil {
 		c.client = session.NewClient(mgr, c.log, sink{c})
+		c.client.SetEditor(c.editor)
 	}
 }
 
@@ -194,6 +216,9 @@ func (c *conn) Handle(ctx context.Context, rc *jsonrpc2.Conn, req *jsonrpc2.Requ
 		c.run(ctx, req, m, raw)
 		return
 	}
+	if !c.acquire(ctx) {
+		return // the connection is ending
+	}
 	rctx, cancel := context.WithCancel(ctx)
 	c.mu.Lock()
 	c.cancels[req.ID] = cancel
@@ -201,6 +226,7 @@ func (c *conn) Handle(ctx context.Context, rc *jsonrpc2.Conn, req *jsonrpc2.Requ
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		defer func() { <-c.sem }() // the reply is written
 		defer func() {
 			c.mu.Lock()
 			delete(c.cancels, req.ID)
@@ -209,6 +235,39 @@ func (c *conn) Handle(ctx context.Context, rc *jsonrpc2.Conn, req *jsonrpc2.Requ
 		}()
 		c.run(rctx, req, m, raw)
 	}()
+}
+
+// acquire takes an in-flight slot for a concurrent request. At the bound
+// the reader pauses here and reads nothing, not even $/cancelRequest; a
+// lookahead still ends the connection on exit or the end of the input,
+// which cancels the requests in flight. It reports false when the
+// connection is ending.
+func (c *conn) acquire(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	select {
+	case c.sem <- struct{}{}:
+		return true
+	default:
+	}
+	end, stop := c.stream.lookahead()
+	defer stop()
+	select {
+	case c.sem <- struct{}{}:
+		return true
+	case err := <-end:
+		c.log.Debug("input ended while paused at the in-flight bound", "err", err)
+		if errors.Is(err, errExitAhead) {
+			c.mu.Lock()
+			c.exited = true
+			c.mu.Unlock()
+		}
+		_ = c.conn().Close()
+		return false
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // afterReply is implemented by results that must act once the client has
@@ -330,6 +389,10 @@ func (s sink) Output(pid, stream, text string) {
 
 func (s sink) ConfigChanged(ws string, files []string) {
 	s.c.notify("berth/configChanged", ConfigChangedParams{Workspace: ws, Files: files})
+}
+
+func (s sink) InstanceChanged(ws, state, reason string) {
+	s.c.notify("berth/instanceChanged", InstanceChangedParams{Workspace: ws, State: state, Reason: reason})
 }
 
 func (s sink) Exit(pid string, st backends.ExitStatus, reason string) {

@@ -272,3 +272,11 @@ type ConfigChangedParams struct {
 	Workspace string   `json:"workspace"`
 	Files     []string `json:"files"` // host paths of the inputs that changed
 }
+
+// InstanceChangedParams is the berth/instanceChanged notification: a
+// workspace's instance changed outside the client's own calls.
+type InstanceChangedParams struct {
+	Workspace string `json:"workspace"`
+	State     string `json:"state"`  // running, stopped or removed
+	Reason    string `json:"reason"` // killed, stopped outside berth, removed, daemon lost, daemon back, …
+}

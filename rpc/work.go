@@ -10,6 +10,7 @@ import (
 
 	"github.com/berthdev/berth/session"
 	"github.com/berthdev/berth/tools"
+	"github.com/berthdev/berth/work"
 )
 
 // Wire types of the editor's work: tests, lint, inspection, debugging.
@@ -151,7 +152,7 @@ func test(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	_, client, image := c.session()
-	res, err := client.Test(c.progressCtx(ctx), session.TestOptions{Workspace: ws, Image: image, Framework: p.Framework, Args: p.Args, Files: p.Files})
+	res, err := work.Test(c.progressCtx(ctx), client, work.TestOptions{Workspace: ws, Image: image, Framework: p.Framework, Args: p.Args, Files: p.Files})
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +186,7 @@ func lint(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	_, client, image := c.session()
-	res, err := client.Lint(c.progressCtx(ctx), session.LintOptions{
+	res, err := work.Lint(c.progressCtx(ctx), client, work.LintOptions{
 		Workspace: ws, Image: image, Linter: p.Linter, Command: p.Command, Format: p.Format, Files: p.Files,
 	})
 	if err != nil {
@@ -210,7 +211,7 @@ func lint(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 // publish sends textDocument/publishDiagnostics for every file with
 // problems, and an empty list for each file whose problems from this linter
 // are gone. It returns how many files it cleared.
-func (c *conn) publish(ws string, res session.LintResult) int {
+func (c *conn) publish(ws string, res work.LintResult) int {
 	key := ws + "\x00" + res.Source
 	c.mu.Lock()
 	if c.published == nil {
@@ -301,7 +302,7 @@ func inspect(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	_, client, image := c.session()
-	in, err := client.Inspect(c.progressCtx(ctx), ws, image, p.Language)
+	in, err := work.Inspect(c.progressCtx(ctx), client, ws, image, p.Language)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +338,7 @@ func debug(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	if err := validPort("port", p.Port, true); err != nil {
 		return nil, err
 	}
-	opts := session.DebugOptions{
+	opts := work.DebugOptions{
 		Adapter: p.Adapter, Program: p.Program, Module: p.Module, Args: p.Args, Cwd: p.Cwd, Env: p.Env,
 		JustMyCode: p.JustMyCode == nil || *p.JustMyCode, Command: p.Command, Port: p.Port,
 	}
@@ -353,7 +354,7 @@ func debug(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	}
 	_, client, image := c.session()
 	opts.Workspace, opts.Image = ws, image
-	s, err := client.Debug(c.progressCtx(ctx), opts)
+	s, err := work.Debug(c.progressCtx(ctx), client, opts)
 	if err != nil {
 		return nil, err
 	}

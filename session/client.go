@@ -29,6 +29,10 @@ type Sink interface {
 	// ConfigChanged says a workspace's configuration inputs changed so
 	// that its instance is now stale.
 	ConfigChanged(workspace string, files []string)
+	// InstanceChanged says a workspace's instance changed state outside
+	// the client's own calls: stopped, killed, removed, restarted, or its
+	// engine lost or back.
+	InstanceChanged(workspace, state, reason string)
 }
 
 // ExecOptions describe a process to start.
@@ -46,8 +50,9 @@ type ExecOptions struct {
 	Cols      uint16 // terminal size, with TTY
 	Rows      uint16
 
-	// internal runs are berth's own probes: not listed in Processes.
-	internal bool
+	// Internal runs are berth's own probes: not listed in Processes, and
+	// not given the configuration's user and environment.
+	Internal bool
 }
 
 // Process states.
@@ -98,6 +103,12 @@ func (p *Process) Release() { p.out.release() }
 // delivered.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
+// Kill ends the process's group in the container.
+func (p *Process) Kill(ctx context.Context) error { return p.proc.Kill(ctx) }
+
+// Info returns a snapshot of the process.
+func (p *Process) Info() ProcessInfo { return p.info() }
+
 func (p *Process) info() ProcessInfo {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -121,7 +132,9 @@ type Client struct {
 	log  *slog.Logger
 	sink Sink
 
-	wg sync.WaitGroup // process waiters
+	ctx    context.Context // the client's lifetime: ends in Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // process waiters
 
 	mu         sync.Mutex // guards the following
 	procs      map[string]*Process
@@ -129,15 +142,29 @@ type Client struct {
 	tunnels    map[string]*tunnel
 	nextTunnel int
 	closed     bool
-	configPath string          // explicit configuration file, "" to discover
-	attached   map[string]bool // workspaces this client has brought up
-	watcher    *configWatcher  // started by the first Up
+	configPath string              // explicit configuration file, "" to discover
+	editor     bool                // an editor session: counts for shutdownAction
+	attached   map[*Workspace]bool // workspaces this session is attached to
+	upped      map[*Workspace]bool // workspaces this client called Up on
+	watcher    *configWatcher      // started by the first Up
 	syncers    map[string]*syncer
 }
 
 // NewClient returns a client of m whose process events go to sink.
+// It counts as an editor session until SetEditor says otherwise.
 func NewClient(m *Manager, log *slog.Logger, sink Sink) *Client {
-	return &Client{m: m, log: log, sink: sink, procs: map[string]*Process{}, tunnels: map[string]*tunnel{}, syncers: map[string]*syncer{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Client{m: m, log: log, sink: sink, ctx: ctx, cancel: cancel, editor: true,
+		procs: map[string]*Process{}, tunnels: map[string]*tunnel{}, syncers: map[string]*syncer{}}
+}
+
+// SetEditor says whether the client is an editor session, whose leaving
+// may stop a container (shutdownAction), or a one-off such as a CLI
+// command, which never does. Call it before the client's first call.
+func (c *Client) SetEditor(on bool) {
+	c.mu.Lock()
+	c.editor = on
+	c.mu.Unlock()
 }
 
 // Manager returns the client's manager.
@@ -177,25 +204,36 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, out *ou
 	if len(opts.Argv) == 0 {
 		return nil, errors.New("argv: must name a command")
 	}
-	inst, err := c.ensure(ctx, opts.Workspace, opts.Image)
+	w := c.Workspace(opts.Workspace)
+	r, err := c.ensure(ctx, w, opts.Image)
 	if err != nil {
 		return nil, err
 	}
-	mapper, err := c.m.mapperFor(MountsOf(inst))
-	if err != nil {
-		return nil, err
+	p, err := c.startOn(ctx, w, r, id, opts, out, output, exit)
+	if errors.Is(err, backends.ErrNotFound) || errors.Is(err, backends.ErrNotRunning) || errors.Is(err, agent.ErrLost) {
+		// The instance went away or restarted behind our back: bring it
+		// back once (with its hooks, if it must be made anew).
+		w.forget()
+		if r, err = c.ensure(ctx, w, opts.Image); err == nil {
+			p, err = c.startOn(ctx, w, r, id, opts, out, output, exit)
+		}
 	}
-	c.applyConfig(ctx, inst, &opts)
+	return p, err
+}
 
+// startOn starts a process in r's instance, which the caller ensured.
+func (c *Client) startOn(ctx context.Context, w *Workspace, r Ready, id string, opts ExecOptions, out *outbox,
+	output func(stream, text string), exit func(backends.ExitStatus, error)) (*Process, error) {
+	c.applyConfig(ctx, w, r, &opts)
 	p := &Process{
 		id: id, workspace: opts.Workspace, argv: opts.Argv, kind: opts.Kind, tty: opts.TTY,
 		out: out, done: make(chan struct{}),
 	}
-	stdout := newStreamWriter(mapper, opts.MapPaths, func(s string) { out.output("stdout", s) })
-	stderr := newStreamWriter(mapper, opts.MapPaths, func(s string) { out.output("stderr", s) })
+	stdout := newStreamWriter(r.Mapper, opts.MapPaths, func(s string) { out.output("stdout", s) })
+	stderr := newStreamWriter(r.Mapper, opts.MapPaths, func(s string) { out.output("stderr", s) })
 	spec := backends.ExecSpec{
 		Argv:   opts.Argv,
-		Cwd:    containerCwd(mapper, opts.Cwd, inst.Workdir),
+		Cwd:    containerCwd(r.Mapper, opts.Cwd, r.Workdir),
 		Env:    envList(opts.Env),
 		User:   opts.User,
 		Stdout: stdout,
@@ -205,17 +243,13 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, out *ou
 		p.stdin = newStdinQueue()
 		spec.Stdin = p.stdin
 	}
+	var tty *agent.Terminal
+	if opts.TTY {
+		tty = &agent.Terminal{Cols: opts.Cols, Rows: opts.Rows}
+	}
 
 	p.startedAt = time.Now()
-	proc, err := c.m.exec(ctx, inst, spec, opts)
-	if errors.Is(err, backends.ErrNotFound) || errors.Is(err, backends.ErrNotRunning) || errors.Is(err, agent.ErrLost) {
-		// The instance went away or restarted behind our back: bring it
-		// back once.
-		c.m.forget(opts.Workspace)
-		if inst, err = c.ensure(ctx, opts.Workspace, opts.Image); err == nil {
-			proc, err = c.m.exec(ctx, inst, spec, opts)
-		}
-	}
+	proc, err := w.exec(ctx, r, spec, tty)
 	if err != nil {
 		return nil, err
 	}
@@ -224,11 +258,13 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, out *ou
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		_ = proc.Kill(context.WithoutCancel(ctx))
-		_, _ = proc.Wait(context.WithoutCancel(ctx))
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		_ = proc.Kill(bctx)
+		_, _ = proc.Wait(bctx)
 		return nil, ErrClosed
 	}
-	if !opts.internal {
+	if !opts.Internal {
 		c.procs[id] = p
 	}
 	c.wg.Add(2)
@@ -242,7 +278,7 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, out *ou
 	}()
 	go func() {
 		defer c.wg.Done()
-		st, err := proc.Wait(context.Background())
+		st, err := proc.Wait(c.ctx)
 		stdout.Flush()
 		stderr.Flush()
 		if err != nil {
@@ -258,23 +294,6 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, out *ou
 	return p, nil
 }
 
-// exec starts spec in inst through its agent, or with plain backend exec
-// when the agent can't be had.
-func (m *Manager) exec(ctx context.Context, inst backends.Instance, spec backends.ExecSpec, opts ExecOptions) (backends.Process, error) {
-	ac, reason := m.agentFor(ctx, inst)
-	if ac == nil {
-		if opts.TTY {
-			return nil, fmt.Errorf("tty: %w (%s)", ErrNeedsAgent, reason)
-		}
-		return m.backend.Exec(ctx, inst.ID, spec)
-	}
-	var tty *agent.Terminal
-	if opts.TTY {
-		tty = &agent.Terminal{Cols: opts.Cols, Rows: opts.Rows}
-	}
-	return ac.Exec(ctx, spec, tty)
-}
-
 // containerCwd maps a host cwd into the container; a path no mount covers
 // is taken as a container path already.
 func containerCwd(m *pathmap.Mapper, cwd, workdir string) string {
@@ -282,13 +301,13 @@ func containerCwd(m *pathmap.Mapper, cwd, workdir string) string {
 		return workdir
 	}
 	if strings.HasPrefix(cwd, "file:") {
-		if _, ok := m.ToContainer(cwd); !ok {
+		if _, ok := ToContainer(m, cwd); !ok {
 			if u, err := url.Parse(cwd); err == nil && u.Scheme == "file" {
 				cwd = u.Path // a container URI: its path
 			}
 		}
 	}
-	if p, ok := m.ToContainer(cwd); ok {
+	if p, ok := ToContainer(m, cwd); ok {
 		if u, err := url.Parse(p); err == nil && u.Scheme == "file" {
 			return u.Path // a URI in, but a directory is a path
 		}
@@ -492,11 +511,19 @@ func (c *Client) Processes(workspace string) []ProcessInfo {
 // their client goes away.
 const killGrace = 500 * time.Millisecond
 
+// closeBudget bounds Client.Close as a whole: berth must exit within
+// seconds of losing its editor, even when the engine is frozen.
+const closeBudget = 3500 * time.Millisecond
+
 // Close closes the client's tunnels and ends every running process of the
 // client (SIGTERM, then SIGKILL after a grace period), and waits until all
-// have exited. New processes are
-// refused from the moment it is called.
+// have exited. New processes are refused from the moment it is called.
+// It takes at most closeBudget (less if ctx ends sooner): what a frozen
+// engine still holds then is left to the agent, which ends the processes
+// when its connection drops.
 func (c *Client) Close(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, closeBudget)
+	defer cancel()
 	c.mu.Lock()
 	c.closed = true
 	var running, all []*Process
@@ -533,17 +560,46 @@ func (c *Client) Close(ctx context.Context) {
 			}
 		}()
 	}
-	wg.Wait()
+	waitCtx(ctx, &wg)
 	for _, p := range all {
 		p.Release() // nobody may be left to release it
 	}
-	c.wg.Wait()
+	// Waits still blocked on the engine give up after a grace period.
+	grace, cancelGrace := context.WithTimeout(ctx, killGrace)
+	done := waitCtx(grace, &c.wg)
+	cancelGrace()
+	c.cancel()
+	if !done && !waitCtx(ctx, &c.wg) {
+		c.log.Warn("processes did not report their exit in time; the agent ends them")
+	}
 	c.mu.Lock()
 	attached := c.attached
 	c.attached = nil
 	c.mu.Unlock()
-	for ws := range attached {
-		c.m.detach(ctx, ws)
+	for w := range attached {
+		w.detach(ctx)
+	}
+	for _, w := range c.m.known() {
+		w.mu.Lock()
+		delete(w.clients, c)
+		w.mu.Unlock()
+	}
+}
+
+// waitCtx waits for wg until ctx ends, and reports whether wg finished.
+// The goroutines it gives up on end on their own, bounded by their own
+// deadlines or by the lifetime contexts their owners cancel.
+func waitCtx(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

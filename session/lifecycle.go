@@ -1,11 +1,16 @@
 package session
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"sort"
+	"io"
+	"net/url"
 	"strings"
-	"sync"
+	"syscall"
+	"time"
 
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/devcontainer"
@@ -26,17 +31,54 @@ func (c *Client) ConfigPath() string {
 	return c.configPath
 }
 
-func (c *Client) ensure(ctx context.Context, ws, image string) (backends.Instance, error) {
-	return c.m.ensure(ctx, UpOptions{Workspace: ws, Image: image, Config: c.ConfigPath()})
+// Workspace returns the handle of a resolved workspace, and registers the
+// client with it: it hears of the instance's changes until it closes.
+func (c *Client) Workspace(ws string) *Workspace {
+	w := c.m.Workspace(ws)
+	w.mu.Lock()
+	if w.clients == nil {
+		w.clients = map[*Client]bool{}
+	}
+	w.clients[c] = true
+	w.mu.Unlock()
+	return w
 }
 
-// HookRun is the outcome of one lifecycle command.
-type HookRun struct {
-	Hook string // postCreateCommand, postStartCommand, postAttachCommand
-	Name string // the entry's name in the object form
-	PID  string
-	Code int
-	Err  string
+// ensure brings the workspace's instance up for one of the client's
+// calls: hooks its creation or start calls for run first, with their
+// output streamed to this client, and an editor session counts as
+// attached from then on.
+func (c *Client) ensure(ctx context.Context, w *Workspace, image string) (Ready, error) {
+	r, err := w.Ensure(ctx, EnsureOptions{Image: image, Config: c.ConfigPath(), Hooks: c.hookRunner(), BuildLog: nil})
+	if err != nil {
+		return Ready{}, err
+	}
+	c.attach(ctx, w, r)
+	return r, nil
+}
+
+// hookRunner runs lifecycle commands as this client's processes, so their
+// output streams to it under a pid.
+func (c *Client) hookRunner() HookFunc {
+	return func(ctx context.Context, r Ready, hook, entry string, argv []string) HookRun {
+		hr := HookRun{Hook: hook, Name: entry}
+		run, err := c.runOn(ctx, r.ws, r, ExecOptions{Workspace: r.ws.path, Argv: argv, Kind: "os"}, nil)
+		hr.PID, hr.Code = run.PID, run.Status.Code
+		if err != nil {
+			hr.Err = err.Error()
+		}
+		if hr.failed() {
+			hr.Tail = tail(string(run.Stdout)+string(run.Stderr), hookTail)
+		}
+		return hr
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
 }
 
 // UpResult is the outcome of Client.Up.
@@ -47,179 +89,230 @@ type UpResult struct {
 	Forwarded []TunnelInfo
 }
 
-// Up brings the workspace's instance up (Manager.Up), then does what the
-// devcontainer spec asks of an attach: postCreateCommand once per
-// container, postStartCommand on every start, postAttachCommand once per
-// client, and forwardPorts as tunnels. A build's log streams to the client
-// under a pseudo-pid of its own.
+// Up brings the workspace's instance up (Workspace.Ensure, which runs the
+// create and start hooks), then does what the devcontainer spec asks of
+// an attach: postAttachCommand once per client, and forwardPorts as
+// tunnels. A build's log streams to the client under a pseudo-pid of its
+// own.
 func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 	if opts.Config == "" {
 		opts.Config = c.ConfigPath()
 	}
+	w := c.Workspace(opts.Workspace)
 	blog := &buildLog{c: c}
-	opts.BuildLog = blog
-	inst, err := c.m.Up(ctx, opts)
+	r, err := w.Ensure(ctx, EnsureOptions{Image: opts.Image, Config: opts.Config, Recreate: opts.Recreate, BuildLog: blog, Hooks: c.hookRunner()})
 	blog.finish(err)
 	if err != nil {
 		return UpResult{}, err
 	}
-	res := UpResult{Instance: inst, BuildPID: blog.id}
-	if inst.Labels[LabelSync] == "true" {
-		if err := c.startSync(ctx, opts.Workspace, opts.Image, inst.Instance); err != nil {
+	c.attach(ctx, w, r)
+	if !r.Created && !r.Started {
+		// Ensure answered from what it knew: report the instance as it is.
+		r.Agent = c.m.agentStatus(r.Instance.Instance)
+	}
+	res := UpResult{Instance: r.Instance, BuildPID: blog.id, Hooks: r.Hooks}
+	if r.Labels[LabelSync] == "true" {
+		if err := c.startSync(ctx, opts.Workspace, opts.Image, r.Instance.Instance); err != nil {
 			return UpResult{}, fmt.Errorf("sync: %w", err)
 		}
 	}
-	cfg := inst.Config
+	cfg := r.Config
 	if cfg == nil {
 		return res, nil
 	}
 	c.watchConfig(opts.Workspace, cfg)
-	first := c.firstAttach(opts.Workspace)
-	hooks := []struct {
-		name string
-		hook *devcontainer.Hook
-		run  bool
-	}{
-		{"postCreateCommand", cfg.PostCreate, inst.Created},
-		{"postStartCommand", cfg.PostStart, inst.Started},
-		{"postAttachCommand", cfg.PostAttach, first},
+	if !c.firstUp(w) {
+		return res, nil
 	}
-	for _, h := range hooks {
-		if h.hook == nil || !h.run {
+	if cfg.PostAttach != nil {
+		backends.Report(ctx, "running postAttachCommand")
+		for _, h := range runHook(ctx, r, "postAttachCommand", cfg.PostAttach, c.hookRunner()) {
+			res.Hooks = append(res.Hooks, h)
+			if h.failed() {
+				c.log.Warn("postAttachCommand failed", "name", h.Name, "code", h.Code, "err", h.Err)
+			}
+		}
+	}
+	for _, p := range cfg.ForwardPorts {
+		host := p.Host
+		if host == "" {
+			host = "127.0.0.1"
+		}
+		t, err := c.Forward(ctx, opts.Workspace, opts.Image, host, p.Port, p.Port)
+		if err != nil {
+			// The same host port may be taken: any port will do.
+			t, err = c.Forward(ctx, opts.Workspace, opts.Image, host, p.Port, 0)
+		}
+		if err != nil {
+			c.log.Warn("forwardPorts: not forwarded", "port", p.Port, "err", err)
 			continue
 		}
-		backends.Report(ctx, "running %s", h.name)
-		runs := c.runHook(ctx, opts, h.name, h.hook)
-		res.Hooks = append(res.Hooks, runs...)
-		for _, r := range runs {
-			if r.Err != "" || r.Code != 0 {
-				c.log.Warn("lifecycle command failed", "hook", h.name, "name", r.Name, "code", r.Code, "err", r.Err)
-			}
-		}
-	}
-	if first {
-		for _, p := range cfg.ForwardPorts {
-			host := p.Host
-			if host == "" {
-				host = "127.0.0.1"
-			}
-			t, err := c.Forward(ctx, opts.Workspace, opts.Image, host, p.Port, p.Port)
-			if err != nil {
-				// The same host port may be taken: any port will do.
-				t, err = c.Forward(ctx, opts.Workspace, opts.Image, host, p.Port, 0)
-			}
-			if err != nil {
-				c.log.Warn("forwardPorts: not forwarded", "port", p.Port, "err", err)
-				continue
-			}
-			res.Forwarded = append(res.Forwarded, t)
-		}
+		res.Forwarded = append(res.Forwarded, t)
 	}
 	return res, nil
 }
 
-// firstAttach reports whether this is the client's first Up of ws.
-func (c *Client) firstAttach(ws string) bool {
+// firstUp reports whether this is the client's first Up of w.
+func (c *Client) firstUp(w *Workspace) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.attached == nil {
-		c.attached = map[string]bool{}
+	if c.upped == nil {
+		c.upped = map[*Workspace]bool{}
 	}
-	if c.attached[ws] {
+	if c.upped[w] {
 		return false
 	}
-	c.attached[ws] = true
-	c.m.attach(ws)
+	c.upped[w] = true
 	return true
 }
 
-// runHook runs a lifecycle command in its three forms: a string through
-// /bin/sh, an array directly, an object's entries in parallel.
-func (c *Client) runHook(ctx context.Context, opts UpOptions, name string, h *devcontainer.Hook) []HookRun {
-	one := func(entry string, h *devcontainer.Hook) HookRun {
-		argv := h.Argv
-		if h.Shell != "" {
-			argv = []string{"/bin/sh", "-c", h.Shell}
-		}
-		r := HookRun{Hook: name, Name: entry}
-		if len(argv) == 0 {
-			return r
-		}
-		run, err := c.runWork(ctx, ExecOptions{Workspace: opts.Workspace, Image: opts.Image, Argv: argv, Kind: "os"}, nil)
-		r.PID, r.Code = run.PID, run.Status.Code
-		if err != nil {
-			r.Err = err.Error()
-		}
-		return r
+// attach counts the client as an editor session of w, once: from then on
+// a shutdownAction waits for it. CLI invocations never count.
+func (c *Client) attach(ctx context.Context, w *Workspace, r Ready) {
+	if !c.editor {
+		return
 	}
-	if len(h.Parallel) == 0 {
-		return []HookRun{one("", h)}
+	c.mu.Lock()
+	if c.closed || c.attached[w] {
+		c.mu.Unlock()
+		return
 	}
-	names := make([]string, 0, len(h.Parallel))
-	for n := range h.Parallel {
-		names = append(names, n)
+	if c.attached == nil {
+		c.attached = map[*Workspace]bool{}
 	}
-	sort.Strings(names)
-	out := make([]HookRun, len(names))
-	var wg sync.WaitGroup
-	for i, n := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out[i] = one(n, h.Parallel[n])
-		}()
+	c.attached[w] = true
+	c.mu.Unlock()
+	w.mu.Lock()
+	w.editors++
+	first := w.editors == 1
+	w.mu.Unlock()
+	if first || r.Created || r.Started {
+		w.writeLease(ctx, r.ID, true)
 	}
-	wg.Wait()
-	return out
 }
 
-// applyConfig fills an exec's defaults from the workspace configuration:
-// remoteUser (else containerUser) and remoteEnv, under what the call gives.
-func (c *Client) applyConfig(ctx context.Context, inst backends.Instance, opts *ExecOptions) {
-	cfg := c.m.cachedConfig(opts.Workspace)
-	if cfg == nil || opts.internal {
+// detach uncounts an editor session and, when it was the last one of
+// every berth process, honours the configuration's shutdownAction. Only a
+// devcontainer.json says stopContainer (the spec's default); a plain image
+// or Containerfile keeps berth's default, a container that outlives its
+// clients.
+func (w *Workspace) detach(ctx context.Context) {
+	w.mu.Lock()
+	w.editors--
+	last := w.editors <= 0
+	if last {
+		w.editors = 0
+	}
+	cfg, r := w.cfg, w.ready
+	w.mu.Unlock()
+	if !last {
 		return
 	}
-	if opts.User == "" {
-		opts.User = cfg.RemoteUser
-		if opts.User == "" {
-			opts.User = cfg.ContainerUser
-		}
+	id := ""
+	if r != nil {
+		id = r.ID
+	} else if inst, err := w.find(ctx); err == nil && inst.State == backends.StateRunning {
+		id = inst.ID
 	}
-	if len(cfg.RemoteEnv) == 0 {
+	if id == "" {
 		return
 	}
-	var containerEnv map[string]string
-	for _, v := range cfg.RemoteEnv {
-		if strings.Contains(v, "${containerEnv:") {
-			containerEnv = c.containerEnv(ctx, opts.Workspace, opts.Image)
+	w.writeLease(ctx, id, false)
+	if !stopsOnLeave(cfg) {
+		return
+	}
+	if n := w.otherSessions(ctx, id); n > 0 {
+		w.log.Info("last session of this berth gone; others remain, so the container stays", "sessions", n)
+		return
+	}
+	w.log.Info("last editor session gone: stopping the container (shutdownAction stopContainer)")
+	if err := w.Down(ctx, false); err != nil {
+		w.log.Warn("shutdownAction: stop failed", "err", err)
+	}
+}
+
+func stopsOnLeave(cfg *devcontainer.Config) bool {
+	if cfg == nil || cfg.ShutdownAction != "stopContainer" {
+		return false
+	}
+	switch cfg.Source {
+	case devcontainer.SourceDevcontainerJSON, devcontainer.SourceDotDevcontainer:
+		return true
+	case devcontainer.SourceExplicit:
+		return strings.HasSuffix(cfg.File, ".json")
+	}
+	return false
+}
+
+// sessionsDir holds one lease per berth process with editor sessions on
+// the instance, so that shutdownAction counts sessions across processes.
+const sessionsDir = "/.berth/sessions"
+
+// leaseName is this process's lease file.
+func leaseName() string { return url.PathEscape(hostID()) }
+
+// writeLease records (or releases) this process's editor sessions in the
+// instance. Failing to is logged: the container then merely may stop
+// early or late.
+func (w *Workspace) writeLease(ctx context.Context, id string, held bool) {
+	body := ""
+	if held {
+		body = hostID()
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	now := time.Now()
+	dir := strings.TrimPrefix(sessionsDir, "/")
+	hdrs := []*tar.Header{
+		{Typeflag: tar.TypeDir, Name: dir[:strings.Index(dir, "/")] + "/", Mode: 0o755, ModTime: now},
+		{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: now},
+		{Typeflag: tar.TypeReg, Name: dir + "/" + leaseName(), Mode: 0o644, Size: int64(len(body)), ModTime: now},
+	}
+	for _, h := range hdrs {
+		_ = tw.WriteHeader(h)
+	}
+	_, _ = io.WriteString(tw, body)
+	_ = tw.Close()
+	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
+	defer cancel()
+	if err := w.m.backend.CopyTo(ctx, id, "/", &buf); err != nil {
+		w.log.Warn("could not record the editor session in the container", "held", held, "err", err)
+	}
+}
+
+// otherSessions counts the live leases of other berth processes.
+func (w *Workspace) otherSessions(ctx context.Context, id string) int {
+	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
+	defer cancel()
+	rc, err := w.m.backend.CopyFrom(ctx, id, sessionsDir)
+	if err != nil {
+		return 0
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	n := 0
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
 			break
 		}
-	}
-	env := cfg.ResolveRemoteEnv(containerEnv)
-	merged := make(map[string]string, len(env)+len(opts.Env))
-	for k, v := range env {
-		merged[k] = v
-	}
-	for k, v := range opts.Env {
-		merged[k] = v
-	}
-	opts.Env = merged
-}
-
-// containerEnv reads the instance's environment, for ${containerEnv:VAR}.
-func (c *Client) containerEnv(ctx context.Context, ws, image string) map[string]string {
-	res, err := c.Run(ctx, ExecOptions{Workspace: ws, Image: image, Argv: []string{"env"}, internal: true}, 0)
-	env := map[string]string{}
-	if err != nil {
-		return env
-	}
-	for _, line := range strings.Split(res.Stdout, "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok {
-			env[k] = v
+		if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
+			continue
 		}
+		body, err := io.ReadAll(io.LimitReader(tr, 1024))
+		if err != nil {
+			break
+		}
+		owner := string(body)
+		if owner == hostID() {
+			continue
+		}
+		if pid, ok := sameHostPID(owner); ok && errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			continue // a berth that died without releasing its lease
+		}
+		n++
 	}
-	return env
+	return n
 }
 
 // buildLog streams an image build's log to the client under a pseudo-pid,
@@ -251,6 +344,59 @@ func (b *buildLog) finish(err error) {
 		st.Code, reason = 1, err.Error()
 	}
 	b.c.sink.Exit(b.id, st, reason)
+}
+
+// applyConfig fills an exec's defaults from the workspace configuration:
+// remoteUser (else containerUser) and remoteEnv, under what the call gives.
+func (c *Client) applyConfig(ctx context.Context, w *Workspace, r Ready, opts *ExecOptions) {
+	cfg := r.Config
+	if cfg == nil || opts.Internal {
+		return
+	}
+	if opts.User == "" {
+		opts.User = cfg.RemoteUser
+		if opts.User == "" {
+			opts.User = cfg.ContainerUser
+		}
+	}
+	if len(cfg.RemoteEnv) == 0 {
+		return
+	}
+	var containerEnv map[string]string
+	for _, v := range cfg.RemoteEnv {
+		if strings.Contains(v, "${containerEnv:") {
+			containerEnv = c.containerEnv(ctx, w, r)
+			break
+		}
+	}
+	env := cfg.ResolveRemoteEnv(containerEnv)
+	merged := make(map[string]string, len(env)+len(opts.Env))
+	for k, v := range env {
+		merged[k] = v
+	}
+	for k, v := range opts.Env {
+		merged[k] = v
+	}
+	opts.Env = merged
+}
+
+// containerEnv reads the instance's environment, for ${containerEnv:VAR}.
+func (c *Client) containerEnv(ctx context.Context, w *Workspace, r Ready) map[string]string {
+	var out bytes.Buffer // one writer: stdout
+	env := map[string]string{}
+	proc, err := w.exec(ctx, r, backends.ExecSpec{Argv: []string{"env"}, Stdout: &out, Stderr: io.Discard}, nil)
+	if err != nil {
+		return env
+	}
+	if _, err := proc.Wait(ctx); err != nil {
+		return env
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
 }
 
 // watchConfig watches ws's configuration inputs while the client lives.

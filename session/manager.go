@@ -67,6 +67,9 @@ type Instance struct {
 	Stale   bool // its configuration changed since it was created
 	Config  *devcontainer.Config
 	Agent   AgentStatus
+	// HookError says why the container's create hooks failed; berth
+	// doesn't run them again on its own (recreate does).
+	HookError string
 }
 
 // AgentStatus says how berth reaches an instance's processes.
@@ -75,7 +78,11 @@ type AgentStatus struct {
 	Reason  string // why not, when disabled
 }
 
-// Manager maps workspaces to instances on one backend.
+// Manager is one backend's share of berth: every client of one berth
+// process uses it, and it holds one Workspace per workspace folder.
+//
+// Goroutines: the event watcher (started with the first Workspace, when
+// the backend is a backends.Watcher), which Close cancels and waits for.
 type Manager struct {
 	backend      backends.Backend
 	log          *slog.Logger
@@ -86,21 +93,14 @@ type Manager struct {
 	agentOff string        // why agentBin is nil
 	noFast   bool          // keep everything on the exec stream
 
-	mu      sync.Mutex             // guards the following
-	locks   map[string]*sync.Mutex // per-workspace, serialises Up and Down
-	cache   map[string]backends.Instance
-	agents  map[string]*agentEntry          // by instance id
-	netnss  map[string]string               // by workspace: the instance's netns path
-	configs map[string]*devcontainer.Config // by workspace: last resolved
-	clients map[string]int                  // by workspace: clients attached
-	closed  bool
-}
+	ctx    context.Context // the manager's lifetime: ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the event watcher
 
-// agentEntry is the agent of one instance, or why it has none.
-type agentEntry struct {
-	client   *agent.Client
-	reason   string    // set when client is nil
-	failedAt time.Time // when a start failed; retried after agentRetry
+	mu         sync.Mutex // guards the following
+	workspaces map[string]*Workspace
+	watching   bool
+	closed     bool
 }
 
 // agentRetry is how long berth uses plain exec after an agent failed to
@@ -108,19 +108,17 @@ type agentEntry struct {
 const agentRetry = 30 * time.Second
 
 // NewManager returns a Manager on backend. defaultImage is used when a call
-// names none; it may be empty.
+// names none; it may be empty. Close releases it.
 func NewManager(backend backends.Backend, log *slog.Logger, defaultImage string) *Manager {
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
 		backend:      backend,
 		log:          log,
 		defaultImage: defaultImage,
 		flavor:       pathmap.HostFlavor(),
-		locks:        map[string]*sync.Mutex{},
-		cache:        map[string]backends.Instance{},
-		agents:       map[string]*agentEntry{},
-		netnss:       map[string]string{},
-		configs:      map[string]*devcontainer.Config{},
-		clients:      map[string]int{},
+		ctx:          ctx,
+		cancel:       cancel,
+		workspaces:   map[string]*Workspace{},
 		agentOff:     "agent not configured",
 	}
 }
@@ -141,175 +139,74 @@ func (m *Manager) AgentEnabled() (bool, string) {
 	return m.agentBin != nil, m.agentOff
 }
 
-// agentFor returns the running agent of inst, starting it if needed. It
-// returns nil and the reason when processes must use plain exec.
-func (m *Manager) agentFor(ctx context.Context, inst backends.Instance) (*agent.Client, string) {
-	if m.agentBin == nil {
-		return nil, m.agentOff
-	}
-	if cfg := m.cachedConfig(inst.Workspace); cfg != nil && cfg.Berth.Agent != nil && !*cfg.Berth.Agent {
-		return nil, "agent disabled by customizations.berth.agent in " + cfg.File
-	}
-	unlock := m.lock("agent:" + inst.ID)
-	defer unlock()
-	m.mu.Lock()
-	e := m.agents[inst.ID]
-	closed := m.closed
-	m.mu.Unlock()
-	switch {
-	case closed:
-		return nil, "shutting down"
-	case e != nil && e.client != nil && e.client.Alive():
-		return e.client, ""
-	case e != nil && e.client == nil && time.Since(e.failedAt) < agentRetry:
-		return nil, e.reason
-	}
-	if e != nil && e.client != nil {
-		m.log.Info("agent gone; restarting it", "instance", inst.Name)
-		e.client.Close()
-	}
-	e = &agentEntry{}
-	if reason := m.platformMismatch(ctx, inst); reason != "" {
-		// A mismatch never heals: don't retry.
-		e.reason, e.failedAt = reason, time.Now().Add(100*365*24*time.Hour)
-	} else if c, err := agent.Start(ctx, m.backend, inst.ID, m.agentBin, m.log.With("instance", inst.Name), agent.Options{FastDir: m.fastDirOf(inst)}); err != nil {
-		e.reason, e.failedAt = "agent failed to start, using plain exec: "+err.Error(), time.Now()
-		m.log.Warn("agent failed to start; using plain exec", "instance", inst.Name, "err", err)
-	} else {
-		e.client = c
-	}
-	m.mu.Lock()
-	m.agents[inst.ID] = e
-	m.mu.Unlock()
-	return e.client, e.reason
-}
-
-// netns returns the path of the workspace's instance's network namespace
-// when berth may join it (root, local engine, fast path on), else "".
-func (m *Manager) netns(ctx context.Context, ws string) string {
-	nser, ok := m.backend.(backends.NetNSer)
-	if !ok || m.noFast || !netnsUsable() {
-		return ""
-	}
-	m.mu.Lock()
-	p, ok := m.netnss[ws]
-	inst, cached := m.cache[ws]
-	m.mu.Unlock()
-	if ok {
-		return p
-	}
-	if !cached {
-		return ""
-	}
-	p, err := nser.NetNS(ctx, inst.ID)
-	if err != nil {
-		m.log.Debug("no netns fast path", "instance", inst.Name, "err", err)
-		p = ""
-	}
-	m.mu.Lock()
-	m.netnss[ws] = p
-	m.mu.Unlock()
-	return p
-}
-
-func (m *Manager) forgetNetNS(ws string) {
-	m.mu.Lock()
-	delete(m.netnss, ws)
-	m.mu.Unlock()
-}
-
-// fastDirOf finds the host side of an instance's fast-path mount.
-func (m *Manager) fastDirOf(inst backends.Instance) string {
-	if m.noFast {
-		return ""
-	}
-	for _, mt := range inst.Mounts {
-		if mt.Container == agent.RunDir {
-			return mt.Host
-		}
-	}
-	return ""
-}
-
-func (m *Manager) platformMismatch(ctx context.Context, inst backends.Instance) string {
-	pf, ok := m.backend.(backends.Platformer)
-	if !ok {
-		return ""
-	}
-	goos, goarch, err := pf.Platform(ctx, inst.ID)
-	if err != nil || goos == "" || goarch == "" {
-		return ""
-	}
-	if goos != m.agentBin.GOOS || goarch != m.agentBin.GOARCH {
-		return fmt.Sprintf("container is %s/%s but the agent is built for %s/%s; using plain exec", goos, goarch, m.agentBin.GOOS, m.agentBin.GOARCH)
-	}
-	return ""
-}
-
-// agentStatus reports, without starting anything, how inst is reached.
-func (m *Manager) agentStatus(inst backends.Instance) AgentStatus {
-	if m.agentBin == nil {
-		return AgentStatus{Reason: m.agentOff}
-	}
-	if cfg := m.cachedConfig(inst.Workspace); cfg != nil && cfg.Berth.Agent != nil && !*cfg.Berth.Agent {
-		return AgentStatus{Reason: "agent disabled by customizations.berth.agent in " + cfg.File}
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if e := m.agents[inst.ID]; e != nil && e.client == nil {
-		return AgentStatus{Reason: e.reason}
-	}
-	return AgentStatus{Enabled: true}
-}
-
-// Close stops every agent this manager started, which ends their
-// processes, and refuses new ones.
-func (m *Manager) Close() {
-	m.mu.Lock()
-	m.closed = true
-	agents := m.agents
-	m.agents = map[string]*agentEntry{}
-	m.mu.Unlock()
-	for _, e := range agents {
-		if e.client != nil {
-			e.client.Close()
-		}
-	}
-}
-
 // Backend returns the manager's backend.
 func (m *Manager) Backend() backends.Backend { return m.backend }
 
-func (m *Manager) lock(ws string) func() {
+// Workspace returns the handle of a resolved workspace (see
+// ResolveWorkspace), making it on first use. Every call for one path
+// returns the same handle.
+func (m *Manager) Workspace(path string) *Workspace {
 	m.mu.Lock()
-	l, ok := m.locks[ws]
+	defer m.mu.Unlock()
+	w, ok := m.workspaces[path]
 	if !ok {
-		l = &sync.Mutex{}
-		m.locks[ws] = l
+		w = &Workspace{m: m, path: path, log: m.log.With("workspace", path)}
+		m.workspaces[path] = w
 	}
+	if !m.watching && !m.closed {
+		if wt, ok := m.backend.(backends.Watcher); ok {
+			m.watching = true
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				m.watch(wt)
+			}()
+		}
+	}
+	return w
+}
+
+// known returns every workspace handle made so far.
+func (m *Manager) known() []*Workspace {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Workspace, 0, len(m.workspaces))
+	for _, w := range m.workspaces {
+		out = append(out, w)
+	}
+	return out
+}
+
+// closeTimeout bounds letting go of agents, so that a frozen or vanished
+// engine can't hold berth's exit hostage.
+const closeTimeout = time.Second
+
+// Close stops the event watcher and every agent this manager started,
+// which ends their processes, and refuses new ones. Each step is bounded.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	m.closed = true
 	m.mu.Unlock()
-	l.Lock()
-	return l.Unlock
+	m.cancel()
+	var wg sync.WaitGroup
+	for _, w := range m.known() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.dropRunner("shutting down")
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	waitCtx(ctx, &wg)
+	m.wg.Wait()
 }
 
-func (m *Manager) remember(ws string, inst *backends.Instance) {
+// isClosed reports whether Close has begun.
+func (m *Manager) isClosed() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if old, ok := m.cache[ws]; !ok || inst == nil || old.ID != inst.ID || inst.State != backends.StateRunning {
-		delete(m.netnss, ws)
-	}
-	if inst == nil {
-		delete(m.cache, ws)
-		return
-	}
-	m.cache[ws] = *inst
-}
-
-func (m *Manager) cached(ws string) (backends.Instance, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	inst, ok := m.cache[ws]
-	return inst, ok
+	return m.closed
 }
 
 // ResolveWorkspace turns a host path or file URI into the canonical key of a
@@ -401,6 +298,9 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 		Env:       envList(cfg.ContainerEnv),
 		Labels:    map[string]string{LabelConfigHash: cfg.Hash, LabelConfigSource: string(cfg.Source)},
 	}
+	if len(createHooks(cfg)) > 0 {
+		spec.Labels[LabelHooks] = "true"
+	}
 	local := true
 	if l, ok := m.backend.(backends.Localer); ok {
 		local = l.Local()
@@ -463,70 +363,6 @@ func (m *Manager) build(ctx context.Context, ws string, cfg *devcontainer.Config
 	}, log)
 }
 
-// Config resolves a workspace's configuration: explicit, devcontainer.json,
-// Containerfile or image, in that order (see devcontainer.Discover). image
-// is the fallback image.
-func (m *Manager) Config(ws, explicit, image string) (*devcontainer.Config, error) {
-	if image == "" {
-		image = m.defaultImage
-	}
-	cfg, err := devcontainer.Discover(ws, explicit, image, os.LookupEnv)
-	if err != nil {
-		return nil, err
-	}
-	if len(cfg.Unknown) > 0 || len(cfg.Berth.Unknown) > 0 {
-		m.log.Info("ignoring unsupported config keys", "workspace", ws, "file", cfg.File, "keys", append(cfg.Unknown, cfg.Berth.Unknown...))
-	}
-	m.mu.Lock()
-	m.configs[ws] = cfg
-	m.mu.Unlock()
-	return cfg, nil
-}
-
-// attach counts a client on ws; detach uncounts it and, when it was the
-// last, honours the configuration's shutdownAction. Only a devcontainer.json
-// says stopContainer (the spec's default); a plain image or Containerfile
-// keeps berth's default, a container that outlives its clients.
-func (m *Manager) attach(ws string) {
-	m.mu.Lock()
-	m.clients[ws]++
-	m.mu.Unlock()
-}
-
-func (m *Manager) detach(ctx context.Context, ws string) {
-	m.mu.Lock()
-	m.clients[ws]--
-	last := m.clients[ws] <= 0
-	if last {
-		delete(m.clients, ws)
-	}
-	cfg := m.configs[ws]
-	m.mu.Unlock()
-	if !last || cfg == nil || cfg.ShutdownAction != "stopContainer" {
-		return
-	}
-	switch cfg.Source {
-	case devcontainer.SourceDevcontainerJSON, devcontainer.SourceDotDevcontainer:
-	case devcontainer.SourceExplicit:
-		if !strings.HasSuffix(cfg.File, ".json") {
-			return
-		}
-	default:
-		return
-	}
-	m.log.Info("last client gone: stopping the container (shutdownAction stopContainer)", "workspace", ws)
-	if err := m.Down(ctx, ws, false); err != nil {
-		m.log.Warn("shutdownAction: stop failed", "workspace", ws, "err", err)
-	}
-}
-
-// cachedConfig returns the config last resolved for ws, or nil.
-func (m *Manager) cachedConfig(ws string) *devcontainer.Config {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.configs[ws]
-}
-
 // fastDir makes the host directory shared with an instance for the
 // agent's fast path, when the engine is local.
 func (m *Manager) fastDir(name string) (string, bool) {
@@ -579,166 +415,19 @@ func MountsOf(inst backends.Instance) []backends.Mount {
 	return append([]backends.Mount{{Host: inst.Workspace, Container: inst.Workdir, Type: MountSync}}, inst.Mounts...)
 }
 
-// Up returns the workspace's running instance, creating or starting it when
-// needed. It is idempotent.
-func (m *Manager) Up(ctx context.Context, opts UpOptions) (Instance, error) {
-	unlock := m.lock(opts.Workspace)
-	defer unlock()
-	return m.upLocked(ctx, opts)
-}
-
-func (m *Manager) upLocked(ctx context.Context, opts UpOptions) (Instance, error) {
-	ws := opts.Workspace
-	prior, ferr := m.backend.Find(ctx, ws)
-	if ferr != nil && !errors.Is(ferr, backends.ErrNotFound) {
-		return Instance{}, ferr
-	}
-	exists := ferr == nil
-	cfg, err := m.Config(ws, opts.Config, opts.Image)
-	if errors.Is(err, devcontainer.ErrNoConfig) && exists && !opts.Recreate {
-		// An existing instance needs no configuration to be used.
-		cfg, err = &devcontainer.Config{Source: devcontainer.SourceImage, Image: prior.Image, Hash: prior.Labels[LabelConfigHash]}, nil
-	}
-	if err != nil {
-		if errors.Is(err, devcontainer.ErrNoConfig) {
-			return Instance{}, fmt.Errorf("%w: %v", ErrNoImage, err)
-		}
-		return Instance{}, err
-	}
-	spec, err := m.spec(ws, cfg)
-	if err != nil {
-		return Instance{}, err
-	}
-	if opts.Recreate && exists {
-		if err := m.removeLocked(ctx, ws); err != nil && !errors.Is(err, backends.ErrNotFound) {
-			return Instance{}, err
-		}
-		exists = false
-	}
-	if exists {
-		// Reuse it, stale or not: rebuilding is the user's call (recreate).
-		spec.Image = prior.Image
-	} else if cfg.Build != nil {
-		if err := m.build(ctx, ws, cfg, opts.BuildLog); err != nil {
-			return Instance{}, err
-		}
-	}
-	inst, created, err := m.backend.Ensure(ctx, spec)
-	if err != nil {
-		return Instance{}, err
-	}
-	m.remember(ws, &inst)
-	out := Instance{
-		Instance: inst, Backend: m.backend.Name(), Created: created, Agent: m.agentStatus(inst),
-		Started: created || (exists && prior.State != backends.StateRunning),
-		Config:  cfg,
-	}
-	out.Stale = !created && cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash
-	if out.Stale {
-		backends.Report(ctx, "container %s is stale: its configuration changed; berth/up with recreate rebuilds it", inst.Name)
-	}
-	if created {
-		m.log.Info("instance created", "workspace", ws, "instance", inst.Name, "config", cfg.Source)
-	}
-	return out, nil
-}
-
-// ensure returns the running instance for exec, from cache when possible.
-func (m *Manager) ensure(ctx context.Context, opts UpOptions) (backends.Instance, error) {
-	if inst, ok := m.cached(opts.Workspace); ok && inst.State == backends.StateRunning {
-		return inst, nil
-	}
-	inst, err := m.Up(ctx, opts)
-	return inst.Instance, err
-}
-
-// forget drops a cached instance that turned out to be gone or stopped.
-func (m *Manager) forget(ws string) { m.remember(ws, nil) }
-
-// Status returns the workspace's instance, or nil if it has none. It
-// compares the instance with the workspace's configuration now, to say
-// whether it is stale; explicit and image are as for Up.
-func (m *Manager) Status(ctx context.Context, ws, explicit, image string) (*Instance, error) {
-	inst, err := m.backend.Find(ctx, ws)
-	if errors.Is(err, backends.ErrNotFound) {
-		m.forget(ws)
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	m.remember(ws, &inst)
-	out := &Instance{Instance: inst, Backend: m.backend.Name(), Agent: m.agentStatus(inst)}
-	if cfg, err := m.Config(ws, explicit, image); err == nil {
-		out.Config = cfg
-		out.Stale = cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash
-	}
-	return out, nil
-}
-
 // List returns every berth instance on the backend.
 func (m *Manager) List(ctx context.Context) ([]Instance, error) {
+	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
+	defer cancel()
 	list, err := m.backend.List(ctx)
 	if err != nil {
-		return nil, err
+		return nil, m.engineErr(ctx, "list", err)
 	}
 	out := make([]Instance, 0, len(list))
 	for _, inst := range list {
 		out = append(out, Instance{Instance: inst, Backend: m.backend.Name(), Agent: m.agentStatus(inst)})
 	}
 	return out, nil
-}
-
-// Down stops the workspace's instance, or removes it. It is idempotent.
-func (m *Manager) Down(ctx context.Context, ws string, remove bool) error {
-	unlock := m.lock(ws)
-	defer unlock()
-	if remove {
-		err := m.removeLocked(ctx, ws)
-		if errors.Is(err, backends.ErrNotFound) {
-			return nil
-		}
-		return err
-	}
-	inst, err := m.backend.Find(ctx, ws)
-	if errors.Is(err, backends.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	m.forget(ws)
-	if inst.State == backends.StateStopped {
-		return nil
-	}
-	return m.backend.Stop(ctx, inst.ID)
-}
-
-func (m *Manager) removeLocked(ctx context.Context, ws string) error {
-	m.forget(ws)
-	inst, err := m.backend.Find(ctx, ws)
-	if err != nil {
-		return err
-	}
-	m.log.Info("removing instance", "workspace", ws, "instance", inst.Name)
-	return m.backend.Remove(ctx, inst.ID)
-}
-
-// Mapper returns the path mapper for a workspace: from its instance's mounts
-// when it has one, else from the mounts it would be created with.
-func (m *Manager) Mapper(ctx context.Context, ws string) (*pathmap.Mapper, error) {
-	var mounts []backends.Mount
-	if inst, ok := m.cached(ws); ok {
-		mounts = MountsOf(inst)
-	} else if inst, err := m.backend.Find(ctx, ws); err == nil {
-		mounts = MountsOf(inst)
-	} else if !errors.Is(err, backends.ErrNotFound) && !errors.Is(err, backends.ErrUnavailable) {
-		return nil, err
-	}
-	if len(mounts) == 0 {
-		mounts = []backends.Mount{{Host: ws, Container: Workdir(ws)}}
-	}
-	return m.mapperFor(mounts)
 }
 
 func (m *Manager) mapperFor(mounts []backends.Mount) (*pathmap.Mapper, error) {

@@ -214,10 +214,11 @@ func (s *syncer) flush(ctx context.Context) (SyncStats, error) {
 	if len(changed) == 0 {
 		return SyncStats{}, nil
 	}
-	inst, err := s.c.ensure(ctx, s.ws, s.image)
+	r, err := s.c.ensure(ctx, s.c.Workspace(s.ws), s.image)
 	if err != nil {
 		return SyncStats{}, err
 	}
+	inst := r.Instance.Instance
 	var present, gone []string
 	for rel := range changed {
 		if _, err := os.Lstat(filepath.Join(s.ws, filepath.FromSlash(rel))); err == nil {
@@ -234,7 +235,7 @@ func (s *syncer) flush(ctx context.Context) (SyncStats, error) {
 		for _, rel := range gone {
 			argv = append(argv, path.Join(inst.Workdir, rel))
 		}
-		res, err := s.c.Run(ctx, ExecOptions{Workspace: s.ws, Image: s.image, Argv: argv, internal: true}, time.Minute)
+		res, err := s.c.Run(ctx, ExecOptions{Workspace: s.ws, Image: s.image, Argv: argv, Internal: true}, time.Minute)
 		if err != nil {
 			return st, err
 		}

@@ -115,23 +115,21 @@ func (c *Client) addTunnel(t *tunnel) (TunnelInfo, error) {
 
 // agentOf returns the workspace's running instance's agent, or an error
 // saying why tunnels can't work.
-func (c *Client) agentOf(ctx context.Context, ws, image string) (*agent.Client, error) {
-	inst, err := c.ensure(ctx, ws, image)
+func (c *Client) agentOf(ctx context.Context, ws, image string) (*Workspace, Ready, *agent.Client, error) {
+	w := c.Workspace(ws)
+	r, err := c.ensure(ctx, w, image)
 	if err != nil {
-		return nil, err
+		return nil, Ready{}, nil, err
 	}
-	ac, reason := c.m.agentFor(ctx, inst)
-	if ac == nil {
-		return nil, fmt.Errorf("tunnels: %w (%s)", ErrNeedsAgent, reason)
-	}
-	return ac, nil
+	ac, err := w.agentFor(ctx, r)
+	return w, r, ac, err
 }
 
 // Forward listens on host 127.0.0.1:hostPort (0 picks a port) and carries
 // each connection to containerHost:containerPort inside the workspace's
 // instance, through the agent. It never uses the container's IP address.
 func (c *Client) Forward(ctx context.Context, ws, image, containerHost string, containerPort, hostPort int) (TunnelInfo, error) {
-	if _, err := c.agentOf(ctx, ws, image); err != nil {
+	if _, _, _, err := c.agentOf(ctx, ws, image); err != nil {
 		return TunnelInfo{}, err
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(hostPort)))
@@ -163,7 +161,7 @@ func (c *Client) Forward(ctx context.Context, ws, image, containerHost string, c
 			t.wg.Add(1)
 			go func() {
 				defer t.wg.Done()
-				cc, err := c.dialIn(context.Background(), ws, image, addr)
+				cc, err := c.dialIn(c.ctx, ws, image, addr)
 				if err != nil {
 					c.log.Info("tunnel: dial in container failed", "tunnel", info.ID, "addr", addr, "err", err)
 					hc.Close()
@@ -177,30 +175,20 @@ func (c *Client) Forward(ctx context.Context, ws, image, containerHost string, c
 	return info, nil
 }
 
-// dialIn connects to addr inside the workspace's instance: from a thread
-// in the instance's network namespace when berth may (root, local engine),
-// else through the agent. Both are resolved per connection, since the
-// instance or its agent may have restarted.
+// dialIn connects to addr inside the workspace's instance, resolved per
+// connection, since the instance or its agent may have restarted.
 func (c *Client) dialIn(ctx context.Context, ws, image, addr string) (net.Conn, error) {
-	ac, err := c.agentOf(ctx, ws, image)
+	w, r, _, err := c.agentOf(ctx, ws, image)
 	if err != nil {
 		return nil, err
 	}
-	if ns := c.m.netns(ctx, ws); ns != "" {
-		if cc, err := netnsDial(ctx, ns, addr); err == nil {
-			return cc, nil
-		} else {
-			c.log.Debug("netns dial failed; using the agent", "addr", addr, "err", err)
-			c.m.forgetNetNS(ws)
-		}
-	}
-	return ac.Dial(ctx, addr)
+	return w.dial(ctx, r, addr)
 }
 
 // Reverse listens on the instance's 127.0.0.1:containerPort (0 picks a
 // port) and carries each connection to host 127.0.0.1:hostPort.
 func (c *Client) Reverse(ctx context.Context, ws, image string, hostPort, containerPort int) (TunnelInfo, error) {
-	ac, err := c.agentOf(ctx, ws, image)
+	w, r, ac, err := c.agentOf(ctx, ws, image)
 	if err != nil {
 		return TunnelInfo{}, err
 	}
@@ -221,7 +209,7 @@ func (c *Client) Reverse(ctx context.Context, ws, image string, hostPort, contai
 		t.joinTracked(cc, hc)
 	}
 	listenAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(containerPort))
-	if ns := c.m.netns(ctx, ws); ns != "" {
+	if ns := w.netnsPath(ctx, r); ns != "" {
 		if ln, err := netnsListen(ns, listenAddr); err == nil {
 			t.ln = ln
 			t.info.ContainerPort = ln.Addr().(*net.TCPAddr).Port
@@ -302,4 +290,21 @@ func (c *Client) closeTunnels() {
 	for _, t := range ts {
 		t.close()
 	}
+}
+
+// CloseTunnelOnExit closes the tunnel id when p exits: a debuggee's
+// tunnel lives as long as it does.
+func (c *Client) CloseTunnelOnExit(p *Process, id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		<-p.done
+		_ = c.CloseTunnel(id)
+	}()
+	return nil
 }

@@ -169,7 +169,7 @@ func (w *configWatcher) check(ws string) {
 	sort.Strings(files)
 
 	hash := ""
-	cfg, err := w.c.m.Config(ws, w.c.ConfigPath(), "")
+	cfg, err := w.c.m.Workspace(ws).Config(w.c.ConfigPath(), "")
 	if err == nil {
 		hash = cfg.Hash
 	}

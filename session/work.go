@@ -1,63 +1,64 @@
 package session
 
 import (
-	"archive/tar"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/url"
-	"os"
-	"path"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/pathmap"
-	"github.com/berthdev/berth/tools"
 )
 
-// ErrNoFramework means no test framework was given and none was detected.
-var ErrNoFramework = errors.New("no test framework detected")
-
-// workRun is a process run for the editor's work (tests, lint, inspection):
+// WorkRun is a process run for the editor's work (tests, lint, inspection):
 // its output streams to the client under its pid as it runs, and is also
 // captured for parsing.
-type workRun struct {
+type WorkRun struct {
 	PID    string
 	Status backends.ExitStatus
-	Stdout []byte // raw container text, capped at maxWorkCapture
+	Stdout []byte // raw container text, capped at MaxWorkCapture
 	Stderr []byte
 }
 
-// maxWorkCapture bounds what a work run keeps for parsing.
-const maxWorkCapture = 64 << 20
+// MaxWorkCapture bounds what a work run keeps for parsing, and what
+// ReadFile reads.
+const MaxWorkCapture = 64 << 20
 
-// runWork starts opts as a process, streams its output to the client with
+// Ready ensures the workspace's instance for one of the client's calls and
+// returns it with its mapper and configuration.
+func (c *Client) Ready(ctx context.Context, ws, image string) (Ready, error) {
+	return c.ensure(ctx, c.Workspace(ws), image)
+}
+
+// NeedAgent reports why r's instance has no agent, as an ErrNeedsAgent, or
+// nil when it has one.
+func (c *Client) NeedAgent(ctx context.Context, r Ready) error {
+	_, err := r.ws.agentFor(ctx, r)
+	return err
+}
+
+// RunWork starts opts as a process, streams its output to the client with
 // container paths mapped, captures the raw output, and waits for the exit.
 // transform, when set, turns raw stdout into what the client sees (go
 // test -json becomes its Output lines). Cancelling ctx kills the process.
-func (c *Client) runWork(ctx context.Context, opts ExecOptions, transform func(string) string) (workRun, error) {
+func (c *Client) RunWork(ctx context.Context, opts ExecOptions, transform func(string) string) (WorkRun, error) {
+	w := c.Workspace(opts.Workspace)
+	r, err := c.ensure(ctx, w, opts.Image)
+	if err != nil {
+		return WorkRun{}, err
+	}
+	return c.runOn(ctx, w, r, opts, transform)
+}
+
+// runOn is RunWork on an instance the caller ensured.
+func (c *Client) runOn(ctx context.Context, w *Workspace, r Ready, opts ExecOptions, transform func(string) string) (WorkRun, error) {
 	id, err := c.newID()
 	if err != nil {
-		return workRun{}, err
-	}
-	inst, err := c.ensure(ctx, opts.Workspace, opts.Image)
-	if err != nil {
-		return workRun{}, err
-	}
-	mapper, err := c.m.mapperFor(MountsOf(inst))
-	if err != nil {
-		return workRun{}, err
+		return WorkRun{}, err
 	}
 	var (
 		mu       sync.Mutex // guards the following
-		run      = workRun{PID: id}
+		run      = WorkRun{PID: id}
 		exitErr  error
 		streamed = map[string]*pathmap.Writer{}
 	)
@@ -65,14 +66,14 @@ func (c *Client) runWork(ctx context.Context, opts ExecOptions, transform func(s
 		if w, ok := streamed[stream]; ok {
 			return w
 		}
-		w := mapper.NewWriter(textSink(func(s string) { c.sink.Output(id, stream, s) }))
+		w := r.Mapper.NewWriter(textSink(func(s string) { c.sink.Output(id, stream, s) }))
 		streamed[stream] = w
 		return w
 	}
 	opts.MapPaths = false // parsed as the container wrote it; mapped for the client below
 	out := newOutbox()
 	out.release() // the client learns the pid from the output itself
-	p, err := c.start(ctx, id, opts, out,
+	p, err := c.startOn(ctx, w, r, id, opts, out,
 		func(stream, text string) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -80,7 +81,7 @@ func (c *Client) runWork(ctx context.Context, opts ExecOptions, transform func(s
 			if stream == "stderr" {
 				buf = &run.Stderr
 			}
-			if len(*buf)+len(text) <= maxWorkCapture {
+			if len(*buf)+len(text) <= MaxWorkCapture {
 				*buf = append(*buf, text...)
 			}
 			if stream == "stdout" && transform != nil {
@@ -102,19 +103,19 @@ func (c *Client) runWork(ctx context.Context, opts ExecOptions, transform func(s
 			c.sink.Exit(id, st, reason)
 		})
 	if err != nil {
-		return workRun{}, err
+		return WorkRun{}, err
 	}
 	select {
 	case <-p.done:
 	case <-ctx.Done():
-		_ = p.proc.Kill(context.WithoutCancel(ctx))
+		_ = p.Kill(context.WithoutCancel(ctx))
 		<-p.done
-		return workRun{}, ctx.Err()
+		return WorkRun{}, ctx.Err()
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	if exitErr != nil {
-		return workRun{}, fmt.Errorf("%s: %w", opts.Argv[0], exitErr)
+		return WorkRun{}, fmt.Errorf("%s: %w", opts.Argv[0], exitErr)
 	}
 	return run, nil
 }
@@ -127,632 +128,14 @@ func (f textSink) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// readFile reads one file out of the instance through the backend.
-func (c *Client) readFile(ctx context.Context, inst backends.Instance, p string) ([]byte, error) {
-	rc, err := c.m.backend.CopyFrom(ctx, inst.ID, p)
-	if err != nil {
-		return nil, err
+// ReadFile reads one file out of r's instance, at most MaxWorkCapture
+// bytes of it.
+func (c *Client) ReadFile(ctx context.Context, r Ready, p string) ([]byte, error) {
+	if r.ws == nil {
+		return nil, errors.New("read: no instance")
 	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	for {
-		hdr, err := tr.Next()
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", p, err)
-		}
-		if hdr.Typeflag == tar.TypeReg {
-			return io.ReadAll(io.LimitReader(tr, maxWorkCapture))
-		}
-	}
+	return r.ws.readFile(ctx, r.ID, p, MaxWorkCapture)
 }
 
-// hostURI maps a container path to a host file URI, or "" if no mount
-// covers it.
-func hostURI(m *pathmap.Mapper, containerPath string) string {
-	if containerPath == "" {
-		return ""
-	}
-	u, ok := m.ToHost((&url.URL{Scheme: "file", Path: containerPath}).String())
-	if !ok {
-		return ""
-	}
-	return u
-}
-
-// TestOptions are the parameters of Test.
-type TestOptions struct {
-	Workspace string
-	Image     string
-	Framework string   // pytest, go, or auto/""
-	Args      []string // passed to the runner
-	Files     []string // host paths (or container paths) of test files
-}
-
-// TestCase is a test's outcome with its location on the host.
-type TestCase struct {
-	tools.TestCase
-	URI string // host file URI of the test's source, "" if unknown
-}
-
-// TestResult is the outcome of Test.
-type TestResult struct {
-	PID       string
-	Framework string
-	Summary   tools.Summary
-	Tests     []TestCase
-	Code      int
-}
-
-// DetectFramework picks the test framework of a host workspace: go when it
-// has a go.mod, pytest when it looks like a Python project.
-func DetectFramework(ws string) (string, error) {
-	exists := func(name string) bool {
-		_, err := os.Stat(filepath.Join(ws, name))
-		return err == nil
-	}
-	if exists("go.mod") {
-		return "go", nil
-	}
-	for _, f := range []string{"pyproject.toml", "setup.py", "setup.cfg", "pytest.ini", "tox.ini", "conftest.py"} {
-		if exists(f) {
-			return "pytest", nil
-		}
-	}
-	found := false
-	_ = filepath.WalkDir(ws, func(p string, d os.DirEntry, err error) error {
-		if err != nil || found {
-			return filepath.SkipDir
-		}
-		if d.IsDir() && p != ws && (strings.HasPrefix(d.Name(), ".") || d.Name() == "node_modules") {
-			return filepath.SkipDir
-		}
-		if n := d.Name(); !d.IsDir() && strings.HasSuffix(n, ".py") && (strings.HasPrefix(n, "test_") || strings.HasSuffix(n, "_test.py")) {
-			found = true
-		}
-		return nil
-	})
-	if found {
-		return "pytest", nil
-	}
-	return "", fmt.Errorf("%w in %s: no go.mod, no Python project files or test_*.py; pass framework", ErrNoFramework, ws)
-}
-
-// mapFiles maps host paths (or container paths) into the container.
-func mapFiles(m *pathmap.Mapper, files []string) ([]string, error) {
-	out := make([]string, 0, len(files))
-	for _, f := range files {
-		if p, ok := m.ToContainer(f); ok {
-			if u, err := url.Parse(p); err == nil && u.Scheme == "file" {
-				p = u.Path
-			}
-			out = append(out, p)
-			continue
-		}
-		if path.IsAbs(f) && !strings.HasPrefix(f, "file:") {
-			out = append(out, f) // already a container path
-			continue
-		}
-		return nil, fmt.Errorf("files: %s is not under the workspace or any mount", f)
-	}
-	return out, nil
-}
-
-// Test runs the workspace's tests with a machine-readable reporter and
-// returns each test's outcome at its host location. Output streams to the
-// client as it runs.
-func (c *Client) Test(ctx context.Context, opts TestOptions) (TestResult, error) {
-	if cfg := c.m.cachedConfig(opts.Workspace); cfg != nil {
-		// customizations.berth.test gives defaults: {framework, args}.
-		if f, ok := cfg.Berth.Test["framework"].(string); ok && opts.Framework == "" {
-			opts.Framework = f
-		}
-		if opts.Args == nil {
-			opts.Args = stringList(cfg.Berth.Test["args"])
-		}
-	}
-	fw := opts.Framework
-	if fw == "" || fw == "auto" {
-		var err error
-		if fw, err = DetectFramework(opts.Workspace); err != nil {
-			return TestResult{}, err
-		}
-	}
-	inst, err := c.ensure(ctx, opts.Workspace, opts.Image)
-	if err != nil {
-		return TestResult{}, err
-	}
-	mapper, err := c.m.mapperFor(MountsOf(inst))
-	if err != nil {
-		return TestResult{}, err
-	}
-	files, err := mapFiles(mapper, opts.Files)
-	if err != nil {
-		return TestResult{}, err
-	}
-	cwd := inst.Workdir
-	exec := ExecOptions{Workspace: opts.Workspace, Image: opts.Image, Kind: "test", Cwd: cwd}
-
-	var (
-		summary tools.Summary
-		cases   []tools.TestCase
-		run     workRun
-	)
-	switch fw {
-	case "pytest":
-		report := fmt.Sprintf("/tmp/berth-junit-%d.xml", time.Now().UnixNano())
-		exec.Argv = tools.PytestArgv(report, opts.Args, files)
-		if run, err = c.runWork(ctx, exec, nil); err != nil {
-			return TestResult{}, err
-		}
-		data, err := c.readFile(ctx, inst, report)
-		if err != nil {
-			return TestResult{}, fmt.Errorf("pytest wrote no report (exit %d; is pytest installed in the container?): %w", run.Status.Code, err)
-		}
-		c.cleanup(inst, opts, report)
-		if summary, cases, err = tools.ParseJUnit(data, cwd); err != nil {
-			return TestResult{}, err
-		}
-	case "go":
-		dirs, err := c.goPackageDirs(ctx, exec)
-		if err != nil {
-			return TestResult{}, err
-		}
-		exec.Argv = tools.GoTestArgv(opts.Args, files)
-		if run, err = c.runWork(ctx, exec, goTestOutput()); err != nil {
-			return TestResult{}, err
-		}
-		if summary, cases, err = tools.ParseGoTest(run.Stdout, dirs); err != nil {
-			return TestResult{}, err
-		}
-	default:
-		return TestResult{}, fmt.Errorf("framework: unknown %q (use pytest, go or auto)", fw)
-	}
-	res := TestResult{PID: run.PID, Framework: fw, Summary: summary, Code: run.Status.Code}
-	for _, tc := range cases {
-		res.Tests = append(res.Tests, TestCase{TestCase: tc, URI: hostURI(mapper, tc.File)})
-	}
-	return res, nil
-}
-
-// cleanup removes a report file; failing to is harmless.
-func (c *Client) cleanup(inst backends.Instance, opts TestOptions, p string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, _ = c.Run(ctx, ExecOptions{Workspace: opts.Workspace, Image: opts.Image, Argv: []string{"rm", "-f", p}, Kind: "test", internal: true}, 0)
-}
-
-// goPackageDirs asks go list where each package lives, for test locations.
-func (c *Client) goPackageDirs(ctx context.Context, exec ExecOptions) (map[string]string, error) {
-	exec.Argv = []string{"go", "list", "-f", "{{.ImportPath}}\t{{.Dir}}", "./..."}
-	exec.internal = true
-	res, err := c.Run(ctx, exec, 0)
-	if err != nil {
-		return nil, err
-	}
-	dirs := map[string]string{}
-	for _, line := range strings.Split(res.Stdout, "\n") {
-		if ip, dir, ok := strings.Cut(line, "\t"); ok {
-			dirs[ip] = dir
-		}
-	}
-	return dirs, nil
-}
-
-// goTestOutput turns go test -json's stream into the text a person would
-// have seen, line by line.
-func goTestOutput() func(string) string {
-	var pending string
-	return func(chunk string) string {
-		pending += chunk
-		var b strings.Builder
-		for {
-			i := strings.IndexByte(pending, '\n')
-			if i < 0 {
-				break
-			}
-			line := pending[:i]
-			pending = pending[i+1:]
-			if out, ok := goOutputField(line); ok {
-				b.WriteString(out)
-			} else if !strings.HasPrefix(line, "{") {
-				b.WriteString(line + "\n")
-			}
-		}
-		return b.String()
-	}
-}
-
-// goOutputField extracts the Output field of a go test -json event.
-func goOutputField(line string) (string, bool) {
-	var ev struct {
-		Output *string
-	}
-	if json.Unmarshal([]byte(line), &ev) != nil || ev.Output == nil {
-		return "", false
-	}
-	return *ev.Output, true
-}
-
-// LintOptions are the parameters of Lint.
-type LintOptions struct {
-	Workspace string
-	Image     string
-	Linter    string   // pyflakes, go vet, custom
-	Command   []string // custom linter argv
-	Format    string   // errorformat pattern, json or sarif; presets have their own
-	Files     []string // host paths to lint; empty means the linter's default
-}
-
-// LintResult is the outcome of Lint: diagnostics by host file URI.
-type LintResult struct {
-	PID         string
-	Code        int
-	Source      string
-	Diagnostics map[string][]tools.Diagnostic // by host file URI
-	Unmapped    int                           // diagnostics in files no mount covers
-	Files       []string                      // host URIs of the files linted, when named
-}
-
-// Lint runs a linter in the instance and returns its diagnostics at host
-// locations.
-func (c *Client) Lint(ctx context.Context, opts LintOptions) (LintResult, error) {
-	inst, err := c.ensure(ctx, opts.Workspace, opts.Image)
-	if err != nil {
-		return LintResult{}, err
-	}
-	mapper, err := c.m.mapperFor(MountsOf(inst))
-	if err != nil {
-		return LintResult{}, err
-	}
-	files, err := mapFiles(mapper, opts.Files)
-	if err != nil {
-		return LintResult{}, err
-	}
-	if cfg := c.m.cachedConfig(opts.Workspace); cfg != nil && opts.Linter == "" && opts.Command == nil {
-		// customizations.berth.lint gives defaults: {linter, command, format}.
-		if l, ok := cfg.Berth.Lint["linter"].(string); ok {
-			opts.Linter = l
-		}
-		if cmd := stringList(cfg.Berth.Lint["command"]); cmd != nil {
-			opts.Command = cmd
-		}
-		if f, ok := cfg.Berth.Lint["format"].(string); ok && opts.Format == "" {
-			opts.Format = f
-		}
-	}
-	linter := opts.Linter
-	if linter == "" {
-		linter = "pyflakes"
-	}
-	var lt tools.Linter
-	switch {
-	case linter == "custom" || len(opts.Command) > 0:
-		if len(opts.Command) == 0 {
-			return LintResult{}, errors.New("command: a custom linter needs a command")
-		}
-		if opts.Format == "" {
-			return LintResult{}, errors.New("format: a custom linter needs a format (an errorformat pattern, json or sarif)")
-		}
-		name := path.Base(opts.Command[0])
-		lt = tools.Linter{Name: name, Argv: append(append([]string(nil), opts.Command...), files...), Format: opts.Format, Severity: tools.SeverityWarning}
-	default:
-		var ok bool
-		if lt, ok = tools.Preset(linter, files); !ok {
-			return LintResult{}, fmt.Errorf("linter: unknown %q (use pyflakes, go vet or custom)", linter)
-		}
-		if opts.Format != "" {
-			lt.Format = opts.Format
-		}
-	}
-	if lt.Format != "json" && lt.Format != "sarif" {
-		if _, err := tools.CompileErrorformat(lt.Format); err != nil {
-			return LintResult{}, fmt.Errorf("format: %w", err)
-		}
-	}
-	run, err := c.runWork(ctx, ExecOptions{Workspace: opts.Workspace, Image: opts.Image, Argv: lt.Argv, Kind: "lint", Cwd: inst.Workdir}, nil)
-	if err != nil {
-		return LintResult{}, err
-	}
-	out := run.Stdout
-	if lt.Format != "json" && lt.Format != "sarif" {
-		out = append(append(out, '\n'), run.Stderr...)
-	}
-	diags, err := tools.ParseLint(lt.Format, out, inst.Workdir, lt.Name, lt.Severity)
-	if err != nil {
-		return LintResult{}, err
-	}
-	res := LintResult{PID: run.PID, Code: run.Status.Code, Source: lt.Name, Diagnostics: map[string][]tools.Diagnostic{}}
-	for _, d := range diags {
-		uri := hostURI(mapper, d.File)
-		if uri == "" {
-			res.Unmapped++
-			continue
-		}
-		res.Diagnostics[uri] = append(res.Diagnostics[uri], d)
-	}
-	for _, f := range files {
-		if uri := hostURI(mapper, f); uri != "" {
-			res.Files = append(res.Files, uri)
-		}
-	}
-	return res, nil
-}
-
-// InspectPath is an interpreter path as an editor needs it.
-type InspectPath struct {
-	Path          string // host path when a mount covers it, else container path
-	ContainerOnly bool
-}
-
-// Inspection describes a language's interpreter in the instance.
-type Inspection struct {
-	Executable string // container path
-	Version    string
-	Paths      []InspectPath
-}
-
-// Inspect reports a language's interpreter: its executable, version and
-// search paths, with container-only paths marked.
-func (c *Client) Inspect(ctx context.Context, ws, image, language string) (Inspection, error) {
-	var argv []string
-	var parse func([]byte) (tools.Interpreter, error)
-	switch language {
-	case "python":
-		argv, parse = tools.PythonInspectArgv(), tools.ParsePythonInspect
-	case "go":
-		argv, parse = tools.GoInspectArgv(), tools.ParseGoInspect
-	default:
-		return Inspection{}, fmt.Errorf("language: unknown %q (use python or go)", language)
-	}
-	inst, err := c.ensure(ctx, ws, image)
-	if err != nil {
-		return Inspection{}, err
-	}
-	mapper, err := c.m.mapperFor(MountsOf(inst))
-	if err != nil {
-		return Inspection{}, err
-	}
-	res, err := c.Run(ctx, ExecOptions{Workspace: ws, Image: image, Argv: argv, Kind: "run", internal: true}, 30*time.Second)
-	if err != nil {
-		return Inspection{}, err
-	}
-	if res.Status.Code != 0 {
-		return Inspection{}, fmt.Errorf("%s: exit %d: %s", argv[0], res.Status.Code, strings.TrimSpace(res.Stderr))
-	}
-	in, err := parse([]byte(res.Stdout))
-	if err != nil {
-		return Inspection{}, err
-	}
-	out := Inspection{Executable: in.Executable, Version: in.Version}
-	for _, p := range in.Paths {
-		if p == "" {
-			continue
-		}
-		if h, ok := mapper.ToHost(p); ok {
-			out.Paths = append(out.Paths, InspectPath{Path: h})
-		} else {
-			out.Paths = append(out.Paths, InspectPath{Path: p, ContainerOnly: true})
-		}
-	}
-	return out, nil
-}
-
-// DebugOptions are the parameters of Debug.
-type DebugOptions struct {
-	Workspace   string
-	Image       string
-	Adapter     string
-	Program     string // host or container path
-	Module      string
-	Args        []string
-	Cwd         string
-	Env         map[string]string
-	JustMyCode  bool
-	Command     []string
-	Port        int // container port; 0 picks one
-	ConnectBack int // host port of a debug server the debuggee connects to; 0 for none
-}
-
-// DebugSession is a running debug server (or connect-back debuggee).
-type DebugSession struct {
-	Process       *Process
-	Host          string // host side of the forward tunnel
-	Port          int
-	TunnelID      string
-	Attach        map[string]any
-	ContainerHost string // connect-back: where the debuggee connects in the container
-	ContainerPort int
-}
-
-// debugReady bounds the wait for a debug server to listen.
-const debugReady = 30 * time.Second
-
-// Debug starts a debug server in the instance listening on its loopback,
-// waits until it really listens, and opens a host tunnel to it. The tunnel
-// closes when the debuggee exits. With ConnectBack, the debuggee instead
-// connects out through a reverse tunnel to a debug server on the host.
-func (c *Client) Debug(ctx context.Context, opts DebugOptions) (*DebugSession, error) {
-	inst, err := c.ensure(ctx, opts.Workspace, opts.Image)
-	if err != nil {
-		return nil, err
-	}
-	if ac, reason := c.m.agentFor(ctx, inst); ac == nil {
-		return nil, fmt.Errorf("debug: %w (%s)", ErrNeedsAgent, reason)
-	}
-	mapper, err := c.m.mapperFor(MountsOf(inst))
-	if err != nil {
-		return nil, err
-	}
-	req := tools.DebugRequest{Adapter: opts.Adapter, Module: opts.Module, Args: opts.Args, Command: opts.Command, Port: opts.Port}
-	if opts.Program != "" {
-		progs, err := mapFiles(mapper, []string{opts.Program})
-		if err != nil {
-			return nil, fmt.Errorf("program: %w", err)
-		}
-		req.Program = progs[0]
-	}
-	cwd := containerCwd(mapper, opts.Cwd, inst.Workdir)
-	sess := &DebugSession{}
-	var reverseID string
-	if opts.ConnectBack > 0 {
-		rev, err := c.Reverse(ctx, opts.Workspace, opts.Image, opts.ConnectBack, 0)
-		if err != nil {
-			return nil, err
-		}
-		reverseID = rev.ID
-		sess.ContainerHost, sess.ContainerPort, sess.TunnelID = rev.ContainerHost, rev.ContainerPort, rev.ID
-		req.ConnectBack = net.JoinHostPort(rev.ContainerHost, strconv.Itoa(rev.ContainerPort))
-	} else if req.Port == 0 {
-		if req.Port, err = c.freePort(ctx, opts); err != nil {
-			return nil, err
-		}
-	}
-	argv, err := tools.DebugServerArgv(req)
-	if err != nil {
-		if reverseID != "" {
-			_ = c.CloseTunnel(reverseID)
-		}
-		return nil, err
-	}
-	env := map[string]string{}
-	for k, v := range opts.Env {
-		env[k] = v
-	}
-	if sess.ContainerPort > 0 {
-		env["BERTH_DEBUG_HOST"], env["BERTH_DEBUG_PORT"] = sess.ContainerHost, strconv.Itoa(sess.ContainerPort)
-	}
-	p, err := c.Exec(ctx, ExecOptions{
-		Workspace: opts.Workspace, Image: opts.Image, Argv: argv, Cwd: cwd, Env: env, Kind: "debug", MapPaths: true,
-	})
-	if err != nil {
-		if reverseID != "" {
-			_ = c.CloseTunnel(reverseID)
-		}
-		return nil, err
-	}
-	sess.Process = p
-	fail := func(err error) (*DebugSession, error) {
-		_ = p.proc.Kill(context.WithoutCancel(ctx))
-		p.Release()
-		if sess.TunnelID != "" {
-			_ = c.CloseTunnel(sess.TunnelID)
-		}
-		return nil, err
-	}
-	if req.ConnectBack == "" {
-		if err := c.waitListening(ctx, opts, p, req.Port); err != nil {
-			return fail(err)
-		}
-		fwd, err := c.Forward(ctx, opts.Workspace, opts.Image, "127.0.0.1", req.Port, 0)
-		if err != nil {
-			return fail(err)
-		}
-		sess.Host, sess.Port, sess.TunnelID = "127.0.0.1", fwd.HostPort, fwd.ID
-		mappings := []tools.PathMapping{}
-		for _, m := range UserMounts(MountsOf(inst)) {
-			mappings = append(mappings, tools.PathMapping{Host: m.Host, Container: m.Container})
-		}
-		sess.Attach = tools.AttachConfig(req, sess.Host, sess.Port, mappings, cwd, opts.JustMyCode)
-	}
-	// The tunnel lives as long as the debuggee.
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return fail(ErrClosed)
-	}
-	c.wg.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer c.wg.Done()
-		<-p.done
-		if sess.TunnelID != "" {
-			_ = c.CloseTunnel(sess.TunnelID)
-		}
-	}()
-	return sess, nil
-}
-
-// freePort picks a container loopback port nothing listens on.
-func (c *Client) freePort(ctx context.Context, opts DebugOptions) (int, error) {
-	used, err := c.listening(ctx, opts)
-	if err != nil {
-		return 0, err
-	}
-	for port := 5678; port < 5778; port++ {
-		if !used[port] {
-			return port, nil
-		}
-	}
-	return 0, errors.New("port: no free port in 5678-5777 in the container; pass port")
-}
-
-// waitListening polls the container's TCP table until port listens, the
-// process exits, or debugReady passes. Reading /proc/net/tcp* doesn't touch
-// the server, unlike a probe connection, which a debug server waiting for
-// its one client would take as that client.
-func (c *Client) waitListening(ctx context.Context, opts DebugOptions, p *Process, port int) error {
-	deadline := time.Now().Add(debugReady)
-	for {
-		used, err := c.listening(ctx, opts)
-		if err != nil {
-			return err
-		}
-		if used[port] {
-			return nil
-		}
-		select {
-		case <-p.done:
-			info := p.info()
-			return fmt.Errorf("debug server exited with code %d before listening on port %d; its output went to berth/output for %s", info.Status.Code, port, p.id)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("debug server did not listen on 127.0.0.1:%d within %s", port, debugReady)
-		}
-	}
-}
-
-// listening returns the TCP ports listening in the instance.
-func (c *Client) listening(ctx context.Context, opts DebugOptions) (map[int]bool, error) {
-	res, err := c.Run(ctx, ExecOptions{Workspace: opts.Workspace, Image: opts.Image, Argv: []string{"cat", "/proc/net/tcp", "/proc/net/tcp6"}, Kind: "debug", internal: true}, 10*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	return parseListening(res.Stdout), nil
-}
-
-// parseListening reads /proc/net/tcp{,6}: state 0A is LISTEN.
-func parseListening(table string) map[int]bool {
-	ports := map[int]bool{}
-	for _, line := range strings.Split(table, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 4 || f[3] != "0A" {
-			continue
-		}
-		_, hexPort, ok := strings.Cut(f[1], ":")
-		if !ok {
-			continue
-		}
-		if n, err := strconv.ParseUint(hexPort, 16, 16); err == nil {
-			ports[int(n)] = true
-		}
-	}
-	return ports
-}
-
-// stringList reads a JSON array of strings from a config value, or nil.
-func stringList(v any) []string {
-	arr, ok := v.([]any)
-	if !ok {
-		return nil
-	}
-	out := make([]string, 0, len(arr))
-	for _, x := range arr {
-		if s, ok := x.(string); ok {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+// Cwd maps a host cwd into r's instance; "" is the workspace folder.
+func (r Ready) Cwd(cwd string) string { return containerCwd(r.Mapper, cwd, r.Workdir) }

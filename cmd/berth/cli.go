@@ -66,7 +66,7 @@ func command(ctx context.Context, srv *rpc.Server, g globalFlags, args []string,
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = srv.ServeConn(ctx, serverSide)
+		_ = srv.ServeCommand(ctx, serverSide)
 	}()
 	defer wg.Wait()
 	cli.c = rpc.NewClient(ctx, clientSide, log, cli.notification)

@@ -1,0 +1,368 @@
+package session
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/devcontainer"
+)
+
+// ErrHookFailed means a lifecycle command (onCreateCommand,
+// updateContentCommand or postCreateCommand) failed in a new container.
+var ErrHookFailed = errors.New("lifecycle command failed")
+
+// LabelHooks marks a container created with create hooks to run, so that
+// every berth process knows to wait for them (or run them) rather than
+// take the container as ready.
+const LabelHooks = "berth.hooks"
+
+// statePath is berth's bookkeeping inside an instance. Docker labels are
+// immutable, so it lives in the instance's own filesystem, where every berth
+// process, and a restarted one, reads the same answer.
+const statePath = "/.berth/state.json"
+
+// Create-hook states in instanceState.Create.
+const (
+	createRunning = "running"
+	createDone    = "done"
+	createFailed  = "failed"
+)
+
+// instanceState is the content of statePath.
+type instanceState struct {
+	Create  string `json:"create,omitempty"`  // create hooks: "", running, done or failed
+	Owner   string `json:"owner,omitempty"`   // host:pid of the berth that runs them
+	Error   string `json:"error,omitempty"`   // why they failed, with the output's tail
+	Started string `json:"started,omitempty"` // the start postStartCommand last ran for
+}
+
+// HookRun is the outcome of one lifecycle command.
+type HookRun struct {
+	Hook string // onCreateCommand … postAttachCommand
+	Name string // the entry's name in the object form
+	PID  string
+	Code int
+	Err  string
+	Tail string // the end of its output, kept when it failed
+}
+
+func (r HookRun) failed() bool { return r.Err != "" || r.Code != 0 }
+
+// hookTail is how much output a failed hook's report keeps.
+const hookTail = 2 << 10
+
+// createWait bounds how long a berth that didn't create a container waits
+// for the one that did to start its create hooks.
+const createWait = 20 * time.Second
+
+// lifecycle runs the hooks that r's creation or start calls for, keeping
+// the bookkeeping in the instance. The caller holds op.
+func (w *Workspace) lifecycle(ctx context.Context, r *Ready, opts EnsureOptions) error {
+	cfg := r.Config
+	if cfg == nil {
+		return nil
+	}
+	create := createHooks(cfg)
+	hasCreate := len(create) > 0 && (r.Created || r.Labels[LabelHooks] == "true")
+	if !hasCreate && cfg.PostStart == nil {
+		return nil
+	}
+	run := opts.Hooks
+	if run == nil {
+		run = w.runHookQuiet
+	}
+	st, err := w.readState(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	if hasCreate {
+		if st, err = w.createHooks(ctx, r, st, create, run); err != nil {
+			return err
+		}
+	}
+	if cfg.PostStart == nil {
+		return nil
+	}
+	token := ""
+	if !r.Instance.Instance.Started.IsZero() {
+		token = r.Instance.Instance.Started.UTC().Format(time.RFC3339Nano)
+	}
+	if token == "" && !r.Started || token != "" && st.Started == token {
+		return nil
+	}
+	st.Started = token
+	if token != "" {
+		// Claimed before it runs: another berth seeing this start skips it.
+		if err := w.writeState(ctx, r.ID, st); err != nil {
+			return err
+		}
+	}
+	backends.Report(ctx, "running postStartCommand")
+	for _, h := range runHook(ctx, *r, "postStartCommand", cfg.PostStart, run) {
+		r.Hooks = append(r.Hooks, h)
+		if h.failed() {
+			w.log.Warn("postStartCommand failed", "name", h.Name, "code", h.Code, "err", h.Err)
+		}
+	}
+	return nil
+}
+
+type namedHook struct {
+	name string
+	hook *devcontainer.Hook
+}
+
+func createHooks(cfg *devcontainer.Config) []namedHook {
+	var out []namedHook
+	for _, h := range []namedHook{
+		{"onCreateCommand", cfg.OnCreate},
+		{"updateContentCommand", cfg.UpdateContent},
+		{"postCreateCommand", cfg.PostCreate},
+	} {
+		if h.hook != nil {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// createHooks runs the create hooks once per container: here when this
+// call created it (or its creator vanished), else it waits for whichever
+// berth runs them.
+func (w *Workspace) createHooks(ctx context.Context, r *Ready, st instanceState, hooks []namedHook, run HookFunc) (instanceState, error) {
+	deadline := time.Now().Add(createWait)
+	for !r.Created {
+		switch {
+		case st.Create == createDone:
+			return st, nil
+		case st.Create == createFailed:
+			r.HookError = st.Error
+			return st, nil
+		case st.Create == createRunning && ownerGone(st.Owner):
+			w.log.Warn("the berth running the create hooks is gone; running them again", "owner", st.Owner)
+		case st.Create == "" && time.Now().After(deadline):
+			w.log.Warn("create hooks never started; running them")
+		default:
+			select {
+			case <-ctx.Done():
+				return st, ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+			var err error
+			if st, err = w.readState(ctx, r.ID); err != nil {
+				return st, err
+			}
+			continue
+		}
+		break
+	}
+	st.Create, st.Owner, st.Error = createRunning, hostID(), ""
+	if err := w.writeState(ctx, r.ID, st); err != nil {
+		return st, err
+	}
+	var failed *HookRun
+	for _, h := range hooks {
+		backends.Report(ctx, "running %s", h.name)
+		for _, hr := range runHook(ctx, *r, h.name, h.hook, run) {
+			r.Hooks = append(r.Hooks, hr)
+			if hr.failed() && failed == nil {
+				failed = &hr
+			}
+		}
+		if failed != nil {
+			break
+		}
+	}
+	st.Create, st.Owner = createDone, ""
+	var herr error
+	if failed != nil {
+		what := failed.Hook
+		if failed.Name != "" {
+			what += " " + failed.Name
+		}
+		how := fmt.Sprintf("exited with code %d", failed.Code)
+		if failed.Err != "" {
+			how = failed.Err
+		}
+		st.Create, st.Error = createFailed, fmt.Sprintf("%s %s", what, how)
+		if t := strings.TrimSpace(failed.Tail); t != "" {
+			st.Error += ":\n" + t
+		}
+		herr = fmt.Errorf("%w: %s (berth won't run it again; fix it and recreate the container)", ErrHookFailed, st.Error)
+		r.HookError = st.Error
+	}
+	// The record must outlive a cancelled request.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), metaTimeout)
+	defer cancel()
+	if err := w.writeState(wctx, r.ID, st); err != nil {
+		return st, err
+	}
+	return st, herr
+}
+
+// ownerGone reports whether the berth process named by owner has died. An
+// owner on another host can't be checked, and counts as alive.
+func ownerGone(owner string) bool {
+	pid, ok := sameHostPID(owner)
+	if !ok {
+		return false
+	}
+	return syscall.Kill(pid, 0) == syscall.ESRCH
+}
+
+// runHook runs a lifecycle command in its three forms: a string through
+// /bin/sh, an array directly, an object's entries in parallel.
+func runHook(ctx context.Context, r Ready, name string, h *devcontainer.Hook, run HookFunc) []HookRun {
+	one := func(entry string, h *devcontainer.Hook) HookRun {
+		argv := h.Argv
+		if h.Shell != "" {
+			argv = []string{"/bin/sh", "-c", h.Shell}
+		}
+		if len(argv) == 0 {
+			return HookRun{Hook: name, Name: entry}
+		}
+		return run(ctx, r, name, entry, argv)
+	}
+	if len(h.Parallel) == 0 {
+		return []HookRun{one("", h)}
+	}
+	names := make([]string, 0, len(h.Parallel))
+	for n := range h.Parallel {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]HookRun, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = one(n, h.Parallel[n])
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// runHookQuiet runs a lifecycle command for no client in particular.
+func (w *Workspace) runHookQuiet(ctx context.Context, r Ready, hook, entry string, argv []string) HookRun {
+	var out tailBuffer
+	hr := HookRun{Hook: hook, Name: entry}
+	proc, err := w.exec(ctx, r, backends.ExecSpec{Argv: argv, Cwd: r.Workdir, Stdout: &out, Stderr: &out}, nil)
+	if err != nil {
+		hr.Err = err.Error()
+		return hr
+	}
+	st, err := proc.Wait(context.WithoutCancel(ctx))
+	hr.Code = st.Code
+	if err != nil {
+		hr.Err = err.Error()
+	}
+	if hr.failed() {
+		hr.Tail = out.String()
+	}
+	return hr
+}
+
+// tailBuffer keeps the last hookTail bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > hookTail {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-hookTail:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+// readState reads the instance's bookkeeping; a missing file is a zero
+// state.
+func (w *Workspace) readState(ctx context.Context, id string) (instanceState, error) {
+	var st instanceState
+	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
+	defer cancel()
+	data, err := w.readFile(ctx, id, statePath, 64<<10)
+	switch {
+	case errors.Is(err, backends.ErrUnavailable) || ctx.Err() != nil:
+		return st, w.m.engineErr(ctx, "read state", err)
+	case err != nil:
+		return st, nil // not written yet
+	}
+	if err := json.Unmarshal(data, &st); err != nil {
+		w.log.Warn("unreadable instance state; starting afresh", "err", err)
+		return instanceState{}, nil
+	}
+	return st, nil
+}
+
+// writeState replaces the instance's bookkeeping.
+func (w *Workspace) writeState(ctx context.Context, id string, st instanceState) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	now := time.Now()
+	dir := strings.TrimPrefix(statePath[:strings.LastIndex(statePath, "/")], "/")
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: now}); err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(statePath, "/"), Mode: 0o644, Size: int64(len(data)), ModTime: now}); err != nil {
+		return err
+	}
+	if _, err := tw.Write(data); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
+	defer cancel()
+	if err := w.m.backend.CopyTo(ctx, id, "/", &buf); err != nil {
+		return w.m.engineErr(ctx, "write state", fmt.Errorf("write %s: %w", statePath, err))
+	}
+	return nil
+}
+
+// readFile reads one regular file out of the instance, at most limit
+// bytes of it.
+func (w *Workspace) readFile(ctx context.Context, id, p string, limit int64) ([]byte, error) {
+	rc, err := w.m.backend.CopyFrom(ctx, id, p)
+	if err != nil {
+		return nil, w.m.engineErr(ctx, "read", err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", p, err)
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			return io.ReadAll(io.LimitReader(tr, limit))
+		}
+	}
+}

@@ -1,0 +1,216 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/berthdev/berth/agent"
+	"github.com/berthdev/berth/backends"
+)
+
+// runnerKey names one start of one instance: a restarted instance needs a
+// new agent.
+func runnerKey(inst backends.Instance) string {
+	return inst.ID + "@" + inst.Started.UTC().Format(time.RFC3339Nano)
+}
+
+// agent returns the running agent of r's instance, starting it if needed.
+// It returns nil and the reason when processes must use plain exec. The
+// choice is made once per instance start; only a real failure of the
+// agent, never a cancelled request, sends berth to plain exec.
+func (w *Workspace) agent(ctx context.Context, r Ready) (*agent.Client, string) {
+	m := w.m
+	if m.agentBin == nil {
+		return nil, m.agentOff
+	}
+	if cfg := r.Config; cfg != nil && cfg.Berth.Agent != nil && !*cfg.Berth.Agent {
+		return nil, "agent disabled by customizations.berth.agent in " + cfg.File
+	}
+	key := runnerKey(r.Instance.Instance)
+	w.agentMu.Lock()
+	defer w.agentMu.Unlock()
+	w.mu.Lock()
+	e := w.runner
+	w.mu.Unlock()
+	switch {
+	case m.isClosed():
+		return nil, "shutting down"
+	case e != nil && e.key == key && e.client != nil && e.client.Alive():
+		return e.client, ""
+	case e != nil && e.key == key && e.client == nil && time.Since(e.failedAt) < agentRetry:
+		return nil, e.reason
+	}
+	if e != nil && e.client != nil {
+		w.log.Info("agent gone or instance restarted; starting a new agent", "instance", r.Name)
+		closeAgent(e.client)
+	}
+	inst := r.Instance.Instance
+	e = &agentEntry{key: key}
+	if reason := m.platformMismatch(ctx, inst); reason != "" {
+		// A mismatch never heals: don't retry.
+		e.reason, e.failedAt = reason, time.Now().Add(100*365*24*time.Hour)
+	} else if c, err := agent.Start(ctx, m.backend, inst.ID, m.agentBin, w.log.With("instance", inst.Name), agent.Options{FastDir: m.fastDirOf(inst)}); err != nil {
+		if ctx.Err() != nil {
+			// The request ended, not the agent: decide next time.
+			return nil, "agent start interrupted: " + ctx.Err().Error()
+		}
+		e.reason, e.failedAt = "agent failed to start, using plain exec: "+err.Error(), time.Now()
+		w.log.Warn("agent failed to start; using plain exec", "instance", inst.Name, "err", err)
+	} else {
+		e.client = c
+	}
+	w.mu.Lock()
+	w.runner = e
+	w.mu.Unlock()
+	return e.client, e.reason
+}
+
+// closeAgent closes an agent client, bounded: a frozen engine must not
+// hold its caller.
+func closeAgent(c *agent.Client) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Close()
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeTimeout):
+	}
+}
+
+// dropRunner lets go of the instance's agent, which ends the processes it
+// carries; the next call chooses a runner afresh.
+func (w *Workspace) dropRunner(why string) {
+	w.mu.Lock()
+	e := w.runner
+	w.runner = nil
+	w.mu.Unlock()
+	if e != nil && e.client != nil {
+		w.log.Info("letting go of the agent", "why", why)
+		closeAgent(e.client)
+	}
+}
+
+// exec starts spec in r's instance through its agent, or with plain
+// backend exec when the agent can't be had. tty, when set, needs the agent.
+func (w *Workspace) exec(ctx context.Context, r Ready, spec backends.ExecSpec, tty *agent.Terminal) (backends.Process, error) {
+	ac, reason := w.agent(ctx, r)
+	if ac == nil {
+		if tty != nil {
+			return nil, fmt.Errorf("tty: %w (%s)", ErrNeedsAgent, reason)
+		}
+		return w.m.backend.Exec(ctx, r.ID, spec)
+	}
+	return ac.Exec(ctx, spec, tty)
+}
+
+// agentFor is agent for tunnels, which have no plain-exec fallback.
+func (w *Workspace) agentFor(ctx context.Context, r Ready) (*agent.Client, error) {
+	ac, reason := w.agent(ctx, r)
+	if ac == nil {
+		return nil, fmt.Errorf("tunnels: %w (%s)", ErrNeedsAgent, reason)
+	}
+	return ac, nil
+}
+
+// dial connects to addr inside r's instance: from a thread in the
+// instance's network namespace when berth may (root, local engine), else
+// through the agent.
+func (w *Workspace) dial(ctx context.Context, r Ready, addr string) (net.Conn, error) {
+	ac, err := w.agentFor(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if ns := w.netnsPath(ctx, r); ns != "" {
+		cc, err := netnsDial(ctx, ns, addr)
+		if err == nil {
+			return cc, nil
+		}
+		w.log.Debug("netns dial failed; using the agent", "addr", addr, "err", err)
+		w.mu.Lock()
+		w.netns = nil
+		w.mu.Unlock()
+	}
+	return ac.Dial(ctx, addr)
+}
+
+// netnsPath returns the path of the instance's network namespace when
+// berth may join it (root, local engine, fast path on), else "".
+func (w *Workspace) netnsPath(ctx context.Context, r Ready) string {
+	nser, ok := w.m.backend.(backends.NetNSer)
+	if !ok || w.m.noFast || !netnsUsable() {
+		return ""
+	}
+	w.mu.Lock()
+	p := w.netns
+	w.mu.Unlock()
+	if p != nil {
+		return *p
+	}
+	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
+	defer cancel()
+	ns, err := nser.NetNS(ctx, r.ID)
+	if err != nil {
+		w.log.Debug("no netns fast path", "instance", r.Name, "err", err)
+		ns = ""
+	}
+	w.mu.Lock()
+	w.netns = &ns
+	w.mu.Unlock()
+	return ns
+}
+
+// fastDirOf finds the host side of an instance's fast-path mount.
+func (m *Manager) fastDirOf(inst backends.Instance) string {
+	if m.noFast {
+		return ""
+	}
+	for _, mt := range inst.Mounts {
+		if mt.Container == agent.RunDir {
+			return mt.Host
+		}
+	}
+	return ""
+}
+
+func (m *Manager) platformMismatch(ctx context.Context, inst backends.Instance) string {
+	pf, ok := m.backend.(backends.Platformer)
+	if !ok {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
+	defer cancel()
+	goos, goarch, err := pf.Platform(ctx, inst.ID)
+	if err != nil || goos == "" || goarch == "" {
+		return ""
+	}
+	if goos != m.agentBin.GOOS || goarch != m.agentBin.GOARCH {
+		return fmt.Sprintf("container is %s/%s but the agent is built for %s/%s; using plain exec", goos, goarch, m.agentBin.GOOS, m.agentBin.GOARCH)
+	}
+	return ""
+}
+
+// agentStatus reports, without starting anything, how inst is reached.
+func (m *Manager) agentStatus(inst backends.Instance) AgentStatus {
+	if m.agentBin == nil {
+		return AgentStatus{Reason: m.agentOff}
+	}
+	m.mu.Lock()
+	w := m.workspaces[inst.Workspace]
+	m.mu.Unlock()
+	if w == nil {
+		return AgentStatus{Enabled: true}
+	}
+	if cfg := w.cachedConfig(); cfg != nil && cfg.Berth.Agent != nil && !*cfg.Berth.Agent {
+		return AgentStatus{Reason: "agent disabled by customizations.berth.agent in " + cfg.File}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if e := w.runner; e != nil && e.client == nil && e.key == runnerKey(inst) {
+		return AgentStatus{Reason: e.reason}
+	}
+	return AgentStatus{Enabled: true}
+}

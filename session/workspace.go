@@ -1,0 +1,454 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berthdev/berth/agent"
+	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/devcontainer"
+	"github.com/berthdev/berth/pathmap"
+)
+
+// Workspace is the one owner of a workspace's state on one backend: its
+// instance, its resolved configuration, its path mapper and its runner (the
+// agent, or plain exec). It is the only code that creates, starts,
+// recreates or stops the instance, and the lifecycle hooks that go with
+// those run here, once.
+//
+// Goroutines: none of its own. The Manager's event watcher calls
+// instanceEvent; everything else runs on its callers' goroutines.
+type Workspace struct {
+	m    *Manager
+	path string
+	log  *slog.Logger
+
+	op sync.Mutex // serialises create, start, recreate, stop, remove and their hooks
+
+	agentMu sync.Mutex // serialises starting the agent
+
+	mu        sync.Mutex           // guards the following
+	ready     *Ready               // the running instance as last ensured; nil: ensure again
+	cfg       *devcontainer.Config // last resolved
+	runner    *agentEntry          // the agent of ready's instance; nil: not chosen yet
+	netns     *string              // the instance's netns path, once looked up
+	clients   map[*Client]bool     // clients that used the workspace: they hear of changes
+	editors   int                  // editor sessions of this process attached
+	ownStopAt time.Time            // when berth itself last stopped or removed it
+	lastState string               // last state reported to clients
+}
+
+// Ready is a workspace's running instance and what reaches it, as of one
+// Ensure.
+type Ready struct {
+	Instance
+	Mapper *pathmap.Mapper
+	Hooks  []HookRun // lifecycle commands this call ran
+
+	ws *Workspace
+}
+
+// agentEntry is the agent of one start of one instance, or why it has none.
+type agentEntry struct {
+	key      string // instance id and start: a new start needs a new agent
+	client   *agent.Client
+	reason   string    // set when client is nil
+	failedAt time.Time // when a start failed; retried after agentRetry
+}
+
+// HookFunc runs one lifecycle command for the caller that triggered it,
+// streaming its output to that caller's client.
+type HookFunc func(ctx context.Context, r Ready, hook, entry string, argv []string) HookRun
+
+// EnsureOptions are the parameters of Workspace.Ensure.
+type EnsureOptions struct {
+	Image    string    // the image when none is configured
+	Config   string    // explicit configuration file; "" discovers one
+	Recreate bool      // remove any existing instance first, rebuilding its image
+	BuildLog io.Writer // receives an image build's log; may be nil
+	Hooks    HookFunc  // runs lifecycle commands; nil runs them without output
+}
+
+// Deadlines of engine calls. Metadata calls answer quickly or the engine
+// is in trouble; long operations fail only after a spell without progress,
+// so a loaded machine doesn't fail a slow pull.
+const (
+	metaTimeout = 5 * time.Second
+	idleTimeout = 60 * time.Second
+)
+
+// Path is the workspace's resolved host path.
+func (w *Workspace) Path() string { return w.path }
+
+// Manager returns the workspace's manager.
+func (w *Workspace) Manager() *Manager { return w.m }
+
+// current returns the ready instance when nothing needs doing.
+func (w *Workspace) current() (Ready, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ready == nil {
+		return Ready{}, false
+	}
+	r := *w.ready
+	r.Hooks, r.Created, r.Started = nil, false, false
+	return r, true
+}
+
+// Ensure returns the workspace's running instance, creating or starting it
+// when needed, and runs the lifecycle hooks that creating or starting it
+// calls for before it returns: onCreate, updateContent and postCreate once
+// per container, postStart once per start. Callers that arrive while hooks
+// run wait for them.
+func (w *Workspace) Ensure(ctx context.Context, opts EnsureOptions) (Ready, error) {
+	if !opts.Recreate {
+		if r, ok := w.current(); ok {
+			return r, nil
+		}
+	}
+	w.op.Lock()
+	defer w.op.Unlock()
+	if !opts.Recreate {
+		if r, ok := w.current(); ok {
+			return r, nil
+		}
+	}
+	if w.m.isClosed() {
+		return Ready{}, ErrClosed
+	}
+	inst, err := w.up(ctx, opts)
+	if err != nil {
+		return Ready{}, err
+	}
+	mapper, err := w.m.mapperFor(MountsOf(inst.Instance))
+	if err != nil {
+		return Ready{}, err
+	}
+	r := Ready{Instance: inst, Mapper: mapper, ws: w}
+	if err := w.lifecycle(ctx, &r, opts); err != nil {
+		return Ready{}, err
+	}
+	w.mu.Lock()
+	keep := r
+	w.ready = &keep
+	w.lastState = string(backends.StateRunning)
+	w.mu.Unlock()
+	return r, nil
+}
+
+// up is Ensure's engine part: the old instance, the config, a build, the
+// backend's Ensure. The caller holds op.
+func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error) {
+	ws := w.path
+	prior, ferr := w.find(ctx)
+	if ferr != nil && !errors.Is(ferr, backends.ErrNotFound) {
+		return Instance{}, ferr
+	}
+	exists := ferr == nil
+	cfg, err := w.Config(opts.Config, opts.Image)
+	if errors.Is(err, devcontainer.ErrNoConfig) && exists && !opts.Recreate {
+		// An existing instance needs no configuration to be used.
+		cfg, err = &devcontainer.Config{Source: devcontainer.SourceImage, Image: prior.Image, Hash: prior.Labels[LabelConfigHash]}, nil
+	}
+	if err != nil {
+		if errors.Is(err, devcontainer.ErrNoConfig) {
+			return Instance{}, fmt.Errorf("%w: %v", ErrNoImage, err)
+		}
+		return Instance{}, err
+	}
+	spec, err := w.m.spec(ws, cfg)
+	if err != nil {
+		return Instance{}, err
+	}
+	ctx, touch, cancel := watchdog(ctx, idleTimeout)
+	defer cancel()
+	if opts.Recreate && exists {
+		w.forget()
+		w.dropRunner("the container is being recreated")
+		w.setOwnStop()
+		w.log.Info("removing instance to recreate it", "instance", prior.Name)
+		if err := w.m.backend.Remove(ctx, prior.ID); err != nil && !errors.Is(err, backends.ErrNotFound) {
+			return Instance{}, w.m.engineErr(ctx, "remove", err)
+		}
+		exists = false
+	}
+	if exists {
+		// Reuse it, stale or not: rebuilding is the user's call (recreate).
+		spec.Image = prior.Image
+	} else if cfg.Build != nil {
+		blog := opts.BuildLog
+		if blog == nil {
+			blog = io.Discard
+		}
+		if err := w.m.build(ctx, ws, cfg, touchWriter{blog, touch}); err != nil {
+			return Instance{}, w.m.engineErr(ctx, "build", err)
+		}
+	}
+	inst, created, err := w.m.backend.Ensure(ctx, spec)
+	if err != nil {
+		return Instance{}, w.m.engineErr(ctx, "ensure", err)
+	}
+	out := Instance{
+		Instance: inst, Backend: w.m.backend.Name(), Created: created,
+		Started: created || (exists && prior.State != backends.StateRunning),
+		Config:  cfg,
+	}
+	out.Agent = w.m.agentStatus(inst)
+	out.Stale = !created && cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash
+	if out.Stale {
+		backends.Report(ctx, "container %s is stale: its configuration changed; berth/up with recreate rebuilds it", inst.Name)
+	}
+	if created {
+		w.log.Info("instance created", "instance", inst.Name, "config", cfg.Source)
+	}
+	return out, nil
+}
+
+// find looks the workspace's instance up, within metaTimeout.
+func (w *Workspace) find(ctx context.Context) (backends.Instance, error) {
+	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
+	defer cancel()
+	inst, err := w.m.backend.Find(ctx, w.path)
+	if err != nil {
+		return inst, w.m.engineErr(ctx, "find", err)
+	}
+	return inst, nil
+}
+
+// forget drops what berth knew of the running instance, so the next call
+// looks again.
+func (w *Workspace) forget() {
+	w.mu.Lock()
+	w.ready, w.netns = nil, nil
+	w.mu.Unlock()
+}
+
+// Config resolves the workspace's configuration: explicit, devcontainer.json,
+// Containerfile or image, in that order (see devcontainer.Discover). image
+// is the fallback image.
+func (w *Workspace) Config(explicit, image string) (*devcontainer.Config, error) {
+	if image == "" {
+		image = w.m.defaultImage
+	}
+	cfg, err := devcontainer.Discover(w.path, explicit, image, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Unknown) > 0 || len(cfg.Berth.Unknown) > 0 {
+		w.log.Info("ignoring unsupported config keys", "file", cfg.File, "keys", append(cfg.Unknown, cfg.Berth.Unknown...))
+	}
+	w.mu.Lock()
+	w.cfg = cfg
+	w.mu.Unlock()
+	return cfg, nil
+}
+
+// cachedConfig returns the configuration last resolved, or nil.
+func (w *Workspace) cachedConfig() *devcontainer.Config {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cfg
+}
+
+// Status returns the workspace's instance, or nil if it has none. It
+// compares the instance with the workspace's configuration now, to say
+// whether it is stale; explicit and image are as for Ensure. It never
+// creates or starts anything.
+func (w *Workspace) Status(ctx context.Context, explicit, image string) (*Instance, error) {
+	inst, err := w.find(ctx)
+	if errors.Is(err, backends.ErrNotFound) {
+		w.forget()
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if inst.State != backends.StateRunning {
+		w.forget()
+	}
+	out := &Instance{Instance: inst, Backend: w.m.backend.Name(), Agent: w.m.agentStatus(inst)}
+	if cfg, err := w.Config(explicit, image); err == nil {
+		out.Config = cfg
+		out.Stale = cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash
+	}
+	if inst.State == backends.StateRunning {
+		if st, err := w.readState(ctx, inst.ID); err == nil && st.Create == createFailed {
+			out.HookError = st.Error
+		}
+	}
+	return out, nil
+}
+
+// Down stops the workspace's instance, or removes it. It is idempotent.
+func (w *Workspace) Down(ctx context.Context, remove bool) error {
+	w.op.Lock()
+	defer w.op.Unlock()
+	inst, err := w.find(ctx)
+	if errors.Is(err, backends.ErrNotFound) {
+		w.forget()
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	w.forget()
+	w.dropRunner("the container was stopped by berth")
+	ctx, _, cancel := watchdog(ctx, idleTimeout)
+	defer cancel()
+	if remove {
+		w.setOwnStop()
+		w.log.Info("removing instance", "instance", inst.Name)
+		if err := w.m.backend.Remove(ctx, inst.ID); err != nil && !errors.Is(err, backends.ErrNotFound) {
+			return w.m.engineErr(ctx, "remove", err)
+		}
+		return nil
+	}
+	if inst.State == backends.StateStopped {
+		return nil
+	}
+	w.setOwnStop()
+	if err := w.m.backend.Stop(ctx, inst.ID); err != nil {
+		return w.m.engineErr(ctx, "stop", err)
+	}
+	return nil
+}
+
+func (w *Workspace) setOwnStop() {
+	w.mu.Lock()
+	w.ownStopAt = time.Now()
+	w.mu.Unlock()
+}
+
+// Mapper returns the workspace's path mapper: from its instance's mounts
+// when it has one, else from the mounts it would be created with. It never
+// creates anything.
+func (w *Workspace) Mapper(ctx context.Context) (*pathmap.Mapper, error) {
+	if r, ok := w.current(); ok {
+		return r.Mapper, nil
+	}
+	var mounts []backends.Mount
+	if inst, err := w.find(ctx); err == nil {
+		mounts = MountsOf(inst)
+	} else if !errors.Is(err, backends.ErrNotFound) && !errors.Is(err, backends.ErrUnavailable) {
+		return nil, err
+	}
+	if len(mounts) == 0 {
+		mounts = []backends.Mount{{Host: w.path, Container: Workdir(w.path)}}
+	}
+	return w.m.mapperFor(mounts)
+}
+
+// engineErr turns a deadline that berth set on an engine call into the
+// engine being unavailable, which is what it means to the user.
+func (m *Manager) engineErr(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil && errors.Is(context.Cause(ctx), context.DeadlineExceeded) && !errors.Is(err, backends.ErrUnavailable) {
+		return fmt.Errorf("%s: %s: the engine did not answer in time (is its daemon running, or frozen?): %w", m.backend.Name(), op, backends.ErrUnavailable)
+	}
+	return err
+}
+
+// watchdog returns a ctx that ends after d without progress. Every step
+// reported through it (backends.Report), and every call of touch,
+// restarts the clock.
+func watchdog(ctx context.Context, d time.Duration) (context.Context, func(), context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	t := time.AfterFunc(d, func() { cancel(context.DeadlineExceeded) })
+	touch := func() { t.Reset(d) }
+	ctx = backends.AlsoReport(ctx, func(string) { touch() })
+	return ctx, touch, func() {
+		t.Stop()
+		cancel(context.Canceled)
+	}
+}
+
+// touchWriter counts every write as progress.
+type touchWriter struct {
+	w     io.Writer
+	touch func()
+}
+
+func (t touchWriter) Write(p []byte) (int, error) {
+	t.touch()
+	return t.w.Write(p)
+}
+
+// hostID names this berth process, for bookkeeping shared with others.
+func hostID() string {
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s:%d", h, os.Getpid())
+}
+
+// sameHostPID returns the pid of an owner written by hostID on this host.
+func sameHostPID(owner string) (int, bool) {
+	h, _ := os.Hostname()
+	host, pid, ok := strings.Cut(owner, ":")
+	if !ok || host != h {
+		return 0, false
+	}
+	var n int
+	if _, err := fmt.Sscanf(pid, "%d", &n); err != nil || n <= 0 {
+		return 0, false
+	}
+	return n, true
+}
+
+// ToContainer maps a host path or file URI into the container like
+// m.ToContainer, and also when the path reaches a mount through a symlink:
+// workspaces are keyed by their real path (ResolveWorkspace), so the path
+// is resolved the same way before it is given up on.
+func ToContainer(m *pathmap.Mapper, p string) (string, bool) {
+	if got, ok := m.ToContainer(p); ok {
+		return got, true
+	}
+	if real := realHostPath(p); real != p {
+		return m.ToContainer(real)
+	}
+	return "", false
+}
+
+// realHostPath resolves symlinks in the longest existing prefix of a host
+// path or file URI, keeping the rest as is.
+func realHostPath(p string) string {
+	isURI := len(p) >= 5 && strings.EqualFold(p[:5], "file:")
+	fp := p
+	var u *url.URL
+	if isURI {
+		var err error
+		if u, err = url.Parse(p); err != nil || u.Scheme != "file" {
+			return p
+		}
+		fp = filepath.FromSlash(u.Path)
+	}
+	if !filepath.IsAbs(fp) {
+		return p
+	}
+	dir, rest := filepath.Clean(fp), ""
+	for {
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			resolved := filepath.Join(real, rest)
+			if !isURI {
+				return resolved
+			}
+			u.Path = filepath.ToSlash(resolved)
+			return u.String()
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+		dir = parent
+	}
+}
