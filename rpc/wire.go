@@ -93,6 +93,9 @@ type Instance struct {
 	Stale        bool   `json:"stale"`
 	ConfigSource string `json:"configSource,omitempty"` // explicit, devcontainer.json, .devcontainer.json, containerfile, image
 	ConfigFile   string `json:"configFile,omitempty"`
+	// HookError says why the container's create hooks failed, with the
+	// end of their output; berth doesn't run them again on its own.
+	HookError string `json:"hookError,omitempty"`
 
 	// berth/up only.
 	BuildPID  string          `json:"buildPid,omitempty"` // pseudo-pid of the image build's log
@@ -120,7 +123,7 @@ func toInstance(in session.Instance) Instance {
 	out := Instance{
 		Workspace: in.Workspace, Backend: in.Backend, ID: in.ID, Name: in.Name,
 		Image: in.Image, State: in.State, Workdir: in.Workdir, Mounts: mounts,
-		Created: in.Created, Stale: in.Stale,
+		Created: in.Created, Stale: in.Stale, HookError: in.HookError,
 		Agent: AgentStatus{Enabled: in.Agent.Enabled, Reason: in.Agent.Reason},
 	}
 	if in.Config != nil {

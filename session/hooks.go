@@ -87,6 +87,12 @@ func (w *Workspace) lifecycle(ctx context.Context, r *Ready, opts EnsureOptions)
 		return err
 	}
 	if hasCreate {
+		if r.Created && r.Labels[LabelSync] == "true" {
+			if err := w.copyIn(ctx, r.Instance.Instance); err != nil {
+				return err
+			}
+			r.copied = true
+		}
 		if st, err = w.createHooks(ctx, r, st, create, run); err != nil {
 			return err
 		}

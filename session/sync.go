@@ -38,7 +38,8 @@ type SyncStats struct {
 // Goroutines: run reads fsnotify events and flushes batches after a quiet
 // spell; Close stops it and waits.
 type syncer struct {
-	c      *Client
+	c      *Client // nil for a one-off copy
+	b      backends.Backend
 	ws     string
 	image  string
 	ignore *patternmatcher.PatternMatcher
@@ -82,7 +83,7 @@ func ignorePatterns(ws string) ([]string, error) {
 
 // startSync copies the workspace into its instance and keeps it in sync
 // while the client lives.
-func (c *Client) startSync(ctx context.Context, ws, image string, inst backends.Instance) error {
+func (c *Client) startSync(ctx context.Context, ws, image string, inst backends.Instance, copied bool) error {
 	c.mu.Lock()
 	if s := c.syncers[ws]; s != nil {
 		c.mu.Unlock()
@@ -102,19 +103,21 @@ func (c *Client) startSync(ctx context.Context, ws, image string, inst backends.
 	if err != nil {
 		return err
 	}
-	s := &syncer{c: c, ws: ws, image: image, ignore: pm, fw: fw, done: make(chan struct{}), changed: map[string]bool{}}
+	s := &syncer{c: c, b: c.m.backend, ws: ws, image: image, ignore: pm, fw: fw, done: make(chan struct{}), changed: map[string]bool{}}
 	// Watch first, so nothing changed during the full copy is missed.
 	if err := s.watchTree(ws); err != nil {
 		fw.Close()
 		return err
 	}
-	backends.Report(ctx, "copying the workspace into %s", inst.Name)
-	n, err := s.copyPaths(ctx, inst, []string{"."})
-	if err != nil {
-		fw.Close()
-		return err
+	if !copied {
+		backends.Report(ctx, "copying the workspace into %s", inst.Name)
+		n, err := s.copyPaths(ctx, inst, []string{"."})
+		if err != nil {
+			fw.Close()
+			return err
+		}
+		c.log.Info("workspace copied in", "workspace", ws, "instance", inst.Name, "entries", n)
 	}
-	c.log.Info("workspace copied in", "workspace", ws, "instance", inst.Name, "entries", n)
 	c.mu.Lock()
 	if c.closed || c.syncers[ws] != nil {
 		c.mu.Unlock()
@@ -298,7 +301,7 @@ func (s *syncer) copyPaths(ctx context.Context, inst backends.Instance, rels []s
 		}()
 		pw.CloseWithError(err)
 	}()
-	err := s.c.m.backend.CopyTo(ctx, inst.ID, "/", pr)
+	err := s.b.CopyTo(ctx, inst.ID, "/", pr)
 	pr.CloseWithError(err) // unblocks the writer if the copy failed
 	wg.Wait()
 	if err != nil {
@@ -353,6 +356,27 @@ func writeTarEntry(tw *tar.Writer, p, name string) (int, error) {
 }
 
 // Close stops syncing.
+// copyIn copies the whole workspace into a synced instance, once: a new
+// container's create hooks need the workspace in place before they run.
+func (w *Workspace) copyIn(ctx context.Context, inst backends.Instance) error {
+	patterns, err := ignorePatterns(w.path)
+	if err != nil {
+		return err
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return fmt.Errorf("sync: ignore patterns: %w", err)
+	}
+	s := &syncer{b: w.m.backend, ws: w.path, ignore: pm}
+	backends.Report(ctx, "copying the workspace into %s", inst.Name)
+	n, err := s.copyPaths(ctx, inst, []string{"."})
+	if err != nil {
+		return err
+	}
+	w.log.Info("workspace copied in", "instance", inst.Name, "entries", n)
+	return nil
+}
+
 func (s *syncer) Close() {
 	close(s.done)
 	s.fw.Close()

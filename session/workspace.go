@@ -54,7 +54,8 @@ type Ready struct {
 	Mapper *pathmap.Mapper
 	Hooks  []HookRun // lifecycle commands this call ran
 
-	ws *Workspace
+	ws     *Workspace
+	copied bool // a synced workspace was copied in by this call
 }
 
 // agentEntry is the agent of one start of one instance, or why it has none.
@@ -100,7 +101,7 @@ func (w *Workspace) current() (Ready, bool) {
 		return Ready{}, false
 	}
 	r := *w.ready
-	r.Hooks, r.Created, r.Started = nil, false, false
+	r.Hooks, r.Created, r.Started, r.copied = nil, false, false, false
 	return r, true
 }
 
