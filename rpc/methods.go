@@ -405,20 +405,38 @@ func (c *conn) workspaceFilter(raw json.RawMessage) (string, error) {
 }
 
 func processes(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	var p ProcessesParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
 	ws, err := c.workspaceFilter(raw)
 	if err != nil {
 		return nil, err
+	}
+	switch p.State {
+	case "", session.StateRunning, session.StateExited:
+	default:
+		return nil, badParam("state", "%q: use \"running\" or \"exited\"", p.State)
+	}
+	if p.Limit < 0 {
+		return nil, badParam("limit", "must not be negative")
 	}
 	_, client, _ := c.session()
 	infos := client.Processes(ws)
 	out := make([]ProcessInfo, 0, len(infos))
 	for _, in := range infos {
+		if p.State != "" && in.State != p.State {
+			continue
+		}
 		pi := ProcessInfo{PID: in.ID, Workspace: in.Workspace, Argv: in.Argv, Kind: in.Kind, State: in.State, StartedAt: in.StartedAt}
 		if in.State == session.StateExited {
 			code, fin := in.Status.Code, in.FinishedAt
 			pi.Code, pi.Signal, pi.FinishedAt = &code, in.Status.Signal, &fin
 		}
 		out = append(out, pi)
+	}
+	if p.Limit > 0 && len(out) > p.Limit {
+		out = out[len(out)-p.Limit:] // the newest, still in start order
 	}
 	return out, nil
 }

@@ -283,3 +283,10 @@ type InstanceChangedParams struct {
 	State     string `json:"state"`  // running, stopped or removed
 	Reason    string `json:"reason"` // killed, stopped outside berth, removed, daemon lost, daemon back, …
 }
+
+// ProcessesParams are berth/processes's params.
+type ProcessesParams struct {
+	Workspace string `json:"workspace,omitempty"`
+	State     string `json:"state,omitempty"` // running or exited; "" for both
+	Limit     int    `json:"limit,omitempty"` // the newest N; 0 for all
+}

@@ -414,11 +414,12 @@ func (c *Client) lookup(pid string) (*Process, error) {
 	return p, nil
 }
 
-// keepExited is how many exited processes a client remembers for
-// berth/processes.
-const keepExited = 100
+// KeepExited is how many exited processes a client remembers for
+// berth/processes; the oldest are forgotten first. Running processes are
+// always listed.
+const KeepExited = 1000
 
-// prune forgets the oldest exited processes beyond keepExited.
+// prune forgets the oldest exited processes beyond KeepExited.
 func (c *Client) prune() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -428,11 +429,11 @@ func (c *Client) prune() {
 			exited = append(exited, p)
 		}
 	}
-	if len(exited) <= keepExited {
+	if len(exited) <= KeepExited {
 		return
 	}
 	sort.Slice(exited, func(i, j int) bool { return exited[i].finishedAt.Before(exited[j].finishedAt) })
-	for _, p := range exited[:len(exited)-keepExited] {
+	for _, p := range exited[:len(exited)-KeepExited] {
 		delete(c.procs, p.id)
 	}
 }
