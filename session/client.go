@@ -122,11 +122,15 @@ func (p *Process) info() ProcessInfo {
 	}
 }
 
-// Client is one editor connection's view of the session: its default
-// workspace and the processes it started.
+// Client is one editor connection's view of the session: the workspaces it
+// uses and the processes and tunnels it started.
 //
-// Goroutines: one waiter per running process (started in Exec), which
-// delivers the exit event. Close ends every process and waits for them.
+// Goroutines, all counted by wg and waited for by Close: per process, a
+// waiter that delivers the exit event and a pump that delivers its output;
+// per debuggee tunnel, a closer (CloseTunnelOnExit). Tunnels own their
+// accept loops; the config watcher and syncers own theirs. Close ends every
+// process, then cancels the client's lifetime ctx, which unblocks waits a
+// frozen engine still holds.
 type Client struct {
 	m    *Manager
 	log  *slog.Logger

@@ -98,14 +98,23 @@ func (w *Workspace) dropRunner(why string) {
 // backend exec when the agent can't be had. tty, when set, needs the agent.
 func (w *Workspace) exec(ctx context.Context, r Ready, spec backends.ExecSpec, tty *agent.Terminal) (backends.Process, error) {
 	ac, reason := w.agent(ctx, r)
+	// ctx bounds only the start, so a deadline here never cuts a process short.
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
 	if ac == nil {
 		if tty != nil {
 			return nil, fmt.Errorf("tty: %w (%s)", ErrNeedsAgent, reason)
 		}
-		return w.m.backend.Exec(ctx, r.ID, spec)
+		p, err := w.m.backend.Exec(ctx, r.ID, spec)
+		return p, w.m.engineErr(ctx, "exec", err)
 	}
-	return ac.Exec(ctx, spec, tty)
+	p, err := ac.Exec(ctx, spec, tty)
+	return p, w.m.engineErr(ctx, "exec", err)
 }
+
+// startTimeout bounds starting a process, which a healthy engine does in
+// well under a second even on a loaded machine.
+const startTimeout = 10 * time.Second
 
 // agentFor is agent for tunnels, which have no plain-exec fallback.
 func (w *Workspace) agentFor(ctx context.Context, r Ready) (*agent.Client, error) {
