@@ -9,9 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"runtime"
+	rtdebug "runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
 )
@@ -24,14 +28,27 @@ const MaxFrame = 32 << 20
 // grow memory.
 const maxHeaderLine = 4096
 
+// headerPrefix is what the reader resynchronises on, in any case.
+const headerPrefix = "content-length:"
+
+// releaseAbove is the body size from which a frame's memory is handed back
+// to the OS once it has been handled; see releaseLater.
+const releaseAbove = 4 << 20
+
 // frameStream is a jsonrpc2.ObjectStream with LSP base-protocol framing that
 // survives bad input. jsonrpc2's own codec closes the connection on any
 // malformed frame; an editor that sent one bad message should get an error
 // for it and keep its session. So frameStream reads whole frames itself,
 // answers the malformed ones directly, and hands jsonrpc2 only valid
 // messages. Writes use jsonrpc2.VSCodeObjectCodec.
+//
+// Goroutines: while the server's reader is paused (see lookahead) one
+// goroutine reads ahead into the read buffer; ReadObject waits for it
+// before it reads.
 type frameStream struct {
-	r     *bufio.Reader
+	fr    frameReader
+	ahead chan struct{} // closed when the lookahead goroutine is done with fr; nil when none ran
+	big   bool          // the last frame was over releaseAbove
 	c     io.Closer
 	log   *slog.Logger
 	trace bool
@@ -42,7 +59,7 @@ type frameStream struct {
 
 func newFrameStream(rwc io.ReadWriteCloser, log *slog.Logger, trace bool) *frameStream {
 	return &frameStream{
-		r:     bufio.NewReaderSize(rwc, 64<<10),
+		fr:    frameReader{r: bufio.NewReaderSize(rwc, 64<<10)},
 		w:     bufio.NewWriterSize(rwc, 64<<10),
 		c:     rwc,
 		log:   log,
@@ -77,11 +94,24 @@ type frameError struct {
 
 func (e *frameError) Error() string { return e.msg }
 
+func parseError(format string, args ...any) *frameError {
+	return &frameError{code: jsonrpc2.CodeParseError, msg: "parse error: " + fmt.Sprintf(format, args...)}
+}
+
 // ReadObject implements jsonrpc2.ObjectStream. It returns only I/O errors;
 // bad frames are answered here and skipped.
 func (s *frameStream) ReadObject(v any) error {
+	if s.ahead != nil {
+		<-s.ahead
+		s.ahead = nil
+	}
+	if s.big {
+		// Handled: inline, or started in its own goroutine.
+		s.big = false
+		releaseLater()
+	}
 	for {
-		body, err := s.readFrame()
+		body, err := s.fr.readFrame()
 		var fe *frameError
 		if errors.As(err, &fe) {
 			s.log.Warn("bad frame", "err", fe.msg)
@@ -93,6 +123,7 @@ func (s *frameStream) ReadObject(v any) error {
 		if err != nil {
 			return err
 		}
+		s.big = len(body) > releaseAbove
 		if s.trace {
 			s.log.Debug("recv", "frame", string(body))
 		}
@@ -119,90 +150,330 @@ func (s *frameStream) ReadObject(v any) error {
 	}
 }
 
-// readFrame reads one frame's headers and body.
-func (s *frameStream) readFrame() ([]byte, error) {
+// errExitAhead says that a lookahead found an exit notification.
+var errExitAhead = errors.New("exit notification ahead")
+
+// testHookAheadFull, when set, runs when a lookahead stops because the read
+// buffer is full.
+var testHookAheadFull atomic.Pointer[func()]
+
+// lookahead watches the unread input while the server's reader is paused
+// at its in-flight bound, so that the client can still end the connection.
+// It reads no further than the read buffer holds (64 KiB) and consumes
+// nothing. end receives errExitAhead if that input holds an exit
+// notification, or the read error (io.EOF) if the input ends there. stop
+// ends the watch; the next ReadObject waits for the goroutine. Call it only
+// from the reader goroutine (jsonrpc2 calls Handle there), between reads.
+func (s *frameStream) lookahead() (end <-chan error, stop func()) {
+	ch := make(chan error, 1)
+	done := make(chan struct{})
+	var stopped atomic.Bool
+	s.ahead = done
+	r, resync := s.fr.r, s.fr.resync
+	full := testHookAheadFull.Load()
+	go func() {
+		defer close(done)
+		for {
+			window, _ := r.Peek(r.Buffered())
+			if exitAhead(window, resync) {
+				ch <- errExitAhead
+				return
+			}
+			if len(window) == r.Size() {
+				if full != nil {
+					(*full)()
+				}
+				return
+			}
+			if _, err := r.Peek(len(window) + 1); err != nil {
+				window, _ = r.Peek(r.Buffered())
+				if exitAhead(window, resync) {
+					err = errExitAhead
+				}
+				ch <- err
+				return
+			}
+			if stopped.Load() {
+				return
+			}
+		}
+	}()
+	return ch, func() { stopped.Store(true) }
+}
+
+// exitAhead reports whether the frames in window hold an exit notification.
+func exitAhead(window []byte, resync bool) bool {
+	fr := frameReader{r: bufio.NewReaderSize(bytes.NewReader(window), maxHeaderLine), resync: resync}
+	for {
+		body, err := fr.readFrame()
+		var fe *frameError
+		switch {
+		case errors.As(err, &fe):
+			continue
+		case err != nil:
+			return false
+		}
+		var m struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		if validate(body) == nil && json.Unmarshal(body, &m) == nil && m.ID == nil && m.Method == "exit" {
+			return true
+		}
+	}
+}
+
+// release debounces releaseLater.
+var release struct {
+	mu    sync.Mutex
+	timer *time.Timer  // runs the release; nil until the first large frame
+	count atomic.Int64 // releases done, for tests
+}
+
+// releaseDelay gives a large frame's handler time to finish with it.
+const releaseDelay = time.Second
+
+// releaseLater returns freed memory to the OS a little after a large frame
+// has been handled; each large frame postpones it. Nothing keeps the frame
+// alive, but encoding/json pools its encode buffers (and jsonrpc2 encodes
+// params again while decoding a request), so one GC moves a frame-sized
+// buffer to the pool's victim cache and only the next frees it; and Go's
+// scavenger returns freed heap to the OS only slowly. A sidecar that idles
+// for hours would stay tens of MB bigger after one large message.
+func releaseLater() {
+	release.mu.Lock()
+	defer release.mu.Unlock()
+	if release.timer != nil {
+		release.timer.Reset(releaseDelay)
+		return
+	}
+	release.timer = time.AfterFunc(releaseDelay, func() {
+		runtime.GC()
+		rtdebug.FreeOSMemory()
+		release.count.Add(1)
+	})
+}
+
+// frameReader reads LSP base-protocol frames. After a bad frame whose end
+// it can't know, it resynchronises on the next "Content-Length:" anywhere
+// in the input, so that one bad frame never spoils the ones after it.
+// Memory stays bounded by r's buffer, maxHeaderLine and MaxFrame.
+type frameReader struct {
+	r      *bufio.Reader
+	resync bool // skip to the next Content-Length header before reading a frame
+}
+
+// readFrame reads one frame's headers and body. Its errors are I/O errors
+// or a *frameError for a bad frame, after which the next call reads on.
+func (fr *frameReader) readFrame() ([]byte, error) {
+	if fr.resync {
+		if err := fr.skipToHeader(); err != nil {
+			return nil, err
+		}
+		fr.resync = false
+	}
 	length := -1
 	var bad string
 	sawHeader := false
 	for {
-		line, tooLong, err := s.readLine()
+		line, long, cut, err := fr.headerLine()
 		if err != nil {
-			if err == io.EOF && sawHeader {
-				return nil, io.ErrUnexpectedEOF
+			switch {
+			case !sawHeader && isBlank(line):
+				if err == io.ErrUnexpectedEOF {
+					err = io.EOF
+				}
+			case err == io.EOF:
+				err = io.ErrUnexpectedEOF
 			}
 			return nil, err
 		}
-		if tooLong {
+		if cut {
+			if isBlank(line) {
+				continue // spaces before a header
+			}
+			// The next frame starts at the Content-Length header.
+			return nil, parseError("expected a Content-Length header, got %q", truncate(string(line), 80))
+		}
+		text := bytes.TrimRight(line, "\r\n")
+		name, value, isHeader := cutHeader(text)
+		switch {
+		case long && (sawHeader || isHeader):
+			// Part of a frame: its body, if it has a length, is skipped.
 			sawHeader = true
 			bad = fmt.Sprintf("header line longer than %d bytes", maxHeaderLine)
 			continue
-		}
-		if line == "" {
-			if !sawHeader {
-				continue // tolerate stray blank lines between frames
+		case long:
+			fr.resync = true
+			return nil, parseError("expected a Content-Length header, got %d bytes of something else", maxHeaderLine)
+		case isBlank(text) && !sawHeader:
+			continue // tolerate stray blank lines between frames
+		case isBlank(text):
+		case !isHeader:
+			fr.resync = true
+			return nil, parseError("malformed header line %q", truncate(string(text), 80))
+		case strings.EqualFold(name, "Content-Length"):
+			n, err := strconv.Atoi(value)
+			if err != nil || n < 0 {
+				fr.resync = true
+				return nil, parseError("invalid Content-Length %q", truncate(value, 80))
 			}
-			break
-		}
-		sawHeader = true
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			bad = fmt.Sprintf("malformed header line %q", truncate(line, 80))
+			sawHeader, length = true, n
+			continue
+		default:
+			sawHeader = true // other headers, such as Content-Type, are ignored
 			continue
 		}
-		if strings.EqualFold(strings.TrimSpace(name), "Content-Length") {
-			n, err := strconv.Atoi(strings.TrimSpace(value))
-			if err != nil || n < 0 {
-				bad = fmt.Sprintf("invalid Content-Length %q", strings.TrimSpace(value))
-				continue
-			}
-			length = n
-		}
+		break // the blank line that ends the headers
 	}
 	if length < 0 {
+		fr.resync = true
 		if bad == "" {
 			bad = "frame has no Content-Length header"
 		}
-		return nil, &frameError{code: jsonrpc2.CodeParseError, msg: "parse error: " + bad}
+		return nil, parseError("%s", bad)
 	}
 	if bad != "" || length > MaxFrame {
 		// Skip the body so the next frame starts where it should.
-		if _, err := io.CopyN(io.Discard, s.r, int64(length)); err != nil {
-			return nil, err
+		if _, err := io.CopyN(io.Discard, fr.r, int64(length)); err != nil {
+			return nil, unexpected(err)
 		}
 		if bad != "" {
-			return nil, &frameError{code: jsonrpc2.CodeParseError, msg: "parse error: " + bad}
+			return nil, parseError("%s", bad)
 		}
 		return nil, &frameError{code: jsonrpc2.CodeInvalidRequest, msg: fmt.Sprintf("invalid request: frame of %d bytes exceeds the %d-byte limit", length, MaxFrame)}
 	}
 	body := make([]byte, length)
-	if _, err := io.ReadFull(s.r, body); err != nil {
-		return nil, err
+	if _, err := io.ReadFull(fr.r, body); err != nil {
+		return nil, unexpected(err)
 	}
 	return body, nil
 }
 
-// readLine reads one header line; a line over maxHeaderLine is consumed
-// and reported as tooLong rather than kept.
-func (s *frameStream) readLine() (line string, tooLong bool, err error) {
-	var buf []byte
-	for {
-		chunk, err := s.r.ReadSlice('\n')
-		if len(buf)+len(chunk) <= maxHeaderLine {
-			buf = append(buf, chunk...)
-		} else {
-			tooLong = true
+// headerLine reads one header line, its '\n' included, keeping its first
+// maxHeaderLine bytes; long reports a longer line. It stops short, with cut
+// set, at a "Content-Length:" that doesn't start the line: what came before
+// it is then garbage, and the input is left at the header.
+func (fr *frameReader) headerLine() (line []byte, long, cut bool, err error) {
+	n := 0 // bytes of the line read so far
+	take := func(b []byte) {
+		if room := maxHeaderLine - len(line); room > 0 {
+			line = append(line, b[:min(len(b), room)]...)
 		}
-		if err == bufio.ErrBufferFull {
+		n += len(b)
+		long = long || n > maxHeaderLine
+		_, _ = fr.r.Discard(len(b))
+	}
+	for {
+		buf, _ := fr.r.Peek(fr.r.Buffered())
+		from := 0
+		if n == 0 {
+			from = 1
+		}
+		end := bytes.IndexByte(buf, '\n')
+		if end < 0 {
+			end = len(buf)
+		}
+		if i := indexHeader(buf[:end], from); i >= 0 {
+			take(buf[:i])
+			return line, long, true, nil
+		}
+		if end < len(buf) {
+			take(buf[:end+1])
+			return line, long, false, nil
+		}
+		// No end of line yet: keep what may be the start of a header.
+		if k := len(buf) - (len(headerPrefix) - 1); k > 0 {
+			take(buf[:k])
+		}
+		if err := fr.fill(); err != nil {
+			rest, _ := fr.r.Peek(fr.r.Buffered())
+			take(rest)
+			if n > 0 && err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return line, long, false, err
+		}
+	}
+}
+
+// skipToHeader discards input up to the next "Content-Length:" in any case,
+// holding no more than the read buffer.
+func (fr *frameReader) skipToHeader() error {
+	for {
+		buf, _ := fr.r.Peek(fr.r.Buffered())
+		if i := indexHeader(buf, 0); i >= 0 {
+			_, _ = fr.r.Discard(i)
+			return nil
+		}
+		if k := len(buf) - (len(headerPrefix) - 1); k > 0 {
+			_, _ = fr.r.Discard(k)
+		}
+		if err := fr.fill(); err != nil {
+			return err
+		}
+	}
+}
+
+// fill reads more input into the buffer, which callers keep nearly empty;
+// it fails only when no more input can come.
+func (fr *frameReader) fill() error {
+	_, err := fr.r.Peek(fr.r.Buffered() + 1)
+	return err
+}
+
+// indexHeader returns the index of the first headerPrefix, in any case, in b
+// at or after from, or -1.
+func indexHeader(b []byte, from int) int {
+	for i := from; i+len(headerPrefix) <= len(b); i++ {
+		if b[i]|0x20 != 'c' {
 			continue
 		}
-		if err != nil {
-			return "", false, err
+		j := 1
+		for ; j < len(headerPrefix); j++ {
+			c := b[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != headerPrefix[j] {
+				break
+			}
 		}
-		if tooLong {
-			return "", true, nil
+		if j == len(headerPrefix) {
+			return i
 		}
-		return strings.TrimRight(string(buf), "\r\n"), false, nil
 	}
+	return -1
+}
+
+// cutHeader splits a "Name: value" line; the name must be an HTTP token.
+func cutHeader(line []byte) (name, value string, ok bool) {
+	n, v, ok := bytes.Cut(line, []byte(":"))
+	n = bytes.TrimSpace(n)
+	if !ok || len(n) == 0 {
+		return "", "", false
+	}
+	for _, c := range n {
+		if !isTokenChar(c) {
+			return "", "", false
+		}
+	}
+	return string(n), string(bytes.TrimSpace(v)), true
+}
+
+func isTokenChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+func isBlank(b []byte) bool { return len(bytes.TrimSpace(b)) == 0 }
+
+// unexpected turns io.EOF inside a frame into io.ErrUnexpectedEOF.
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 func (s *frameStream) writeError(fe *frameError) error {
@@ -239,7 +510,14 @@ func validate(body []byte) *frameError {
 		return &frameError{code: jsonrpc2.CodeInvalidRequest, msg: "invalid request: a message must be a JSON object"}
 	}
 	id := m.ID
-	if id != nil && !validID(id) {
+	switch {
+	case id == nil:
+	case isNull(id) && m.Method != nil:
+		// jsonrpc2 would take it for a notification and never answer.
+		return &frameError{code: jsonrpc2.CodeInvalidRequest, msg: "invalid request: id must not be null; a notification has no id member"}
+	case isNull(id):
+		id = nil // a response to a message the client could not read
+	case !validID(id):
 		return &frameError{code: jsonrpc2.CodeInvalidRequest, msg: "invalid request: id must be a string or an integer from 0 to 2^64-1"}
 	}
 	switch {
@@ -258,8 +536,11 @@ func validate(body []byte) *frameError {
 }
 
 // validID accepts what jsonrpc2 can echo back exactly: a string or an
-// integer from 0 to 2^64-1.
+// integer from 0 to 2^64-1. Not null, which decodes into anything.
 func validID(id json.RawMessage) bool {
+	if isNull(id) {
+		return false
+	}
 	var n uint64
 	if json.Unmarshal(id, &n) == nil {
 		return true
@@ -267,6 +548,8 @@ func validID(id json.RawMessage) bool {
 	var s string
 	return json.Unmarshal(id, &s) == nil
 }
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
 func isObjectOrArray(raw json.RawMessage) bool {
 	t := bytes.TrimSpace(raw)
