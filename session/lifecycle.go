@@ -100,16 +100,12 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 	}
 	w := c.Workspace(opts.Workspace)
 	blog := &buildLog{c: c}
-	r, err := w.Ensure(ctx, EnsureOptions{Image: opts.Image, Config: opts.Config, Recreate: opts.Recreate, BuildLog: blog, Hooks: c.hookRunner()})
+	r, err := w.Ensure(ctx, EnsureOptions{Image: opts.Image, Config: opts.Config, Recreate: opts.Recreate, Fresh: true, BuildLog: blog, Hooks: c.hookRunner()})
 	blog.finish(err)
 	if err != nil {
 		return UpResult{}, err
 	}
 	c.attach(ctx, w, r)
-	if !r.Created && !r.Started {
-		// Ensure answered from what it knew: report the instance as it is.
-		r.Agent = c.m.agentStatus(r.Instance.Instance)
-	}
 	res := UpResult{Instance: r.Instance, BuildPID: blog.id, Hooks: r.Hooks}
 	if r.Labels[LabelSync] == "true" {
 		if err := c.startSync(ctx, opts.Workspace, opts.Image, r.Instance.Instance, r.copied); err != nil {

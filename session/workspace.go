@@ -75,6 +75,7 @@ type EnsureOptions struct {
 	Image    string    // the image when none is configured
 	Config   string    // explicit configuration file; "" discovers one
 	Recreate bool      // remove any existing instance first, rebuilding its image
+	Fresh    bool      // ask the engine even when berth knows the instance runs
 	BuildLog io.Writer // receives an image build's log; may be nil
 	Hooks    HookFunc  // runs lifecycle commands; nil runs them without output
 }
@@ -111,14 +112,15 @@ func (w *Workspace) current() (Ready, bool) {
 // per container, postStart once per start. Callers that arrive while hooks
 // run wait for them.
 func (w *Workspace) Ensure(ctx context.Context, opts EnsureOptions) (Ready, error) {
-	if !opts.Recreate {
+	fast := !opts.Recreate && !opts.Fresh
+	if fast {
 		if r, ok := w.current(); ok {
 			return r, nil
 		}
 	}
 	w.op.Lock()
 	defer w.op.Unlock()
-	if !opts.Recreate {
+	if fast {
 		if r, ok := w.current(); ok {
 			return r, nil
 		}
@@ -281,7 +283,7 @@ func (w *Workspace) Status(ctx context.Context, explicit, image string) (*Instan
 		out.Config = cfg
 		out.Stale = cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash
 	}
-	if inst.State == backends.StateRunning {
+	if inst.State == backends.StateRunning && inst.Labels[LabelHooks] == "true" {
 		if st, err := w.readState(ctx, inst.ID); err == nil && st.Create == createFailed {
 			out.HookError = st.Error
 		}
