@@ -280,7 +280,9 @@ func (b *Backend) create(ctx context.Context, spec backends.Spec) (string, error
 	b.log.Info("created container", "instance", spec.Name, "workspace", spec.Workspace, "image", spec.Image)
 	if spec.Files != nil {
 		if err := b.copyFiles(ctx, resp.ID, spec.Files); err != nil {
-			_ = b.cli.ContainerRemove(context.WithoutCancel(ctx), resp.ID, container.RemoveOptions{Force: true})
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), detachedTimeout)
+			_ = b.cli.ContainerRemove(rctx, resp.ID, container.RemoveOptions{Force: true})
+			cancel()
 			return "", err
 		}
 	}

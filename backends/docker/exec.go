@@ -31,6 +31,16 @@ const (
 	missingMarker = "berth-missing"
 )
 
+// detachedTimeout bounds each engine call made after the caller's ctx was
+// left behind (to learn an exit status, or to clean up), and the signal
+// that Kill sends: a frozen daemon must not hold berth's shutdown. Tests
+// shorten it.
+var detachedTimeout = 5 * time.Second
+
+// killGrace is how long Kill waits for the stream to end after the signal
+// before it closes the stream itself.
+const killGrace = time.Second
+
 // Exec implements backends.Backend.
 func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (backends.Process, error) {
 	if len(spec.Argv) == 0 {
@@ -53,8 +63,8 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 	if err != nil {
 		return nil, b.execErr(id, err)
 	}
-	// The hijacked stream outlives ctx: ctx bounds only the start.
-	hj, err := b.cli.ContainerExecAttach(context.WithoutCancel(ctx), created.ID, container.ExecAttachOptions{})
+	// ctx bounds the dial only: the hijacked stream outlives it.
+	hj, err := b.cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
 	if err != nil {
 		return nil, b.execErr(id, err)
 	}
@@ -88,8 +98,10 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 	select {
 	case <-p.started:
 	case <-ctx.Done():
-		_ = p.Kill(context.WithoutCancel(ctx))
-		_, _ = p.Wait(context.WithoutCancel(ctx))
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), detachedTimeout)
+		defer cancel()
+		_ = p.Kill(cctx)
+		_, _ = p.Wait(cctx)
 		return nil, fmt.Errorf("docker: exec %s: %w", spec.Argv[0], ctx.Err())
 	}
 	if p.direct {
@@ -169,7 +181,7 @@ type process struct {
 	stdout *heldWriter
 
 	wg      sync.WaitGroup
-	started chan struct{} // closed once the wrapper reported, or the stream ended
+	started chan struct{} // closed once the wrapper reported, or the stream ended (or at once when direct)
 	done    chan struct{} // closed when output is drained
 	once    sync.Once     // guards closing started
 
@@ -236,34 +248,53 @@ func (p *process) Wait(ctx context.Context) (backends.ExitStatus, error) {
 		}
 		p.hj.Close()
 		p.wg.Wait()
-		p.status, p.waitErr = p.exitStatus(context.WithoutCancel(ctx))
+		// The status is learnt once for every caller, so no caller's ctx
+		// may cut it short; detachedTimeout bounds it instead.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), detachedTimeout)
+		defer cancel()
+		p.status, p.waitErr = p.exitStatus(sctx)
 	})
 	return p.status, p.waitErr
 }
 
 // exitStatus inspects the finished exec. The engine may report it running
-// for a moment after the stream closed, so poll briefly.
+// for a moment after the stream closed, so it polls for a while, and then
+// takes the last answer.
 func (p *process) exitStatus(ctx context.Context) (backends.ExitStatus, error) {
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(3 * time.Second)
 	for {
 		ins, err := p.b.cli.ContainerExecInspect(ctx, p.execID)
 		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+				return backends.ExitStatus{}, fmt.Errorf("docker: exec inspect: %w: the daemon did not answer in time (is dockerd frozen?): %w",
+					backends.ErrUnavailable, err)
+			}
 			return backends.ExitStatus{}, p.b.mapErr("exec inspect", err, backends.ErrNotFound)
 		}
 		if !ins.Running || time.Now().After(deadline) {
 			return backends.StatusFromCode(ins.ExitCode), nil
 		}
-		time.Sleep(5 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return backends.StatusFromCode(ins.ExitCode), nil
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 }
 
 // Signal implements backends.Process.
 func (p *process) Signal(ctx context.Context, sig int) error {
-	if p.pid == 0 {
+	pid := 0
+	select {
+	case <-p.started: // pid is written before started closes
+		pid = p.pid
+	default: // Exec is still waiting for the wrapper (and Kill gives up on it)
+	}
+	if pid == 0 {
 		return fmt.Errorf("docker: signal: process has no pid: %w", backends.ErrNotSupported)
 	}
 	// Negative pid: the whole group. Fall back to the pid if the group is gone.
-	script := fmt.Sprintf("kill -%d -%d 2>/dev/null || kill -%d %d", sig, p.pid, sig, p.pid)
+	script := fmt.Sprintf("kill -%d -%d 2>/dev/null || kill -%d %d", sig, pid, sig, pid)
 	code, out, err := p.b.run(ctx, p.cid, []string{"/bin/sh", "-c", script})
 	if err != nil {
 		return err
@@ -274,7 +305,7 @@ func (p *process) Signal(ctx context.Context, sig int) error {
 			return nil // it exited meanwhile
 		default:
 		}
-		return fmt.Errorf("docker: kill -%d %d: exit %d: %s", sig, p.pid, code, strings.TrimSpace(out))
+		return fmt.Errorf("docker: kill -%d %d: exit %d: %s", sig, pid, code, strings.TrimSpace(out))
 	}
 	return nil
 }
@@ -290,15 +321,23 @@ func (p *process) Kill(ctx context.Context) error {
 		p.hj.Close()
 		return nil
 	}
-	err := p.Signal(ctx, backends.SIGKILL)
+	sctx, cancel := context.WithTimeout(ctx, detachedTimeout)
+	err := p.Signal(sctx, backends.SIGKILL)
+	cancel()
+	if err != nil {
+		// No signal went out (the daemon may be frozen): drop the stream,
+		// which is all that unblocks Wait.
+		p.hj.Close()
+		return err
+	}
 	// A daemonised child that escaped the group can hold the stream open;
 	// don't let it hold us.
 	select {
 	case <-p.done:
-	case <-time.After(time.Second):
+	case <-time.After(killGrace):
 		p.hj.Close()
 	}
-	return err
+	return nil
 }
 
 // run executes argv to completion and returns its exit code and combined output.
@@ -312,8 +351,14 @@ func (b *Backend) run(ctx context.Context, id string, argv []string) (int, strin
 		return 0, "", b.execErr(id, err)
 	}
 	defer hj.Close()
+	// The stream does not watch ctx; closing it ends the copy.
+	stop := context.AfterFunc(ctx, hj.Close)
+	defer stop()
 	var out bytes.Buffer
 	if _, err := stdcopy.StdCopy(&out, &out, hj.Reader); err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
 		return 0, out.String(), fmt.Errorf("docker: exec %s: %w", argv[0], err)
 	}
 	p := &process{b: b, execID: created.ID}
