@@ -156,13 +156,20 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 		return nil, fmt.Errorf("incus: exec %q: cwd: %w: %s does not exist in the container or is not accessible", spec.Argv[0], backends.ErrBadCwd, cwd)
 	}
 	if p.pid == 0 {
-		// The wrapper never spoke.
+		// The wrapper's line never came. Either the wrapper never ran, or
+		// incusd dropped it: incusd 6.0 can lose the unread output of a
+		// process that has already exited when its stream reader is slow to
+		// start (a busy daemon), so a quick command's marker, and perhaps
+		// its output, never arrive. The exit code tells: the wrapper itself
+		// exits only with 126 or 127.
 		st, err := p.Wait(ctx)
 		switch {
-		case err == nil && (st.Code == 126 || st.Code == 127), errors.Is(err, backends.ErrCommandNotFound):
+		case err == nil && st.Code != 126 && st.Code != 127:
+			b.log.Warn("incusd dropped the start of an exec's output; the command ran and ended, but its output may be incomplete",
+				"instance", in.Name, "argv0", spec.Argv[0], "code", st.Code)
+			return p, nil // already waited: Wait returns st again
+		case err == nil, errors.Is(err, backends.ErrCommandNotFound):
 			return nil, fmt.Errorf("incus: exec %q: berth's exec wrapper needs /bin/sh in the image: %w", spec.Argv[0], backends.ErrCommandNotFound)
-		case err == nil:
-			err = fmt.Errorf("exit code %d", st.Code)
 		}
 		return nil, fmt.Errorf("incus: exec %q: the command did not start: %w", spec.Argv[0], err)
 	}
@@ -341,6 +348,11 @@ func (p *process) Signal(ctx context.Context, sig int) error {
 	default:
 	}
 	if pid == 0 {
+		select {
+		case <-p.dataDone:
+			return nil // it has exited (and its marker may have been lost)
+		default:
+		}
 		// No pid yet: the control socket reaches the process itself.
 		p.ctlMu.Lock()
 		defer p.ctlMu.Unlock()
