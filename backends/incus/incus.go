@@ -57,7 +57,8 @@ const adoptTimeout = 2 * time.Minute
 // and while waiting, not inside a single short REST call.
 type Backend struct {
 	srv     incus.InstanceServer
-	where   string // socket path or remote URL, for messages
+	connect func(context.Context) (incus.InstanceServer, error) // a private client that honours ctx
+	where   string                                              // socket path or remote URL, for messages
 	remote  bool
 	log     *slog.Logger
 	version string // berth version, recorded on instances
@@ -101,6 +102,9 @@ func New(log *slog.Logger, berthVersion string) (*Backend, error) {
 			return nil, fmt.Errorf("incus: connect to %s: %w", remote, err)
 		}
 		b.srv, b.where, b.remote = srv, remote, true
+		b.connect = func(ctx context.Context) (incus.InstanceServer, error) {
+			return incus.ConnectIncusWithContext(ctx, remote, args)
+		}
 		return b, nil
 	}
 	srv, err := incus.ConnectIncusUnix("", args)
@@ -109,10 +113,25 @@ func New(log *slog.Logger, berthVersion string) (*Backend, error) {
 	}
 	b.srv = srv
 	b.where = "unix socket"
+	socket := ""
 	if info, err := srv.GetConnectionInfo(); err == nil && info.SocketPath != "" {
-		b.where = info.SocketPath
+		b.where, socket = info.SocketPath, info.SocketPath
+	}
+	b.connect = func(ctx context.Context) (incus.InstanceServer, error) {
+		return incus.ConnectIncusUnixWithContext(ctx, socket, args)
 	}
 	return b, nil
+}
+
+// api returns a client whose requests end with ctx, so that a frozen daemon
+// can't hold a caller past its deadline. The shared client's WithContext
+// would write the shared client (see Backend), so each call gets a private
+// one; with SkipGetServer that costs no request.
+func (b *Backend) api(ctx context.Context) incus.InstanceServer {
+	if srv, err := b.connect(ctx); err == nil {
+		return srv
+	}
+	return b.srv
 }
 
 // readPEM returns v itself when it holds PEM text, else the file it names.
@@ -141,7 +160,7 @@ func (b *Backend) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if _, _, err := b.srv.RawQuery(http.MethodGet, "/1.0", nil, ""); err != nil {
+	if _, _, err := b.api(ctx).RawQuery(http.MethodGet, "/1.0", nil, ""); err != nil {
 		err = b.mapErr("ping", err, nil)
 		if !errors.Is(err, backends.ErrUnavailable) {
 			err = fmt.Errorf("%w: %s answered with an error: %w", backends.ErrUnavailable, b.where, err)
@@ -204,12 +223,12 @@ func (b *Backend) waitOp(ctx context.Context, id string) (*api.Operation, error)
 		if dl, ok := ctx.Deadline(); ok {
 			timeout = max(1, min(timeout, int(time.Until(dl).Seconds())))
 		}
-		op, err := b.getOp(fmt.Sprintf("/1.0/operations/%s/wait?timeout=%d", url.PathEscape(id), timeout))
+		op, err := b.getOp(ctx, fmt.Sprintf("/1.0/operations/%s/wait?timeout=%d", url.PathEscape(id), timeout))
 		if err != nil {
 			// incusd answers the wait for a failed operation with the
 			// operation's error alone; its metadata (an exec's exit code)
 			// comes only with a plain GET.
-			if got, gerr := b.getOp("/1.0/operations/" + url.PathEscape(id)); gerr == nil && got.StatusCode.IsFinal() {
+			if got, gerr := b.getOp(ctx, "/1.0/operations/"+url.PathEscape(id)); gerr == nil && got.StatusCode.IsFinal() {
 				op = got
 			} else {
 				return nil, err
@@ -224,8 +243,8 @@ func (b *Backend) waitOp(ctx context.Context, id string) (*api.Operation, error)
 	}
 }
 
-func (b *Backend) getOp(path string) (*api.Operation, error) {
-	resp, _, err := b.srv.RawQuery(http.MethodGet, path, nil, "")
+func (b *Backend) getOp(ctx context.Context, path string) (*api.Operation, error) {
+	resp, _, err := b.api(ctx).RawQuery(http.MethodGet, path, nil, "")
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +287,7 @@ func (b *Backend) List(ctx context.Context) ([]backends.Instance, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	all, err := b.srv.GetInstances(api.InstanceTypeContainer)
+	all, err := b.api(ctx).GetInstances(api.InstanceTypeContainer)
 	if err != nil {
 		return nil, b.mapErr("list", err, nil)
 	}
@@ -291,7 +310,7 @@ func (b *Backend) getManaged(ctx context.Context, id string) (*api.Instance, err
 		return nil, err
 	}
 	name, uuid := parseID(id)
-	in, _, err := b.srv.GetInstance(name)
+	in, _, err := b.api(ctx).GetInstance(name)
 	if err != nil {
 		return nil, b.mapErr("get "+name, err, backends.ErrNotFound)
 	}
@@ -418,7 +437,7 @@ func (b *Backend) NetNS(ctx context.Context, id string) (string, error) {
 		return "", fmt.Errorf("incus: daemon is remote: %w", backends.ErrNotSupported)
 	}
 	name, _ := parseID(id)
-	st, _, err := b.srv.GetInstanceState(name)
+	st, _, err := b.api(ctx).GetInstanceState(name)
 	if err != nil {
 		return "", b.mapErr("state of "+name, err, backends.ErrNotFound)
 	}
@@ -496,7 +515,7 @@ func (b *Backend) changeState(ctx context.Context, name, action string, force bo
 		req.Timeout = stopTimeout
 	}
 	if action == "start" {
-		if in, _, err := b.srv.GetInstance(name); err == nil && in.StatusCode == api.Frozen {
+		if in, _, err := b.api(ctx).GetInstance(name); err == nil && in.StatusCode == api.Frozen {
 			req.Action = "unfreeze"
 		}
 	}
@@ -510,7 +529,7 @@ func isShiftErr(err error) bool {
 
 // dropShift turns shifting off on the instance's berth mounts.
 func (b *Backend) dropShift(ctx context.Context, name string) error {
-	in, etag, err := b.srv.GetInstance(name)
+	in, etag, err := b.api(ctx).GetInstance(name)
 	if err != nil {
 		return err
 	}
@@ -536,7 +555,7 @@ func (b *Backend) canShift(ctx context.Context) bool {
 	if ctx.Err() != nil {
 		return false
 	}
-	resp, _, err := b.srv.RawQuery(http.MethodGet, "/1.0", nil, "")
+	resp, _, err := b.api(ctx).RawQuery(http.MethodGet, "/1.0", nil, "")
 	if err != nil {
 		return false
 	}
@@ -557,14 +576,14 @@ func (b *Backend) imageSource(ctx context.Context, ref string) (src api.Instance
 		return api.InstanceSource{}, "", err
 	}
 	fingerprint := ref
-	alias, _, err := b.srv.GetImageAlias(ref)
+	alias, _, err := b.api(ctx).GetImageAlias(ref)
 	switch {
 	case err == nil:
 		fingerprint = alias.Target
 	case !api.StatusErrorCheck(err, http.StatusNotFound):
 		return api.InstanceSource{}, "", b.mapErr("image alias "+ref, err, backends.ErrImageNotFound)
 	}
-	img, _, err := b.srv.GetImage(fingerprint)
+	img, _, err := b.api(ctx).GetImage(fingerprint)
 	if err == nil {
 		return api.InstanceSource{Type: "image", Fingerprint: img.Fingerprint}, img.Architecture, nil
 	}
@@ -594,21 +613,21 @@ func (b *Backend) Stop(ctx context.Context, id string) error {
 // forces the stop when the clean one times out or fails.
 func (b *Backend) stop(ctx context.Context, name string) error {
 	err := b.changeState(ctx, name, "stop", false)
-	if err == nil || b.stopped(name) {
+	if err == nil || b.stopped(ctx, name) {
 		return nil
 	}
 	if ctx.Err() != nil {
 		return b.mapErr("stop "+name, err, backends.ErrNotFound)
 	}
 	b.log.Debug("clean stop failed; forcing", "instance", name, "err", err)
-	if err := b.changeState(ctx, name, "stop", true); err != nil && !b.stopped(name) {
+	if err := b.changeState(ctx, name, "stop", true); err != nil && !b.stopped(ctx, name) {
 		return b.mapErr("stop "+name, err, backends.ErrNotFound)
 	}
 	return nil
 }
 
-func (b *Backend) stopped(name string) bool {
-	in, _, err := b.srv.GetInstance(name)
+func (b *Backend) stopped(ctx context.Context, name string) bool {
+	in, _, err := b.api(ctx).GetInstance(name)
 	return err == nil && in.StatusCode == api.Stopped
 }
 
@@ -619,7 +638,7 @@ func (b *Backend) Remove(ctx context.Context, id string) error {
 		return err
 	}
 	if in.StatusCode != api.Stopped {
-		if err := b.changeState(ctx, in.Name, "stop", true); err != nil && !b.stopped(in.Name) {
+		if err := b.changeState(ctx, in.Name, "stop", true); err != nil && !b.stopped(ctx, in.Name) {
 			return b.mapErr("stop "+in.Name, err, backends.ErrNotFound)
 		}
 	}
