@@ -421,7 +421,7 @@ func TestExecRecreatesAVanishedInstance(t *testing.T) {
 // call gives; containerEnv is the instance's.
 func TestRemoteUserAndEnv(t *testing.T) {
 	e := newMemEnv(t, memEnvOptions{
-		Files: dcFiles(`"remoteUser": "dev", "containerEnv": {"BASE": "/opt"}, "remoteEnv": {"TOOLS": "${containerEnv:BASE}/tools", "MODE": "remote"}`),
+		Files:  dcFiles(`"remoteUser": "dev", "containerEnv": {"BASE": "/opt"}, "remoteEnv": {"TOOLS": "${containerEnv:BASE}/tools", "MODE": "remote"}`),
 		Memory: memory.Options{Users: map[string]int{"root": 0, "dev": 1000}},
 	})
 	c, _ := e.client(nil, false)
