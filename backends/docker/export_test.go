@@ -9,3 +9,11 @@ func SetDetachedTimeout(d time.Duration) (restore func()) {
 	detachedTimeout = d
 	return func() { detachedTimeout = old }
 }
+
+// SetHeartbeat shortens the watcher's heartbeat and ping timeout for a test
+// and returns the restore.
+func SetHeartbeat(every, timeout time.Duration) (restore func()) {
+	oldEvery, oldTimeout := heartbeat, pingTimeout
+	heartbeat, pingTimeout = every, timeout
+	return func() { heartbeat, pingTimeout = oldEvery, oldTimeout }
+}

@@ -17,6 +17,36 @@ import (
 	"github.com/berthdev/berth/backends/docker"
 )
 
+// fakeEngine serves h as the engine's API on a unix socket and points
+// DOCKER_HOST at it. At cleanup it closes stop, on which handlers that hang
+// must end, and waits for the server.
+func fakeEngine(t *testing.T, h http.Handler, stop chan struct{}) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		srv.Close()
+		<-served
+	})
+	t.Setenv("DOCKER_HOST", "unix://"+sock)
+}
+
+// ping answers the engine's version ping.
+func ping(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("API-Version", "1.45")
+	io.WriteString(w, "OK")
+}
+
 // frozenEngine serves just enough of the engine's API to start one exec,
 // whose stream says the wrapper ran and then ends, and then stops
 // answering, as a dockerd stopped with SIGSTOP would. It needs no daemon.
@@ -24,17 +54,9 @@ import (
 // With keepOpen the exec's stream stays open as if the command ran on.
 func frozenEngine(t *testing.T, keepOpen bool) {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "docker.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	frozen := make(chan struct{})
 	mux := http.NewServeMux()
-	mux.HandleFunc("/_ping", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("API-Version", "1.45")
-		io.WriteString(w, "OK")
-	})
+	frozen := make(chan struct{})
+	mux.HandleFunc("/_ping", ping)
 	mux.HandleFunc("POST /v1.45/containers/{id}/exec", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)
@@ -64,13 +86,7 @@ func frozenEngine(t *testing.T, keepOpen bool) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		<-frozen // everything else: no answer
 	})
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		close(frozen)
-		srv.Close()
-	})
-	t.Setenv("DOCKER_HOST", "unix://"+sock)
+	fakeEngine(t, mux, frozen)
 }
 
 func TestWaitOnFrozenEngine(t *testing.T) {
