@@ -182,7 +182,7 @@ func (c *Client) attach(ctx context.Context, w *Workspace, r Ready) {
 	w.editors++
 	first := w.editors == 1
 	w.mu.Unlock()
-	if first || r.Created || r.Started {
+	if stopsOnLeave(r.Config) && (first || r.Created || r.Started) {
 		w.writeLease(ctx, r.ID, true)
 	}
 }
@@ -210,13 +210,10 @@ func (w *Workspace) detach(ctx context.Context) {
 	} else if inst, err := w.find(ctx); err == nil && inst.State == backends.StateRunning {
 		id = inst.ID
 	}
-	if id == "" {
+	if id == "" || !stopsOnLeave(cfg) {
 		return
 	}
 	w.writeLease(ctx, id, false)
-	if !stopsOnLeave(cfg) {
-		return
-	}
 	if n := w.otherSessions(ctx, id); n > 0 {
 		w.log.Info("last session of this berth gone; others remain, so the container stays", "sessions", n)
 		return
