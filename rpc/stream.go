@@ -49,6 +49,7 @@ type frameStream struct {
 	fr    frameReader
 	ahead chan struct{} // closed when the lookahead goroutine is done with fr; nil when none ran
 	big   bool          // the last frame was over releaseAbove
+	done  atomic.Bool   // Close was called
 	c     io.Closer
 	log   *slog.Logger
 	trace bool
@@ -83,7 +84,10 @@ func (s *frameStream) WriteObject(obj any) error {
 }
 
 // Close implements jsonrpc2.ObjectStream.
-func (s *frameStream) Close() error { return s.c.Close() }
+func (s *frameStream) Close() error {
+	s.done.Store(true)
+	return s.c.Close()
+}
 
 // frameError is a recoverable problem with one frame.
 type frameError struct {
@@ -104,6 +108,11 @@ func (s *frameStream) ReadObject(v any) error {
 	if s.ahead != nil {
 		<-s.ahead
 		s.ahead = nil
+	}
+	if s.done.Load() {
+		// The read buffer may still hold frames; after exit they must
+		// not run.
+		return io.ErrClosedPipe
 	}
 	if s.big {
 		// Handled: inline, or started in its own goroutine.
@@ -150,8 +159,12 @@ func (s *frameStream) ReadObject(v any) error {
 	}
 }
 
-// errExitAhead says that a lookahead found an exit notification.
-var errExitAhead = errors.New("exit notification ahead")
+// Why a lookahead ended.
+var (
+	errExitAhead    = errors.New("exit notification ahead")
+	errAheadFull    = errors.New("read buffer full")
+	errAheadStopped = errors.New("lookahead stopped")
+)
 
 // testHookAheadFull, when set, runs when a lookahead stops because the read
 // buffer is full.
@@ -167,43 +180,29 @@ var testHookAheadFull atomic.Pointer[func()]
 func (s *frameStream) lookahead() (end <-chan error, stop func()) {
 	ch := make(chan error, 1)
 	done := make(chan struct{})
-	var stopped atomic.Bool
+	src := &aheadSource{r: s.fr.r}
 	s.ahead = done
-	r, resync := s.fr.r, s.fr.resync
+	resync := s.fr.resync
 	full := testHookAheadFull.Load()
 	go func() {
 		defer close(done)
-		for {
-			window, _ := r.Peek(r.Buffered())
-			if exitAhead(window, resync) {
-				ch <- errExitAhead
-				return
+		switch err := watchAhead(src, resync); {
+		case errors.Is(err, errAheadFull):
+			if full != nil {
+				(*full)()
 			}
-			if len(window) == r.Size() {
-				if full != nil {
-					(*full)()
-				}
-				return
-			}
-			if _, err := r.Peek(len(window) + 1); err != nil {
-				window, _ = r.Peek(r.Buffered())
-				if exitAhead(window, resync) {
-					err = errExitAhead
-				}
-				ch <- err
-				return
-			}
-			if stopped.Load() {
-				return
-			}
+		case errors.Is(err, errAheadStopped):
+		default:
+			ch <- err
 		}
 	}()
-	return ch, func() { stopped.Store(true) }
+	return ch, func() { src.stopped.Store(true) }
 }
 
-// exitAhead reports whether the frames in window hold an exit notification.
-func exitAhead(window []byte, resync bool) bool {
-	fr := frameReader{r: bufio.NewReaderSize(bytes.NewReader(window), maxHeaderLine), resync: resync}
+// watchAhead reads frames from src until one is an exit notification, and
+// returns errExitAhead, or until src fails, and returns its error.
+func watchAhead(src io.Reader, resync bool) error {
+	fr := frameReader{r: bufio.NewReaderSize(src, maxHeaderLine), resync: resync, limit: 64 << 10}
 	for {
 		body, err := fr.readFrame()
 		var fe *frameError
@@ -211,16 +210,42 @@ func exitAhead(window []byte, resync bool) bool {
 		case errors.As(err, &fe):
 			continue
 		case err != nil:
-			return false
+			return err
 		}
 		var m struct {
 			ID     json.RawMessage `json:"id"`
 			Method string          `json:"method"`
 		}
 		if validate(body) == nil && json.Unmarshal(body, &m) == nil && m.ID == nil && m.Method == "exit" {
-			return true
+			return errExitAhead
 		}
 	}
+}
+
+// aheadSource reads the bytes that r holds, and fills r for more, without
+// consuming any: each byte of the lookahead is parsed once.
+type aheadSource struct {
+	r       *bufio.Reader
+	off     int // bytes of r's buffer already read
+	stopped atomic.Bool
+}
+
+func (a *aheadSource) Read(p []byte) (int, error) {
+	for a.off >= a.r.Buffered() {
+		switch {
+		case a.r.Buffered() == a.r.Size():
+			return 0, errAheadFull
+		case a.stopped.Load():
+			return 0, errAheadStopped
+		}
+		if _, err := a.r.Peek(a.r.Buffered() + 1); err != nil && a.off >= a.r.Buffered() {
+			return 0, err
+		}
+	}
+	window, _ := a.r.Peek(a.r.Buffered())
+	n := copy(p, window[a.off:])
+	a.off += n
+	return n, nil
 }
 
 // release debounces releaseLater.
@@ -260,12 +285,21 @@ func releaseLater() {
 // Memory stays bounded by r's buffer, maxHeaderLine and MaxFrame.
 type frameReader struct {
 	r      *bufio.Reader
-	resync bool // skip to the next Content-Length header before reading a frame
+	resync bool  // skip to the next Content-Length header before reading a frame
+	skip   int64 // bytes to discard first: the body of a frame already answered
+	limit  int   // the largest body read; 0 means MaxFrame
 }
 
 // readFrame reads one frame's headers and body. Its errors are I/O errors
 // or a *frameError for a bad frame, after which the next call reads on.
 func (fr *frameReader) readFrame() ([]byte, error) {
+	if fr.skip > 0 {
+		n, err := io.CopyN(io.Discard, fr.r, fr.skip)
+		fr.skip -= n
+		if err != nil {
+			return nil, unexpected(err)
+		}
+	}
 	if fr.resync {
 		if err := fr.skipToHeader(); err != nil {
 			return nil, err
@@ -333,15 +367,17 @@ func (fr *frameReader) readFrame() ([]byte, error) {
 		}
 		return nil, parseError("%s", bad)
 	}
-	if bad != "" || length > MaxFrame {
-		// Skip the body so the next frame starts where it should.
-		if _, err := io.CopyN(io.Discard, fr.r, int64(length)); err != nil {
-			return nil, unexpected(err)
-		}
+	limit := fr.limit
+	if limit == 0 {
+		limit = MaxFrame
+	}
+	if bad != "" || length > limit {
+		// Answered now; the body is skipped before the next frame.
+		fr.skip = int64(length)
 		if bad != "" {
 			return nil, parseError("%s", bad)
 		}
-		return nil, &frameError{code: jsonrpc2.CodeInvalidRequest, msg: fmt.Sprintf("invalid request: frame of %d bytes exceeds the %d-byte limit", length, MaxFrame)}
+		return nil, &frameError{code: jsonrpc2.CodeInvalidRequest, msg: fmt.Sprintf("invalid request: frame of %d bytes exceeds the %d-byte limit", length, limit)}
 	}
 	body := make([]byte, length)
 	if _, err := io.ReadFull(fr.r, body); err != nil {

@@ -36,7 +36,12 @@ func (*testRW) Close() error                   { return nil }
 // error.
 func transcript(t *testing.T, input string, bufSize int) []string {
 	t.Helper()
-	rw := &testRW{in: strings.NewReader(input)}
+	return transcriptOf(t, strings.NewReader(input), bufSize)
+}
+
+func transcriptOf(t *testing.T, input io.Reader, bufSize int) []string {
+	t.Helper()
+	rw := &testRW{in: input}
 	s := newFrameStream(rw, slog.New(slog.DiscardHandler), false)
 	if bufSize > 0 {
 		s.fr.r = bufio.NewReaderSize(rw.in, bufSize)
@@ -182,18 +187,50 @@ func TestFrameReaderHeaderAcrossBuffers(t *testing.T) {
 	}
 }
 
+// repeat returns n bytes of b, without holding them.
+func repeat(b byte, n int64) io.Reader {
+	return io.LimitReader(repeatReader(b), n)
+}
+
+type repeatReader byte
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	if len(p) > 0 {
+		p[0] = byte(r)
+		for i := 1; i < len(p); i *= 2 {
+			copy(p[i:], p[:i])
+		}
+	}
+	return len(p), nil
+}
+
 func TestFrameReaderOversized(t *testing.T) {
-	big := frame(`{"jsonrpc":"2.0","id":1,"method":"x","params":{"s":"` + strings.Repeat("a", MaxFrame) + `"}}`)
-	got := transcript(t, big+frame(req1), 0)
-	want := []string{"err -32600 null", "msg " + req1, "EOF"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
+	tests := []struct {
+		name string
+		size int64
+		want []string
+	}{
+		{"at the limit", MaxFrame, []string{"err -32700 null", "msg " + req1, "EOF"}}, // served, and not JSON
+		{"over the limit", MaxFrame + 1, []string{"err -32600 null", "msg " + req1, "EOF"}},
+		{"far over the limit", 1 << 40, []string{"err -32600 null", "unexpected EOF"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			input := io.MultiReader(
+				strings.NewReader(fmt.Sprintf("Content-Length: %d\r\n\r\n", tt.size)),
+				repeat('a', min(tt.size, MaxFrame+1)),
+				strings.NewReader(frame(req1)),
+			)
+			if diff := cmp.Diff(tt.want, transcriptOf(t, input, 0)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
 // Scanning garbage holds no more than the read buffer and a header line.
 func TestFrameReaderBoundedMemory(t *testing.T) {
-	const n = 16 << 20
+	const n = 2 << 20
 	tests := []struct {
 		name    string
 		garbage string
@@ -294,8 +331,9 @@ func TestExitAhead(t *testing.T) {
 		{"empty", "", false, false},
 	}
 	for _, tt := range tests {
-		if got := exitAhead([]byte(tt.window), tt.resync); got != tt.want {
-			t.Errorf("%s: exitAhead = %v, want %v", tt.name, got, tt.want)
+		err := watchAhead(strings.NewReader(tt.window), tt.resync)
+		if got := err == errExitAhead; got != tt.want {
+			t.Errorf("%s: watchAhead: %v, want exit %v", tt.name, err, tt.want)
 		}
 	}
 }
