@@ -32,6 +32,8 @@ vet:
 
 test: deps vet
 	$(GO) test -race -count=1 ./...
+	$(GO) test -run='^$$' -fuzz='^FuzzFrameReader$$' -fuzztime=10s ./rpc/
+	$(GO) test -run='^$$' -fuzz='^FuzzParams$$' -fuzztime=10s ./rpc/
 	$(MAKE) vscode-test
 	$(MAKE) nvim-test
 
