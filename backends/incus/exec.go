@@ -49,6 +49,10 @@ const (
 // waiting for it (a child that left the group may hold it open).
 const killGrace = 2 * time.Second
 
+// detachedTimeout bounds the cleanup Exec does after its ctx ended, and the
+// signal Kill sends: a frozen incusd must not hold berth's shutdown.
+const detachedTimeout = 5 * time.Second
+
 // Exec implements backends.Backend.
 func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (backends.Process, error) {
 	if len(spec.Argv) == 0 {
@@ -121,7 +125,7 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	op, err := b.srv.ExecInstance(in.Name, req, args)
+	op, err := b.api(ctx).ExecInstance(in.Name, req, args) // ctx bounds the request, not the streams
 	if err != nil {
 		if p.stdinR != nil {
 			_ = p.stdinR.Close()
@@ -142,9 +146,11 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 	case <-p.dataDone: // the wrapper never spoke
 		p.marker.Flush()
 	case <-ctx.Done():
-		_ = p.Kill(context.WithoutCancel(ctx))
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), detachedTimeout)
+		defer cancel()
+		_ = p.Kill(cctx)
 		p.giveUp()
-		_, _ = p.Wait(context.WithoutCancel(ctx))
+		_, _ = p.Wait(cctx)
 		return nil, fmt.Errorf("incus: exec %s: %w", spec.Argv[0], ctx.Err())
 	}
 	if p.missing {
@@ -220,7 +226,10 @@ type process struct {
 	ctlMu sync.Mutex
 	ctl   *websocket.Conn // the exec's control socket; guarded by ctlMu
 
-	waitOnce sync.Once
+	drainOnce sync.Once // guards the end of the streams in Wait
+
+	statusMu sync.Mutex // guards the following
+	ended    bool       // status and waitErr are final
 	status   backends.ExitStatus
 	waitErr  error
 }
@@ -279,7 +288,9 @@ func (p *process) closeStdin() {
 }
 
 // Wait implements backends.Process. It waits for the output to be drained,
-// then for the operation, whose metadata holds the exit code.
+// then for the operation, whose metadata holds the exit code. The process
+// may run on after closing its output, so that wait ends with ctx too, and
+// a later Wait takes it up again.
 func (p *process) Wait(ctx context.Context) (backends.ExitStatus, error) {
 	select {
 	case <-p.dataDone:
@@ -287,20 +298,30 @@ func (p *process) Wait(ctx context.Context) (backends.ExitStatus, error) {
 	case <-ctx.Done():
 		return backends.ExitStatus{}, ctx.Err()
 	}
-	p.waitOnce.Do(func() {
+	p.drainOnce.Do(func() {
 		p.stdout.close()
 		p.stderr.close()
 		p.closeStdin()
 		p.wg.Wait()
-		p.status, p.waitErr = p.exitStatus(context.WithoutCancel(ctx))
 	})
+	p.statusMu.Lock()
+	defer p.statusMu.Unlock()
+	if !p.ended {
+		st, err := p.exitStatus(ctx)
+		if err != nil && ctx.Err() != nil {
+			return st, err
+		}
+		p.status, p.waitErr, p.ended = st, err, true
+	}
 	return p.status, p.waitErr
 }
 
 func (p *process) exitStatus(ctx context.Context) (backends.ExitStatus, error) {
+	gaveUp := false
 	select {
 	case <-p.gaveUp:
 		// The output may never end; don't wait long for the operation.
+		gaveUp = true
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, killGrace)
 		defer cancel()
@@ -310,7 +331,7 @@ func (p *process) exitStatus(ctx context.Context) (backends.ExitStatus, error) {
 	if code, ok := exitCode(op); ok {
 		return backends.StatusFromCode(code), nil
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	if gaveUp && errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 		if p.direct {
 			return backends.ExitStatus{}, fmt.Errorf("incus: exec in %s: stream dropped while the process ran on", p.name)
 		}
@@ -359,11 +380,16 @@ func (p *process) Signal(ctx context.Context, sig int) error {
 		if p.ctl == nil {
 			return fmt.Errorf("incus: signal: process has no pid yet: %w", backends.ErrNotSupported)
 		}
+		deadline := time.Now().Add(detachedTimeout)
+		if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+			deadline = dl
+		}
+		_ = p.ctl.SetWriteDeadline(deadline)
 		return p.ctl.WriteJSON(api.InstanceExecControl{Command: "signal", Signal: sig})
 	}
 	// Negative pid: the whole group. Fall back to the pid if the group is gone.
 	script := fmt.Sprintf("kill -%d -%d 2>/dev/null || kill -%d %d", sig, pid, sig, pid)
-	code, out, err := p.b.runCommand(ctx, p.name, []string{"/bin/sh", "-c", script})
+	code, err := p.b.runCommand(ctx, p.name, []string{"/bin/sh", "-c", script})
 	if err != nil {
 		return err
 	}
@@ -373,7 +399,7 @@ func (p *process) Signal(ctx context.Context, sig int) error {
 			return nil // it exited meanwhile
 		default:
 		}
-		return fmt.Errorf("incus: kill -%d %d: exit %d: %s", sig, pid, code, strings.TrimSpace(out))
+		return fmt.Errorf("incus: kill -%d %d: exit %d (no such process?)", sig, pid, code)
 	}
 	return nil
 }
@@ -389,7 +415,9 @@ func (p *process) Kill(ctx context.Context) error {
 	if p.direct {
 		p.endStdin() // all a direct exec gets: its stdin ends
 	} else {
-		err = p.Signal(ctx, backends.SIGKILL)
+		sctx, cancel := context.WithTimeout(ctx, detachedTimeout)
+		err = p.Signal(sctx, backends.SIGKILL)
+		cancel()
 	}
 	// A daemonised child that escaped the group (or a direct process that
 	// ignores its stdin) can hold the output open; don't let it hold Wait.
@@ -401,25 +429,15 @@ func (p *process) Kill(ctx context.Context) error {
 	return err
 }
 
-// runCommand executes argv to completion and returns its exit code and
-// combined output.
-func (b *Backend) runCommand(ctx context.Context, name string, argv []string) (int, string, error) {
+// runCommand executes argv to completion, its output discarded, and
+// returns its exit code. It opens no stream, so ctx bounds all of it.
+func (b *Backend) runCommand(ctx context.Context, name string, argv []string) (int, error) {
 	if err := ctx.Err(); err != nil {
-		return 0, "", err
+		return 0, err
 	}
-	var out bytes.Buffer
-	w := &gate{w: &out}
-	done := make(chan bool)
-	op, err := b.srv.ExecInstance(name, api.InstanceExecPost{Command: argv, WaitForWS: true},
-		&incus.InstanceExecArgs{Stdout: w, Stderr: w, DataDone: done})
+	op, err := b.api(ctx).ExecInstance(name, api.InstanceExecPost{Command: argv}, nil)
 	if err != nil {
-		return 0, "", b.mapErr("exec in "+name, err, backends.ErrNotFound)
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		w.close()
-		return 0, "", fmt.Errorf("incus: exec %s: %w", argv[0], ctx.Err())
+		return 0, b.mapErr("exec in "+name, err, backends.ErrNotFound)
 	}
 	res, err := b.waitOp(ctx, op.Get().ID)
 	code, ok := exitCode(res)
@@ -427,9 +445,9 @@ func (b *Backend) runCommand(ctx context.Context, name string, argv []string) (i
 		if err == nil {
 			err = fmt.Errorf("no exit code in %v", res.Metadata)
 		}
-		return 0, out.String(), b.mapErr("exec "+argv[0], err, backends.ErrNotFound)
+		return 0, b.mapErr("exec "+argv[0], err, backends.ErrNotFound)
 	}
-	return code, out.String(), nil
+	return code, nil
 }
 
 // execUser is a resolved ExecSpec.User.
@@ -446,7 +464,7 @@ func (b *Backend) lookupUser(ctx context.Context, name, spec string) (execUser, 
 		if ctx.Err() != nil {
 			return nil
 		}
-		rc, _, err := b.srv.GetInstanceFile(name, path)
+		rc, _, err := b.api(ctx).GetInstanceFile(name, path)
 		if err != nil {
 			return nil // a missing file only matters for names, reported below
 		}

@@ -212,6 +212,14 @@ func isConnErr(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
 }
 
+// waitOp long-polls for pollSeconds at a time. incusd may take pollGrace
+// longer to answer before waitOp calls it unresponsive (frozen, say), so
+// that even a wait on a ctx without deadline ends. Tests shorten both.
+var (
+	pollSeconds = 3
+	pollGrace   = 3 * time.Second
+)
+
 // waitOp waits for an operation to end by long-polling its wait endpoint,
 // and returns it. A failed operation comes back as an error.
 func (b *Backend) waitOp(ctx context.Context, id string) (*api.Operation, error) {
@@ -219,20 +227,36 @@ func (b *Backend) waitOp(ctx context.Context, id string) (*api.Operation, error)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		timeout := 5 // seconds per poll, so a ctx without deadline is still noticed
+		timeout := pollSeconds
 		if dl, ok := ctx.Deadline(); ok {
 			timeout = max(1, min(timeout, int(time.Until(dl).Seconds())))
 		}
-		op, err := b.getOp(ctx, fmt.Sprintf("/1.0/operations/%s/wait?timeout=%d", url.PathEscape(id), timeout))
-		if err != nil {
+		bound := time.Duration(timeout)*time.Second + pollGrace
+		start := time.Now()
+		op, err := b.getOpWithin(ctx, bound, fmt.Sprintf("/1.0/operations/%s/wait?timeout=%d", url.PathEscape(id), timeout))
+		if err != nil && !errors.Is(err, backends.ErrUnavailable) {
 			// incusd answers the wait for a failed operation with the
 			// operation's error alone; its metadata (an exec's exit code)
-			// comes only with a plain GET.
-			if got, gerr := b.getOp(ctx, "/1.0/operations/"+url.PathEscape(id)); gerr == nil && got.StatusCode.IsFinal() {
-				op = got
-			} else {
-				return nil, err
+			// comes only with a plain GET. incusd 6.0 also answers a wait
+			// that timed out with an error ("context deadline exceeded"),
+			// so an operation still running is waited for again.
+			got, gerr := b.getOpWithin(ctx, pollGrace, "/1.0/operations/"+url.PathEscape(id))
+			switch {
+			case gerr != nil:
+			case got.StatusCode.IsFinal():
+				op, err = got, nil
+			default:
+				if time.Since(start) < time.Second { // the wait failed at once: don't spin
+					select {
+					case <-ctx.Done():
+					case <-time.After(200 * time.Millisecond):
+					}
+				}
+				continue
 			}
+		}
+		if err != nil {
+			return nil, err
 		}
 		if op.StatusCode.IsFinal() {
 			if op.Err != "" {
@@ -241,6 +265,18 @@ func (b *Backend) waitOp(ctx context.Context, id string) (*api.Operation, error)
 			return op, nil
 		}
 	}
+}
+
+// getOpWithin is getOp, given at most d to answer; past that it fails
+// with ErrUnavailable.
+func (b *Backend) getOpWithin(ctx context.Context, d time.Duration, path string) (*api.Operation, error) {
+	rctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	op, err := b.getOp(rctx, path)
+	if err != nil && ctx.Err() == nil && rctx.Err() != nil {
+		return nil, fmt.Errorf("%w: incusd at %s did not answer within %s (is it frozen?)", backends.ErrUnavailable, b.where, d)
+	}
+	return op, err
 }
 
 func (b *Backend) getOp(ctx context.Context, path string) (*api.Operation, error) {
@@ -399,7 +435,9 @@ func (b *Backend) create(ctx context.Context, name string, spec backends.Spec, s
 	if spec.Files != nil {
 		if err := b.writeFiles(ctx, name, spec.Files); err != nil {
 			// Leave no half-made instance for the next Ensure to adopt.
-			if rerr := b.run(context.WithoutCancel(ctx), func() (incus.Operation, error) { return b.srv.DeleteInstance(name) }); rerr != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if rerr := b.run(dctx, func() (incus.Operation, error) { return b.api(dctx).DeleteInstance(name) }); rerr != nil {
 				b.log.Warn("could not remove instance after failing to write its files", "instance", name, "err", rerr)
 			}
 			return err
