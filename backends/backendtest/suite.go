@@ -41,11 +41,13 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Exec", s.exec)
 	t.Run("ExecSignalsGroup", s.execSignals)
 	t.Run("ExecCommandNotFound", s.execNotFound)
+	t.Run("ExecMore", s.execMore)
 	t.Run("Copy", s.copy)
 	t.Run("MissingImage", s.missingImage)
 	t.Run("Remove", s.remove)
 	t.Run("RemovedBehindBack", s.removedBehind)
 	t.Run("ForeignInstanceUntouched", s.foreign)
+	t.Run("Events", s.events)
 }
 
 type suite struct {
@@ -282,11 +284,25 @@ func (s *suite) execSignals(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
+	type waited struct {
+		st  backends.ExitStatus
+		err error
+	}
+	waitDone := make(chan waited, 1)
+	go func() { // Kill must unblock a Wait already under way
+		st, err := p.Wait(ctx)
+		waitDone <- waited{st, err}
+	}()
 	if err := p.Kill(ctx); err != nil {
 		t.Fatalf("Kill: %v", err)
 	}
-	if _, err := p.Wait(ctx); err != nil {
-		t.Fatal(err)
+	select {
+	case w := <-waitDone:
+		if w.err != nil || w.st.Signal != "SIGKILL" {
+			t.Errorf("Wait after Kill = %+v, %v; want killed by SIGKILL", w.st, w.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait still blocked 10 s after Kill")
 	}
 	AssertNoProcess(t, s.b, inst.ID, "sleep 1000")
 }
@@ -322,6 +338,66 @@ func (s *suite) execNotFound(t *testing.T) {
 			t.Errorf("Exec %v: err = %v, want ErrCommandNotFound", argv, err)
 		}
 	}
+}
+
+// execMore covers the rest of Exec's contract on one instance: direct
+// execs, the start errors, and stdin's end reaching a running process.
+func (s *suite) execMore(t *testing.T) {
+	_, inst := s.up(t)
+	t.Run("direct", func(t *testing.T) {
+		code, out, errOut := run(t, s.b, inst.ID, backends.ExecSpec{Argv: []string{"sh", "-c", "echo out; echo err >&2; exit 3"}, Direct: true})
+		if code != 3 || out != "out\n" || errOut != "err\n" {
+			t.Errorf("got code %d stdout %q stderr %q; want 3 \"out\\n\" \"err\\n\"", code, out, errOut)
+		}
+	})
+	t.Run("direct has no signals", func(t *testing.T) {
+		ctx := ctxFor(t)
+		p, err := s.b.Exec(ctx, inst.ID, backends.ExecSpec{Argv: []string{"true"}, Direct: true, Stdout: io.Discard, Stderr: io.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Signal(ctx, backends.SIGTERM); !errors.Is(err, backends.ErrNotSupported) {
+			t.Errorf("Signal of a direct exec: err = %v, want ErrNotSupported", err)
+		}
+		if _, err := p.Wait(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	for _, tt := range []struct {
+		name string
+		spec backends.ExecSpec
+		want error
+	}{
+		{"unknown user", backends.ExecSpec{Argv: []string{"true"}, User: "nobody-here"}, backends.ErrBadUser},
+		{"missing cwd", backends.ExecSpec{Argv: []string{"pwd"}, Cwd: "/no/such/dir"}, backends.ErrBadCwd},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.spec.Stdout, tt.spec.Stderr = io.Discard, io.Discard
+			if _, err := s.b.Exec(ctxFor(t), inst.ID, tt.spec); !errors.Is(err, tt.want) {
+				t.Errorf("Exec: err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	t.Run("stdin closed while running", func(t *testing.T) {
+		ctx := ctxFor(t)
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		var out bytes.Buffer
+		p, err := s.b.Exec(ctx, inst.ID, backends.ExecSpec{Argv: []string{"cat"}, Stdin: pr, Stdout: &out, Stderr: io.Discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(pw, "hello\n"); err != nil {
+			t.Fatal(err)
+		}
+		pw.Close() // cat exits on EOF
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		st, err := p.Wait(wctx)
+		if err != nil || st.Code != 0 || out.String() != "hello\n" {
+			t.Errorf("Wait = %+v, %v, stdout %q; want 0 \"hello\\n\"", st, err, out.String())
+		}
+	})
 }
 
 func (s *suite) copy(t *testing.T) {
@@ -395,6 +471,9 @@ func (s *suite) removedBehind(t *testing.T) {
 	if err := s.h.RemoveBehind(ctx, inst.ID); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.b.Find(ctx, spec.Workspace); !errors.Is(err, backends.ErrNotFound) {
+		t.Errorf("Find of a removed instance: err = %v, want ErrNotFound", err)
+	}
 	if _, err := s.b.Exec(ctx, inst.ID, backends.ExecSpec{Argv: []string{"true"}, Stdout: io.Discard, Stderr: io.Discard}); !errors.Is(err, backends.ErrNotFound) {
 		t.Errorf("Exec in removed instance: err = %v, want ErrNotFound", err)
 	}
@@ -429,5 +508,102 @@ func (s *suite) foreign(t *testing.T) {
 		if in.Name == spec.Name {
 			t.Errorf("List includes the foreign container %s", in.Name)
 		}
+	}
+}
+
+// events checks a Watcher's instance events: each of berth's actions on
+// one instance shows up, with its ID, in order, within a few seconds.
+func (s *suite) events(t *testing.T) {
+	w, ok := s.b.(backends.Watcher)
+	if !ok {
+		t.Skipf("%s does not implement backends.Watcher", s.b.Name())
+	}
+	spec, inst := s.up(t)
+	ctx := ctxFor(t)
+	if err := s.b.Stop(ctx, inst.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	wctx, cancel := context.WithCancel(ctx)
+	evs := make(chan backends.Event, 100)
+	watchErr := make(chan error, 1)
+	go func() {
+		watchErr <- w.Watch(wctx, func(ev backends.Event) {
+			if ev.ID == inst.ID || ev.ID == "" {
+				evs <- ev
+			}
+		})
+	}()
+	defer func() {
+		cancel()
+		select {
+		case err := <-watchErr:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Watch = %v after its ctx ended, want context.Canceled", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Watch still running 10 s after its ctx ended")
+		}
+	}()
+	next := func(within time.Duration) (backends.Event, bool) {
+		select {
+		case ev := <-evs:
+			return ev, true
+		case <-time.After(within):
+			return backends.Event{}, false
+		}
+	}
+	ensure := func() {
+		t.Helper()
+		if _, _, err := s.b.Ensure(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Watch connects in the background and says nothing when it is up:
+	// start the instance until its start is seen, then the stream is live.
+	live := false
+	for range 5 {
+		ensure()
+		if ev, ok := next(5 * time.Second); ok && ev.Kind == backends.EventStarted {
+			live = true
+			break
+		}
+		if err := s.b.Stop(ctx, inst.ID); err != nil {
+			t.Fatal(err)
+		}
+		for { // drop what this round left
+			if _, ok := next(time.Second); !ok {
+				break
+			}
+		}
+	}
+	if !live {
+		t.Fatal("no started event for the instance")
+	}
+
+	steps := []struct {
+		do   func() error
+		want backends.EventKind
+	}{
+		{func() error { return s.b.Stop(ctx, inst.ID) }, backends.EventStopped},
+		{func() error { _, _, err := s.b.Ensure(ctx, spec); return err }, backends.EventStarted},
+		{func() error { return s.b.Stop(ctx, inst.ID) }, backends.EventStopped},
+		{func() error { return s.b.Remove(ctx, inst.ID) }, backends.EventRemoved},
+	}
+	for i, step := range steps {
+		if err := step.do(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		ev, ok := next(10 * time.Second)
+		if !ok {
+			t.Fatalf("step %d: no %s event within 10 s", i, step.want)
+		}
+		if ev.Kind != step.want || ev.ID != inst.ID || ev.Workspace != spec.Workspace {
+			t.Fatalf("step %d: event %+v, want %s of %s (workspace %s)", i, ev, step.want, inst.ID, spec.Workspace)
+		}
+	}
+	if ev, ok := next(time.Second); ok {
+		t.Errorf("unexpected event after the removal: %+v", ev)
 	}
 }
