@@ -109,9 +109,9 @@ func readAll(t *testing.T, data []byte, size int) []string {
 			t.Fatalf("wrote a bad frame: %v", err)
 		}
 		var r struct {
-			JSONRPC string           `json:"jsonrpc"`
+			JSONRPC string          `json:"jsonrpc"`
 			ID      json.RawMessage `json:"id"`
-			Error   *jsonrpc2.Error  `json:"error"`
+			Error   *jsonrpc2.Error `json:"error"`
 		}
 		if err := json.Unmarshal(body, &r); err != nil || r.JSONRPC != "2.0" || r.ID == nil || r.Error == nil {
 			t.Fatalf("wrote %q, want an error response", body)

@@ -28,6 +28,10 @@ const MaxFrame = 32 << 20
 // grow memory.
 const maxHeaderLine = 4096
 
+// readBuffer is the size of a connection's read and write buffers, and so
+// how far a paused reader looks ahead.
+const readBuffer = 64 << 10
+
 // headerPrefix is what the reader resynchronises on, in any case.
 const headerPrefix = "content-length:"
 
@@ -60,8 +64,8 @@ type frameStream struct {
 
 func newFrameStream(rwc io.ReadWriteCloser, log *slog.Logger, trace bool) *frameStream {
 	return &frameStream{
-		fr:    frameReader{r: bufio.NewReaderSize(rwc, 64<<10)},
-		w:     bufio.NewWriterSize(rwc, 64<<10),
+		fr:    frameReader{r: bufio.NewReaderSize(rwc, readBuffer)},
+		w:     bufio.NewWriterSize(rwc, readBuffer),
 		c:     rwc,
 		log:   log,
 		trace: trace,
@@ -132,7 +136,7 @@ func (s *frameStream) ReadObject(v any) error {
 		if err != nil {
 			return err
 		}
-		s.big = len(body) > releaseAbove
+		s.big = s.big || len(body) > releaseAbove
 		if s.trace {
 			s.log.Debug("recv", "frame", string(body))
 		}
@@ -202,7 +206,9 @@ func (s *frameStream) lookahead() (end <-chan error, stop func()) {
 // watchAhead reads frames from src until one is an exit notification, and
 // returns errExitAhead, or until src fails, and returns its error.
 func watchAhead(src io.Reader, resync bool) error {
-	fr := frameReader{r: bufio.NewReaderSize(src, maxHeaderLine), resync: resync, limit: 64 << 10}
+	// A body bigger than the read buffer can't be seen whole: src fails
+	// before it ends.
+	fr := frameReader{r: bufio.NewReaderSize(src, maxHeaderLine), resync: resync, limit: readBuffer}
 	for {
 		body, err := fr.readFrame()
 		var fe *frameError
