@@ -378,6 +378,19 @@ func (s *suite) execMore(t *testing.T) {
 			}
 		})
 	}
+	t.Run("outlives the ctx of its start", func(t *testing.T) {
+		sctx, cancel := context.WithCancel(ctxFor(t))
+		var out bytes.Buffer
+		p, err := s.b.Exec(sctx, inst.ID, backends.ExecSpec{Argv: []string{"sh", "-c", "sleep 0.5; echo done"}, Stdout: &out, Stderr: io.Discard})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := p.Wait(ctxFor(t))
+		if err != nil || st.Code != 0 || out.String() != "done\n" {
+			t.Errorf("Wait = %+v, %v, stdout %q; want 0 \"done\\n\"", st, err, out.String())
+		}
+	})
 	t.Run("stdin closed while running", func(t *testing.T) {
 		ctx := ctxFor(t)
 		pr, pw := io.Pipe()

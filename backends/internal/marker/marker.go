@@ -13,7 +13,9 @@ const maxLine = 256
 
 // Writer passes stderr through, except that it offers the first line to
 // OnLine and drops it if OnLine claims it. It is written from one
-// goroutine.
+// goroutine; Flush and First may be called from another only once that
+// goroutine's writes have ended and something (a channel close, a
+// WaitGroup) says so.
 type Writer struct {
 	w      io.Writer
 	onLine func(string) bool
