@@ -32,6 +32,7 @@ vet:
 
 test: deps vet
 	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -p 1 -tags disrupt -run 'Disrupt' ./cmd/berth/
 	$(GO) test -run='^$$' -fuzz='^FuzzFrameReader$$' -fuzztime=10s ./rpc/
 	$(GO) test -run='^$$' -fuzz='^FuzzParams$$' -fuzztime=10s ./rpc/
 	$(MAKE) vscode-test
