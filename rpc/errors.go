@@ -98,6 +98,7 @@ var sentinelCodes = []struct {
 	{backends.ErrBadUser, CodeInvalidParams},
 	{backends.ErrBadCwd, CodeInvalidParams},
 	{work.ErrNoFramework, CodeInvalidParams},
+	{work.ErrBadRequest, CodeInvalidParams},
 	{devcontainer.ErrBadConfig, CodeBadConfig},
 	{session.ErrBadConfig, CodeBadConfig},
 	{backends.ErrBuild, CodeBuildFailed},
@@ -113,7 +114,11 @@ func jsonType(t reflect.Type) string {
 	case reflect.Struct, reflect.Map:
 		return "an object"
 	case reflect.Slice, reflect.Array:
-		return "an array of " + strings.TrimPrefix(jsonType(t.Elem()), "a ")
+		elem := jsonType(t.Elem())
+		if rest, ok := strings.CutPrefix(elem, "an "); ok {
+			return "an array of " + rest
+		}
+		return "an array of " + strings.TrimPrefix(elem, "a ")
 	case reflect.String:
 		return "a string"
 	case reflect.Bool:

@@ -102,7 +102,6 @@ func TestJSONType(t *testing.T) {
 // An array's element keeps no article: "an array of integer", as "an
 // array of string".
 func TestJSONTypeArrayArticle(t *testing.T) {
-	t.Skip("BUG: rpc/errors.go:116: jsonType strips the element's article with strings.TrimPrefix(…, \"a \"), which misses \"an \": []int reads \"an array of an integer\" and []map[string]string \"an array of an object\" in invalid-params messages")
 	tests := []struct {
 		v    any
 		want string

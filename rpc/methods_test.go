@@ -644,7 +644,6 @@ func TestInvalidParams(t *testing.T) {
 // Parameter errors the editor's work finds are the client's fault, not
 // berth's.
 func TestWorkParamErrorsAreInvalidParams(t *testing.T) {
-	t.Skip("BUG: rpc/work.go lint and test pass their params to work.Lint and work.Test, which reject bad ones with plain errors (work/work.go:322 \"command: a custom linter needs a command\", :325 \"format: a custom linter needs a format\", :133 \"files: … is not under the workspace or any mount\"); rpc/errors.go finds no sentinel in them, so the client gets -32603 internal error for its own mistake instead of -32602. Validate in rpc/work.go (badParam) or wrap a sentinel that errors.go maps to CodeInvalidParams")
 	e := newEnv(t, envOptions{})
 	c := e.dial()
 	for _, call := range []struct {

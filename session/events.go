@@ -74,7 +74,11 @@ func (m *Manager) event(ev backends.Event) {
 func (w *Workspace) instanceEvent(ev backends.Event) {
 	w.mu.Lock()
 	own := time.Since(w.ownStopAt) < ownStopWindow
+	stale := w.ready != nil && ev.ID != "" && w.ready.ID != ev.ID
 	w.mu.Unlock()
+	if stale {
+		return // an instance this workspace no longer has, such as one recreate removed
+	}
 	switch ev.Kind {
 	case backends.EventStarted:
 		if !w.op.TryLock() {

@@ -188,7 +188,6 @@ func TestDaemonLostBeforeAnyState(t *testing.T) {
 // container killed soon after berth stopped and started it again was not
 // stopped by berth.
 func TestKilledSoonAfterBerthsOwnStop(t *testing.T) {
-	t.Skip("BUG: session/events.go:76: instanceEvent takes any stop or kill within ownStopWindow (10 s) of berth's own stop (Workspace.ownStopAt, set by Down and by recreate) as berth's; ownStopAt is never cleared once berth's stop event was seen or the instance started again, so a container killed or stopped outside berth within 10 s of a berth/down + restart, or of a recreate, is reported as \"stopped by berth\" instead of \"killed\" or \"stopped outside berth\"")
 	e := newMemEnv(t, memEnvOptions{})
 	c, sink := e.client(nil, false)
 	e.run(c, "true")

@@ -132,6 +132,12 @@ func (w *Workspace) Ensure(ctx context.Context, opts EnsureOptions) (Ready, erro
 	if err != nil {
 		return Ready{}, err
 	}
+	if inst.Started {
+		// A stop after this start is not the one berth made before it.
+		w.mu.Lock()
+		w.ownStopAt = time.Time{}
+		w.mu.Unlock()
+	}
 	mapper, err := w.m.mapperFor(MountsOf(inst.Instance))
 	if err != nil {
 		return Ready{}, err

@@ -26,6 +26,11 @@ import (
 // ErrNoFramework means no test framework was given and none was detected.
 var ErrNoFramework = errors.New("no test framework detected")
 
+// ErrBadRequest means the caller asked for something the work can't be:
+// an unknown framework, linter or language, a custom linter without its
+// command or format, a file outside every mount.
+var ErrBadRequest = errors.New("invalid request")
+
 // Session is what the editor's work needs of an editor's session: the
 // instance with its mapper, processes (streamed or captured), tunnels, and
 // files read from the instance. *session.Client is one.
@@ -130,7 +135,7 @@ func mapFiles(m *pathmap.Mapper, files []string) ([]string, error) {
 			out = append(out, f) // already a container path
 			continue
 		}
-		return nil, fmt.Errorf("files: %s is not under the workspace or any mount", f)
+		return nil, fmt.Errorf("files: %s is not under the workspace or any mount: %w", f, ErrBadRequest)
 	}
 	return out, nil
 }
@@ -199,7 +204,7 @@ func Test(ctx context.Context, c Session, opts TestOptions) (TestResult, error) 
 			return TestResult{}, err
 		}
 	default:
-		return TestResult{}, fmt.Errorf("framework: unknown %q (use pytest, go or auto)", fw)
+		return TestResult{}, fmt.Errorf("framework: unknown %q (use pytest, go or auto): %w", fw, ErrBadRequest)
 	}
 	res := TestResult{PID: run.PID, Framework: fw, Summary: summary, Code: run.Status.Code}
 	for _, tc := range cases {
@@ -319,17 +324,17 @@ func Lint(ctx context.Context, c Session, opts LintOptions) (LintResult, error) 
 	switch {
 	case linter == "custom" || len(opts.Command) > 0:
 		if len(opts.Command) == 0 {
-			return LintResult{}, errors.New("command: a custom linter needs a command")
+			return LintResult{}, fmt.Errorf("command: a custom linter needs a command: %w", ErrBadRequest)
 		}
 		if opts.Format == "" {
-			return LintResult{}, errors.New("format: a custom linter needs a format (an errorformat pattern, json or sarif)")
+			return LintResult{}, fmt.Errorf("format: a custom linter needs a format (an errorformat pattern, json or sarif): %w", ErrBadRequest)
 		}
 		name := path.Base(opts.Command[0])
 		lt = tools.Linter{Name: name, Argv: append(append([]string(nil), opts.Command...), files...), Format: opts.Format, Severity: tools.SeverityWarning}
 	default:
 		var ok bool
 		if lt, ok = tools.Preset(linter, files); !ok {
-			return LintResult{}, fmt.Errorf("linter: unknown %q (use pyflakes, go vet or custom)", linter)
+			return LintResult{}, fmt.Errorf("linter: unknown %q (use pyflakes, go vet or custom): %w", linter, ErrBadRequest)
 		}
 		if opts.Format != "" {
 			lt.Format = opts.Format
@@ -393,7 +398,7 @@ func Inspect(ctx context.Context, c Session, ws, image, language string) (Inspec
 	case "go":
 		argv, parse = tools.GoInspectArgv(), tools.ParseGoInspect
 	default:
-		return Inspection{}, fmt.Errorf("language: unknown %q (use python or go)", language)
+		return Inspection{}, fmt.Errorf("language: unknown %q (use python or go): %w", language, ErrBadRequest)
 	}
 	inst, err := c.Ready(ctx, ws, image)
 	if err != nil {
@@ -558,7 +563,7 @@ func freePort(ctx context.Context, c Session, opts DebugOptions) (int, error) {
 			return port, nil
 		}
 	}
-	return 0, errors.New("port: no free port in 5678-5777 in the container; pass port")
+	return 0, fmt.Errorf("port: no free port in 5678-5777 in the container; pass port: %w", ErrBadRequest)
 }
 
 // waitListening polls the container's TCP table until port listens, the
