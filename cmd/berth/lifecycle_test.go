@@ -197,12 +197,21 @@ func (b *berth) watchFor(from int, limit time.Duration, ok func(method string, p
 	return c
 }
 
-// arrivedBy returns what c delivers before deadline.
+// arrivedBy returns what c delivered by deadline.
 func arrivedBy(c <-chan arrival, deadline time.Time) (arrival, bool) {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
 	select {
 	case a, ok := <-c:
 		return a, ok && !a.at.After(deadline)
-	case <-time.After(time.Until(deadline)):
+	case <-timer.C:
+	}
+	// A deadline already past and an arrival both ready: select picks
+	// either, and what arrived in time still counts.
+	select {
+	case a, ok := <-c:
+		return a, ok && !a.at.After(deadline)
+	default:
 		return arrival{}, false
 	}
 }
