@@ -274,6 +274,7 @@ func (c *Client) startOn(ctx context.Context, w *Workspace, r Ready, id string, 
 	c.wg.Add(2)
 	c.mu.Unlock()
 	c.log.Debug("process started", "pid", id, "argv", opts.Argv, "workspace", opts.Workspace)
+	out.started() // output limits apply from here: the backend's start may need its output to flow
 
 	go func() {
 		defer c.wg.Done()
@@ -534,6 +535,7 @@ func (c *Client) Close(ctx context.Context) {
 	var running, all []*Process
 	for _, p := range c.procs {
 		all = append(all, p)
+		p.out.close() // release its output, and never wait on other clients' editors
 		if p.info().State == StateRunning {
 			running = append(running, p)
 		}

@@ -199,7 +199,13 @@ func (m *Manager) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	waitCtx(ctx, &wg)
-	m.wg.Wait()
+	// The watcher returns once its ctx ends, but a reconnect in progress
+	// may hold it up to its handshake timeout: don't wait that out.
+	ctx, cancel = context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	if !waitCtx(ctx, &m.wg) {
+		m.log.Debug("event watcher still ending; not waiting for it")
+	}
 }
 
 // isClosed reports whether Close has begun.

@@ -67,6 +67,22 @@ func (w *Workspace) agent(ctx context.Context, r Ready) (*agent.Client, string) 
 	return e.client, e.reason
 }
 
+// agentDied reports whether the agent berth chose for r's start is gone,
+// and forgets it and the instance if so.
+func (w *Workspace) agentDied(r Ready) bool {
+	w.mu.Lock()
+	e := w.runner
+	dead := e != nil && e.key == runnerKey(r.Instance.Instance) && e.client != nil && !e.client.Alive()
+	if dead {
+		w.runner, w.ready, w.netns = nil, nil, nil
+	}
+	w.mu.Unlock()
+	if dead {
+		closeAgent(e.client)
+	}
+	return dead
+}
+
 // closeAgent closes an agent client, bounded: a frozen engine must not
 // hold its caller.
 func closeAgent(c *agent.Client) {
@@ -97,6 +113,11 @@ func (w *Workspace) dropRunner(why string) {
 // exec starts spec in r's instance through its agent, or with plain
 // backend exec when the agent can't be had. tty, when set, needs the agent.
 func (w *Workspace) exec(ctx context.Context, r Ready, spec backends.ExecSpec, tty *agent.Terminal) (backends.Process, error) {
+	if w.agentDied(r) {
+		// Its instance likely stopped or restarted: the caller ensures it
+		// again (running postStartCommand for a new start) and retries.
+		return nil, fmt.Errorf("exec: %w", agent.ErrLost)
+	}
 	ac, reason := w.agent(ctx, r)
 	// ctx bounds only the start, so a deadline here never cuts a process short.
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)

@@ -2,24 +2,65 @@ package session
 
 import (
 	"io"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/berthdev/berth/pathmap"
 )
 
+// Output buffering. A process's output waits in its outbox until the sink
+// takes it. A writer that would pass either limit below blocks until the
+// sink catches up, so berth stops reading that process's output: the
+// agent's stream window then fills and the agent stops reading the
+// process's pipes, or, with plain engine exec, the engine's connection
+// stops being read. Either way the process blocks on its writes. Output is
+// never dropped while the client is there.
+const (
+	// outboxLimit bounds the output one process holds in berth, queued or
+	// being sent.
+	outboxLimit = 128 << 10
+	// budgetLimit bounds the output every outbox of one berth process
+	// holds together.
+	budgetLimit = 32 << 20
+	// mergeLimit bounds one notification, and one piece of output: writes
+	// are cut into pieces of at most this size.
+	mergeLimit = 64 << 10
+	// pieceCost is what a queued piece costs beyond its bytes (its string
+	// header and allocation slack), so that a process writing a byte at a
+	// time is held to the limits too.
+	pieceCost = 32
+)
+
+// outputBudget is the budget every outbox of this berth process shares.
+var outputBudget = newBudget(budgetLimit)
+
 // outbox carries a process's events to its sink on one sender goroutine.
 // It holds them until release, so a client learns the pid before it sees
 // output for it; it merges consecutive output of one stream while the sink
-// is busy, so a chatty process costs few notifications; and it blocks the
-// writers when too much is queued, so a slow client slows the process
+// is busy, so a chatty process costs few notifications; and, once the
+// process has started, it blocks the writers while the process holds limit
+// bytes or the shared budget is spent, so a slow client slows the process
 // rather than growing memory.
+//
+// Writers are a process's two stream copiers, each calling output from one
+// goroutine; run is the sender. Bytes count against the outbox and the
+// budget from output until the sink has returned.
 type outbox struct {
+	limit  int
+	budget *budget
+	// free is set while writers don't wait on the budget: until the
+	// process has started, and once the outbox is closed.
+	free atomic.Bool
+
 	mu       sync.Mutex // guards the following
 	cond     *sync.Cond // signalled on every change
 	events   []event
-	queued   int // bytes of output in events
+	held     int  // cost of output queued or being sent
+	starting bool // the backend is starting the process: no limits, nothing charged to the budget
+	closed   bool
 	released bool
 	done     bool // the exit event is queued
 }
@@ -28,35 +69,67 @@ type event struct {
 	stream string   // "stdout" or "stderr"; empty for the exit event
 	parts  []string // output, merged by keeping the pieces: joined once, at send
 	size   int      // bytes in parts
+	cost   int      // size plus pieceCost per part
 	exit   func()
 }
 
-// outboxLimit bounds queued output before writers block; mergeLimit bounds
-// one merged notification.
-const (
-	outboxLimit = 8 << 20
-	mergeLimit  = 1 << 20
-)
+func newOutbox() *outbox { return newOutboxIn(outputBudget, outboxLimit) }
 
-func newOutbox() *outbox {
-	o := &outbox{}
+// newOutboxIn returns an outbox that holds at most limit bytes of output
+// and draws on b, once started.
+func newOutboxIn(b *budget, limit int) *outbox {
+	o := &outbox{limit: limit, budget: b, starting: true}
+	o.free.Store(true)
 	o.cond = sync.NewCond(&o.mu)
 	return o
 }
 
-func (o *outbox) output(stream, text string) {
+// started says that the backend has started the process: writers wait for
+// room from now on. Until then they don't, because a backend may need its
+// output to flow before its start returns (Docker's passes on what it held
+// back once the wrapper has reported). It must come before run.
+func (o *outbox) started() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for o.queued > outboxLimit && !o.done {
+	if !o.starting {
+		return
+	}
+	o.starting = false
+	o.budget.charge(o.held)
+	if !o.closed {
+		o.free.Store(false)
+	}
+}
+
+// output queues text. Once the process has started it blocks while the
+// outbox is full and, unless the outbox is closed, while the budget is
+// spent; a piece larger than a limit goes through once nothing else is
+// held. Text after the exit event is dropped: nobody would send it.
+func (o *outbox) output(stream, text string) {
+	cost := len(text) + pieceCost
+	o.mu.Lock()
+	for !o.starting && o.held > 0 && o.held+cost > o.limit && !o.done {
 		o.cond.Wait()
 	}
-	if n := len(o.events); n > 0 && o.events[n-1].stream == stream && o.events[n-1].size+len(text) <= mergeLimit {
-		o.events[n-1].parts = append(o.events[n-1].parts, text)
-		o.events[n-1].size += len(text)
-	} else {
-		o.events = append(o.events, event{stream: stream, parts: []string{text}, size: len(text)})
+	if o.done {
+		o.mu.Unlock()
+		return
 	}
-	o.queued += len(text)
+	o.held += cost // reserved while waiting on the budget
+	if !o.starting {
+		o.mu.Unlock()
+		o.budget.acquire(cost, &o.free)
+		o.mu.Lock()
+	}
+	defer o.mu.Unlock()
+	if n := len(o.events); n > 0 && o.events[n-1].stream == stream && o.events[n-1].size+len(text) <= mergeLimit {
+		ev := &o.events[n-1]
+		ev.parts = append(ev.parts, text)
+		ev.size += len(text)
+		ev.cost += cost
+	} else {
+		o.events = append(o.events, event{stream: stream, parts: []string{text}, size: len(text), cost: cost})
+	}
 	o.cond.Broadcast()
 }
 
@@ -76,6 +149,21 @@ func (o *outbox) release() {
 	o.cond.Broadcast()
 }
 
+// close is for a client that is going away. It releases the outbox, and
+// its writers stop waiting on the shared budget (they still count in it),
+// so a closing client never waits on another client's slow editor. Its
+// own limit still holds, and every piece of output is still delivered
+// before the exit event.
+func (o *outbox) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.free.Store(true)
+	o.released = true
+	o.cond.Broadcast()
+	o.mu.Unlock()
+	o.budget.wake()
+}
+
 // run sends events until the exit event has been sent.
 func (o *outbox) run(output func(stream, text string)) {
 	for {
@@ -86,15 +174,84 @@ func (o *outbox) run(output func(stream, text string)) {
 		ev := o.events[0]
 		o.events[0] = event{}
 		o.events = o.events[1:]
-		o.queued -= ev.size
-		o.cond.Broadcast()
 		o.mu.Unlock()
 		if ev.exit != nil {
 			ev.exit()
 			return
 		}
 		output(ev.stream, join(ev.parts, ev.size))
+		o.mu.Lock()
+		o.held -= ev.cost
+		o.cond.Broadcast()
+		o.mu.Unlock()
+		o.budget.release(ev.cost)
 	}
+}
+
+// budget is output buffering shared by outboxes. Bytes are granted in the
+// order they were asked for, so a large piece is not passed over forever
+// by small ones.
+type budget struct {
+	limit int
+
+	mu      sync.Mutex // guards the following
+	cond    *sync.Cond // signalled when bytes return, a waiter leaves, or an outbox closes
+	used    int
+	next    uint64   // the next waiter's ticket
+	waiting []uint64 // tickets of blocked acquires, oldest first
+}
+
+func newBudget(limit int) *budget {
+	b := &budget{limit: limit}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+// acquire takes n bytes, waiting while they don't fit; n fits an unused
+// budget whatever its size. While force is set (or once it is set and wake
+// called) it takes them without waiting, past the limit if need be.
+func (b *budget) acquire(n int, force *atomic.Bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.waiting) == 0 && b.fits(n) || force.Load() {
+		b.used += n
+		return
+	}
+	t := b.next
+	b.next++
+	b.waiting = append(b.waiting, t)
+	for b.waiting[0] != t || !b.fits(n) {
+		if force.Load() {
+			break
+		}
+		b.cond.Wait()
+	}
+	b.waiting = slices.DeleteFunc(b.waiting, func(w uint64) bool { return w == t })
+	b.used += n
+	b.cond.Broadcast() // the next in line may fit too
+}
+
+func (b *budget) fits(n int) bool { return b.used == 0 || b.used+n <= b.limit }
+
+// charge takes n bytes without waiting.
+func (b *budget) charge(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used += n
+}
+
+func (b *budget) release(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
+	b.cond.Broadcast()
+}
+
+// wake makes blocked acquires look at their force flags again.
+func (b *budget) wake() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cond.Broadcast()
 }
 
 // join concatenates parts with one copy, or none for a single part.
@@ -138,8 +295,8 @@ func (s *streamWriter) Flush() {
 	s.text.flush()
 }
 
-// textWriter emits complete UTF-8 text, holding back at most a partial
-// trailing rune until the next write.
+// textWriter emits complete UTF-8 text in pieces of at most mergeLimit
+// bytes, holding back at most a partial trailing rune until the next write.
 type textWriter struct {
 	emit    func(string)
 	pending []byte
@@ -155,10 +312,27 @@ func (t *textWriter) Write(p []byte) (int, error) {
 	if cut < len(p) {
 		t.pending = append([]byte(nil), p[cut:]...)
 	}
-	if cut > 0 {
-		t.emit(string(p[:cut]))
-	}
+	t.emitPieces(p[:cut])
 	return n, nil
+}
+
+// emitPieces emits p in pieces of at most mergeLimit bytes, each cut
+// before a rune start where there is one within a rune's length.
+func (t *textWriter) emitPieces(p []byte) {
+	for len(p) > 0 {
+		end := len(p)
+		if end > mergeLimit {
+			end = mergeLimit
+			for i := end; i > 0 && i > mergeLimit-utf8.UTFMax; i-- {
+				if utf8.RuneStart(p[i]) {
+					end = i
+					break
+				}
+			}
+		}
+		t.emit(string(p[:end]))
+		p = p[end:]
+	}
 }
 
 func (t *textWriter) flush() {

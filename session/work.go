@@ -44,6 +44,10 @@ func (c *Client) NeedAgent(ctx context.Context, r Ready) error {
 func (c *Client) RunWork(ctx context.Context, opts ExecOptions, transform func(string) string) (WorkRun, error) {
 	w := c.Workspace(opts.Workspace)
 	r, err := c.ensure(ctx, w, opts.Image)
+	if err == nil && w.agentDied(r) {
+		// Restarted behind berth's back: ensure it anew, hooks and all.
+		r, err = c.ensure(ctx, w, opts.Image)
+	}
 	if err != nil {
 		return WorkRun{}, err
 	}

@@ -51,14 +51,23 @@ var (
 )
 
 // New connects to the engine named by the environment (DOCKER_HOST and
-// friends). It does not contact the daemon; call Ping for that.
+// friends) and settles the API version with it, briefly; an unreachable
+// daemon is no error here: call Ping for that.
 func New(log *slog.Logger, berthVersion string) (*Backend, error) {
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		return nil, fmt.Errorf("docker: client: %w", err)
 	}
+	// Negotiated lazily, the version is written by the first request while
+	// others (the event watcher) may read it: a data race. Settle it now.
+	ctx, cancel := context.WithTimeout(context.Background(), negotiateTimeout)
+	defer cancel()
+	cli.NegotiateAPIVersion(ctx)
 	return &Backend{cli: cli, log: log.With("backend", Name), version: berthVersion}, nil
 }
+
+// negotiateTimeout bounds New's one request to the daemon.
+const negotiateTimeout = 2 * time.Second
 
 // Close releases the client's connections.
 func (b *Backend) Close() error { return b.cli.Close() }

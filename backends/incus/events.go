@@ -58,7 +58,7 @@ var _ backends.Watcher = (*Backend)(nil)
 // incusd takes up to the client's handshake timeout (5 s), and Watch may
 // return that much after ctx ends.
 func (b *Backend) Watch(ctx context.Context, fn func(backends.Event)) error {
-	w := &watch{b: b, fn: fn, known: map[string]knownInstance{}, last: map[string]backends.EventKind{}}
+	w := &watch{b: b, fn: fn, known: map[string]knownInstance{}}
 	backoff := minBackoff
 	for {
 		err := w.follow(ctx, func() { backoff = minBackoff })
@@ -85,8 +85,7 @@ type watch struct {
 	fn   func(backends.Event)
 	down bool // daemon-lost or daemon-shutdown reported, daemon-back not yet
 
-	known map[string]knownInstance      // by name: berth's instances, and others as foreign
-	last  map[string]backends.EventKind // by name: the last kind reported
+	known map[string]knownInstance // by name: berth's instances, and others as foreign
 }
 
 type knownInstance struct {
@@ -228,9 +227,8 @@ func (w *watch) handle(ctx context.Context, data []byte) {
 	case api.EventLifecycleInstanceStarted:
 		kind = backends.EventStarted
 	case api.EventLifecycleInstanceRestarted:
-		if w.last[name] == backends.EventStarted {
-			return // its start was reported
-		}
+		// incusd 6.0 announces a restart with this event alone, even when
+		// the instance's last event was its start.
 		kind = backends.EventStarted
 	case api.EventLifecycleInstanceShutdown:
 		kind = backends.EventKilled
@@ -247,9 +245,6 @@ func (w *watch) handle(ctx context.Context, data []byte) {
 	k, ok := w.lookup(ctx, name)
 	if kind == backends.EventRemoved {
 		delete(w.known, name)
-		delete(w.last, name)
-	} else {
-		w.last[name] = kind
 	}
 	if !ok || k.foreign {
 		return

@@ -61,6 +61,9 @@ func command(ctx context.Context, srv *rpc.Server, g globalFlags, args []string,
 	// Progress goes to stderr for up, where people wait for it; exec's
 	// stderr belongs to the command.
 	cli := &cliClient{stdout: stdout, stderr: stderr, exits: make(chan rpc.ExitParams, 1), progress: name == "up"}
+	if name != "exec" {
+		cli.pid = "-" // no process of its own: hook and build output go to stderr as it comes
+	}
 	serverSide, clientSide := net.Pipe()
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -120,29 +123,32 @@ type cliClient struct {
 	// progress prints window/logMessage to stderr.
 	progress bool
 
-	mu  sync.Mutex // guards pid
-	pid string
+	mu      sync.Mutex // guards the following
+	pid     string     // the process exec started; "" until its answer
+	pending []procNote // notifications that arrived before pid was known
 }
 
+// procNote is a berth/output or berth/exit held until exec knows its pid.
+type procNote struct {
+	method string
+	raw    json.RawMessage
+}
+
+// notification routes process notifications: the output of exec's own
+// process goes to stdout and stderr, and its exit ends the command.
+// Everything else — lifecycle hooks that creating the container ran, an
+// image build's log — goes to stderr, so stdout is the command's alone.
 func (cli *cliClient) notification(method string, raw json.RawMessage) {
 	switch method {
-	case "berth/output":
-		var p rpc.OutputParams
-		if json.Unmarshal(raw, &p) == nil {
-			w := cli.stdout
-			if p.Stream == "stderr" {
-				w = cli.stderr
-			}
-			io.WriteString(w, p.Text)
+	case "berth/output", "berth/exit":
+		cli.mu.Lock()
+		defer cli.mu.Unlock()
+		if cli.pid == "" {
+			// The answer carrying the pid may not have been read by exec yet.
+			cli.pending = append(cli.pending, procNote{method, append(json.RawMessage(nil), raw...)})
+			return
 		}
-	case "berth/exit":
-		var p rpc.ExitParams
-		if json.Unmarshal(raw, &p) == nil {
-			select {
-			case cli.exits <- p:
-			default:
-			}
-		}
+		cli.deliver(method, raw)
 	case "window/logMessage":
 		if !cli.progress {
 			return
@@ -197,6 +203,42 @@ func (cli *cliClient) paths(ctx context.Context, ws string, args []string) error
 	return nil
 }
 
+// deliver routes one process notification; cli.mu is held.
+func (cli *cliClient) deliver(method string, raw json.RawMessage) {
+	switch method {
+	case "berth/output":
+		var p rpc.OutputParams
+		if json.Unmarshal(raw, &p) != nil {
+			return
+		}
+		w := cli.stderr
+		if p.PID == cli.pid && p.Stream == "stdout" {
+			w = cli.stdout
+		}
+		io.WriteString(w, p.Text)
+	case "berth/exit":
+		var p rpc.ExitParams
+		if json.Unmarshal(raw, &p) != nil || p.PID != cli.pid {
+			return
+		}
+		select {
+		case cli.exits <- p:
+		default:
+		}
+	}
+}
+
+// setPID names exec's process and delivers what arrived before.
+func (cli *cliClient) setPID(pid string) {
+	cli.mu.Lock()
+	defer cli.mu.Unlock()
+	cli.pid = pid
+	for _, n := range cli.pending {
+		cli.deliver(n.method, n.raw)
+	}
+	cli.pending = nil
+}
+
 func isURI(p string) bool { return len(p) > 5 && p[:5] == "file:" }
 
 func (cli *cliClient) exec(ctx context.Context, argv []string, interactive bool, stdin io.Reader) error {
@@ -213,6 +255,7 @@ func (cli *cliClient) exec(ctx context.Context, argv []string, interactive bool,
 	if err := cli.c.Call(ctx, "berth/exec", rpc.ExecParams{Argv: argv, Stdin: interactive, Kind: "os"}, &res); err != nil {
 		return cliErr(err)
 	}
+	cli.setPID(res.PID)
 	if interactive {
 		// Reading a terminal can't be cancelled; this goroutine ends with
 		// stdin's EOF or with the process, which exits right after.
