@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -376,6 +377,9 @@ type process struct {
 
 	wmu sync.Mutex // serialises frames to the agent
 
+	frames     atomic.Int64 // frames read so far
+	delivering atomic.Bool  // read is handing output to stdout or stderr
+
 	// Set by read before done closes.
 	status backends.ExitStatus
 	err    error
@@ -384,7 +388,9 @@ type process struct {
 func (p *process) read(stdout, stderr io.Writer) {
 	defer p.wg.Done()
 	defer close(p.done)
-	br := bufio.NewReaderSize(p.st, 256<<10)
+	// Little read-ahead: while a writer blocks, what read has taken off the
+	// stream waits here, beyond the stream's window.
+	br := bufio.NewReaderSize(p.st, 32<<10)
 	var buf []byte
 	for {
 		typ, payload, err := readFrame(br, buf)
@@ -399,9 +405,13 @@ func (p *process) read(stdout, stderr io.Writer) {
 		buf = payload[:0]
 		switch typ {
 		case frameStdout:
+			p.delivering.Store(true)
 			_, _ = stdout.Write(payload)
+			p.delivering.Store(false)
 		case frameStderr:
+			p.delivering.Store(true)
 			_, _ = stderr.Write(payload)
+			p.delivering.Store(false)
 		case frameExit:
 			var m exitMsg
 			if err := json.Unmarshal(payload, &m); err != nil {
@@ -471,18 +481,33 @@ func (p *process) Signal(ctx context.Context, sig int) error {
 	return nil
 }
 
-// Kill implements backends.Process.
+// killWait is how long Kill waits on an agent that sends nothing.
+const killWait = 2 * time.Second
+
+// Kill implements backends.Process. The exit frame comes after the output
+// before it, which is read only as fast as the writers take it, so Kill
+// waits as long as frames arrive or a writer is busy; it gives up on an
+// agent that sends nothing for killWait.
 func (p *process) Kill(ctx context.Context) error {
 	err := p.Signal(ctx, backends.SIGKILL)
-	select {
-	case <-p.done:
-	case <-time.After(2 * time.Second):
-		// The agent doesn't answer: stop waiting for it. Close alone is a
-		// half-close and would leave read blocked.
+	t := time.NewTicker(killWait)
+	defer t.Stop()
+	last := p.frames.Load()
+	for {
+		select {
+		case <-p.done:
+			return err
+		case <-t.C:
+			if n := p.frames.Load(); n != last || p.delivering.Load() {
+				last = n
+				continue
+			}
+		}
+		// Close alone is a half-close and would leave read blocked.
 		_ = p.st.SetReadDeadline(time.Now())
 		p.st.Close()
+		return err
 	}
-	return err
 }
 
 // Resize implements backends.Resizer.

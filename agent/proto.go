@@ -178,13 +178,18 @@ func readJSON(r io.Reader, want byte, v any) error {
 	return json.Unmarshal(payload, v)
 }
 
-// muxConfig is the yamux configuration of both ends. The window is large
-// because the transport is a local pipe whose bandwidth-delay product is
-// what limits tunnel throughput.
+// streamWindow is each stream's receive window: the most a stream's peer
+// may send before the reader takes it. It is what a process's unread
+// output costs in berth beside its outbox, so it is small: when berth stops
+// reading a process's stream, the agent stops reading its pipes once this
+// much is in flight, and the other streams go on.
+const streamWindow = 256 << 10
+
+// muxConfig is the yamux configuration of both ends.
 func muxConfig() *yamux.Config {
 	cfg := yamux.DefaultConfig()
 	cfg.LogOutput = io.Discard
-	cfg.MaxStreamWindowSize = 16 << 20
+	cfg.MaxStreamWindowSize = streamWindow
 	cfg.KeepAliveInterval = 15 * time.Second
 	cfg.ConnectionWriteTimeout = 30 * time.Second
 	cfg.StreamCloseTimeout = time.Minute

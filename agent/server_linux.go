@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -272,8 +273,20 @@ func (sw *streamWriter) frame(typ byte, p []byte) error {
 
 // drainGrace is how long output may keep flowing after the process exited,
 // from children that inherited its stdout. After it, berth reports the exit
-// rather than stall (docker exec stalls ~2 s here).
+// rather than stall (docker exec stalls ~2 s here). It starts once the
+// output the process left in its pipes has been read, however long a slow
+// client makes that take.
 const drainGrace = 200 * time.Millisecond
+
+// pending is how many bytes wait in a pipe or terminal to be read
+// (TIOCINQ is FIONREAD).
+func pending(f *os.File) int64 {
+	var n int
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) })
+	}
+	return int64(n)
+}
 
 func (s *Server) exec(st *yamux.Stream, req request) {
 	fail := func(kind string, err error) {
@@ -392,6 +405,7 @@ func (s *Server) exec(st *yamux.Stream, req request) {
 
 	// Output copiers.
 	var outWG sync.WaitGroup
+	read := make([]atomic.Int64, len(outs)) // bytes each copier has taken
 	for i, f := range outs {
 		outWG.Add(1)
 		go func() {
@@ -400,6 +414,7 @@ func (s *Server) exec(st *yamux.Stream, req request) {
 			for {
 				n, err := f.Read(buf)
 				if n > 0 {
+					read[i].Add(int64(n))
 					if werr := sw.frame(types[i], buf[:n]); werr != nil {
 						return
 					}
@@ -459,14 +474,40 @@ func (s *Server) exec(st *yamux.Stream, req request) {
 		outWG.Wait()
 		close(drained)
 	}()
-	select {
-	case <-drained:
-	case <-time.After(drainGrace):
-		for _, f := range outs {
-			f.Close() // unblocks the copiers
-		}
-		<-drained
+	// The process's own output is what the copiers hold and what its pipes
+	// hold now: all of it goes to berth. Then drainGrace starts.
+	left := make([]int64, len(outs))
+	for i, f := range outs {
+		left[i] = read[i].Load() + pending(f)
 	}
+	ownRead := func() bool {
+		for i := range outs {
+			if read[i].Load() < left[i] {
+				return false
+			}
+		}
+		return true
+	}
+	tick := time.NewTicker(drainGrace / 8)
+	var grace <-chan time.Time
+wait:
+	for {
+		select {
+		case <-drained:
+			break wait
+		case <-tick.C:
+			if grace == nil && ownRead() {
+				grace = time.After(drainGrace)
+			}
+		case <-grace:
+			for _, f := range outs {
+				f.Close() // unblocks the copiers
+			}
+			<-drained
+			break wait
+		}
+	}
+	tick.Stop()
 	for _, f := range outs {
 		f.Close()
 	}
