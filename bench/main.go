@@ -144,11 +144,9 @@ func run() error {
 		return err
 	}
 	if *memoryOnly {
-		if err := memory(&r, bin, ws); err != nil {
-			return err
-		}
+		err := memory(&r, bin, ws)
 		fmt.Print(r.b.String())
-		return nil
+		return err
 	}
 
 	// 1. Exec round trip.
@@ -373,12 +371,9 @@ func run() error {
 	}
 
 	// 7. Memory under load.
-	if err := memory(&r, bin, ws); err != nil {
-		return err
-	}
-
+	err = memory(&r, bin, ws)
 	fmt.Print(r.b.String())
-	return nil
+	return err
 }
 
 func fileSize(p string) int64 {

@@ -18,6 +18,7 @@ import (
 var (
 	memoryOnly = flag.Bool("memory", false, "run only the memory scenarios")
 	noisyProcs = flag.Int("noisy", 40, "processes writing as fast as they can in the stalled-client scenario")
+	plainProcs = flag.Int("noisy-plain", 8, "the same with plain engine exec, whose starts are slower")
 	stallFor   = flag.Duration("stall", 10*time.Second, "how long the stalled client leaves stdout unread")
 	pipelineN  = flag.Int("pipeline", 50000, "requests written without reading replies")
 	bigMB      = flag.Int("big", 30, "MB in the one big request")
@@ -44,15 +45,18 @@ func memory(r *report, bin, ws string) error {
 		run       func(bin, ws string) (memResult, error)
 	}
 	scenarios := []scenario{
-		{"(a) stalled client", fmt.Sprintf("%d processes running `yes` through `berth/exec`, client reads nothing for %s, then kills them and reads everything", *noisyProcs, *stallFor), noisy},
+		{"(a) stalled client", fmt.Sprintf("%d `berth/exec` of `yes`; the client reads nothing for %s, then reads the replies, kills the processes and reads everything", *noisyProcs, *stallFor), noisy(noisyProcs)},
+		{"(a′) stalled client, plain exec", fmt.Sprintf("the same with %d processes and `--no-agent`: output over the engine's exec streams", *plainProcs), noisy(plainProcs, "--no-agent")},
 		{"(b) pipelined requests", fmt.Sprintf("%d pipelined `berth/toContainer` requests written without reading replies, then every reply read", *pipelineN), pipelined},
 		{"(c) one big request", fmt.Sprintf("one %d MB `berth/toContainer` request; RSS after is 5 s after its reply", *bigMB), bigRequest},
 	}
-	var over []string
+	var over, failed []string
 	for _, s := range scenarios {
 		res, err := s.run(bin, ws)
 		if err != nil {
-			return fmt.Errorf("memory: %s: %w", s.key, err)
+			r.printf("| %s: %s | failed: %v | | %s | |\n", s.key, s.name, err, mb(memBound))
+			failed = append(failed, s.key)
+			continue
 		}
 		after := "–"
 		if res.after > 0 {
@@ -70,7 +74,24 @@ func memory(r *report, bin, ws string) error {
 	if len(over) > 0 {
 		r.printf("\nOver the bound: %s.\n", strings.Join(over, "; "))
 	}
+	if len(failed) > 0 {
+		return fmt.Errorf("memory: failed: %s", strings.Join(failed, "; "))
+	}
 	return nil
+}
+
+// memIdle is how long a memory scenario waits for berth to send anything
+// once it reads again.
+const memIdle = time.Minute
+
+// startMem starts a berth for a memory scenario.
+func startMem(bin, ws string, args ...string) (*rawBerth, error) {
+	b, err := startRaw(bin, ws, args...)
+	if err != nil {
+		return nil, err
+	}
+	b.idle = memIdle
+	return b, nil
 }
 
 func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
@@ -90,11 +111,17 @@ func procStatus(pid int, field string) int64 {
 	return 0
 }
 
-// noisy starts processes that write as fast as they can, leaves stdout
-// unread for a while, then kills them and reads everything. Every
-// process's output must end before its exit.
-func noisy(bin, ws string) (memResult, error) {
-	b, err := startRaw(bin, ws)
+// noisy starts processes that write as fast as they can and leaves stdout
+// unread for a while, from the start, so that some of the replies that
+// name the processes are held up behind output too; then it reads the
+// replies, kills the processes and reads everything. Every process's
+// output must end before its exit. args go to berth.
+func noisy(procs *int, args ...string) func(bin, ws string) (memResult, error) {
+	return func(bin, ws string) (memResult, error) { return runNoisy(bin, ws, *procs, args) }
+}
+
+func runNoisy(bin, ws string, procs int, args []string) (memResult, error) {
+	b, err := startMem(bin, ws, args...)
 	if err != nil {
 		return memResult{}, err
 	}
@@ -102,16 +129,19 @@ func noisy(bin, ws string) (memResult, error) {
 	pid := b.cmd.Process.Pid
 	argv := []string{"yes", "berth memory benchmark: one line of output after another"}
 	reqs := map[int]bool{}
-	for range *noisyProcs {
+	for range procs {
 		id, err := b.send("berth/exec", map[string]any{"argv": argv})
 		if err != nil {
 			return memResult{}, err
 		}
 		reqs[id] = true
 	}
+	time.Sleep(*stallFor)
+	stalled := procStatus(pid, "VmRSS")
+
 	var pids []string
 	bytes := map[string]int64{}
-	for len(pids) < *noisyProcs {
+	for len(pids) < procs {
 		f, err := b.read()
 		if err != nil {
 			return memResult{}, err
@@ -131,15 +161,15 @@ func noisy(bin, ws string) (memResult, error) {
 		}
 	}
 
-	time.Sleep(*stallFor)
-	stalled := procStatus(pid, "VmRSS")
-
-	// The signals go out while stdout is still unread: berth must keep
-	// reading requests, or at least not deadlock, while its writes block.
+	// The signals are written while berth's output is still held up: it
+	// must go on reading requests meanwhile.
+	first := b.id + 1
+	b.id += len(pids)
 	sent := make(chan error, 1)
 	go func() {
-		for _, p := range pids {
-			if _, err := b.send("berth/signal", map[string]any{"pid": p, "signal": "KILL"}); err != nil {
+		for i, p := range pids {
+			body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"berth/signal","params":{"pid":%q,"signal":"KILL"}}`, first+i, p)
+			if _, err := fmt.Fprintf(b.in, "Content-Length: %d\r\n\r\n%s", len(body), body); err != nil {
 				sent <- err
 				return
 			}
@@ -147,18 +177,23 @@ func noisy(bin, ws string) (memResult, error) {
 		sent <- nil
 	}()
 	exited := map[string]bool{}
-	for len(exited) < len(pids) {
+	for replies := 0; len(exited) < len(pids) || replies < len(pids); {
 		f, err := b.read()
 		if err != nil {
 			return memResult{}, err
 		}
-		switch f.Method {
-		case "berth/output":
+		switch {
+		case f.ID != nil && *f.ID >= first && *f.ID < first+len(pids):
+			if f.Error != nil {
+				return memResult{}, fmt.Errorf("berth/signal %s: %s", pids[*f.ID-first], f.Error.Message)
+			}
+			replies++
+		case f.Method == "berth/output":
 			if exited[f.Params.PID] {
 				return memResult{}, fmt.Errorf("output for %s after its exit", f.Params.PID)
 			}
 			bytes[f.Params.PID] += int64(len(f.Params.Text))
-		case "berth/exit":
+		case f.Method == "berth/exit":
 			exited[f.Params.PID] = true
 		}
 	}
@@ -178,7 +213,7 @@ func noisy(bin, ws string) (memResult, error) {
 // pipelined writes many requests without reading a reply, until they are
 // all written or berth stops reading them, then reads every reply.
 func pipelined(bin, ws string) (memResult, error) {
-	b, err := startRaw(bin, ws)
+	b, err := startMem(bin, ws)
 	if err != nil {
 		return memResult{}, err
 	}
@@ -228,7 +263,7 @@ func pipelined(bin, ws string) (memResult, error) {
 	for got := 0; got < *pipelineN; {
 		f, err := b.read()
 		if err != nil {
-			return memResult{}, err
+			return memResult{}, fmt.Errorf("after %d of %d replies: %w", got, *pipelineN, err)
 		}
 		if f.ID != nil && *f.ID >= first && *f.ID < first+*pipelineN {
 			if f.Error != nil {
@@ -249,7 +284,7 @@ func pipelined(bin, ws string) (memResult, error) {
 // mount covers, so the reply is small), and measures RSS 5 s after the
 // reply.
 func bigRequest(bin, ws string) (memResult, error) {
-	b, err := startRaw(bin, ws)
+	b, err := startMem(bin, ws)
 	if err != nil {
 		return memResult{}, err
 	}

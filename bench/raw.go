@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/valyala/fastjson"
 )
@@ -18,23 +20,30 @@ import (
 // decodes escaped strings at ~170 MB/s here and would measure itself, not
 // berth.
 type rawBerth struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
-	out *bufio.Reader
-	id  int
-	p   fastjson.Parser
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	pipe *os.File // berth's stdout
+	out  *bufio.Reader
+	id   int
+	p    fastjson.Parser
+	// idle, when set, is how long read waits for berth to send anything.
+	idle time.Duration
 }
 
-func startRaw(bin, ws string) (*rawBerth, error) {
-	cmd := exec.Command(bin, "--stdio", "--log-level", "error", "--backend", *engineArg)
+func startRaw(bin, ws string, args ...string) (*rawBerth, error) {
+	cmd := exec.Command(bin, append([]string{"--stdio", "--log-level", "error", "--backend", *engineArg}, args...)...)
 	cmd.Env = append(os.Environ(), "BERTH_IMAGE="+*image)
 	cmd.Stderr = os.Stderr
 	in, _ := cmd.StdinPipe()
-	out, _ := cmd.StdoutPipe()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	b := &rawBerth{cmd: cmd, in: in, out: bufio.NewReaderSize(out, 1<<20)}
+	pipe, _ := out.(*os.File)
+	b := &rawBerth{cmd: cmd, in: in, pipe: pipe, out: bufio.NewReaderSize(out, 1<<20)}
 	if _, err := b.call("initialize", map[string]any{"rootPath": ws}); err != nil {
 		return nil, err
 	}
@@ -66,9 +75,15 @@ func (b *rawBerth) send(method string, params any) (int, error) {
 }
 
 func (b *rawBerth) read() (*frame, error) {
+	if b.idle > 0 && b.pipe != nil {
+		_ = b.pipe.SetReadDeadline(time.Now().Add(b.idle))
+	}
 	n := -1
 	for {
 		line, err := b.out.ReadString('\n')
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("berth sent nothing for %s", b.idle)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -82,6 +97,9 @@ func (b *rawBerth) read() (*frame, error) {
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(b.out, body); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("berth sent nothing for %s", b.idle)
+		}
 		return nil, err
 	}
 	v, err := b.p.ParseBytes(body)
@@ -153,7 +171,9 @@ func (b *rawBerth) execCount(argv []string) (int64, error) {
 }
 
 func (b *rawBerth) close() {
-	b.call("shutdown", nil)
+	if _, err := b.call("shutdown", nil); err != nil {
+		b.cmd.Process.Kill()
+	}
 	b.in.Close()
 	b.cmd.Wait()
 }
