@@ -22,6 +22,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -132,6 +133,7 @@ func run() error {
 		return err
 	}
 	defer d.Remove(context.Background(), inst.ID)
+	onSignal(func() { d.Remove(context.Background(), inst.ID) })
 	if !inst.Agent.Enabled {
 		return fmt.Errorf("agent not enabled: %s", inst.Agent.Reason)
 	}
@@ -374,6 +376,18 @@ func run() error {
 	err = memory(&r, bin, ws)
 	fmt.Print(r.b.String())
 	return err
+}
+
+// onSignal runs cleanup and exits when the run is interrupted or killed
+// with SIGTERM (as by timeout), so that no container is left behind.
+func onSignal(cleanup func()) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-c
+		cleanup()
+		os.Exit(1)
+	}()
 }
 
 func fileSize(p string) int64 {
