@@ -133,7 +133,10 @@ func run() error {
 		return err
 	}
 	defer d.Remove(context.Background(), inst.ID)
-	onSignal(func() { d.Remove(context.Background(), inst.ID) })
+	onSignal(func() {
+		d.Remove(context.Background(), inst.ID)
+		os.RemoveAll(tmp)
+	})
 	if !inst.Agent.Enabled {
 		return fmt.Errorf("agent not enabled: %s", inst.Agent.Reason)
 	}
