@@ -429,6 +429,18 @@ func (s *Server) exec(st *yamux.Stream, req request) {
 	// Control reader: stdin, signals, resizes. It ends when berth closes
 	// its side of the stream or the stream dies.
 	in := newQueue()
+	// A resize works on the terminal's raw descriptor, which must not be
+	// closed (and maybe reused) under it.
+	var ptyMu sync.Mutex
+	ptyClosed := false // guarded by ptyMu
+	closeOuts := func() {
+		ptyMu.Lock()
+		defer ptyMu.Unlock()
+		for _, f := range outs {
+			f.Close()
+		}
+		ptyClosed = true
+	}
 	var ctlWG sync.WaitGroup
 	ctlWG.Add(2)
 	go func() {
@@ -462,7 +474,11 @@ func (s *Server) exec(st *yamux.Stream, req request) {
 			case frameResize:
 				var m resizeMsg
 				if ptmx != nil && json.Unmarshal(p, &m) == nil {
-					_ = pty.Setsize(ptmx, &pty.Winsize{Cols: m.Cols, Rows: m.Rows})
+					ptyMu.Lock()
+					if !ptyClosed {
+						_ = pty.Setsize(ptmx, &pty.Winsize{Cols: m.Cols, Rows: m.Rows})
+					}
+					ptyMu.Unlock()
 				}
 			}
 		}
@@ -500,17 +516,13 @@ wait:
 				grace = time.After(drainGrace)
 			}
 		case <-grace:
-			for _, f := range outs {
-				f.Close() // unblocks the copiers
-			}
+			closeOuts() // unblocks the copiers
 			<-drained
 			break wait
 		}
 	}
 	tick.Stop()
-	for _, f := range outs {
-		f.Close()
-	}
+	closeOuts()
 	var ex exitMsg
 	if werr != nil {
 		var ee *exec.ExitError

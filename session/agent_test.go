@@ -423,7 +423,6 @@ func TestAgentPerStart(t *testing.T) {
 
 // A terminal resized through the agent, then ended.
 func TestResizeThroughAgent(t *testing.T) {
-	t.Skip("BUG: agent/server_linux.go:512 (Server.exec): once the process has exited, exec closes the pty master (the outs loop) while the control reader goroutine it started may still run pty.Setsize(ptmx) for a resize frame (line 465); nothing orders the two, so -race reports a data race on the file's descriptor, and a resize racing the exit can ioctl a closed (or reused) fd. Close ptmx only after the control reader is done (ctlWG), or guard it with a mutex")
 	e := newMemEnv(t, memEnvOptions{Sync: true})
 	e.m.SetAgent(fakeAgent(t, e.mem, true), "")
 	c, sink := e.client(nil, false)
