@@ -54,7 +54,11 @@ func memory(r *report, bin, ws string) error {
 	for _, s := range scenarios {
 		res, err := s.run(bin, ws)
 		if err != nil {
-			r.printf("| %s: %s | failed: %v | | %s | |\n", s.key, s.name, err, mb(memBound))
+			peak := "failed"
+			if res.peak > 0 {
+				peak = mb(res.peak) + " before it failed"
+			}
+			r.printf("| %s: %s (failed: %v) | %s | – | %s | – |\n", s.key, s.name, err, peak, mb(memBound))
 			failed = append(failed, s.key)
 			continue
 		}
@@ -263,7 +267,7 @@ func pipelined(bin, ws string) (memResult, error) {
 	for got := 0; got < *pipelineN; {
 		f, err := b.read()
 		if err != nil {
-			return memResult{}, fmt.Errorf("after %d of %d replies: %w", got, *pipelineN, err)
+			return memResult{peak: procStatus(pid, "VmHWM")}, fmt.Errorf("after %d of %d replies: %w", got, *pipelineN, err)
 		}
 		if f.ID != nil && *f.ID >= first && *f.ID < first+*pipelineN {
 			if f.Error != nil {
