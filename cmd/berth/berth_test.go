@@ -161,7 +161,13 @@ func (p pipes) Close() error {
 // its test image.
 func startBerth(t *testing.T, e engine, args ...string) *berth {
 	t.Helper()
-	cmd := exec.Command(berthBin, append([]string{"--stdio", "--backend", e.name}, args...)...)
+	return startBerthBin(t, berthBin, e, args...)
+}
+
+// startBerthBin is startBerth with the berth binary at bin.
+func startBerthBin(t *testing.T, bin string, e engine, args ...string) *berth {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"--stdio", "--backend", e.name}, args...)...)
 	cmd.Env = append(os.Environ(), "BERTH_IMAGE="+e.image)
 	cmd.Stderr = &testWriter{t: t}
 	stdin, err := cmd.StdinPipe()

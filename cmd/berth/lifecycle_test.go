@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -266,38 +265,7 @@ func startPlainBerth(t *testing.T, e engine, args ...string) *berth {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, append([]string{"--stdio", "--backend", e.name}, args...)...)
-	cmd.Env = append(os.Environ(), "BERTH_IMAGE="+e.image)
-	cmd.Stderr = &testWriter{t: t}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	b := &berth{t: t, cmd: cmd, stdin: stdin, stdout: stdout, waited: make(chan struct{})}
-	b.cond = sync.NewCond(&b.mu)
-	b.client = rpc.NewClient(context.Background(), pipes{stdout, stdin}, slog.New(slog.DiscardHandler), b.record)
-	go func() {
-		<-b.client.Done()
-		b.err = cmd.Wait()
-		close(b.waited)
-	}()
-	t.Cleanup(func() {
-		b.client.Close()
-		select {
-		case <-b.waited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-b.waited
-		}
-	})
-	return b
+	return startBerthBin(t, bin, e, args...)
 }
 
 // Hooks run once per container when a process call, not berth/up, creates
