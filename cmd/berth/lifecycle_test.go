@@ -465,3 +465,48 @@ func testLifecycleExitWithin5s(t *testing.T, e engine) {
 	eof.stdin.Close()
 	eof.exited(t, start, 5*time.Second, "stdin EOF")
 }
+
+func TestLifecycleRecreateRacesRun(t *testing.T) { eachBackend(t, testLifecycleRecreateRacesRun) }
+
+// testLifecycleRecreateRacesRun recreates the container while runs start:
+// every run succeeds, on the old container or the new one, and the
+// container is running at the end.
+func testLifecycleRecreateRacesRun(t *testing.T, e engine) {
+	ws := workspace(t, e.b)
+	b := startBerth(t, e)
+	b.initialize(ws, nil)
+	var before rpc.Instance
+	b.mustCall("berth/up", rpc.UpParams{}, &before)
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var inst rpc.Instance
+		errs <- b.call("berth/up", rpc.UpParams{Recreate: true}, &inst)
+	}()
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var run rpc.RunResult
+			err := b.call("berth/run", rpc.ExecParams{Argv: []string{"true"}}, &run)
+			if err == nil && run.Code != 0 {
+				err = fmt.Errorf("run: code %d, stderr %q", run.Code, run.Stderr)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("racing a recreate: %v", err)
+		}
+	}
+	got, err := e.b.Find(context.Background(), ws)
+	if err != nil || got.State != "running" || got.ID == before.ID {
+		t.Errorf("after recreate and runs: %+v, %v; want a new, running container", got, err)
+	}
+}
