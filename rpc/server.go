@@ -243,28 +243,11 @@ func (c *conn) Handle(ctx context.Context, rc *jsonrpc2.Conn, req *jsonrpc2.Requ
 // which cancels the requests in flight. It reports false when the
 // connection is ending.
 func (c *conn) acquire(ctx context.Context) bool {
-	if ctx.Err() != nil {
-		return false
-	}
+	// The reader simply waits: looking ahead for exit or EOF while paused
+	// held the buffered input hostage when the client had sent no more.
 	select {
 	case c.sem <- struct{}{}:
 		return true
-	default:
-	}
-	end, stop := c.stream.lookahead()
-	defer stop()
-	select {
-	case c.sem <- struct{}{}:
-		return true
-	case err := <-end:
-		c.log.Debug("input ended while paused at the in-flight bound", "err", err)
-		if errors.Is(err, errExitAhead) {
-			c.mu.Lock()
-			c.exited = true
-			c.mu.Unlock()
-		}
-		_ = c.conn().Close()
-		return false
 	case <-ctx.Done():
 		return false
 	}
