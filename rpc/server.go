@@ -238,9 +238,8 @@ func (c *conn) Handle(ctx context.Context, rc *jsonrpc2.Conn, req *jsonrpc2.Requ
 }
 
 // acquire takes an in-flight slot for a concurrent request. At the bound
-// the reader pauses here and reads nothing, not even $/cancelRequest; a
-// lookahead still ends the connection on exit or the end of the input,
-// which cancels the requests in flight. It reports false when the
+// the reader pauses here and reads nothing, not even $/cancelRequest, exit
+// or the end of the input, until a slot frees. It reports false when the
 // connection is ending.
 func (c *conn) acquire(ctx context.Context) bool {
 	// The reader simply waits: looking ahead for exit or EOF while paused
