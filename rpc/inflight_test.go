@@ -174,17 +174,6 @@ func (c *testClient) initialize() {
 	}
 }
 
-// onAheadFull sets testHookAheadFull for the test and returns a channel
-// closed when it first runs.
-func onAheadFull(t *testing.T) <-chan struct{} {
-	full := make(chan struct{})
-	var once sync.Once
-	hook := func() { once.Do(func() { close(full) }) }
-	testHookAheadFull.Store(&hook)
-	t.Cleanup(func() { testHookAheadFull.Store(nil) })
-	return full
-}
-
 // A client that pipelines requests and never reads a reply makes berth hold
 // MaxInFlight requests, then stop reading.
 func TestInFlightBound(t *testing.T) {

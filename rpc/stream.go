@@ -28,8 +28,7 @@ const MaxFrame = 32 << 20
 // grow memory.
 const maxHeaderLine = 4096
 
-// readBuffer is the size of a connection's read and write buffers, and so
-// how far a paused reader looks ahead.
+// readBuffer is the size of a connection's read and write buffers.
 const readBuffer = 64 << 10
 
 // headerPrefix is what the reader resynchronises on, in any case.
@@ -45,15 +44,10 @@ const releaseAbove = 4 << 20
 // for it and keep its session. So frameStream reads whole frames itself,
 // answers the malformed ones directly, and hands jsonrpc2 only valid
 // messages. Writes use jsonrpc2.VSCodeObjectCodec.
-//
-// Goroutines: while the server's reader is paused (see lookahead) one
-// goroutine reads ahead into the read buffer; ReadObject waits for it
-// before it reads.
 type frameStream struct {
 	fr    frameReader
-	ahead chan struct{} // closed when the lookahead goroutine is done with fr; nil when none ran
-	big   bool          // the last frame was over releaseAbove
-	done  atomic.Bool   // Close was called
+	big   bool        // the last frame was over releaseAbove
+	done  atomic.Bool // Close was called
 	c     io.Closer
 	log   *slog.Logger
 	trace bool
@@ -109,10 +103,6 @@ func parseError(format string, args ...any) *frameError {
 // ReadObject implements jsonrpc2.ObjectStream. It returns only I/O errors;
 // bad frames are answered here and skipped.
 func (s *frameStream) ReadObject(v any) error {
-	if s.ahead != nil {
-		<-s.ahead
-		s.ahead = nil
-	}
 	if s.done.Load() {
 		// The read buffer may still hold frames; after exit they must
 		// not run.
@@ -161,97 +151,6 @@ func (s *frameStream) ReadObject(v any) error {
 		}
 		return nil
 	}
-}
-
-// Why a lookahead ended.
-var (
-	errExitAhead    = errors.New("exit notification ahead")
-	errAheadFull    = errors.New("read buffer full")
-	errAheadStopped = errors.New("lookahead stopped")
-)
-
-// testHookAheadFull, when set, runs when a lookahead stops because the read
-// buffer is full.
-var testHookAheadFull atomic.Pointer[func()]
-
-// lookahead watches the unread input while the server's reader is paused
-// at its in-flight bound, so that the client can still end the connection.
-// It reads no further than the read buffer holds (64 KiB) and consumes
-// nothing. end receives errExitAhead if that input holds an exit
-// notification, or the read error (io.EOF) if the input ends there. stop
-// ends the watch; the next ReadObject waits for the goroutine. Call it only
-// from the reader goroutine (jsonrpc2 calls Handle there), between reads.
-func (s *frameStream) lookahead() (end <-chan error, stop func()) {
-	ch := make(chan error, 1)
-	done := make(chan struct{})
-	src := &aheadSource{r: s.fr.r}
-	s.ahead = done
-	resync := s.fr.resync
-	full := testHookAheadFull.Load()
-	go func() {
-		defer close(done)
-		switch err := watchAhead(src, resync); {
-		case errors.Is(err, errAheadFull):
-			if full != nil {
-				(*full)()
-			}
-		case errors.Is(err, errAheadStopped):
-		default:
-			ch <- err
-		}
-	}()
-	return ch, func() { src.stopped.Store(true) }
-}
-
-// watchAhead reads frames from src until one is an exit notification, and
-// returns errExitAhead, or until src fails, and returns its error.
-func watchAhead(src io.Reader, resync bool) error {
-	// A body bigger than the read buffer can't be seen whole: src fails
-	// before it ends.
-	fr := frameReader{r: bufio.NewReaderSize(src, maxHeaderLine), resync: resync, limit: readBuffer}
-	for {
-		body, err := fr.readFrame()
-		var fe *frameError
-		switch {
-		case errors.As(err, &fe):
-			continue
-		case err != nil:
-			return err
-		}
-		var m struct {
-			ID     json.RawMessage `json:"id"`
-			Method string          `json:"method"`
-		}
-		if validate(body) == nil && json.Unmarshal(body, &m) == nil && m.ID == nil && m.Method == "exit" {
-			return errExitAhead
-		}
-	}
-}
-
-// aheadSource reads the bytes that r holds, and fills r for more, without
-// consuming any: each byte of the lookahead is parsed once.
-type aheadSource struct {
-	r       *bufio.Reader
-	off     int // bytes of r's buffer already read
-	stopped atomic.Bool
-}
-
-func (a *aheadSource) Read(p []byte) (int, error) {
-	for a.off >= a.r.Buffered() {
-		switch {
-		case a.r.Buffered() == a.r.Size():
-			return 0, errAheadFull
-		case a.stopped.Load():
-			return 0, errAheadStopped
-		}
-		if _, err := a.r.Peek(a.r.Buffered() + 1); err != nil && a.off >= a.r.Buffered() {
-			return 0, err
-		}
-	}
-	window, _ := a.r.Peek(a.r.Buffered())
-	n := copy(p, window[a.off:])
-	a.off += n
-	return n, nil
 }
 
 // release debounces releaseLater.

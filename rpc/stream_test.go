@@ -312,28 +312,3 @@ func TestNullIDAnswered(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
-
-func TestExitAhead(t *testing.T) {
-	exit := frame(`{"jsonrpc":"2.0","method":"exit"}`)
-	tests := []struct {
-		name   string
-		window string
-		resync bool
-		want   bool
-	}{
-		{"exit first", exit, false, true},
-		{"exit after requests", frame(req1) + frame(req2) + exit, false, true},
-		{"exit after garbage", "garbage\r\n" + exit, false, true},
-		{"exit while resynchronising", `{"half":"a body"}` + exit, true, true},
-		{"exit cut short", exit[:len(exit)-3], false, false},
-		{"exit as a request", frame(`{"jsonrpc":"2.0","id":3,"method":"exit"}`), false, false},
-		{"no exit", frame(req1) + frame(notif), false, false},
-		{"empty", "", false, false},
-	}
-	for _, tt := range tests {
-		err := watchAhead(strings.NewReader(tt.window), tt.resync)
-		if got := err == errExitAhead; got != tt.want {
-			t.Errorf("%s: watchAhead: %v, want exit %v", tt.name, err, tt.want)
-		}
-	}
-}
