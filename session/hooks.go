@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -73,7 +74,7 @@ func (w *Workspace) lifecycle(ctx context.Context, r *Ready, opts EnsureOptions)
 	if cfg == nil {
 		return nil
 	}
-	create := createHooks(cfg)
+	create := createCommands(cfg)
 	hasCreate := len(create) > 0 && (r.Created || r.Labels[LabelHooks] == "true")
 	if !hasCreate && cfg.PostStart == nil {
 		return nil
@@ -129,7 +130,9 @@ type namedHook struct {
 	hook *devcontainer.Hook
 }
 
-func createHooks(cfg *devcontainer.Config) []namedHook {
+// createCommands lists the configuration's create hooks, in the order
+// they run.
+func createCommands(cfg *devcontainer.Config) []namedHook {
 	var out []namedHook
 	for _, h := range []namedHook{
 		{"onCreateCommand", cfg.OnCreate},
@@ -329,15 +332,25 @@ func (w *Workspace) writeState(ctx context.Context, id string, st instanceState)
 	if err != nil {
 		return err
 	}
+	return w.writeFile(ctx, id, statePath, data)
+}
+
+// writeFile replaces one file of berth's in the instance, making its
+// directories, within metaTimeout. It needs nothing in the image.
+func (w *Workspace) writeFile(ctx context.Context, id, p string, data []byte) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	now := time.Now()
-	dir := strings.TrimPrefix(statePath[:strings.LastIndex(statePath, "/")], "/")
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: now}); err != nil {
-		return err
+	rel := strings.TrimPrefix(path.Clean(p), "/")
+	var hdrs []*tar.Header
+	for dir := path.Dir(rel); dir != "."; dir = path.Dir(dir) {
+		hdrs = append([]*tar.Header{{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: now}}, hdrs...)
 	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(statePath, "/"), Mode: 0o644, Size: int64(len(data)), ModTime: now}); err != nil {
-		return err
+	hdrs = append(hdrs, &tar.Header{Typeflag: tar.TypeReg, Name: rel, Mode: 0o644, Size: int64(len(data)), ModTime: now})
+	for _, h := range hdrs {
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
 	}
 	if _, err := tw.Write(data); err != nil {
 		return err
@@ -348,7 +361,7 @@ func (w *Workspace) writeState(ctx context.Context, id string, st instanceState)
 	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
 	defer cancel()
 	if err := w.m.backend.CopyTo(ctx, id, "/", &buf); err != nil {
-		return w.m.engineErr(ctx, "write state", fmt.Errorf("write %s: %w", statePath, err))
+		return w.m.engineErr(ctx, "write "+p, fmt.Errorf("write %s: %w", p, err))
 	}
 	return nil
 }

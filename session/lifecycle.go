@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/devcontainer"
@@ -49,7 +48,7 @@ func (c *Client) Workspace(ws string) *Workspace {
 // output streamed to this client, and an editor session counts as
 // attached from then on.
 func (c *Client) ensure(ctx context.Context, w *Workspace, image string) (Ready, error) {
-	r, err := w.Ensure(ctx, EnsureOptions{Image: image, Config: c.ConfigPath(), Hooks: c.hookRunner(), BuildLog: nil})
+	r, err := w.Ensure(ctx, EnsureOptions{Image: image, Config: c.ConfigPath(), Hooks: c.hookRunner()})
 	if err != nil {
 		return Ready{}, err
 	}
@@ -252,23 +251,7 @@ func (w *Workspace) writeLease(ctx context.Context, id string, held bool) {
 	if held {
 		body = hostID()
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	now := time.Now()
-	dir := strings.TrimPrefix(sessionsDir, "/")
-	hdrs := []*tar.Header{
-		{Typeflag: tar.TypeDir, Name: dir[:strings.Index(dir, "/")] + "/", Mode: 0o755, ModTime: now},
-		{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: now},
-		{Typeflag: tar.TypeReg, Name: dir + "/" + leaseName(), Mode: 0o644, Size: int64(len(body)), ModTime: now},
-	}
-	for _, h := range hdrs {
-		_ = tw.WriteHeader(h)
-	}
-	_, _ = io.WriteString(tw, body)
-	_ = tw.Close()
-	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
-	defer cancel()
-	if err := w.m.backend.CopyTo(ctx, id, "/", &buf); err != nil {
+	if err := w.writeFile(ctx, id, sessionsDir+"/"+leaseName(), []byte(body)); err != nil {
 		w.log.Warn("could not record the editor session in the container", "held", held, "err", err)
 	}
 }

@@ -304,7 +304,7 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 		Env:       envList(cfg.ContainerEnv),
 		Labels:    map[string]string{LabelConfigHash: cfg.Hash, LabelConfigSource: string(cfg.Source)},
 	}
-	if len(createHooks(cfg)) > 0 {
+	if len(createCommands(cfg)) > 0 {
 		spec.Labels[LabelHooks] = "true"
 	}
 	local := true
