@@ -10,16 +10,26 @@ import (
 
 // Reasons of berth/instanceChanged. docs/protocol.md lists them.
 const (
-	ReasonKilled          = "killed"
-	ReasonStoppedOutside  = "stopped outside berth"
-	ReasonStoppedByBerth  = "stopped by berth"
-	ReasonRemoved         = "removed"
-	ReasonStartedOutside  = "started outside berth"
-	ReasonDaemonLost      = "daemon lost"
-	ReasonDaemonBack      = "daemon back"
-	ReasonDaemonShutdown  = "daemon shutting down"
-	instanceStateRemoved  = "removed"
-	ownStopWindow         = 10 * time.Second
+	ReasonKilled         = "killed"
+	ReasonStoppedOutside = "stopped outside berth"
+	ReasonStoppedByBerth = "stopped by berth"
+	ReasonRemoved        = "removed"
+	ReasonStartedOutside = "started outside berth"
+	ReasonDaemonLost     = "daemon lost"
+	ReasonDaemonBack     = "daemon back"
+	ReasonDaemonShutdown = "daemon shutting down"
+)
+
+// instanceStateRemoved is berth/instanceChanged's state for a removed
+// instance, beside the backends' running and stopped.
+const instanceStateRemoved = "removed"
+
+// ownStopWindow is how long after berth's own stop or remove an engine's
+// stop event is taken as that one.
+const ownStopWindow = 10 * time.Second
+
+// Why berth lets go of an agent, for its log.
+const (
 	reasonEngineStopped   = "the container stopped"
 	reasonEngineShutdown  = "the engine is shutting down"
 	reasonEngineReconnect = "the engine came back"
