@@ -246,6 +246,11 @@ func (c *conn) acquire(ctx context.Context) bool {
 	// held the buffered input hostage when the client had sent no more.
 	select {
 	case c.sem <- struct{}{}:
+		if ctx.Err() != nil {
+			// A slot freed because the connection is ending: run nothing more.
+			<-c.sem
+			return false
+		}
 		return true
 	case <-ctx.Done():
 		return false
