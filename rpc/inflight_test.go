@@ -282,3 +282,41 @@ func TestLargeFrameNotKept(t *testing.T) {
 		t.Errorf("the heap keeps %d free bytes from the OS", kept)
 	}
 }
+
+// Params too big for jsonrpc2's copies are kept aside and reach the method
+// intact, whether the request is inline or concurrent.
+func TestLargeParamsIntact(t *testing.T) {
+	c := serveFake(t, context.Background(), &fakeBackend{})
+	ws := t.TempDir()
+	if err := c.send(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"rootUri":"file://` + ws + `"}}`); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.recv(); r.Error != nil {
+		t.Fatalf("initialize: error %d", r.Error.Code)
+	}
+	name := strings.Repeat("é", stashAbove)
+	for _, tt := range []struct{ name, body string }{
+		{"object", `{"jsonrpc":"2.0","id":1,"method":"berth/toContainer","params":{"paths":["` + ws + "/" + name + `"]}}`},
+		{"params first", `{"params":{"paths":["` + ws + "/" + name + `"]},"id":1,"method":"berth/toContainer","jsonrpc":"2.0"}`},
+		{"escaped", `{"jsonrpc":"2.0","id":1,"method":"berth/toContainer","params":{"paths":["` + ws + `\/` + name + `"]}}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := c.send(tt.body); err != nil {
+				t.Fatal(err)
+			}
+			body, err := c.fr.readFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r struct {
+				Result struct{ Paths []string } `json:"result"`
+			}
+			if err := json.Unmarshal(body, &r); err != nil || len(r.Result.Paths) != 1 {
+				t.Fatalf("response %.200s: %v", body, err)
+			}
+			if got := r.Result.Paths[0]; !strings.HasSuffix(got, "/"+name) || strings.HasPrefix(got, ws) {
+				t.Errorf("got %.80s…, want the container path of %.80s…", got, ws+"/"+name)
+			}
+		})
+	}
+}

@@ -186,6 +186,9 @@ func (c *conn) conn() *jsonrpc2.Conn {
 // Handle implements jsonrpc2.Handler. jsonrpc2 calls it in arrival order.
 func (c *conn) Handle(ctx context.Context, rc *jsonrpc2.Conn, req *jsonrpc2.Request) {
 	c.setConn(rc)
+	if p := c.stream.takeParams(); p != nil {
+		req.Params = &p
+	}
 	if req.Notif {
 		c.notification(req)
 		return

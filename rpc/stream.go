@@ -52,6 +52,11 @@ type frameStream struct {
 	log   *slog.Logger
 	trace bool
 
+	// params is the last request's params when they were too big to pass
+	// through jsonrpc2, which copies them several times over; Handle takes
+	// them back. The reader runs Handle before it reads again.
+	params json.RawMessage
+
 	wmu sync.Mutex // guards w and serialises frames
 	w   *bufio.Writer
 }
@@ -130,7 +135,8 @@ func (s *frameStream) ReadObject(v any) error {
 		if s.trace {
 			s.log.Debug("recv", "frame", string(body))
 		}
-		if fe := validate(body); fe != nil {
+		params, fe := check(body)
+		if fe != nil {
 			s.log.Warn("bad message", "err", fe.msg)
 			if fe.id == nil && fe.code == jsonrpc2.CodeInvalidParams {
 				continue // a notification gets no answer
@@ -139,6 +145,12 @@ func (s *frameStream) ReadObject(v any) error {
 				return werr
 			}
 			continue
+		}
+		s.params = nil
+		if len(params) > stashAbove {
+			if rest, ok := withoutParams(body, params); ok {
+				body, s.params = rest, params
+			}
 		}
 		// v is reused by jsonrpc2 across reads; a failed decode must not
 		// leave the previous message in it.
@@ -151,6 +163,32 @@ func (s *frameStream) ReadObject(v any) error {
 		}
 		return nil
 	}
+}
+
+// stashAbove is the params size from which ReadObject keeps params out of
+// jsonrpc2: it decodes them into interface{} values and encodes them again,
+// so a 30 MB request would cost about ten times that.
+const stashAbove = 64 << 10
+
+// withoutParams returns body with params, which must be a subslice of it,
+// replaced by {}.
+func withoutParams(body, params []byte) ([]byte, bool) {
+	off := cap(body) - cap(params)
+	if off < 0 || off+len(params) > len(body) || len(params) == 0 || &body[off] != &params[0] {
+		return nil, false // not a subslice: leave the message alone
+	}
+	rest := make([]byte, 0, len(body)-len(params)+2)
+	rest = append(rest, body[:off]...)
+	rest = append(rest, "{}"...)
+	return append(rest, body[off+len(params):]...), true
+}
+
+// takeParams returns, once, the params ReadObject kept back for the message
+// it returned last, or nil.
+func (s *frameStream) takeParams() json.RawMessage {
+	p := s.params
+	s.params = nil
+	return p
 }
 
 // release debounces releaseLater.
@@ -432,12 +470,28 @@ func (s *frameStream) writeError(fe *frameError) error {
 // validate checks that body is a single JSON-RPC 2.0 request, notification
 // or response that jsonrpc2 can take.
 func validate(body []byte) *frameError {
+	_, fe := check(body)
+	return fe
+}
+
+// span is a JSON value left where it is: its UnmarshalJSON keeps the slice
+// of the input that json.Unmarshal hands it, without a copy.
+type span []byte
+
+func (s *span) UnmarshalJSON(b []byte) error {
+	*s = b
+	return nil
+}
+
+// check is validate that also returns the message's params as a subslice
+// of body, or nil.
+func check(body []byte) (json.RawMessage, *frameError) {
 	trimmed := bytes.TrimSpace(body)
 	if !json.Valid(trimmed) {
-		return &frameError{code: jsonrpc2.CodeParseError, msg: "parse error: body is not valid JSON"}
+		return nil, &frameError{code: jsonrpc2.CodeParseError, msg: "parse error: body is not valid JSON"}
 	}
 	if len(trimmed) > 0 && trimmed[0] == '[' {
-		return &frameError{code: jsonrpc2.CodeInvalidRequest, msg: "invalid request: batches are not supported; send one message per frame"}
+		return nil, &frameError{code: jsonrpc2.CodeInvalidRequest, msg: "invalid request: batches are not supported; send one message per frame"}
 	}
 	var m struct {
 		JSONRPC *string         `json:"jsonrpc"`
@@ -445,35 +499,35 @@ func validate(body []byte) *frameError {
 		Method  *string         `json:"method"`
 		Result  json.RawMessage `json:"result"`
 		Error   json.RawMessage `json:"error"`
-		Params  json.RawMessage `json:"params"`
+		Params  span            `json:"params"`
 	}
 	if err := json.Unmarshal(trimmed, &m); err != nil {
-		return &frameError{code: jsonrpc2.CodeInvalidRequest, msg: "invalid request: a message must be a JSON object"}
+		return nil, &frameError{code: jsonrpc2.CodeInvalidRequest, msg: "invalid request: a message must be a JSON object"}
 	}
 	id := m.ID
 	switch {
 	case id == nil:
 	case isNull(id) && m.Method != nil:
 		// jsonrpc2 would take it for a notification and never answer.
-		return &frameError{code: jsonrpc2.CodeInvalidRequest, msg: "invalid request: id must not be null; a notification has no id member"}
+		return nil, &frameError{code: jsonrpc2.CodeInvalidRequest, msg: "invalid request: id must not be null; a notification has no id member"}
 	case isNull(id):
 		id = nil // a response to a message the client could not read
 	case !validID(id):
-		return &frameError{code: jsonrpc2.CodeInvalidRequest, msg: "invalid request: id must be a string or an integer from 0 to 2^64-1"}
+		return nil, &frameError{code: jsonrpc2.CodeInvalidRequest, msg: "invalid request: id must be a string or an integer from 0 to 2^64-1"}
 	}
 	switch {
 	case m.JSONRPC == nil || *m.JSONRPC != "2.0":
-		return &frameError{code: jsonrpc2.CodeInvalidRequest, msg: `invalid request: "jsonrpc" must be "2.0"`, id: id}
+		return nil, &frameError{code: jsonrpc2.CodeInvalidRequest, msg: `invalid request: "jsonrpc" must be "2.0"`, id: id}
 	case m.Method != nil && (m.Result != nil || m.Error != nil):
-		return &frameError{code: jsonrpc2.CodeInvalidRequest, msg: "invalid request: a message has either method or result/error", id: id}
+		return nil, &frameError{code: jsonrpc2.CodeInvalidRequest, msg: "invalid request: a message has either method or result/error", id: id}
 	case m.Method == nil && m.Result == nil && m.Error == nil:
-		return &frameError{code: jsonrpc2.CodeInvalidRequest, msg: `invalid request: missing "method"`, id: id}
+		return nil, &frameError{code: jsonrpc2.CodeInvalidRequest, msg: `invalid request: missing "method"`, id: id}
 	case m.Method != nil && *m.Method == "":
-		return &frameError{code: jsonrpc2.CodeInvalidRequest, msg: `invalid request: empty "method"`, id: id}
-	case m.Params != nil && !isObjectOrArray(m.Params):
-		return &frameError{code: jsonrpc2.CodeInvalidParams, msg: `invalid params: "params" must be an object or an array`, id: id}
+		return nil, &frameError{code: jsonrpc2.CodeInvalidRequest, msg: `invalid request: empty "method"`, id: id}
+	case m.Params != nil && !isObjectOrArray(json.RawMessage(m.Params)):
+		return nil, &frameError{code: jsonrpc2.CodeInvalidParams, msg: `invalid params: "params" must be an object or an array`, id: id}
 	}
-	return nil
+	return json.RawMessage(m.Params), nil
 }
 
 // validID accepts what jsonrpc2 can echo back exactly: a string or an

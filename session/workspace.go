@@ -443,10 +443,16 @@ func realHostPath(p string) string {
 	if !filepath.IsAbs(fp) {
 		return p
 	}
-	dir, rest := filepath.Clean(fp), ""
+	// The unresolved rest is clean's tail after dir, sliced rather than
+	// joined level by level: a path can be megabytes long.
+	clean := filepath.Clean(fp)
+	dir := clean
 	for {
 		if real, err := filepath.EvalSymlinks(dir); err == nil {
-			resolved := filepath.Join(real, rest)
+			resolved := clean
+			if real != dir {
+				resolved = filepath.Join(real, clean[len(dir):])
+			}
 			if !isURI {
 				return resolved
 			}
@@ -457,7 +463,6 @@ func realHostPath(p string) string {
 		if parent == dir {
 			return p
 		}
-		rest = filepath.Join(filepath.Base(dir), rest)
 		dir = parent
 	}
 }
