@@ -425,8 +425,10 @@ func (b *Backend) create(ctx context.Context, name string, spec backends.Spec, s
 	if err != nil {
 		// A name clash shows up as a failed create (a database constraint
 		// on Incus 6.0, a conflict on later versions), so ask for the name
-		// rather than parse the error.
-		if _, _, gerr := b.srv.GetInstance(name); gerr == nil {
+		// rather than parse the error. While the winner's create is still
+		// running, the name may not be visible yet: Incus says the
+		// instance "is busy running a "create" operation".
+		if _, _, gerr := b.srv.GetInstance(name); gerr == nil || strings.Contains(err.Error(), "is busy running") {
 			return errNameTaken
 		}
 		return b.mapErr("create "+name, err, backends.ErrImageNotFound)
@@ -496,6 +498,15 @@ func (b *Backend) adopt(ctx context.Context, name, workspace string) (backends.I
 	deadline := time.Now().Add(adoptTimeout)
 	for {
 		in, err := b.getManaged(ctx, name)
+		if errors.Is(err, backends.ErrNotFound) && time.Now().Before(deadline) {
+			// The winner's create has not made the record yet.
+			select {
+			case <-ctx.Done():
+				return backends.Instance{}, ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
 		if err != nil {
 			return backends.Instance{}, err
 		}
