@@ -452,7 +452,8 @@ func TestExecErrors(t *testing.T) {
 	}{
 		{"missing command", backends.ExecSpec{Argv: []string{"berth-no-such-command"}}, backends.ErrCommandNotFound},
 		{"missing absolute path", backends.ExecSpec{Argv: []string{"/nonexistent/bin/x"}}, backends.ErrCommandNotFound},
-		{"not executable", backends.ExecSpec{Argv: []string{file}}, backends.ErrCommandNotFound},
+		{"not executable", backends.ExecSpec{Argv: []string{file}}, backends.ErrNotExecutable},
+		{"a directory", backends.ExecSpec{Argv: []string{"/"}}, backends.ErrNotExecutable},
 		{"PATH without it", backends.ExecSpec{Argv: []string{"sh"}, Env: []string{"PATH=/nonexistent"}}, backends.ErrCommandNotFound},
 		{"missing cwd", backends.ExecSpec{Argv: []string{"true"}, Cwd: "/nonexistent/dir"}, backends.ErrBadCwd},
 		{"cwd is a file", backends.ExecSpec{Argv: []string{"true"}, Cwd: file}, backends.ErrBadCwd},

@@ -311,6 +311,8 @@ func (c *Client) openOn(ctx context.Context, sess *yamux.Session, req request, r
 		switch rep.ErrKind {
 		case errKindNotFound:
 			return nil, fmt.Errorf("%s: %w in the container (%s)", firstArg(req.Argv), backends.ErrCommandNotFound, rep.Error)
+		case errKindNotExec:
+			return nil, fmt.Errorf("%s: %w in the container (%s)", firstArg(req.Argv), backends.ErrNotExecutable, rep.Error)
 		case errKindUser:
 			return nil, fmt.Errorf("user: %w: %s", backends.ErrBadUser, rep.Error)
 		case errKindCwd:

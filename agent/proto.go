@@ -82,6 +82,7 @@ type request struct {
 // Reply error kinds, so berth can map them to sentinels.
 const (
 	errKindNotFound = "notfound"
+	errKindNotExec  = "notexec" // exists, but can't be run
 	errKindUser     = "user"
 	errKindCwd      = "cwd"
 )

@@ -230,9 +230,21 @@ func envValue(env []string, key string) (string, bool) {
 
 // lookPath resolves argv0 against the process's own PATH, not the agent's.
 func lookPath(argv0 string, env []string, cwd string) (string, error) {
+	// A file that exists but can't be run (a directory, no x bit) is
+	// errNotExecutable, as the shells' 126 is to their 127.
+	var denied string
 	isExec := func(p string) bool {
 		fi, err := os.Stat(p)
-		return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+		if err != nil {
+			return false
+		}
+		if fi.IsDir() || fi.Mode()&0o111 == 0 {
+			if denied == "" {
+				denied = p
+			}
+			return false
+		}
+		return true
 	}
 	if strings.Contains(argv0, "/") {
 		p := argv0
@@ -241,6 +253,9 @@ func lookPath(argv0 string, env []string, cwd string) (string, error) {
 		}
 		if isExec(p) {
 			return argv0, nil
+		}
+		if denied != "" {
+			return "", fmt.Errorf("%s: %w", argv0, errNotExecutable)
 		}
 		return "", fmt.Errorf("%s: no such executable", argv0)
 	}
@@ -256,8 +271,14 @@ func lookPath(argv0 string, env []string, cwd string) (string, error) {
 			return p, nil
 		}
 	}
+	if denied != "" {
+		return "", fmt.Errorf("%s: %w", denied, errNotExecutable)
+	}
 	return "", fmt.Errorf("%s: not found in PATH %s", argv0, path)
 }
+
+// errNotExecutable is a command that exists but can't be run.
+var errNotExecutable = errors.New("is a directory or not executable")
 
 // streamWriter serialises frames from several goroutines onto one stream.
 type streamWriter struct {
@@ -320,7 +341,11 @@ func (s *Server) exec(st *yamux.Stream, req request) {
 	}
 	path, err := lookPath(req.Argv[0], env, req.Cwd)
 	if err != nil {
-		fail(errKindNotFound, err)
+		kind := errKindNotFound
+		if errors.Is(err, errNotExecutable) {
+			kind = errKindNotExec
+		}
+		fail(kind, err)
 		return
 	}
 	cmd := &exec.Cmd{Path: path, Args: req.Argv, Env: env, Dir: req.Cwd, SysProcAttr: attr}
@@ -374,8 +399,11 @@ func (s *Server) exec(st *yamux.Stream, req request) {
 				stdin.Close()
 			}
 			kind := ""
-			if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+			switch {
+			case errors.Is(err, os.ErrNotExist):
 				kind = errKindNotFound
+			case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.ENOEXEC):
+				kind = errKindNotExec
 			}
 			fail(kind, err)
 			return

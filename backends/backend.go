@@ -39,6 +39,9 @@ var (
 	// ErrCommandNotFound means the executable of an exec does not exist in
 	// the instance (or is not executable).
 	ErrCommandNotFound = errors.New("command not found")
+	// ErrNotExecutable means the executable of an exec exists but cannot be
+	// run: a directory, no execute permission, or not a program.
+	ErrNotExecutable = errors.New("command cannot be invoked")
 	// ErrBadUser means an exec's user is unknown in the instance.
 	ErrBadUser = errors.New("unknown user")
 	// ErrBadCwd means an exec's working directory does not exist in the

@@ -49,6 +49,7 @@ const (
 	CodeBadConfig          = -32025 // the workspace's configuration is broken or unsupported
 	CodeBuildFailed        = -32026 // the image build failed
 	CodeHookFailed         = -32027 // a create hook failed in a new container
+	CodeNotExecutable      = -32031 // the executable exists but cannot be run
 )
 
 // paramError is a bad request parameter; its message names the field.
@@ -86,6 +87,7 @@ var sentinelCodes = []struct {
 	{backends.ErrNotFound, CodeInstanceNotFound},
 	{backends.ErrNotRunning, CodeInstanceNotRunning},
 	{backends.ErrCommandNotFound, CodeCommandNotFound},
+	{backends.ErrNotExecutable, CodeNotExecutable},
 	{session.ErrProcessExited, CodeProcessExited},
 	{session.ErrStdinClosed, CodeProcessExited},
 	{backends.ErrForeign, CodeForeignInstance},

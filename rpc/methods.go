@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthdev/berth/backends"
@@ -222,16 +223,56 @@ func status(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 }
 
 func list(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
-	mgr, _, _ := c.session()
-	insts, err := mgr.List(ctx)
-	if err != nil {
-		return nil, err
+	var p ListParams
+	if len(raw) > 0 {
+		if err := decode(raw, &p); err != nil {
+			return nil, err
+		}
 	}
+	mgr, _, _ := c.session()
+	if !p.All {
+		insts, err := mgr.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return toInstances(insts), nil
+	}
+	// Every backend at once, each under the metadata deadline: one that
+	// doesn't answer is left out rather than holding up the others.
+	names := c.s.backendNames()
+	found := make([][]Instance, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lctx, cancel := context.WithTimeout(ctx, listAllTimeout)
+			defer cancel()
+			insts, err := c.s.opts.Managers[name].List(lctx)
+			if err != nil {
+				c.log.Info("berth/list: backend left out", "backend", name, "err", err)
+				return
+			}
+			found[i] = toInstances(insts)
+		}()
+	}
+	wg.Wait()
+	out := []Instance{}
+	for _, f := range found {
+		out = append(out, f...)
+	}
+	return out, nil
+}
+
+// listAllTimeout bounds each backend's answer to berth/list with all.
+const listAllTimeout = 3 * time.Second
+
+func toInstances(insts []session.Instance) []Instance {
 	out := make([]Instance, 0, len(insts))
 	for _, in := range insts {
 		out = append(out, toInstance(in))
 	}
-	return out, nil
+	return out
 }
 
 func down(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {

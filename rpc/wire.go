@@ -148,6 +148,11 @@ type ExecParams struct {
 	Rows      uint16            `json:"rows,omitempty"`
 }
 
+// ListParams are berth/list's params.
+type ListParams struct {
+	All bool `json:"all,omitempty"` // every backend that answers, not only the connection's
+}
+
 // ResizeParams are berth/resize's params.
 type ResizeParams struct {
 	PID  string `json:"pid"`

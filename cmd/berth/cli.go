@@ -4,64 +4,62 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 
 	"github.com/sourcegraph/jsonrpc2"
+	"github.com/spf13/cobra"
 
 	"github.com/berthdev/berth/rpc"
 )
 
-// command runs a CLI command as a protocol client of an in-process server,
-// so the terminal and the editors share one code path.
-func command(ctx context.Context, srv *rpc.Server, g globalFlags, args []string,
-	stdin io.Reader, stdout, stderr io.Writer, log *slog.Logger) error {
-	name, args := args[0], args[1:]
-	fs := flag.NewFlagSet("berth "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		remove      = fs.Bool("rm", false, "remove the container instead of stopping it (down)")
-		jsonOut     = fs.Bool("json", false, "print JSON (ls)")
-		interactive = fs.Bool("i", false, "forward stdin to the command (exec)")
-		recreate    = fs.Bool("recreate", false, "remove the container and build it again (up)")
-	)
-	switch name {
-	case "up", "exec", "ls", "down", "path":
-	default:
-		fmt.Fprintf(stderr, "berth: unknown command %q; run berth -h\n", name)
-		return exitError{2}
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitError{2}
-	}
-	args = fs.Args()
+// session is one CLI invocation's protocol session with an in-process
+// server, so the terminal and the editors share one code path.
+type cliSession struct {
+	*cliClient
+	ws    string
+	close func()
+}
 
+// cliOptions say how a verb uses the session.
+type cliOptions struct {
+	noWorkspace bool // ls, path: no workspace folder needed
+	progress    bool // print window/logMessage (build and hook output) to stderr
+	ownsProcess bool // exec: the output of its process goes to stdout
+}
+
+// openSession starts an in-process server and initializes a session with
+// it for the workspace of g. Close it when done.
+func openSession(cmd *cobra.Command, g *globalFlags, o cliOptions) (*cliSession, error) {
+	ctx := cmd.Context()
 	ws := g.workspace
 	if ws == "" {
 		wd, err := os.Getwd()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ws = wd
 	}
 	ws, err := filepath.Abs(ws)
 	if err != nil {
-		return err
+		return nil, err
 	}
-
-	// Progress goes to stderr for up, where people wait for it; exec's
-	// stderr belongs to the command.
-	cli := &cliClient{stdout: stdout, stderr: stderr, exits: make(chan rpc.ExitParams, 1), progress: name == "up"}
-	if name != "exec" {
+	log, closeLog, err := newLogger(*g, false, cmd.ErrOrStderr())
+	if err != nil {
+		return nil, err
+	}
+	srv, closeBackends, err := newServer(*g, log)
+	if err != nil {
+		closeLog()
+		return nil, err
+	}
+	cli := &cliClient{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), exits: make(chan rpc.ExitParams, 1), progress: o.progress}
+	if !o.ownsProcess {
 		cli.pid = "-" // no process of its own: hook and build output go to stderr as it comes
 	}
 	serverSide, clientSide := net.Pipe()
@@ -71,48 +69,122 @@ func command(ctx context.Context, srv *rpc.Server, g globalFlags, args []string,
 		defer wg.Done()
 		_ = srv.ServeCommand(ctx, serverSide)
 	}()
-	defer wg.Wait()
 	cli.c = rpc.NewClient(ctx, clientSide, log, cli.notification)
-	defer cli.c.Close()
-
+	s := &cliSession{cliClient: cli, ws: ws}
+	s.close = func() {
+		cli.shutdown(ctx)
+		cli.c.Close()
+		wg.Wait()
+		closeBackends()
+		closeLog()
+	}
 	init := rpc.InitializeParams{RootPath: ws, InitializationOptions: &rpc.InitializationOptions{Image: g.image, Config: g.config}}
-	if name == "ls" || name == "path" {
-		init.RootPath = "" // they need no existing workspace folder
+	if o.noWorkspace {
+		init.RootPath = ""
 	}
 	if err := cli.c.Call(ctx, "initialize", init, nil); err != nil {
-		return cliErr(err)
+		s.close()
+		return nil, cliErr(err)
 	}
-	defer cli.shutdown(ctx)
+	return s, nil
+}
 
-	switch name {
-	case "up":
-		var inst rpc.Instance
-		if err := cli.c.Call(ctx, "berth/up", rpc.UpParams{Recreate: *recreate}, &inst); err != nil {
-			return cliErr(err)
-		}
-		return printJSON(stdout, inst)
-	case "down":
-		return cliErr(cli.c.Call(ctx, "berth/down", rpc.DownParams{Remove: *remove}, nil))
-	case "ls":
-		var list []rpc.Instance
-		if err := cli.c.Call(ctx, "berth/list", struct{}{}, &list); err != nil {
-			return cliErr(err)
-		}
-		if *jsonOut {
-			return printJSON(stdout, list)
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tSTATE\tBACKEND\tIMAGE\tWORKSPACE")
-		for _, in := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.Name, in.State, in.Backend, in.Image, in.Workspace)
-		}
-		return tw.Flush()
-	case "path":
-		return cli.paths(ctx, ws, args)
-	case "exec":
-		return cli.exec(ctx, args, *interactive, stdin)
+func upCmd(g *globalFlags) *cobra.Command {
+	var recreate bool
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start or reattach the workspace's container; print it as JSON",
+		Long: `Start or reattach the workspace's container and print it as one JSON
+document on stdout. Build logs, pull progress and lifecycle hook output go
+to stderr.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := openSession(cmd, g, cliOptions{progress: true})
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			var inst rpc.Instance
+			if err := s.c.Call(cmd.Context(), "berth/up", rpc.UpParams{Recreate: recreate}, &inst); err != nil {
+				return cliErr(err)
+			}
+			return printJSON(cmd.OutOrStdout(), inst)
+		},
 	}
-	return nil
+	cmd.Flags().BoolVar(&recreate, "recreate", false, "remove the container and build it again")
+	return cmd
+}
+
+func downCmd(g *globalFlags) *cobra.Command {
+	var remove bool
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop the workspace's container",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := openSession(cmd, g, cliOptions{progress: true})
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			return cliErr(s.c.Call(cmd.Context(), "berth/down", rpc.DownParams{Remove: remove}, nil))
+		},
+	}
+	cmd.Flags().BoolVar(&remove, "rm", false, "remove the container instead of stopping it")
+	return cmd
+}
+
+func lsCmd(g *globalFlags) *cobra.Command {
+	var jsonOut bool
+	cmd := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list", "ps"},
+		Short:   "List berth's containers on every backend that answers",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := openSession(cmd, g, cliOptions{noWorkspace: true})
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			list := []rpc.Instance{}
+			if err := s.c.Call(cmd.Context(), "berth/list", rpc.ListParams{All: true}, &list); err != nil {
+				return cliErr(err)
+			}
+			if jsonOut {
+				return printJSON(cmd.OutOrStdout(), list)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSTATE\tBACKEND\tIMAGE\tWORKSPACE")
+			for _, in := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", in.Name, in.State, in.Backend, in.Image, in.Workspace)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print a JSON array")
+	return cmd
+}
+
+func pathCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:       "path to-container|to-host PATH...",
+		Short:     "Translate paths between host and container",
+		Args:      cobra.MinimumNArgs(2),
+		ValidArgs: []string{"to-container", "to-host"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] != "to-container" && args[0] != "to-host" {
+				return usageErr(cmd, fmt.Errorf("unknown direction %q: to-container or to-host", args[0]))
+			}
+			s, err := openSession(cmd, g, cliOptions{noWorkspace: true})
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			return s.paths(cmd.Context(), s.ws, args)
+		},
+	}
+	return cmd
 }
 
 type cliClient struct {
@@ -169,10 +241,6 @@ func (cli *cliClient) shutdown(ctx context.Context) {
 }
 
 func (cli *cliClient) paths(ctx context.Context, ws string, args []string) error {
-	if len(args) < 2 || (args[0] != "to-container" && args[0] != "to-host") {
-		fmt.Fprintln(cli.stderr, "usage: berth path to-container|to-host PATH...")
-		return exitError{2}
-	}
 	method := "berth/toContainer"
 	in := args[1:]
 	if args[0] == "to-host" {
@@ -198,7 +266,7 @@ func (cli *cliClient) paths(ctx context.Context, ws string, args []string) error
 		fmt.Fprintln(cli.stdout, *p)
 	}
 	if failed {
-		return exitError{1}
+		return exitError{code: 1}
 	}
 	return nil
 }
@@ -241,74 +309,25 @@ func (cli *cliClient) setPID(pid string) {
 
 func isURI(p string) bool { return len(p) > 5 && p[:5] == "file:" }
 
-func (cli *cliClient) exec(ctx context.Context, argv []string, interactive bool, stdin io.Reader) error {
-	if len(argv) == 0 {
-		fmt.Fprintln(cli.stderr, "usage: berth exec [-i] -- CMD [ARG...]")
-		return exitError{2}
-	}
-	// Forward the terminal's signals to the process group in the container.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-
-	var res rpc.ExecResult
-	if err := cli.c.Call(ctx, "berth/exec", rpc.ExecParams{Argv: argv, Stdin: interactive, Kind: "os"}, &res); err != nil {
-		return cliErr(err)
-	}
-	cli.setPID(res.PID)
-	if interactive {
-		// Reading a terminal can't be cancelled; this goroutine ends with
-		// stdin's EOF or with the process, which exits right after.
-		go cli.forwardStdin(ctx, res.PID, stdin)
-	}
-	for {
-		select {
-		case ex := <-cli.exits:
-			if ex.Reason != "" {
-				fmt.Fprintln(cli.stderr, "berth:", ex.Reason)
-			}
-			if ex.Code != 0 {
-				return exitError{ex.Code}
-			}
-			return nil
-		case s := <-sigs:
-			name := map[os.Signal]string{syscall.SIGINT: "INT", syscall.SIGTERM: "TERM", syscall.SIGHUP: "HUP"}[s]
-			if err := cli.c.Call(ctx, "berth/signal", map[string]string{"pid": res.PID, "signal": name}, nil); err != nil {
-				fmt.Fprintln(cli.stderr, "berth: forwarding", name+":", err)
-			}
-		case <-cli.c.Done():
-			return errors.New("connection to the server lost")
-		}
-	}
-}
-
-func (cli *cliClient) forwardStdin(ctx context.Context, pid string, stdin io.Reader) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := stdin.Read(buf)
-		if n > 0 {
-			if cerr := cli.c.Call(ctx, "berth/stdin", rpc.StdinParams{PID: pid, Text: string(buf[:n])}, nil); cerr != nil {
-				return
-			}
-		}
-		if err != nil {
-			_ = cli.c.Call(ctx, "berth/stdin", rpc.StdinParams{PID: pid, Close: true}, nil)
-			return
-		}
-	}
-}
-
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
 
-// cliErr turns a protocol error into a plain message.
+// cliErr turns a protocol error into a plain message and docker's exit
+// codes: 127 for a command that is not found, 126 for one that cannot be
+// invoked, and 125 (main's default) for anything else.
 func cliErr(err error) error {
 	var re *jsonrpc2.Error
-	if errors.As(err, &re) {
-		return errors.New(re.Message)
+	if !errors.As(err, &re) {
+		return err
 	}
-	return err
+	switch re.Code {
+	case rpc.CodeCommandNotFound:
+		return exitError{code: exitNotFound, msg: re.Message}
+	case rpc.CodeNotExecutable:
+		return exitError{code: exitCannotInvoke, msg: re.Message}
+	}
+	return errors.New(re.Message)
 }

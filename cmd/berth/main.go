@@ -1,8 +1,11 @@
 // Command berth is the berth sidecar and its command-line client.
 //
 //	berth --stdio              serve one editor on stdin/stdout
-//	berth --tcp 127.0.0.1:7420 serve editors on TCP (for debugging berth)
-//	berth up | exec -- CMD | ls | down [--rm] | path to-container|to-host P... | version
+//	berth --tcp 127.0.0.1:7420 serve editors on TCP
+//	berth up | exec | shell | ls | down | path | version | completion
+//
+// Exit codes follow docker's: a command's own code, 125 when berth itself
+// fails, 126 when the command cannot be invoked, 127 when it is not found.
 package main
 
 import (
@@ -13,18 +16,44 @@ import (
 )
 
 func main() {
-	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)))
+}
+
+// Exit codes of berth's own, as docker's.
+const (
+	exitBerthFailed   = 125 // berth itself failed: no daemon, bad config, bad flags
+	exitCannotInvoke  = 126 // the command exists but cannot be run
+	exitNotFound      = 127 // the command does not exist in the container
+	exitNoShutdownAck = 1   // LSP: exit without shutdown
+)
+
+// exitCode prints err, if it says anything, and returns the process's
+// exit code.
+func exitCode(err error) int {
 	var ee exitError
 	switch {
+	case err == nil:
+		return 0
 	case errors.As(err, &ee):
-		os.Exit(ee.code)
-	case err != nil:
+		if ee.msg != "" {
+			fmt.Fprintln(os.Stderr, "berth:", ee.msg)
+		}
+		return ee.code
+	default:
 		fmt.Fprintln(os.Stderr, "berth:", err)
-		os.Exit(1)
+		return exitBerthFailed
 	}
 }
 
-// exitError asks main to exit with a code and print nothing more.
-type exitError struct{ code int }
+// exitError asks main to exit with code, after printing msg if there is one.
+type exitError struct {
+	code int
+	msg  string
+}
 
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+func (e exitError) Error() string {
+	if e.msg != "" {
+		return e.msg
+	}
+	return fmt.Sprintf("exit status %d", e.code)
+}

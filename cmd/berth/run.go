@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"syscall"
+
+	"github.com/spf13/cobra"
 
 	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
@@ -55,82 +56,114 @@ type globalFlags struct {
 	config    string
 }
 
-const usage = `usage: berth [flags] COMMAND [args]
-
-Serve an editor:
-  berth --stdio                  speak JSON-RPC on stdin/stdout
-  berth --tcp 127.0.0.1:7420     speak JSON-RPC on TCP, for debugging berth
-
-Commands (the workspace is --workspace or the current directory):
-  up [--recreate]                start or reattach the workspace's container; print it as JSON
-  exec [-i] -- CMD [ARG...]      run CMD in the container; exit with its code (-i: forward stdin)
-  ls [--json]                    list every berth container
-  down [--rm]                    stop the workspace's container (--rm: remove it)
-  path to-container|to-host P... translate paths between host and container
-  version                        print berth's version
-
-Flags:
-`
-
+// run builds the command tree and runs it. Errors that are not an
+// exitError mean berth itself failed: main prints them and exits 125, as
+// docker does.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	var g globalFlags
-	fs := flag.NewFlagSet("berth", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
-	fs.BoolVar(&g.stdio, "stdio", false, "serve the protocol on stdin/stdout")
-	fs.StringVar(&g.tcp, "tcp", "", "serve the protocol on this TCP address")
-	fs.StringVar(&g.backend, "backend", envOr("BERTH_BACKEND", docker.Name), "container backend: docker or incus")
-	fs.StringVar(&g.image, "image", os.Getenv("BERTH_IMAGE"), "image for new containers (default $BERTH_IMAGE)")
-	fs.StringVar(&g.workspace, "workspace", "", "workspace folder for commands (default: current directory)")
-	fs.StringVar(&g.config, "config", "", "devcontainer.json or Containerfile to use instead of discovering one")
-	fs.StringVar(&g.logFile, "log-file", "", "write logs here instead of stderr")
-	fs.StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default info when serving, warn for commands)")
-	fs.BoolVar(&g.trace, "trace", false, "log every protocol frame (implies --log-level debug)")
-	fs.BoolVar(&g.noFast, "no-fastpath", os.Getenv("BERTH_NO_FASTPATH") == "1", "keep the agent on the engine's exec stream even when the engine is local")
-	fs.BoolVar(&g.noAgent, "no-agent", os.Getenv("BERTH_NO_AGENT") == "1", "don't use the in-container agent: plain backend exec, no tunnels")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitError{2}
-	}
-	rest := fs.Args()
-	if g.stdio && g.tcp != "" {
-		fmt.Fprintln(stderr, "berth: --stdio and --tcp are exclusive")
-		return exitError{2}
-	}
-	serving := g.stdio || g.tcp != ""
-	if !serving && len(rest) == 0 {
-		fs.Usage()
-		return exitError{2}
-	}
-	if !serving && rest[0] == "version" {
-		fmt.Fprintln(stdout, "berth", berthVersion())
-		return nil
-	}
+	root := newRootCmd(stdin, stdout, stderr)
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
+}
 
-	log, closeLog, err := newLogger(g, serving, stderr)
+func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	var g globalFlags
+	root := &cobra.Command{
+		Use:   "berth",
+		Short: "Work inside a workspace's container, from an editor or a terminal",
+		Long: `berth keeps one container per workspace folder, on Docker or Incus, and runs
+an editor's work inside it. Editors spawn "berth --stdio"; from a terminal,
+the commands below act on the workspace (--workspace, or the current
+directory).`,
+		Example: `  berth --stdio                  serve one editor on stdin/stdout
+  berth up                       start the workspace's container; print it as JSON
+  berth exec -it -- bash         run a command in it, with a terminal
+  berth shell                    open the remote user's login shell`,
+		Version:           berthVersion(),
+		Args:              cobra.NoArgs,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case g.stdio && g.tcp != "":
+				return usageErr(cmd, errors.New("--stdio and --tcp are exclusive"))
+			case !g.stdio && g.tcp == "":
+				return cmd.Help()
+			}
+			return withServer(cmd, &g, true, func(srv *rpc.Server, log *slog.Logger) error {
+				if g.stdio {
+					return serveStdio(cmd.Context(), srv, stdin, stdout)
+				}
+				return serveTCP(cmd.Context(), srv, g.tcp, log, stderr)
+			})
+		},
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetVersionTemplate("berth {{.Version}}\n")
+	root.SetFlagErrorFunc(usageErr)
+
+	f := root.Flags()
+	f.BoolVar(&g.stdio, "stdio", false, "serve the protocol on stdin/stdout")
+	f.StringVar(&g.tcp, "tcp", "", "serve the protocol on this TCP address")
+
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.backend, "backend", envOr("BERTH_BACKEND", docker.Name), "container backend: docker or incus ($BERTH_BACKEND)")
+	pf.StringVar(&g.image, "image", os.Getenv("BERTH_IMAGE"), "image for new containers ($BERTH_IMAGE)")
+	pf.StringVarP(&g.workspace, "workspace", "W", "", "workspace folder (default: the current directory)")
+	pf.StringVar(&g.config, "config", "", "devcontainer.json or Containerfile to use instead of discovering one")
+	pf.StringVar(&g.logFile, "log-file", "", "write logs here instead of stderr")
+	pf.StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default info when serving, warn for commands)")
+	pf.BoolVar(&g.trace, "trace", false, "log every protocol frame (implies --log-level debug)")
+	pf.BoolVar(&g.noFast, "no-fastpath", os.Getenv("BERTH_NO_FASTPATH") == "1", "keep the agent on the engine's exec stream even when the engine is local")
+	pf.BoolVar(&g.noAgent, "no-agent", os.Getenv("BERTH_NO_AGENT") == "1", "don't use the in-container agent: plain backend exec, no tunnels")
+	_ = root.RegisterFlagCompletionFunc("backend", cobra.FixedCompletions([]string{docker.Name, incus.Name}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+
+	root.AddCommand(
+		upCmd(&g), execCmd(&g), shellCmd(&g), lsCmd(&g), downCmd(&g), pathCmd(&g),
+		&cobra.Command{
+			Use:   "version",
+			Short: "Print berth's version",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), "berth", berthVersion())
+				return err
+			},
+		},
+	)
+	return root
+}
+
+// usageError is a command line berth can't parse; main exits 125 with it,
+// as docker does.
+type usageError struct {
+	err error
+	cmd string
+}
+
+func (e usageError) Error() string {
+	return fmt.Sprintf("%v\nSee '%s --help'.", e.err, e.cmd)
+}
+
+func usageErr(cmd *cobra.Command, err error) error {
+	return usageError{err: err, cmd: cmd.CommandPath()}
+}
+
+// withServer sets up logging and an in-process server for one invocation.
+func withServer(cmd *cobra.Command, g *globalFlags, serving bool, f func(*rpc.Server, *slog.Logger) error) error {
+	log, closeLog, err := newLogger(*g, serving, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
 	defer closeLog()
-
-	srv, closeBackends, err := newServer(g, log)
+	srv, closeBackends, err := newServer(*g, log)
 	if err != nil {
 		return err
 	}
 	defer closeBackends()
-
-	switch {
-	case g.stdio:
-		return serveStdio(ctx, srv, stdin, stdout)
-	case g.tcp != "":
-		return serveTCP(ctx, srv, g.tcp, log, stderr)
-	}
-	return command(ctx, srv, g, rest, stdin, stdout, stderr, log)
+	return f(srv, log)
 }
 
 func envOr(key, def string) string {
@@ -241,7 +274,7 @@ func serveStdio(ctx context.Context, srv *rpc.Server, stdin io.Reader, stdout io
 	defer stop()
 	err := srv.ServeConn(ctx, stdio{stdin, stdout})
 	if errors.Is(err, rpc.ErrExitWithoutShutdown) {
-		return exitError{1}
+		return exitError{code: exitNoShutdownAck}
 	}
 	return err
 }
