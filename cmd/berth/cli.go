@@ -8,8 +8,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 
 	"github.com/sourcegraph/jsonrpc2"
@@ -108,11 +112,70 @@ to stderr.`,
 			if err := s.c.Call(cmd.Context(), "berth/up", rpc.UpParams{Recreate: recreate}, &inst); err != nil {
 				return cliErr(err)
 			}
+			if len(inst.Forwarded) > 0 {
+				// The tunnels live in this process, which ends now.
+				fmt.Fprintf(cmd.ErrOrStderr(), "berth: the configuration's forwardPorts end with this command; hold one open with: berth forward PORT\n")
+			}
 			return printJSON(cmd.OutOrStdout(), inst)
 		},
 	}
 	cmd.Flags().BoolVar(&recreate, "recreate", false, "remove the container and build it again")
 	return cmd
+}
+
+func forwardCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "forward [HOSTPORT:]PORT",
+		Short: "Forward a host port to a port in the container until Ctrl-C",
+		Long: `Forward 127.0.0.1:HOSTPORT on the host to PORT in the workspace's
+container, starting the container first if needed, and hold the tunnel
+open until Ctrl-C. HOSTPORT defaults to PORT; 0 picks a free port. The
+host address is printed on stdout.`,
+		Example: `  berth forward 8080
+  berth forward 9000:8080`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			hostPort, port, err := parseForward(args[0])
+			if err != nil {
+				return usageErr(cmd, err)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+			defer stop()
+			s, err := openSession(cmd, g, cliOptions{progress: true})
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			var res rpc.ForwardResult
+			if err := s.c.Call(ctx, "berth/forward", rpc.ForwardParams{ContainerPort: port, HostPort: hostPort}, &res); err != nil {
+				return cliErr(err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), net.JoinHostPort(res.Host, strconv.Itoa(res.HostPort)))
+			fmt.Fprintf(cmd.ErrOrStderr(), "berth: forwarding %s to port %d in the container; Ctrl-C to stop\n", net.JoinHostPort(res.Host, strconv.Itoa(res.HostPort)), port)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-s.c.Done():
+				return errors.New("connection to the server lost")
+			}
+		},
+	}
+	return cmd
+}
+
+// parseForward reads [HOSTPORT:]PORT.
+func parseForward(arg string) (hostPort, port int, err error) {
+	h, p, two := strings.Cut(arg, ":")
+	if !two {
+		h, p = arg, arg
+	}
+	if port, err = strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
+		return 0, 0, fmt.Errorf("invalid port %q: want [HOSTPORT:]PORT, ports 1-65535", arg)
+	}
+	if hostPort, err = strconv.Atoi(h); err != nil || hostPort < 0 || hostPort > 65535 {
+		return 0, 0, fmt.Errorf("invalid host port %q: want [HOSTPORT:]PORT, ports 0-65535", arg)
+	}
+	return hostPort, port, nil
 }
 
 func downCmd(g *globalFlags) *cobra.Command {

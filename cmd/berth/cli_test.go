@@ -1,9 +1,11 @@
 package main_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -221,5 +223,71 @@ func testCLITerminal(t *testing.T, e engine) {
 	out, code = run("echo shell-$((6*7)); exit 5\n", "shell")
 	if code != 5 || !strings.Contains(out, "shell-42") {
 		t.Errorf("berth shell: code %d output %q; want 5 and shell-42", code, out)
+	}
+}
+
+// berth forward holds a tunnel open until it is interrupted.
+func TestCLIForward(t *testing.T) { eachBackend(t, testCLIForward) }
+
+func testCLIForward(t *testing.T, e engine) {
+	ws := workspace(t, e.b)
+	if _, errOut, code := cli(t, e, ws, "up"); code != 0 {
+		t.Fatalf("berth up: %d %s", code, errOut)
+	}
+	// A server in the container, held by a berth exec of its own.
+	server := exec.Command(berthBin, "--backend", e.name, "--workspace", ws, "exec", "--", "sh", "-c", "echo hello | nc -l -p 8080")
+	server.Env = append(os.Environ(), "BERTH_IMAGE="+e.image)
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Process.Kill(); server.Wait() })
+
+	fwd := exec.Command(berthBin, "--backend", e.name, "--workspace", ws, "forward", "0:8080")
+	fwd.Env = append(os.Environ(), "BERTH_IMAGE="+e.image)
+	stdout, err := fwd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errb bytes.Buffer
+	fwd.Stderr = &errb
+	if err := fwd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fwd.Process.Kill(); fwd.Wait() })
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("berth forward printed no address: %v; stderr %q", err, errb.String())
+	}
+	addr = strings.TrimSpace(addr)
+	var got string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			continue
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(c)
+		c.Close()
+		if got = string(b); got != "" {
+			break // nc was listening
+		}
+	}
+	if got != "hello\n" {
+		t.Errorf("through the forward: %q, want hello", got)
+	}
+	fwd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- fwd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("berth forward after Ctrl-C: %v; stderr %q", err, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("berth forward did not end on Ctrl-C")
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("%s still accepts after berth forward ended", addr)
 	}
 }
