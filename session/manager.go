@@ -370,7 +370,10 @@ func (m *Manager) build(ctx context.Context, ws string, cfg *devcontainer.Config
 }
 
 // fastDir makes the host directory shared with an instance for the
-// agent's fast path, when the engine is local.
+// agent's door (its fast path), when the engine is local. It and the
+// directory above it, where berth keeps the door's record, must be this
+// user's alone: a directory someone else made or can enter means no fast
+// path.
 func (m *Manager) fastDir(name string) (string, bool) {
 	if l, ok := m.backend.(backends.Localer); !ok || !l.Local() {
 		return "", false
@@ -385,9 +388,11 @@ func (m *Manager) fastDir(name string) (string, bool) {
 		base = filepath.Join(os.TempDir(), fmt.Sprintf("berth-%d", os.Getuid()))
 	}
 	dir := filepath.Join(base, name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		m.log.Warn("no fast path: cannot make its directory", "dir", dir, "err", err)
-		return "", false
+	for _, d := range []string{base, dir} {
+		if err := agent.PrivateDir(d); err != nil {
+			m.log.Warn("no fast path: its directory is not private", "dir", d, "err", err)
+			return "", false
+		}
 	}
 	return dir, true
 }
@@ -397,7 +402,7 @@ func (m *Manager) fastDir(name string) (string, bool) {
 func UserMounts(mounts []backends.Mount) []backends.Mount {
 	out := make([]backends.Mount, 0, len(mounts))
 	for _, mt := range mounts {
-		if mt.Container != agent.RunDir && (mt.IsBind() || mt.Type == MountSync) {
+		if mt.Container != agent.RunDir && mt.Container != agent.LegacyRunDir && (mt.IsBind() || mt.Type == MountSync) {
 			out = append(out, mt)
 		}
 	}
