@@ -584,24 +584,40 @@ func (c *Client) Listen(ctx context.Context, addr string, handle func(net.Conn))
 	return &Listener{Port: rep.Port, c: c, id: rep.Listener, st: st}, nil
 }
 
+// maxPendingConns bounds the streams the agent opened that have not yet
+// said what they are: as many as yamux holds before berth accepts them.
+const maxPendingConns = 256
+
 // acceptOn takes the connections the agent hands back on sess for reverse
 // tunnels.
 func (c *Client) acceptOn(sess *yamux.Session) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Streams the agent opened and has not yet said what they are: an
+	// agent that opens them without end is refused, not fed memory.
+	pending := make(chan struct{}, maxPendingConns)
 	for {
 		st, err := sess.AcceptStream()
 		if err != nil {
 			return
 		}
+		select {
+		case pending <- struct{}{}:
+		default:
+			c.log.Debug("agent: too many connections handed back at once; refusing one")
+			st.Close()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// The agent opens these streams: it gets as long to say
-			// what they are as berth gives itself to start a process.
+			// The agent gets as long to say what a stream is as berth
+			// gives itself to start a process.
 			_ = st.SetReadDeadline(time.Now().Add(helloTimeout))
 			var req request
-			if err := readJSONMax(st, frameRequest, &req, maxJSON); err != nil || req.Op != opConn || req.Listener == 0 {
+			err := readJSONMax(st, frameRequest, &req, maxJSON)
+			<-pending
+			if err != nil || req.Op != opConn || req.Listener == 0 {
 				st.Close()
 				return
 			}
