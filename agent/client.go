@@ -60,8 +60,8 @@ type Client struct {
 // Options tune Start.
 type Options struct {
 	// FastDir is the host directory bind-mounted at RunDir in the instance,
-	// when the engine is local. Empty means no fast path: everything rides
-	// the exec stream.
+	// when the engine is local (see HostRunDir): the agent opens its door
+	// there. Empty means no fast path: everything rides the exec stream.
 	FastDir string
 }
 

@@ -298,6 +298,34 @@ func PrivateDir(dir string) error {
 	return nil
 }
 
+// HostRunDir makes the host directory that berth shares with the
+// instance named name for its door: under $XDG_RUNTIME_DIR/berth, else
+// /run/berth for root, else $TMPDIR/berth-UID. It and the directory above
+// it, where the door's record goes, must be this user's alone: one that
+// someone else made or can enter is refused. The name is the instance's,
+// so a berth process finds the door from the workspace alone.
+func HostRunDir(name string) (string, error) {
+	if !socketName.MatchString(name) {
+		return "", fmt.Errorf("agent door: instance name %q", name)
+	}
+	base := os.Getenv("XDG_RUNTIME_DIR")
+	switch {
+	case base != "":
+		base = filepath.Join(base, "berth")
+	case os.Geteuid() == 0:
+		base = "/run/berth"
+	default:
+		base = filepath.Join(os.TempDir(), fmt.Sprintf("berth-%d", os.Geteuid()))
+	}
+	dir := filepath.Join(base, name)
+	for _, d := range []string{base, dir} {
+		if err := PrivateDir(d); err != nil {
+			return "", fmt.Errorf("agent door: %w", err)
+		}
+	}
+	return dir, nil
+}
+
 // DialDoor connects to the agent whose run directory on the host is
 // hostDir, through its door, with the key in berth's record of it. The
 // connection it returns has passed the handshake both ways and is ready for

@@ -456,6 +456,28 @@ func TestPrivateDir(t *testing.T) {
 	}
 }
 
+func TestHostRunDir(t *testing.T) {
+	rt := t.TempDir()
+	t.Setenv("XDG_RUNTIME_DIR", rt)
+	dir, err := HostRunDir("berth-ws-0123456789ab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(rt, "berth", "berth-ws-0123456789ab"); dir != want {
+		t.Errorf("HostRunDir = %s, want %s", dir, want)
+	}
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if fi, err := os.Lstat(d); err != nil || fi.Mode() != os.ModeDir|0o700 {
+			t.Errorf("%s: %v %v, want drwx------", d, fi.Mode(), err)
+		}
+	}
+	for _, name := range []string{"", "../etc", "a/b", ".hidden"} {
+		if _, err := HostRunDir(name); err == nil {
+			t.Errorf("HostRunDir(%q) succeeded", name)
+		}
+	}
+}
+
 func TestCheckReply(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {

@@ -370,29 +370,15 @@ func (m *Manager) build(ctx context.Context, ws string, cfg *devcontainer.Config
 }
 
 // fastDir makes the host directory shared with an instance for the
-// agent's door (its fast path), when the engine is local. It and the
-// directory above it, where berth keeps the door's record, must be this
-// user's alone: a directory someone else made or can enter means no fast
-// path.
+// agent's door (its fast path), when the engine is local.
 func (m *Manager) fastDir(name string) (string, bool) {
 	if l, ok := m.backend.(backends.Localer); !ok || !l.Local() {
 		return "", false
 	}
-	base := os.Getenv("XDG_RUNTIME_DIR")
-	switch {
-	case base != "":
-		base = filepath.Join(base, "berth")
-	case os.Getuid() == 0:
-		base = "/run/berth"
-	default:
-		base = filepath.Join(os.TempDir(), fmt.Sprintf("berth-%d", os.Getuid()))
-	}
-	dir := filepath.Join(base, name)
-	for _, d := range []string{base, dir} {
-		if err := agent.PrivateDir(d); err != nil {
-			m.log.Warn("no fast path: its directory is not private", "dir", d, "err", err)
-			return "", false
-		}
+	dir, err := agent.HostRunDir(name)
+	if err != nil {
+		m.log.Warn("no fast path", "err", err)
+		return "", false
 	}
 	return dir, true
 }
