@@ -740,6 +740,9 @@ func (s *Server) fastPath(st *yamux.Stream, req request) {
 	}
 	d, err := openDoor(s.cfg, req.Addr, req.Key, s.log)
 	if err != nil {
+		s.mu.Lock()
+		s.doorOpen = false
+		s.mu.Unlock()
 		_ = writeJSON(st, frameReply, reply{Error: "fastpath: " + err.Error()})
 		return
 	}
