@@ -10,6 +10,12 @@
 // A stream starts with one request frame from the side that opened it and
 // one reply frame. Exec streams then carry typed frames both ways; tunnel
 // streams carry raw bytes.
+//
+// With a local engine, berth also reaches the agent through its door, a
+// unix socket in a directory shared with the host, where every connection
+// proves the instance's key (door.go). The agent is the instance's, so
+// berth takes nothing it says on trust: frames, replies and exit statuses
+// are bounded and checked.
 package agent
 
 import (
