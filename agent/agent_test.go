@@ -32,6 +32,7 @@ import (
 // the agent spawns are real host processes.
 
 func TestMain(m *testing.M) {
+	noDumpHelper()
 	goleak.VerifyTestMain(m)
 }
 
@@ -43,6 +44,7 @@ var discard = slog.New(slog.DiscardHandler)
 // Exec, which serves the agent in this process on the exec's stdio.
 type inProcess struct {
 	version string
+	door    serverConfig // where the agent opens its door, if asked
 
 	mu     sync.Mutex // guards the following
 	agents []*agentProc
@@ -85,7 +87,7 @@ func (b *inProcess) Exec(_ context.Context, _ string, spec backends.ExecSpec) (b
 	go func() {
 		defer close(p.done)
 		defer cancel()
-		p.err = Serve(ctx, p.io, discard, b.version)
+		p.err = serve(ctx, p.io, discard, b.version, b.door)
 	}()
 	b.mu.Lock()
 	b.agents = append(b.agents, p)

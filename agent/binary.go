@@ -46,6 +46,10 @@ func (b *Binary) Tar() (*bytes.Buffer, error) {
 	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(Dir, "/") + "/", Mode: 0o755, ModTime: now}); err != nil {
 		return nil, err
 	}
+	// Root's alone, before the engine makes RunDir in it (see DoorDir).
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: strings.TrimPrefix(DoorDir, "/") + "/", Mode: 0o700, ModTime: now}); err != nil {
+		return nil, err
+	}
 	for _, p := range []string{b.ContainerPath(), InitPath} {
 		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: strings.TrimPrefix(p, "/"), Mode: 0o755, Size: int64(len(data)), ModTime: now}
 		if err := tw.WriteHeader(hdr); err != nil {

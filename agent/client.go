@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -50,6 +49,10 @@ type Client struct {
 	wg      sync.WaitGroup
 	done    chan struct{} // closed when the session is gone
 
+	// The door's record, removed by Close while it still names this
+	// agent's socket.
+	doorDir, doorSocket string
+
 	mu        sync.Mutex // guards the following
 	listeners map[uint64]func(net.Conn)
 }
@@ -57,8 +60,8 @@ type Client struct {
 // Options tune Start.
 type Options struct {
 	// FastDir is the host directory bind-mounted at RunDir in the instance,
-	// when the engine is local. Empty means no fast path: everything rides
-	// the exec stream.
+	// when the engine is local (see HostRunDir): the agent opens its door
+	// there. Empty means no fast path: everything rides the exec stream.
 	FastDir string
 }
 
@@ -87,31 +90,35 @@ func Start(ctx context.Context, b backends.Backend, id string, bin *Binary, log 
 	return c, nil
 }
 
-// startFast opens the fast path: the agent listens on a unix socket in the
-// shared directory, and the first connection presenting a fresh token gets
-// a second session. Processes and tunnels then skip the engine.
+// startFast opens the fast path through the agent's door (door.go): it
+// makes the instance's key, hands it to the agent over the exec stream,
+// and connects to the socket the agent then opens in the shared directory.
+// Processes and tunnels then skip the engine. The key and the socket's
+// name go in berth's record beside the directory, for other berth
+// processes of this user.
 func (c *Client) startFast(ctx context.Context, hostDir string) error {
-	name := make([]byte, 8)
-	token := make([]byte, 24)
-	if _, err := rand.Read(name); err != nil {
-		return err
+	// The instance's root can chmod or chown hostDir; its parent it cannot
+	// reach.
+	for _, d := range []string{filepath.Dir(hostDir), hostDir} {
+		if err := PrivateDir(d); err != nil {
+			return fmt.Errorf("agent door: %w", err)
+		}
 	}
-	if _, err := rand.Read(token); err != nil {
-		return err
-	}
-	sock := "a-" + hex.EncodeToString(name) + ".sock"
-	tok := hex.EncodeToString(token)
-	var rep reply
-	if err := c.callOn(ctx, c.sess, request{Op: opFast, Addr: RunDir + "/" + sock, Token: tok, UID: os.Getuid()}, &rep); err != nil {
-		return err
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", filepath.Join(hostDir, sock))
+	key, err := newKey()
 	if err != nil {
 		return err
 	}
-	if _, err := io.WriteString(conn, tok+"\n"); err != nil {
-		conn.Close()
+	name := make([]byte, 8)
+	if _, err := rand.Read(name); err != nil {
+		return err
+	}
+	rec := doorRecord{Version: doorVersion, Socket: "a-" + hex.EncodeToString(name) + ".sock", Key: key}
+	var rep reply
+	if err := c.callOn(ctx, c.sess, request{Op: opFast, Addr: rec.Socket, Key: key}, &rep); err != nil {
+		return err
+	}
+	conn, err := dialDoor(ctx, hostDir, rec)
+	if err != nil {
 		return err
 	}
 	fast, err := yamux.Client(conn, muxConfig())
@@ -135,7 +142,12 @@ func (c *Client) startFast(ctx context.Context, hostDir string) error {
 		fast.Close()
 		return err
 	}
-	c.log.Debug("fast path up", "socket", filepath.Join(hostDir, sock))
+	if err := writeRecord(hostDir, rec); err != nil {
+		c.log.Warn("the agent's door is not recorded; other berth processes cannot use it", "err", err)
+	} else {
+		c.doorDir, c.doorSocket = hostDir, rec.Socket
+	}
+	c.log.Debug("fast path up", "socket", filepath.Join(hostDir, rec.Socket))
 	return nil
 }
 
@@ -264,6 +276,9 @@ func (c *Client) Close() error {
 	}
 	c.sess.Close()
 	c.wg.Wait()
+	if c.doorDir != "" {
+		removeRecord(c.doorDir, c.doorSocket)
+	}
 	return nil
 }
 
@@ -298,12 +313,16 @@ func (c *Client) openOn(ctx context.Context, sess *yamux.Session, req request, r
 		st.Close()
 		return nil, c.lost(err)
 	}
-	if err := readJSON(st, frameReply, rep); err != nil {
+	if err := readJSONMax(st, frameReply, rep, maxJSON); err != nil {
 		st.Close()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, c.lost(err)
+	}
+	if err := checkReply(req.Op, rep); err != nil {
+		st.Close()
+		return nil, err
 	}
 	_ = st.SetDeadline(time.Time{})
 	if rep.Error != "" {
@@ -390,44 +409,50 @@ type process struct {
 func (p *process) read(stdout, stderr io.Writer) {
 	defer p.wg.Done()
 	defer close(p.done)
+	status, reason, err := demux(p.st, stdout, stderr, &p.frames, &p.delivering)
+	p.st.Close()
+	switch {
+	case err == nil:
+		p.status, p.err = status, reason
+	case errors.Is(err, errBadFrame):
+		p.err = err
+	case p.c.sess.IsClosed():
+		p.err = ErrLost
+	default:
+		p.err = fmt.Errorf("agent: process stream: %w", err)
+	}
+}
+
+// demux reads a process stream's frames from r until the exit frame,
+// handing output to stdout and stderr. It returns the exit status and the
+// error the exit frame reports; err is why the stream ended without one.
+// frames counts the frames read, and delivering is set while a writer has
+// output.
+func demux(r io.Reader, stdout, stderr io.Writer, frames *atomic.Int64, delivering *atomic.Bool) (status backends.ExitStatus, reason, err error) {
 	// Little read-ahead: while a writer blocks, what read has taken off the
 	// stream waits here, beyond the stream's window.
-	br := bufio.NewReaderSize(p.st, 32<<10)
+	br := bufio.NewReaderSize(r, 32<<10)
 	var buf []byte
 	for {
 		typ, payload, err := readFrame(br, buf)
 		if err != nil {
-			p.err = ErrLost
-			if !p.c.sess.IsClosed() {
-				p.err = fmt.Errorf("agent: process stream: %w", err)
-			}
-			p.st.Close()
-			return
+			return status, nil, err
 		}
+		frames.Add(1)
 		buf = payload[:0]
 		switch typ {
 		case frameStdout:
-			p.delivering.Store(true)
+			delivering.Store(true)
 			_, _ = stdout.Write(payload)
-			p.delivering.Store(false)
+			delivering.Store(false)
 		case frameStderr:
-			p.delivering.Store(true)
+			delivering.Store(true)
 			_, _ = stderr.Write(payload)
-			p.delivering.Store(false)
+			delivering.Store(false)
 		case frameExit:
-			var m exitMsg
-			if err := json.Unmarshal(payload, &m); err != nil {
-				p.err = fmt.Errorf("agent: bad exit frame: %w", err)
-			}
-			p.status = backends.ExitStatus{Code: m.Code}
-			if m.Signal > 0 {
-				p.status.Signal = backends.SignalName(m.Signal)
-			}
-			if m.Reason != "" {
-				p.err = errors.New(m.Reason)
-			}
-			p.st.Close()
-			return
+			return decodeExit(payload)
+		default:
+			return status, nil, fmt.Errorf("%w: %q on a process stream", errBadFrame, typ)
 		}
 	}
 }
@@ -561,24 +586,44 @@ func (c *Client) Listen(ctx context.Context, addr string, handle func(net.Conn))
 	return &Listener{Port: rep.Port, c: c, id: rep.Listener, st: st}, nil
 }
 
+// maxPendingConns bounds the streams the agent opened that have not yet
+// said what they are: as many as yamux holds before berth accepts them.
+const maxPendingConns = 256
+
 // acceptOn takes the connections the agent hands back on sess for reverse
 // tunnels.
 func (c *Client) acceptOn(sess *yamux.Session) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Streams the agent opened and has not yet said what they are: an
+	// agent that opens them without end is refused, not fed memory.
+	pending := make(chan struct{}, maxPendingConns)
 	for {
 		st, err := sess.AcceptStream()
 		if err != nil {
 			return
 		}
+		select {
+		case pending <- struct{}{}:
+		default:
+			c.log.Debug("agent: too many connections handed back at once; refusing one")
+			st.Close()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// The agent gets as long to say what a stream is as berth
+			// gives itself to start a process.
+			_ = st.SetReadDeadline(time.Now().Add(helloTimeout))
 			var req request
-			if err := readJSON(st, frameRequest, &req); err != nil || req.Op != opConn {
+			err := readJSONMax(st, frameRequest, &req, maxJSON)
+			<-pending
+			if err != nil || req.Op != opConn || req.Listener == 0 {
 				st.Close()
 				return
 			}
+			_ = st.SetReadDeadline(time.Time{})
 			c.mu.Lock()
 			handle := c.listeners[req.Listener]
 			c.mu.Unlock()

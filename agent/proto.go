@@ -10,6 +10,12 @@
 // A stream starts with one request frame from the side that opened it and
 // one reply frame. Exec streams then carry typed frames both ways; tunnel
 // streams carry raw bytes.
+//
+// With a local engine, berth also reaches the agent through its door, a
+// unix socket in a directory shared with the host, where every connection
+// proves the instance's key (door.go). The agent is the instance's, so
+// berth takes nothing it says on trust: frames, replies and exit statuses
+// are bounded and checked.
 package agent
 
 import (
@@ -18,9 +24,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/yamux"
+
+	"github.com/berthdev/berth/backends"
 )
 
 // Frame types. Requests and replies carry JSON; data frames raw bytes.
@@ -34,10 +45,17 @@ const (
 	frameEOF     = 'c' // berth → agent: close stdin
 	frameSignal  = 's' // berth → agent: JSON signalMsg
 	frameResize  = 'r' // berth → agent: JSON resizeMsg
+
+	frameChallenge = 'n' // door, agent → berth: version and the agent's nonce
+	frameProof     = 'p' // door, each way: proof of the instance's key
 )
 
 // maxFrame bounds one frame's payload; output is cut into frames this size.
 const maxFrame = 1 << 20
+
+// maxJSON bounds a JSON frame (request, reply, exit) that berth reads from
+// the agent: none is legitimately near it.
+const maxJSON = 64 << 10
 
 // Request ops.
 const (
@@ -49,10 +67,18 @@ const (
 	opFast   = "fastpath"
 )
 
+// DoorDir holds RunDir. The agent keeps it root's alone (0700), so that
+// non-root processes in the instance cannot reach the socket even when
+// they share berth's uid, which owns RunDir itself.
+const DoorDir = Dir + "/door"
+
 // RunDir is where, in an instance whose engine is local, a host directory
-// is bind-mounted so that berth can reach the agent on a unix socket: the
-// fast path, which skips the engine's exec stream.
-const RunDir = Dir + "/run"
+// is bind-mounted so that berth can reach the agent on a unix socket, its
+// door: the fast path, which skips the engine's exec stream.
+const RunDir = DoorDir + "/run"
+
+// LegacyRunDir is where instances made before the door mounted RunDir.
+const LegacyRunDir = Dir + "/run"
 
 type request struct {
 	Op string `json:"op"`
@@ -73,10 +99,10 @@ type request struct {
 	// conn
 	Listener uint64 `json:"listener,omitempty"`
 
-	// fastpath: listen on the unix socket Addr, owned by UID, and accept
-	// the one connection that first sends Token and a newline.
-	Token string `json:"token,omitempty"`
-	UID   int    `json:"uid,omitempty"`
+	// fastpath: open the door, a unix socket named Addr in RunDir, where
+	// every connection must prove Key (see door.go). Only the exec stream
+	// carries this: the key crosses no other wire.
+	Key []byte `json:"key,omitempty"`
 }
 
 // Reply error kinds, so berth can map them to sentinels.
@@ -144,16 +170,25 @@ func writeJSON(w io.Writer, typ byte, v any) error {
 	return writeFrame(w, typ, b)
 }
 
+// errBadFrame is a frame that breaks the protocol: its peer is broken or
+// hostile, and the stream is dropped.
+var errBadFrame = errors.New("agent: bad frame")
+
 // readFrame reads one frame into buf (grown as needed) and returns its type
 // and payload, which aliases buf.
 func readFrame(r io.Reader, buf []byte) (byte, []byte, error) {
+	return readFrameMax(r, buf, maxFrame)
+}
+
+// readFrameMax is readFrame for frames of at most limit bytes.
+func readFrameMax(r io.Reader, buf []byte, limit uint32) (byte, []byte, error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(hdr[1:])
-	if n > maxFrame {
-		return 0, nil, fmt.Errorf("agent: frame of %d bytes exceeds %d", n, maxFrame)
+	if n > limit {
+		return 0, nil, fmt.Errorf("%w: %q of %d bytes exceeds %d", errBadFrame, hdr[0], n, limit)
 	}
 	if cap(buf) < int(n) {
 		buf = make([]byte, n)
@@ -169,14 +204,22 @@ func readFrame(r io.Reader, buf []byte) (byte, []byte, error) {
 }
 
 func readJSON(r io.Reader, want byte, v any) error {
-	typ, payload, err := readFrame(r, nil)
+	return readJSONMax(r, want, v, maxFrame)
+}
+
+// readJSONMax is readJSON for frames of at most limit bytes.
+func readJSONMax(r io.Reader, want byte, v any, limit uint32) error {
+	typ, payload, err := readFrameMax(r, nil, limit)
 	if err != nil {
 		return err
 	}
 	if typ != want {
-		return fmt.Errorf("agent: got frame %q, want %q", typ, want)
+		return fmt.Errorf("%w: got %q, want %q", errBadFrame, typ, want)
 	}
-	return json.Unmarshal(payload, v)
+	if err := json.Unmarshal(payload, v); err != nil {
+		return fmt.Errorf("%w: %q: %w", errBadFrame, typ, err)
+	}
+	return nil
 }
 
 // streamWindow is each stream's receive window: the most a stream's peer
@@ -239,3 +282,84 @@ func newJoinedConn(c io.ReadWriteCloser) joinedConn {
 }
 
 func (c joinedConn) Write(p []byte) (int, error) { return c.j.Write(p) }
+
+// maxPID is the kernel's PID_MAX_LIMIT: no pid is larger.
+const maxPID = 1 << 22
+
+// checkReply vets what the agent says in a reply to op before berth uses
+// it: the agent runs in the instance, whose processes could have replaced
+// it, so berth takes nothing it says on trust.
+func checkReply(op string, rep *reply) error {
+	if rep.Error != "" {
+		rep.Error = agentText(rep.Error)
+		return nil
+	}
+	bad := func(what string, v any) error {
+		return fmt.Errorf("%w: %s reply with %s %v", errBadFrame, op, what, v)
+	}
+	switch op {
+	case opHello:
+		if rep.PID <= 0 || rep.PID > maxPID {
+			return bad("pid", rep.PID)
+		}
+		if rep.Version == "" || len(rep.Version) > 128 {
+			return bad("version of length", len(rep.Version))
+		}
+	case opExec:
+		if rep.PID <= 0 || rep.PID > maxPID {
+			return bad("pid", rep.PID)
+		}
+	case opListen:
+		if rep.Port <= 0 || rep.Port > 65535 {
+			return bad("port", rep.Port)
+		}
+		if rep.Listener == 0 {
+			return bad("listener", rep.Listener)
+		}
+	}
+	return nil
+}
+
+// decodeExit reads an exit frame. reason is the agent's account of a
+// process that could not be waited for.
+func decodeExit(payload []byte) (status backends.ExitStatus, reason error, err error) {
+	var m exitMsg
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return status, nil, fmt.Errorf("%w: exit: %w", errBadFrame, err)
+	}
+	// Exit codes are a byte, 128+signal for a signal, or -1 for none.
+	if m.Code < -1 || m.Code > 255 || m.Signal < 0 || m.Signal > 64 {
+		return status, nil, fmt.Errorf("%w: exit code %d, signal %d", errBadFrame, m.Code, m.Signal)
+	}
+	status.Code = m.Code
+	if m.Signal > 0 {
+		status.Signal = backends.SignalName(m.Signal)
+	}
+	if m.Reason != "" {
+		reason = errors.New(agentText(m.Reason))
+	}
+	return status, reason, nil
+}
+
+// maxAgentText bounds a message of the agent's that berth passes on.
+const maxAgentText = 1024
+
+// agentText makes a message of the agent's fit to pass on: valid UTF-8,
+// no control characters, at most maxAgentText bytes.
+func agentText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > maxAgentText {
+		cut := maxAgentText
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}

@@ -33,6 +33,7 @@ import (
 type Server struct {
 	log     *slog.Logger
 	version string
+	cfg     serverConfig
 	sess    *yamux.Session
 	wg      sync.WaitGroup // stream handlers and listener loops
 
@@ -40,18 +41,31 @@ type Server struct {
 	groups    map[int]bool
 	listeners map[uint64]net.Listener
 	nextLn    uint64
-	fast      []io.Closer // fast-path listeners and sessions
+	fast      []io.Closer // the door and its sessions
+	doorOpen  bool
 	closed    bool
+}
+
+// serverConfig is where the agent's door goes, and how it tells berth
+// from the instance's processes.
+type serverConfig struct {
+	runDir  string // the door's directory: RunDir in an instance
+	privDir string // made root's alone before the door opens; "" leaves it
+	initNS  bool   // the agent shares the host's pid namespace
 }
 
 // Serve runs the agent on rwc (its stdin and stdout) until the stream ends
 // or ctx is done, then kills every process group it started.
 func Serve(ctx context.Context, rwc io.ReadWriteCloser, log *slog.Logger, version string) error {
+	return serve(ctx, rwc, log, version, serverConfig{runDir: RunDir, privDir: DoorDir, initNS: inInitPidNS()})
+}
+
+func serve(ctx context.Context, rwc io.ReadWriteCloser, log *slog.Logger, version string, cfg serverConfig) error {
 	sess, err := yamux.Server(newJoinedConn(rwc), muxConfig())
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	s := &Server{log: log, version: version, sess: sess, groups: map[int]bool{}, listeners: map[uint64]net.Listener{}}
+	s := &Server{log: log, version: version, cfg: cfg, sess: sess, groups: map[int]bool{}, listeners: map[uint64]net.Listener{}}
 	if err := loopbackUp(); err != nil {
 		log.Debug("could not bring lo up", "err", err)
 	}
@@ -735,59 +749,58 @@ func (s *Server) trackFast(c io.Closer) bool {
 	return true
 }
 
-// fastAcceptTimeout bounds the wait for berth to dial the fast path.
-const fastAcceptTimeout = 10 * time.Second
-
-// fastPath listens on a unix socket in RunDir, which the engine shares
-// with berth's host, and serves a second session on the one connection
-// that presents the token. The socket is removed once taken.
+// fastPath opens the door (see door.go) with the key berth sends over the
+// exec stream, which is the only way to set it, once. Every connection
+// that proves the key gets a session like the exec stream's, until the
+// agent ends.
 func (s *Server) fastPath(st *yamux.Stream, req request) {
-	if filepath.Dir(req.Addr) != RunDir || req.Token == "" {
-		_ = writeJSON(st, frameReply, reply{Error: "fastpath: socket must be in " + RunDir + " and a token given"})
+	if !socketName.MatchString(req.Addr) || len(req.Key) != keySize {
+		_ = writeJSON(st, frameReply, reply{Error: fmt.Sprintf("fastpath: want a plain socket name and a key of %d bytes", keySize)})
 		return
 	}
-	_ = os.Remove(req.Addr)
-	ln, err := net.Listen("unix", req.Addr)
+	s.mu.Lock()
+	open := s.doorOpen
+	s.doorOpen = true
+	s.mu.Unlock()
+	if open {
+		_ = writeJSON(st, frameReply, reply{Error: "fastpath: the door is open already"})
+		return
+	}
+	d, err := openDoor(s.cfg, req.Addr, req.Key, s.log)
 	if err != nil {
-		_ = writeJSON(st, frameReply, reply{Error: err.Error()})
+		s.mu.Lock()
+		s.doorOpen = false
+		s.mu.Unlock()
+		_ = writeJSON(st, frameReply, reply{Error: "fastpath: " + err.Error()})
 		return
 	}
-	defer os.Remove(req.Addr)
-	defer ln.Close()
-	_ = os.Chown(req.Addr, req.UID, -1)
-	_ = os.Chmod(req.Addr, 0o600)
-	if !s.trackFast(ln) {
+	if !s.trackFast(d) {
 		return
 	}
 	if err := writeJSON(st, frameReply, reply{}); err != nil {
 		return
 	}
-	_ = ln.(*net.UnixListener).SetDeadline(time.Now().Add(fastAcceptTimeout))
+	_ = st.Close()
 	for {
-		c, err := ln.Accept()
+		c, err := d.Accept()
 		if err != nil {
 			return
 		}
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		line := make([]byte, len(req.Token)+1)
-		if _, err := io.ReadFull(c, line); err != nil || string(line) != req.Token+"\n" {
-			c.Close()
-			continue
-		}
-		_ = c.SetReadDeadline(time.Time{})
-		ln.Close()
 		sess, err := yamux.Server(c, muxConfig())
 		if err != nil || !s.trackFast(sess) {
 			c.Close()
-			return
+			continue
 		}
-		s.log.Debug("fast path up", "socket", req.Addr)
-		s.serve(sess)
-		// berth only drops the fast path when it goes away. Some engines
-		// keep an exec's stdin open after its client died, so this may be
-		// the first sign of it: end everything.
-		s.log.Debug("fast path closed; stopping")
-		s.sess.Close()
-		return
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.log.Debug("fast path up", "socket", req.Addr)
+			s.serve(sess)
+			// berth only drops the fast path when it goes away. Some
+			// engines keep an exec's stdin open after its client died, so
+			// this may be the first sign of it: end everything.
+			s.log.Debug("fast path closed; stopping")
+			s.sess.Close()
+		}()
 	}
 }

@@ -370,23 +370,14 @@ func (m *Manager) build(ctx context.Context, ws string, cfg *devcontainer.Config
 }
 
 // fastDir makes the host directory shared with an instance for the
-// agent's fast path, when the engine is local.
+// agent's door (its fast path), when the engine is local.
 func (m *Manager) fastDir(name string) (string, bool) {
 	if l, ok := m.backend.(backends.Localer); !ok || !l.Local() {
 		return "", false
 	}
-	base := os.Getenv("XDG_RUNTIME_DIR")
-	switch {
-	case base != "":
-		base = filepath.Join(base, "berth")
-	case os.Getuid() == 0:
-		base = "/run/berth"
-	default:
-		base = filepath.Join(os.TempDir(), fmt.Sprintf("berth-%d", os.Getuid()))
-	}
-	dir := filepath.Join(base, name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		m.log.Warn("no fast path: cannot make its directory", "dir", dir, "err", err)
+	dir, err := agent.HostRunDir(name)
+	if err != nil {
+		m.log.Warn("no fast path", "err", err)
 		return "", false
 	}
 	return dir, true
@@ -397,7 +388,7 @@ func (m *Manager) fastDir(name string) (string, bool) {
 func UserMounts(mounts []backends.Mount) []backends.Mount {
 	out := make([]backends.Mount, 0, len(mounts))
 	for _, mt := range mounts {
-		if mt.Container != agent.RunDir && (mt.IsBind() || mt.Type == MountSync) {
+		if mt.Container != agent.RunDir && mt.Container != agent.LegacyRunDir && (mt.IsBind() || mt.Type == MountSync) {
 			out = append(out, mt)
 		}
 	}

@@ -32,10 +32,19 @@ func run(ctx context.Context, args []string) error {
 	case len(args) == 1 && args[0] == "init":
 		return initProcess(ctx)
 	case len(args) == 1 && args[0] == "serve":
+		if err := agent.NoDump(); err != nil {
+			return fmt.Errorf("cannot make the guard non-dumpable: %w", err)
+		}
 		return guard()
 	case len(args) == 2 && args[0] == "serve" && args[1] == "--guarded":
 	default:
 		return fmt.Errorf("usage: berth-agent serve|init (berth starts it; it is not for people)")
+	}
+	// Before the key arrives: nothing in the instance short of root with
+	// CAP_SYS_PTRACE may read the agent's memory or descriptors, or
+	// ptrace it. execve made this process dumpable again.
+	if err := agent.NoDump(); err != nil {
+		return fmt.Errorf("cannot make the agent non-dumpable: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	version, err := agent.SelfHash()
