@@ -11,6 +11,7 @@ import (
 
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/devcontainer"
+	"github.com/berthdev/berth/secrets"
 	"github.com/berthdev/berth/session"
 )
 
@@ -129,6 +130,9 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 	if p.InitializationOptions != nil {
 		opts = *p.InitializationOptions
 	}
+	if err := secrets.Check(opts.Secrets); err != nil {
+		return nil, badParam("initializationOptions.secrets", "%v", err)
+	}
 	if opts.Backend == "" && ws != "" {
 		// The workspace may name its backend: customizations.berth.backend.
 		if cfg, err := devcontainer.Discover(ws, opts.Config, "", nil); err == nil && cfg.Berth.Backend != "" {
@@ -146,6 +150,8 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 	}
 	c.defaultWS, c.image, c.state = ws, opts.Image, stateInitialized
 	c.client.SetConfig(opts.Config)
+	c.client.SetSecrets(secrets.Merge(c.s.opts.Secrets, opts.Secrets))
+	c.unmask = c.s.opts.Masker.Add(opts.Secrets)
 	if p.ClientInfo != nil {
 		c.log = c.log.With("client", p.ClientInfo.Name)
 	}
@@ -193,10 +199,10 @@ func up(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := toInstance(res.Instance)
+	out := c.toInstance(res.Instance)
 	out.BuildPID = res.BuildPID
 	for _, h := range res.Hooks {
-		out.Hooks = append(out.Hooks, HookRun{Hook: h.Hook, Name: h.Name, PID: h.PID, Code: h.Code, Error: h.Err})
+		out.Hooks = append(out.Hooks, HookRun{Hook: h.Hook, Name: h.Name, PID: h.PID, Code: h.Code, Error: c.s.mask(h.Err)})
 	}
 	for _, t := range res.Forwarded {
 		out.Forwarded = append(out.Forwarded, ForwardResult{TunnelID: t.ID, Host: "127.0.0.1", HostPort: t.HostPort})
@@ -218,7 +224,7 @@ func status(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	if err != nil || inst == nil {
 		return nil, err
 	}
-	return toInstance(*inst), nil
+	return c.toInstance(*inst), nil
 }
 
 func list(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
@@ -229,7 +235,7 @@ func list(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	}
 	out := make([]Instance, 0, len(insts))
 	for _, in := range insts {
-		out = append(out, toInstance(in))
+		out = append(out, c.toInstance(in))
 	}
 	return out, nil
 }
@@ -428,7 +434,7 @@ func processes(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 		if p.State != "" && in.State != p.State {
 			continue
 		}
-		pi := ProcessInfo{PID: in.ID, Workspace: in.Workspace, Argv: in.Argv, Kind: in.Kind, State: in.State, StartedAt: in.StartedAt}
+		pi := ProcessInfo{PID: in.ID, Workspace: in.Workspace, Argv: c.s.opts.Masker.MaskAll(in.Argv), Kind: in.Kind, State: in.State, StartedAt: in.StartedAt}
 		if in.State == session.StateExited {
 			code, fin := in.Status.Code, in.FinishedAt
 			pi.Code, pi.Signal, pi.FinishedAt = &code, in.Status.Signal, &fin

@@ -28,6 +28,9 @@ type InitializationOptions struct {
 	Backend string `json:"backend,omitempty"`
 	Image   string `json:"image,omitempty"`
 	Config  string `json:"config,omitempty"` // explicit devcontainer.json or Containerfile
+	// Secrets are environment variables for every process of the
+	// client; never logged, traced or reported.
+	Secrets map[string]string `json:"secrets,omitempty"`
 }
 
 // InitializeResult answers initialize.
@@ -118,12 +121,14 @@ type AgentStatus struct {
 	Reason  string `json:"reason,omitempty"`
 }
 
-func toInstance(in session.Instance) Instance {
+// toInstance reports an instance; a hook's failure may quote its output,
+// so secrets are masked in it.
+func (c *conn) toInstance(in session.Instance) Instance {
 	mounts := session.UserMounts(session.MountsOf(in.Instance))
 	out := Instance{
 		Workspace: in.Workspace, Backend: in.Backend, ID: in.ID, Name: in.Name,
 		Image: in.Image, State: in.State, Workdir: in.Workdir, Mounts: mounts,
-		Created: in.Created, Stale: in.Stale, HookError: in.HookError,
+		Created: in.Created, Stale: in.Stale, HookError: c.s.mask(in.HookError),
 		Agent: AgentStatus{Enabled: in.Agent.Enabled, Reason: in.Agent.Reason},
 	}
 	if in.Config != nil {
