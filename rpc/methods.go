@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -527,6 +528,14 @@ func forward(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	if err := validPort("hostPort", p.HostPort, true); err != nil {
 		return nil, err
 	}
+	if p.HostSocket != "" {
+		switch {
+		case p.HostPort != 0:
+			return nil, badParam("hostSocket", "give hostSocket or hostPort, not both")
+		case !filepath.IsAbs(p.HostSocket) || strings.ContainsRune(p.HostSocket, 0):
+			return nil, badParam("hostSocket", "must be an absolute host path, got %q", p.HostSocket)
+		}
+	}
 	if p.ContainerHost == "" {
 		p.ContainerHost = "127.0.0.1"
 	}
@@ -535,6 +544,13 @@ func forward(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	_, client, image := c.session()
+	if p.HostSocket != "" {
+		info, err := client.ForwardSocket(c.progressCtx(ctx), ws, image, p.ContainerHost, p.ContainerPort, p.HostSocket)
+		if err != nil {
+			return nil, err
+		}
+		return ForwardResult{TunnelID: info.ID, HostSocket: info.HostSocket}, nil
+	}
 	info, err := client.Forward(c.progressCtx(ctx), ws, image, p.ContainerHost, p.ContainerPort, p.HostPort)
 	if err != nil {
 		return nil, err
@@ -589,10 +605,14 @@ func tunnels(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	infos := client.Tunnels(ws)
 	out := make([]TunnelInfo, 0, len(infos))
 	for _, t := range infos {
-		out = append(out, TunnelInfo{
+		ti := TunnelInfo{
 			TunnelID: t.ID, Workspace: t.Workspace, Direction: t.Direction, Host: "127.0.0.1",
 			HostPort: t.HostPort, ContainerHost: t.ContainerHost, ContainerPort: t.ContainerPort, Active: t.Active,
-		})
+		}
+		if t.HostSocket != "" {
+			ti.Host, ti.HostSocket = "", t.HostSocket
+		}
+		out = append(out, ti)
 	}
 	return out, nil
 }

@@ -166,13 +166,17 @@ type ForwardParams struct {
 	ContainerPort int    `json:"containerPort"`
 	ContainerHost string `json:"containerHost,omitempty"` // default 127.0.0.1
 	HostPort      int    `json:"hostPort,omitempty"`      // 0: any free port
+	// HostSocket, instead of a port, is a host path where berth makes a
+	// unix socket only the user can connect to.
+	HostSocket string `json:"hostSocket,omitempty"`
 }
 
-// ForwardResult answers berth/forward.
+// ForwardResult answers berth/forward: host and hostPort, or hostSocket.
 type ForwardResult struct {
-	TunnelID string `json:"tunnelId"`
-	Host     string `json:"host"`
-	HostPort int    `json:"hostPort"`
+	TunnelID   string `json:"tunnelId"`
+	Host       string `json:"host,omitempty"`
+	HostPort   int    `json:"hostPort,omitempty"`
+	HostSocket string `json:"hostSocket,omitempty"`
 }
 
 // ReverseParams are berth/reverse's params.
@@ -199,8 +203,9 @@ type TunnelInfo struct {
 	TunnelID      string `json:"tunnelId"`
 	Workspace     string `json:"workspace"`
 	Direction     string `json:"direction"`
-	Host          string `json:"host"`
-	HostPort      int    `json:"hostPort"`
+	Host          string `json:"host,omitempty"`
+	HostPort      int    `json:"hostPort,omitempty"`
+	HostSocket    string `json:"hostSocket,omitempty"`
 	ContainerHost string `json:"containerHost"`
 	ContainerPort int    `json:"containerPort"`
 	Active        int    `json:"active"`
