@@ -19,6 +19,7 @@ import (
 	"github.com/berthdev/berth/backends/docker"
 	"github.com/berthdev/berth/backends/incus"
 	"github.com/berthdev/berth/rpc"
+	"github.com/berthdev/berth/secrets"
 	"github.com/berthdev/berth/session"
 )
 
@@ -53,6 +54,7 @@ type globalFlags struct {
 	noAgent   bool
 	noFast    bool
 	config    string
+	secrets   string // --secrets-file
 }
 
 const usage = `usage: berth [flags] COMMAND [args]
@@ -88,7 +90,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.StringVar(&g.config, "config", "", "devcontainer.json or Containerfile to use instead of discovering one")
 	fs.StringVar(&g.logFile, "log-file", "", "write logs here instead of stderr")
 	fs.StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default info when serving, warn for commands)")
-	fs.BoolVar(&g.trace, "trace", false, "log every protocol frame (implies --log-level debug)")
+	fs.BoolVar(&g.trace, "trace", false, "log every protocol frame (implies --log-level debug; secrets masked)")
+	fs.StringVar(&g.secrets, "secrets-file", "", "JSON object of environment variables for every process, kept out of logs")
 	fs.BoolVar(&g.noFast, "no-fastpath", os.Getenv("BERTH_NO_FASTPATH") == "1", "keep the agent on the engine's exec stream even when the engine is local")
 	fs.BoolVar(&g.noAgent, "no-agent", os.Getenv("BERTH_NO_AGENT") == "1", "don't use the in-container agent: plain backend exec, no tunnels")
 	if err := fs.Parse(args); err != nil {
@@ -112,13 +115,23 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return nil
 	}
 
+	var env map[string]string
+	if g.secrets != "" {
+		var err error
+		if env, err = secrets.ReadFile(g.secrets); err != nil {
+			return fmt.Errorf("--secrets-file: %w", err)
+		}
+	}
 	log, closeLog, err := newLogger(g, serving, stderr)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
+	// One masker for every log line, the session's included.
+	masker := secrets.NewMasker()
+	log = secrets.Logger(log, masker)
 
-	srv, closeBackends, err := newServer(g, log)
+	srv, closeBackends, err := newServer(g, log, env, masker)
 	if err != nil {
 		return err
 	}
@@ -170,7 +183,7 @@ type backendCloser interface {
 	Close() error
 }
 
-func newServer(g globalFlags, log *slog.Logger) (*rpc.Server, func(), error) {
+func newServer(g globalFlags, log *slog.Logger, env map[string]string, masker *secrets.Masker) (*rpc.Server, func(), error) {
 	constructors := map[string]func() (backendCloser, error){
 		docker.Name: func() (backendCloser, error) { return docker.New(log, berthVersion()) },
 		incus.Name:  func() (backendCloser, error) { return incus.New(log, berthVersion()) },
@@ -215,6 +228,8 @@ func newServer(g globalFlags, log *slog.Logger) (*rpc.Server, func(), error) {
 		Logger:   log,
 		Version:  berthVersion(),
 		Trace:    g.trace,
+		Secrets:  env,
+		Masker:   masker,
 	})
 	return srv, func() {
 		for _, c := range closers {
