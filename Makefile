@@ -37,7 +37,7 @@ test: deps vet
 	$(MAKE) vscode-test
 	$(MAKE) nvim-test
 
-# fuzz runs every fuzz target of the module, found by go test -list, for
+# fuzz runs every fuzz target of the module, found by -test.list, for
 # FUZZTIME each; see testdata/fuzz.sh.
 FUZZTIME ?= 2s
 fuzz:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # fuzz.sh runs every fuzz target of the module for FUZZTIME each (default
 # 2s). go test -fuzz takes one target per run, so this loops. The targets
-# are what go test -list finds in each package with a Fuzz function: a new
-# one joins without an edit here.
+# are what -test.list (go test -list) finds in each package with a Fuzz
+# function: a new one joins without an edit here.
 #
 # Go before 1.27 can fail a target with a bare "context deadline exceeded"
 # as -fuzztime ends (go.dev/issue/75804). Such a run found nothing: it wrote
