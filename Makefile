@@ -9,7 +9,7 @@ export BERTH_TEST_IMAGE ?= berth-test/busybox:1
 # a setup failure fails the run.
 TOLERATE = { [ "$$CI" != true ] && [ -z "$$BERTH_REQUIRE" ] && echo "make: continuing without it; daemon tests will skip" >&2; }
 
-.PHONY: all build test vet unit deps demo bench clean nvim-test vscode-test
+.PHONY: all build test vet unit deps demo bench clean nvim-test vscode-test fuzz
 
 all: build
 
@@ -33,10 +33,15 @@ vet:
 test: deps vet
 	$(GO) test -race -count=1 ./...
 	$(GO) test -race -count=1 -p 1 -tags disrupt -run 'Disrupt' ./cmd/berth/
-	$(GO) test -run='^$$' -fuzz='^FuzzFrameReader$$' -fuzztime=10s ./rpc/
-	$(GO) test -run='^$$' -fuzz='^FuzzParams$$' -fuzztime=10s ./rpc/
+	$(MAKE) fuzz
 	$(MAKE) vscode-test
 	$(MAKE) nvim-test
+
+# fuzz runs every fuzz target of the module, found by -test.list, for
+# FUZZTIME each; see testdata/fuzz.sh.
+FUZZTIME ?= 2s
+fuzz:
+	@GO=$(GO) FUZZTIME=$(FUZZTIME) bash testdata/fuzz.sh
 
 # nvim-test runs the Neovim plugin headless against bin/berth and Docker.
 nvim-test: build

@@ -23,6 +23,7 @@ import (
 
 	"github.com/berthdev/berth/backends/memory"
 	"github.com/berthdev/berth/rpc"
+	"github.com/berthdev/berth/secrets"
 	"github.com/berthdev/berth/session"
 )
 
@@ -49,6 +50,12 @@ type envOptions struct {
 	Image string
 	// Others are more backends, by name, beside "memory".
 	Others []string
+	// Log receives the debug log of the server and its managers, masked
+	// as berth's main masks it; Trace logs every frame there.
+	Log   io.Writer
+	Trace bool
+	// Secrets are the server's (--secrets-file).
+	Secrets map[string]string
 }
 
 // env is a berth server on in-memory backends, and a workspace.
@@ -83,6 +90,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 		image = ""
 	}
 	e := &env{t: t, mem: memory.New(mo), ws: ws, workdir: session.Workdir(ws), log: slog.New(slog.DiscardHandler)}
+	var masker *secrets.Masker
+	if o.Log != nil {
+		masker = secrets.NewMasker()
+		e.log = secrets.Logger(slog.New(slog.NewTextHandler(o.Log, &slog.HandlerOptions{Level: slog.LevelDebug})), masker)
+	}
 	e.mgr = session.NewManager(e.mem, e.log, image)
 	managers := map[string]*session.Manager{"memory": e.mgr}
 	for _, name := range o.Others {
@@ -90,7 +102,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 		managers[name] = m
 		t.Cleanup(m.Close)
 	}
-	e.srv = rpc.NewServer(rpc.Options{Managers: managers, Default: "memory", Logger: e.log, Version: "test-1"})
+	e.srv = rpc.NewServer(rpc.Options{Managers: managers, Default: "memory", Logger: e.log, Version: "test-1",
+		Trace: o.Trace, Secrets: o.Secrets, Masker: masker})
 	t.Cleanup(func() {
 		e.mem.Thaw()
 		e.mem.SetDown(false)

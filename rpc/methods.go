@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/devcontainer"
+	"github.com/berthdev/berth/secrets"
 	"github.com/berthdev/berth/session"
 )
 
@@ -130,6 +132,9 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 	if p.InitializationOptions != nil {
 		opts = *p.InitializationOptions
 	}
+	if err := secrets.Check(opts.Secrets); err != nil {
+		return nil, badParam("initializationOptions.secrets", "%v", err)
+	}
 	if opts.Backend == "" && ws != "" {
 		// The workspace may name its backend: customizations.berth.backend.
 		if cfg, err := devcontainer.Discover(ws, opts.Config, "", nil); err == nil && cfg.Berth.Backend != "" {
@@ -147,6 +152,8 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 	}
 	c.defaultWS, c.image, c.state = ws, opts.Image, stateInitialized
 	c.client.SetConfig(opts.Config)
+	c.client.SetSecrets(secrets.Merge(c.s.opts.Secrets, opts.Secrets))
+	c.unmask = c.s.opts.Masker.Add(opts.Secrets)
 	if p.ClientInfo != nil {
 		c.log = c.log.With("client", p.ClientInfo.Name)
 	}
@@ -194,10 +201,10 @@ func up(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := toInstance(res.Instance)
+	out := c.toInstance(res.Instance)
 	out.BuildPID = res.BuildPID
 	for _, h := range res.Hooks {
-		out.Hooks = append(out.Hooks, HookRun{Hook: h.Hook, Name: h.Name, PID: h.PID, Code: h.Code, Error: h.Err})
+		out.Hooks = append(out.Hooks, HookRun{Hook: h.Hook, Name: h.Name, PID: h.PID, Code: h.Code, Error: c.s.mask(h.Err)})
 	}
 	for _, t := range res.Forwarded {
 		out.Forwarded = append(out.Forwarded, ForwardResult{TunnelID: t.ID, Host: "127.0.0.1", HostPort: t.HostPort})
@@ -219,7 +226,7 @@ func status(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	if err != nil || inst == nil {
 		return nil, err
 	}
-	return toInstance(*inst), nil
+	return c.toInstance(*inst), nil
 }
 
 func list(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
@@ -235,7 +242,7 @@ func list(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return toInstances(insts), nil
+		return c.toInstances(insts), nil
 	}
 	// Every backend at once, each under the metadata deadline: one that
 	// doesn't answer is left out rather than holding up the others.
@@ -253,7 +260,7 @@ func list(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 				c.log.Info("berth/list: backend left out", "backend", name, "err", err)
 				return
 			}
-			found[i] = toInstances(insts)
+			found[i] = c.toInstances(insts)
 		}()
 	}
 	wg.Wait()
@@ -267,10 +274,10 @@ func list(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 // listAllTimeout bounds each backend's answer to berth/list with all.
 const listAllTimeout = 3 * time.Second
 
-func toInstances(insts []session.Instance) []Instance {
+func (c *conn) toInstances(insts []session.Instance) []Instance {
 	out := make([]Instance, 0, len(insts))
 	for _, in := range insts {
-		out = append(out, toInstance(in))
+		out = append(out, c.toInstance(in))
 	}
 	return out
 }
@@ -469,7 +476,7 @@ func processes(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 		if p.State != "" && in.State != p.State {
 			continue
 		}
-		pi := ProcessInfo{PID: in.ID, Workspace: in.Workspace, Argv: in.Argv, Kind: in.Kind, State: in.State, StartedAt: in.StartedAt}
+		pi := ProcessInfo{PID: in.ID, Workspace: in.Workspace, Argv: c.s.opts.Masker.MaskAll(in.Argv), Kind: in.Kind, State: in.State, StartedAt: in.StartedAt}
 		if in.State == session.StateExited {
 			code, fin := in.Status.Code, in.FinishedAt
 			pi.Code, pi.Signal, pi.FinishedAt = &code, in.Status.Signal, &fin
@@ -562,6 +569,14 @@ func forward(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	if err := validPort("hostPort", p.HostPort, true); err != nil {
 		return nil, err
 	}
+	if p.HostSocket != "" {
+		switch {
+		case p.HostPort != 0:
+			return nil, badParam("hostSocket", "give hostSocket or hostPort, not both")
+		case !filepath.IsAbs(p.HostSocket) || strings.ContainsRune(p.HostSocket, 0):
+			return nil, badParam("hostSocket", "must be an absolute host path, got %q", p.HostSocket)
+		}
+	}
 	if p.ContainerHost == "" {
 		p.ContainerHost = "127.0.0.1"
 	}
@@ -570,6 +585,13 @@ func forward(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	_, client, image := c.session()
+	if p.HostSocket != "" {
+		info, err := client.ForwardSocket(c.progressCtx(ctx), ws, image, p.ContainerHost, p.ContainerPort, p.HostSocket)
+		if err != nil {
+			return nil, err
+		}
+		return ForwardResult{TunnelID: info.ID, HostSocket: info.HostSocket}, nil
+	}
 	info, err := client.Forward(c.progressCtx(ctx), ws, image, p.ContainerHost, p.ContainerPort, p.HostPort)
 	if err != nil {
 		return nil, err
@@ -624,10 +646,14 @@ func tunnels(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	infos := client.Tunnels(ws)
 	out := make([]TunnelInfo, 0, len(infos))
 	for _, t := range infos {
-		out = append(out, TunnelInfo{
+		ti := TunnelInfo{
 			TunnelID: t.ID, Workspace: t.Workspace, Direction: t.Direction, Host: "127.0.0.1",
 			HostPort: t.HostPort, ContainerHost: t.ContainerHost, ContainerPort: t.ContainerPort, Active: t.Active,
-		})
+		}
+		if t.HostSocket != "" {
+			ti.Host, ti.HostSocket = "", t.HostSocket
+		}
+		out = append(out, ti)
 	}
 	return out, nil
 }

@@ -467,6 +467,7 @@ func TestTunnelsWithoutAgent(t *testing.T) {
 		params any
 	}{
 		{"berth/forward", rpc.ForwardParams{ContainerPort: 8080}},
+		{"berth/forward", rpc.ForwardParams{ContainerPort: 8080, HostSocket: "/tmp/berth-test.sock"}},
 		{"berth/reverse", rpc.ReverseParams{HostPort: 8080}},
 		{"berth/debug", rpc.DebugParams{Adapter: "debugpy", Program: "app.py"}},
 		{"berth/exec", rpc.ExecParams{Argv: []string{"sh"}, TTY: true, Cols: 80, Rows: 24}},
@@ -608,6 +609,9 @@ func TestInvalidParams(t *testing.T) {
 		{"berth/toHost", map[string]any{"paths": "/x"}, "paths: expected an array of string"},
 		{"berth/forward", map[string]any{}, "containerPort: must be a port number 1-65535, got 0"},
 		{"berth/forward", map[string]any{"containerPort": 80, "hostPort": 70000}, "hostPort: must be a port number 0-65535, got 70000"},
+		{"berth/forward", map[string]any{"containerPort": 80, "hostPort": 7000, "hostSocket": "/tmp/s"}, "hostSocket: give hostSocket or hostPort, not both"},
+		{"berth/forward", map[string]any{"containerPort": 80, "hostSocket": "debug.sock"}, `hostSocket: must be an absolute host path, got "debug.sock"`},
+		{"berth/forward", map[string]any{"containerPort": 80, "hostSocket": 1}, "hostSocket: expected a string"},
 		{"berth/reverse", map[string]any{"containerPort": 80}, "hostPort: must be a port number 1-65535, got 0"},
 		{"berth/reverse", map[string]any{"hostPort": 80, "containerPort": -2}, "containerPort: must be a port number 0-65535"},
 		{"berth/closeTunnel", map[string]any{}, "tunnelId: required"},

@@ -19,6 +19,7 @@ import (
 	"go.lsp.dev/protocol"
 
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/secrets"
 	"github.com/berthdev/berth/session"
 )
 
@@ -40,8 +41,15 @@ type Options struct {
 	Default string
 	Logger  *slog.Logger
 	Version string
-	// Trace logs every frame at debug level.
+	// Trace logs every frame at debug level, secrets masked.
 	Trace bool
+	// Secrets are given to every client's processes as environment
+	// variables (--secrets-file); a client's own secrets win a name.
+	Secrets map[string]string
+	// Masker hides every secret's value in logs, traces, error messages
+	// and reports. nil: the server makes its own. Pass the one that masks
+	// the rest of the program's logs.
+	Masker *secrets.Masker
 }
 
 // Server serves berth's protocol. One Server serves any number of
@@ -53,8 +61,16 @@ type Server struct {
 
 // NewServer returns a server.
 func NewServer(opts Options) *Server {
+	if opts.Masker == nil {
+		opts.Masker = secrets.NewMasker()
+	}
+	opts.Masker.Add(opts.Secrets) // for the server's life
+	opts.Logger = secrets.Logger(opts.Logger, opts.Masker)
 	return &Server{opts: opts, methods: MethodNames()}
 }
+
+// mask hides secret values in text bound for a client.
+func (s *Server) mask(text string) string { return s.opts.Masker.Mask(text) }
 
 // Version returns the version the server reports.
 func (s *Server) Version() string { return s.opts.Version }
@@ -98,6 +114,7 @@ type conn struct {
 	image     string
 	cancels   map[jsonrpc2.ID]context.CancelFunc
 	published map[string]map[string]bool // workspace+linter → host URIs with diagnostics out
+	unmask    func()                     // stops masking the client's own secrets; nil before initialize
 }
 
 // ServeConn serves one client on rwc until the client disconnects or sends
@@ -142,9 +159,13 @@ func (s *Server) serve(ctx context.Context, rwc io.ReadWriteCloser, editor bool)
 	c.mu.Lock()
 	client := c.client
 	exitedEarly := c.exited && c.state != stateShutdown
+	unmask := c.unmask
 	c.mu.Unlock()
 	// The client is gone: nothing of its may outlive it.
 	client.Close(context.Background())
+	if unmask != nil {
+		unmask() // after Close: its processes' output has all been logged
+	}
 	if exitedEarly {
 		return ErrExitWithoutShutdown
 	}
@@ -314,7 +335,9 @@ func (c *conn) run(ctx context.Context, req *jsonrpc2.Request, m method, raw jso
 }
 
 func (c *conn) replyErr(ctx context.Context, id jsonrpc2.ID, err error) {
-	if rerr := c.conn().ReplyWithError(context.WithoutCancel(ctx), id, toError(err)); rerr != nil && !errors.Is(rerr, jsonrpc2.ErrClosed) {
+	e := toError(err)
+	e.Message = c.s.mask(e.Message)
+	if rerr := c.conn().ReplyWithError(context.WithoutCancel(ctx), id, e); rerr != nil && !errors.Is(rerr, jsonrpc2.ErrClosed) {
 		c.log.Warn("reply failed", "err", rerr)
 	}
 }
@@ -386,7 +409,7 @@ func (s sink) InstanceChanged(ws, state, reason string) {
 }
 
 func (s sink) Exit(pid string, st backends.ExitStatus, reason string) {
-	s.c.notify("berth/exit", ExitParams{PID: pid, Code: st.Code, Signal: st.Signal, Reason: reason})
+	s.c.notify("berth/exit", ExitParams{PID: pid, Code: st.Code, Signal: st.Signal, Reason: s.c.s.mask(reason)})
 }
 
 // slogAdapter lets jsonrpc2 log through slog.

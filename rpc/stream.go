@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/berthdev/berth/secrets"
 )
 
 // MaxFrame is the largest message body berth reads. Bigger frames are
@@ -133,7 +135,9 @@ func (s *frameStream) ReadObject(v any) error {
 		}
 		s.big = s.big || len(body) > releaseAbove
 		if s.trace {
-			s.log.Debug("recv", "frame", string(body))
+			// The secrets an initialize carries are not yet known to the
+			// masker.
+			s.log.Debug("recv", "frame", secrets.RedactJSON(body))
 		}
 		params, fe := check(body)
 		if fe != nil {

@@ -28,6 +28,9 @@ type InitializationOptions struct {
 	Backend string `json:"backend,omitempty"`
 	Image   string `json:"image,omitempty"`
 	Config  string `json:"config,omitempty"` // explicit devcontainer.json or Containerfile
+	// Secrets are environment variables for every process of the
+	// client; never logged, traced or reported.
+	Secrets map[string]string `json:"secrets,omitempty"`
 }
 
 // InitializeResult answers initialize.
@@ -118,12 +121,14 @@ type AgentStatus struct {
 	Reason  string `json:"reason,omitempty"`
 }
 
-func toInstance(in session.Instance) Instance {
+// toInstance reports an instance; a hook's failure may quote its output,
+// so secrets are masked in it.
+func (c *conn) toInstance(in session.Instance) Instance {
 	mounts := session.UserMounts(session.MountsOf(in.Instance))
 	out := Instance{
 		Workspace: in.Workspace, Backend: in.Backend, ID: in.ID, Name: in.Name,
 		Image: in.Image, State: in.State, Workdir: in.Workdir, Mounts: mounts,
-		Created: in.Created, Stale: in.Stale, HookError: in.HookError,
+		Created: in.Created, Stale: in.Stale, HookError: c.s.mask(in.HookError),
 		Agent: AgentStatus{Enabled: in.Agent.Enabled, Reason: in.Agent.Reason},
 	}
 	if in.Config != nil {
@@ -166,13 +171,17 @@ type ForwardParams struct {
 	ContainerPort int    `json:"containerPort"`
 	ContainerHost string `json:"containerHost,omitempty"` // default 127.0.0.1
 	HostPort      int    `json:"hostPort,omitempty"`      // 0: any free port
+	// HostSocket, instead of a port, is a host path where berth makes a
+	// unix socket only the user can connect to.
+	HostSocket string `json:"hostSocket,omitempty"`
 }
 
-// ForwardResult answers berth/forward.
+// ForwardResult answers berth/forward: host and hostPort, or hostSocket.
 type ForwardResult struct {
-	TunnelID string `json:"tunnelId"`
-	Host     string `json:"host"`
-	HostPort int    `json:"hostPort"`
+	TunnelID   string `json:"tunnelId"`
+	Host       string `json:"host,omitempty"`
+	HostPort   int    `json:"hostPort,omitempty"`
+	HostSocket string `json:"hostSocket,omitempty"`
 }
 
 // ReverseParams are berth/reverse's params.
@@ -199,8 +208,9 @@ type TunnelInfo struct {
 	TunnelID      string `json:"tunnelId"`
 	Workspace     string `json:"workspace"`
 	Direction     string `json:"direction"`
-	Host          string `json:"host"`
-	HostPort      int    `json:"hostPort"`
+	Host          string `json:"host,omitempty"`
+	HostPort      int    `json:"hostPort,omitempty"`
+	HostSocket    string `json:"hostSocket,omitempty"`
 	ContainerHost string `json:"containerHost"`
 	ContainerPort int    `json:"containerPort"`
 	Active        int    `json:"active"`

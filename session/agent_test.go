@@ -442,3 +442,61 @@ func TestResizeThroughAgent(t *testing.T) {
 		t.Errorf("exit %+v", ex)
 	}
 }
+
+// A forward tunnel's host end can be a unix socket only the user reaches;
+// closing the tunnel, or the client, removes it.
+func TestForwardSocket(t *testing.T) {
+	e := newMemEnv(t, memEnvOptions{Sync: true})
+	e.m.SetAgent(fakeAgent(t, e.mem, true), "")
+	c, _ := e.client(nil, false)
+	ctx := testCtx(t)
+	target := echoServer(t, "container says ")
+	sock := filepath.Join(t.TempDir(), "dap.sock")
+
+	info, err := c.ForwardSocket(ctx, e.ws, "", "127.0.0.1", target, sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.HostSocket != sock || info.HostPort != 0 || info.Direction != Forward || info.ContainerPort != target {
+		t.Errorf("ForwardSocket: %+v", info)
+	}
+	if fi, err := os.Lstat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket %v, %v", fi, err)
+	}
+	conn, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "hello\n")
+	if got, err := bufio.NewReader(conn).ReadString('\n'); got != "container says hello\n" {
+		t.Errorf("through the socket: %q, %v", got, err)
+	}
+	if ts := c.Tunnels(e.ws); len(ts) != 1 || ts[0].HostSocket != sock || ts[0].Active != 1 {
+		t.Errorf("Tunnels: %+v", ts)
+	}
+	// Live: a second tunnel can't take the path.
+	if _, err := c.ForwardSocket(ctx, e.ws, "", "127.0.0.1", target, sock); !errors.Is(err, ErrBind) {
+		t.Errorf("a second tunnel on the same socket: %v", err)
+	}
+	if err := c.CloseTunnel(info.ID); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil {
+		t.Errorf("the connection outlived its tunnel")
+	}
+	conn.Close()
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left after closeTunnel: %v", err)
+	}
+
+	// The client's end removes it too.
+	if _, err := c.ForwardSocket(ctx, e.ws, "", "127.0.0.1", target, sock); err != nil {
+		t.Fatal(err)
+	}
+	c.Close(ctx)
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left after the client closed: %v", err)
+	}
+}

@@ -439,6 +439,39 @@ func TestRemoteUserAndEnv(t *testing.T) {
 	}
 }
 
+// A client's secrets reach its processes and the lifecycle hooks its calls
+// run, over remoteEnv and under what the call gives; berth's own probes
+// don't get them.
+func TestSecretsEnv(t *testing.T) {
+	e := newMemEnv(t, memEnvOptions{
+		Files: dcFiles(`"remoteEnv": {"TOKEN": "from-remoteEnv", "MODE": "remote"}, "postCreateCommand": "echo $TOKEN $MODE > /tmp/hook.log"`),
+	})
+	c, _ := e.client(nil, false)
+	c.SetSecrets(map[string]string{"TOKEN": "s3cr3t", "MODE": "secret", "ONLY": "only-secret"})
+	res, err := c.Run(testCtx(t), ExecOptions{Workspace: e.ws, Argv: []string{"sh", "-c", "echo $TOKEN $MODE $ONLY"}, Env: map[string]string{"MODE": "call"}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stdout != "s3cr3t call only-secret\n" {
+		t.Errorf("exec env: %q", res.Stdout)
+	}
+	if got := e.file("/tmp/hook.log"); got != "s3cr3t secret\n" {
+		t.Errorf("postCreateCommand saw %q", got)
+	}
+	res, err = c.Run(testCtx(t), ExecOptions{Workspace: e.ws, Argv: []string{"sh", "-c", "echo $TOKEN $ONLY"}, Internal: true}, 0)
+	if err != nil || res.Stdout != "\n" {
+		t.Errorf("internal run: %q, %v", res.Stdout, err)
+	}
+
+	// Without a configuration, secrets are the only layer under the call.
+	plain := newMemEnv(t, memEnvOptions{})
+	pc, _ := plain.client(nil, false)
+	pc.SetSecrets(map[string]string{"TOKEN": "s3cr3t"})
+	if res := plain.run(pc, "sh", "-c", "echo $TOKEN"); res.Stdout != "s3cr3t\n" {
+		t.Errorf("plain image: %q", res.Stdout)
+	}
+}
+
 func TestRunWorkAndReadFile(t *testing.T) {
 	e := newMemEnv(t, memEnvOptions{})
 	c, sink := e.client(nil, false)

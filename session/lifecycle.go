@@ -13,6 +13,7 @@ import (
 
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/devcontainer"
+	"github.com/berthdev/berth/secrets"
 )
 
 // SetConfig sets the explicit configuration file this client's workspaces
@@ -322,38 +323,50 @@ func (b *buildLog) finish(err error) {
 	b.c.sink.Exit(b.id, st, reason)
 }
 
-// applyConfig fills an exec's defaults from the workspace configuration:
-// remoteUser (else containerUser) and remoteEnv, under what the call gives.
+// SetSecrets sets the variables every process of the client gets, its
+// lifecycle hooks included: the server's --secrets-file and the client's
+// initializationOptions.secrets, merged. Call it before the client's first
+// call.
+func (c *Client) SetSecrets(env map[string]string) {
+	c.mu.Lock()
+	c.secrets = env
+	c.mu.Unlock()
+}
+
+// applyConfig fills an exec's defaults from the workspace configuration
+// and the client: remoteUser (else containerUser), and the environment in
+// layers, each winning over the one before: remoteEnv, the client's
+// secrets, then what the call gives. berth's own probes get none of it.
 func (c *Client) applyConfig(ctx context.Context, w *Workspace, r Ready, opts *ExecOptions) {
-	cfg := r.Config
-	if cfg == nil || opts.Internal {
+	if opts.Internal {
 		return
 	}
-	if opts.User == "" {
-		opts.User = cfg.RemoteUser
+	c.mu.Lock()
+	secretEnv := c.secrets
+	c.mu.Unlock()
+	var remoteEnv map[string]string
+	if cfg := r.Config; cfg != nil {
 		if opts.User == "" {
-			opts.User = cfg.ContainerUser
+			opts.User = cfg.RemoteUser
+			if opts.User == "" {
+				opts.User = cfg.ContainerUser
+			}
+		}
+		if len(cfg.RemoteEnv) > 0 {
+			var containerEnv map[string]string
+			for _, v := range cfg.RemoteEnv {
+				if strings.Contains(v, "${containerEnv:") {
+					containerEnv = c.containerEnv(ctx, w, r)
+					break
+				}
+			}
+			remoteEnv = cfg.ResolveRemoteEnv(containerEnv)
 		}
 	}
-	if len(cfg.RemoteEnv) == 0 {
+	if len(remoteEnv) == 0 && len(secretEnv) == 0 {
 		return
 	}
-	var containerEnv map[string]string
-	for _, v := range cfg.RemoteEnv {
-		if strings.Contains(v, "${containerEnv:") {
-			containerEnv = c.containerEnv(ctx, w, r)
-			break
-		}
-	}
-	env := cfg.ResolveRemoteEnv(containerEnv)
-	merged := make(map[string]string, len(env)+len(opts.Env))
-	for k, v := range env {
-		merged[k] = v
-	}
-	for k, v := range opts.Env {
-		merged[k] = v
-	}
-	opts.Env = merged
+	opts.Env = secrets.Merge(remoteEnv, secretEnv, opts.Env)
 }
 
 // containerEnv reads the instance's environment, for ${containerEnv:VAR}.

@@ -22,7 +22,8 @@ type TunnelInfo struct {
 	ID            string
 	Workspace     string
 	Direction     string
-	HostPort      int // host side, always on 127.0.0.1
+	HostPort      int    // host side, on 127.0.0.1; 0 for a socket
+	HostSocket    string // host side, a unix socket; "" for a port
 	ContainerHost string
 	ContainerPort int
 	Active        int // connections open now
@@ -38,6 +39,7 @@ type tunnel struct {
 	ln   net.Listener    // forward
 	rl   *agent.Listener // reverse
 	wg   sync.WaitGroup
+	done func() // after the listener closes: removes a socket file
 
 	mu    sync.Mutex // guards the following
 	conns map[net.Conn]bool
@@ -83,6 +85,9 @@ func (t *tunnel) close() {
 		t.rl.Close()
 	}
 	t.wg.Wait()
+	if t.done != nil {
+		t.done()
+	}
 }
 
 // joinTracked splices a and b, closing both if the tunnel closes first.
@@ -136,19 +141,39 @@ func (c *Client) Forward(ctx context.Context, ws, image, containerHost string, c
 	if err != nil {
 		return TunnelInfo{}, fmt.Errorf("%w on 127.0.0.1:%d: %v", ErrBind, hostPort, err)
 	}
-	t := &tunnel{
-		ln:    ln,
-		conns: map[net.Conn]bool{},
-		info: TunnelInfo{
-			Workspace: ws, Direction: Forward, HostPort: ln.Addr().(*net.TCPAddr).Port,
-			ContainerHost: containerHost, ContainerPort: containerPort,
-		},
-	}
-	info, err := c.addTunnel(t)
-	if err != nil {
-		ln.Close()
+	t := &tunnel{ln: ln, info: TunnelInfo{HostPort: ln.Addr().(*net.TCPAddr).Port}}
+	return c.forward(t, ws, image, containerHost, containerPort)
+}
+
+// ForwardSocket is Forward with its host end a unix socket at path, which
+// only the user who runs berth (and root) may connect to: unlike a port on
+// 127.0.0.1, other local users can't reach it. berth creates the socket
+// with mode 0600, replaces only a stale socket of the same path, and
+// removes it when the tunnel closes.
+func (c *Client) ForwardSocket(ctx context.Context, ws, image, containerHost string, containerPort int, path string) (TunnelInfo, error) {
+	if _, _, _, err := c.agentOf(ctx, ws, image); err != nil {
 		return TunnelInfo{}, err
 	}
+	ln, remove, err := listenSocket(path)
+	if err != nil {
+		return TunnelInfo{}, err
+	}
+	t := &tunnel{ln: ln, done: remove, info: TunnelInfo{HostSocket: path}}
+	return c.forward(t, ws, image, containerHost, containerPort)
+}
+
+// forward registers t, whose listener is open, and carries its connections
+// to containerHost:containerPort.
+func (c *Client) forward(t *tunnel, ws, image, containerHost string, containerPort int) (TunnelInfo, error) {
+	t.conns = map[net.Conn]bool{}
+	t.info.Workspace, t.info.Direction = ws, Forward
+	t.info.ContainerHost, t.info.ContainerPort = containerHost, containerPort
+	info, err := c.addTunnel(t)
+	if err != nil {
+		t.close()
+		return TunnelInfo{}, err
+	}
+	ln := t.ln
 	addr := net.JoinHostPort(containerHost, strconv.Itoa(containerPort))
 	t.wg.Add(1)
 	go func() {
@@ -171,7 +196,11 @@ func (c *Client) Forward(ctx context.Context, ws, image, containerHost string, c
 			}()
 		}
 	}()
-	c.log.Info("forward tunnel open", "tunnel", info.ID, "port", info.HostPort, "addr", addr)
+	if info.HostSocket != "" {
+		c.log.Info("forward tunnel open", "tunnel", info.ID, "socket", info.HostSocket, "addr", addr)
+	} else {
+		c.log.Info("forward tunnel open", "tunnel", info.ID, "port", info.HostPort, "addr", addr)
+	}
 	return info, nil
 }
 

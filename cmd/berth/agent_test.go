@@ -159,8 +159,11 @@ func testForwardTunnel(t *testing.T, b *berth, inst rpc.Instance) {
 }
 
 // echoCheck sends size random bytes through addr and checks the echo.
-func echoCheck(addr string, size, n int) error {
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+func echoCheck(addr string, size, n int) error { return echoCheckOn("tcp", addr, size, n) }
+
+// echoCheckOn is echoCheck on a network: tcp or unix.
+func echoCheckOn(network, addr string, size, n int) error {
+	c, err := net.DialTimeout(network, addr, 10*time.Second)
 	if err != nil {
 		return fmt.Errorf("conn %d: %w", n, err)
 	}
@@ -172,7 +175,7 @@ func echoCheck(addr string, size, n int) error {
 	werr := make(chan error, 1)
 	go func() {
 		_, err := c.Write(append([]byte{'e'}, data...)) // 'e': echo mode
-		c.(*net.TCPConn).CloseWrite()
+		c.(interface{ CloseWrite() error }).CloseWrite()
 		werr <- err
 	}()
 	h := sha256.New()

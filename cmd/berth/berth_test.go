@@ -167,9 +167,15 @@ func startBerth(t *testing.T, e engine, args ...string) *berth {
 // startBerthBin is startBerth with the berth binary at bin.
 func startBerthBin(t *testing.T, bin string, e engine, args ...string) *berth {
 	t.Helper()
+	return startBerthLog(t, bin, e, &testWriter{t: t}, args...)
+}
+
+// startBerthLog is startBerthBin with berth's stderr going to stderr.
+func startBerthLog(t *testing.T, bin string, e engine, stderr io.Writer, args ...string) *berth {
+	t.Helper()
 	cmd := exec.Command(bin, append([]string{"--stdio", "--backend", e.name}, args...)...)
 	cmd.Env = append(os.Environ(), "BERTH_IMAGE="+e.image)
-	cmd.Stderr = &testWriter{t: t}
+	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

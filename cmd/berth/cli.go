@@ -53,13 +53,8 @@ func openSession(cmd *cobra.Command, g *globalFlags, o cliOptions) (*cliSession,
 	if err != nil {
 		return nil, err
 	}
-	log, closeLog, err := newLogger(*g, false, cmd.ErrOrStderr())
+	srv, log, closeAll, err := setup(*g, false, cmd.ErrOrStderr())
 	if err != nil {
-		return nil, err
-	}
-	srv, closeBackends, err := newServer(*g, log)
-	if err != nil {
-		closeLog()
 		return nil, err
 	}
 	cli := &cliClient{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), exits: make(chan rpc.ExitParams, 1), progress: o.progress}
@@ -79,8 +74,7 @@ func openSession(cmd *cobra.Command, g *globalFlags, o cliOptions) (*cliSession,
 		cli.shutdown(ctx)
 		cli.c.Close()
 		wg.Wait()
-		closeBackends()
-		closeLog()
+		closeAll()
 	}
 	init := rpc.InitializeParams{RootPath: ws, InitializationOptions: &rpc.InitializationOptions{Image: g.image, Config: g.config}}
 	if o.noWorkspace {

@@ -20,6 +20,7 @@ import (
 	"github.com/berthdev/berth/backends/docker"
 	"github.com/berthdev/berth/backends/incus"
 	"github.com/berthdev/berth/rpc"
+	"github.com/berthdev/berth/secrets"
 	"github.com/berthdev/berth/session"
 )
 
@@ -54,6 +55,7 @@ type globalFlags struct {
 	noAgent   bool
 	noFast    bool
 	config    string
+	secrets   string // --secrets-file
 }
 
 // run builds the command tree and runs it. Errors that are not an
@@ -115,7 +117,8 @@ directory).`,
 	pf.StringVar(&g.config, "config", "", "devcontainer.json or Containerfile to use instead of discovering one")
 	pf.StringVar(&g.logFile, "log-file", "", "write logs here instead of stderr")
 	pf.StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default info when serving, warn for commands)")
-	pf.BoolVar(&g.trace, "trace", false, "log every protocol frame (implies --log-level debug)")
+	pf.BoolVar(&g.trace, "trace", false, "log every protocol frame (implies --log-level debug; secrets masked)")
+	pf.StringVar(&g.secrets, "secrets-file", "", "JSON object of environment variables for every process, kept out of logs")
 	pf.BoolVar(&g.noFast, "no-fastpath", os.Getenv("BERTH_NO_FASTPATH") == "1", "keep the agent on the engine's exec stream even when the engine is local")
 	pf.BoolVar(&g.noAgent, "no-agent", os.Getenv("BERTH_NO_AGENT") == "1", "don't use the in-container agent: plain backend exec, no tunnels")
 	_ = root.RegisterFlagCompletionFunc("backend", cobra.FixedCompletions([]string{docker.Name, incus.Name}, cobra.ShellCompDirectiveNoFileComp))
@@ -153,17 +156,40 @@ func usageErr(cmd *cobra.Command, err error) error {
 
 // withServer sets up logging and an in-process server for one invocation.
 func withServer(cmd *cobra.Command, g *globalFlags, serving bool, f func(*rpc.Server, *slog.Logger) error) error {
-	log, closeLog, err := newLogger(*g, serving, cmd.ErrOrStderr())
+	srv, log, closeAll, err := setup(*g, serving, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
-	defer closeLog()
-	srv, closeBackends, err := newServer(*g, log)
-	if err != nil {
-		return err
-	}
-	defer closeBackends()
+	defer closeAll()
 	return f(srv, log)
+}
+
+// setup reads the secrets, and makes the logger and the server; closeAll
+// undoes it.
+func setup(g globalFlags, serving bool, stderr io.Writer) (_ *rpc.Server, _ *slog.Logger, closeAll func(), _ error) {
+	var env map[string]string
+	if g.secrets != "" {
+		var err error
+		if env, err = secrets.ReadFile(g.secrets); err != nil {
+			return nil, nil, nil, fmt.Errorf("--secrets-file: %w", err)
+		}
+	}
+	log, closeLog, err := newLogger(g, serving, stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// One masker for every log line, the session's included.
+	masker := secrets.NewMasker()
+	log = secrets.Logger(log, masker)
+	srv, closeBackends, err := newServer(g, log, env, masker)
+	if err != nil {
+		closeLog()
+		return nil, nil, nil, err
+	}
+	return srv, log, func() {
+		closeBackends()
+		closeLog()
+	}, nil
 }
 
 func envOr(key, def string) string {
@@ -203,7 +229,7 @@ type backendCloser interface {
 	Close() error
 }
 
-func newServer(g globalFlags, log *slog.Logger) (*rpc.Server, func(), error) {
+func newServer(g globalFlags, log *slog.Logger, env map[string]string, masker *secrets.Masker) (*rpc.Server, func(), error) {
 	constructors := map[string]func() (backendCloser, error){
 		docker.Name: func() (backendCloser, error) { return docker.New(log, berthVersion()) },
 		incus.Name:  func() (backendCloser, error) { return incus.New(log, berthVersion()) },
@@ -248,6 +274,8 @@ func newServer(g globalFlags, log *slog.Logger) (*rpc.Server, func(), error) {
 		Logger:   log,
 		Version:  berthVersion(),
 		Trace:    g.trace,
+		Secrets:  env,
+		Masker:   masker,
 	})
 	return srv, func() {
 		for _, c := range closers {
