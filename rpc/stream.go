@@ -51,6 +51,10 @@ type frameStream struct {
 	c     io.Closer
 	log   *slog.Logger
 	trace bool
+	// token is what the client must show before anything is served (see
+	// admit); nil once it has, or when none is needed. Only the reader
+	// touches it.
+	token []byte
 
 	wmu sync.Mutex // guards w and serialises frames
 	w   *bufio.Writer
@@ -118,6 +122,9 @@ func (s *frameStream) ReadObject(v any) error {
 		var fe *frameError
 		if errors.As(err, &fe) {
 			s.log.Warn("bad frame", "err", fe.msg)
+			if s.token != nil {
+				return s.refuse(nil, "send initialize with initializationOptions.token first")
+			}
 			if werr := s.writeError(fe); werr != nil {
 				return werr
 			}
@@ -128,10 +135,13 @@ func (s *frameStream) ReadObject(v any) error {
 		}
 		s.big = s.big || len(body) > releaseAbove
 		if s.trace {
-			s.log.Debug("recv", "frame", string(body))
+			s.log.Debug("recv", "frame", string(redact(body)))
 		}
 		if fe := validate(body); fe != nil {
 			s.log.Warn("bad message", "err", fe.msg)
+			if s.token != nil {
+				return s.refuse(fe.id, "send initialize with initializationOptions.token first")
+			}
 			if fe.id == nil && fe.code == jsonrpc2.CodeInvalidParams {
 				continue // a notification gets no answer
 			}
@@ -139,6 +149,11 @@ func (s *frameStream) ReadObject(v any) error {
 				return werr
 			}
 			continue
+		}
+		if s.token != nil {
+			if err := s.admit(body); err != nil {
+				return err
+			}
 		}
 		// v is reused by jsonrpc2 across reads; a failed decode must not
 		// leave the previous message in it.

@@ -28,6 +28,9 @@ type InitializationOptions struct {
 	Backend string `json:"backend,omitempty"`
 	Image   string `json:"image,omitempty"`
 	Config  string `json:"config,omitempty"` // explicit devcontainer.json or Containerfile
+	// Token authenticates a client of `berth --tcp` (see ConnOptions);
+	// berth never logs it.
+	Token string `json:"token,omitempty"`
 }
 
 // InitializeResult answers initialize.
