@@ -1,7 +1,9 @@
 // Command berth is the berth sidecar and its command-line client.
 //
 //	berth --stdio              serve one editor on stdin/stdout
-//	berth --tcp 127.0.0.1:7420 serve editors on TCP (for debugging berth)
+//	berth --listen unix:PATH   serve editors of the same user on a unix socket
+//	berth --tcp 127.0.0.1:7420 serve editors on loopback TCP, with a token
+//	berth connect ADDR         bridge stdin/stdout to a running berth
 //	berth up | exec -- CMD | ls | down [--rm] | path to-container|to-host P... | version
 package main
 

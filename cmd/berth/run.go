@@ -7,14 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sync"
 	"syscall"
+	"time"
 
 	"github.com/berthdev/berth/agent"
+	"github.com/berthdev/berth/attach"
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/backends/docker"
 	"github.com/berthdev/berth/backends/incus"
@@ -44,6 +44,11 @@ func berthVersion() string {
 type globalFlags struct {
 	stdio     bool
 	tcp       string
+	listen    string
+	insecure  bool
+	tokenFile string
+	maxConns  int
+	initWait  time.Duration
 	backend   string
 	image     string
 	workspace string
@@ -59,7 +64,11 @@ const usage = `usage: berth [flags] COMMAND [args]
 
 Serve an editor:
   berth --stdio                  speak JSON-RPC on stdin/stdout
-  berth --tcp 127.0.0.1:7420     speak JSON-RPC on TCP, for debugging berth
+  berth --listen unix:PATH       serve editors of your own user on a unix socket (mode 0600)
+  berth --tcp 127.0.0.1:7420     serve editors on loopback TCP; clients need the token whose
+                                 file berth names on stderr
+  berth connect ADDR             bridge stdin/stdout to a running berth (unix:PATH or
+                                 [tcp:]HOST:PORT), adding the TCP token to initialize
 
 Commands (the workspace is --workspace or the current directory):
   up [--recreate]                start or reattach the workspace's container; print it as JSON
@@ -81,7 +90,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fs.PrintDefaults()
 	}
 	fs.BoolVar(&g.stdio, "stdio", false, "serve the protocol on stdin/stdout")
-	fs.StringVar(&g.tcp, "tcp", "", "serve the protocol on this TCP address")
+	fs.StringVar(&g.tcp, "tcp", "", "serve the protocol on this loopback TCP address, with a token")
+	fs.StringVar(&g.listen, "listen", "", "serve the protocol on unix:PATH to your own user (and root)")
+	fs.BoolVar(&g.insecure, "tcp-insecure-listen", false, "let --tcp listen on an address that isn't loopback (the token is still required)")
+	fs.StringVar(&g.tokenFile, "tcp-token-file", "", "read the TCP token from this file (mode 0600) instead of $BERTH_TOKEN or a generated one")
+	fs.IntVar(&g.maxConns, "max-connections", attach.DefaultMaxConns, "most concurrent connections on --tcp or --listen; more are refused")
+	fs.DurationVar(&g.initWait, "init-timeout", attach.DefaultInitTimeout, "close --tcp and --listen connections that haven't initialized within this")
 	fs.StringVar(&g.backend, "backend", envOr("BERTH_BACKEND", docker.Name), "container backend: docker or incus")
 	fs.StringVar(&g.image, "image", os.Getenv("BERTH_IMAGE"), "image for new containers (default $BERTH_IMAGE)")
 	fs.StringVar(&g.workspace, "workspace", "", "workspace folder for commands (default: current directory)")
@@ -98,11 +112,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitError{2}
 	}
 	rest := fs.Args()
-	if g.stdio && g.tcp != "" {
-		fmt.Fprintln(stderr, "berth: --stdio and --tcp are exclusive")
+	modes := 0
+	for _, on := range []bool{g.stdio, g.tcp != "", g.listen != ""} {
+		if on {
+			modes++
+		}
+	}
+	if modes > 1 {
+		fmt.Fprintln(stderr, "berth: --stdio, --tcp and --listen are exclusive")
 		return exitError{2}
 	}
-	serving := g.stdio || g.tcp != ""
+	serving := modes == 1
 	if !serving && len(rest) == 0 {
 		fs.Usage()
 		return exitError{2}
@@ -111,12 +131,24 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stdout, "berth", berthVersion())
 		return nil
 	}
+	if !serving && rest[0] == "connect" {
+		return connect(ctx, g, rest[1:], stdin, stdout, stderr)
+	}
 
 	log, closeLog, err := newLogger(g, serving, stderr)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
+
+	// Bind before the backends start, so a refused address fails at once.
+	var ln *attach.Listener
+	if g.tcp != "" || g.listen != "" {
+		if ln, err = listen(g, log, stderr); err != nil {
+			return err
+		}
+		defer ln.Close()
+	}
 
 	srv, closeBackends, err := newServer(g, log)
 	if err != nil {
@@ -127,8 +159,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch {
 	case g.stdio:
 		return serveStdio(ctx, srv, stdin, stdout)
-	case g.tcp != "":
-		return serveTCP(ctx, srv, g.tcp, log, stderr)
+	case ln != nil:
+		ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		defer stop()
+		return ln.Serve(ctx, srv)
 	}
 	return command(ctx, srv, g, rest, stdin, stdout, stderr, log)
 }
@@ -246,33 +280,31 @@ func serveStdio(ctx context.Context, srv *rpc.Server, stdin io.Reader, stdout io
 	return err
 }
 
-func serveTCP(ctx context.Context, srv *rpc.Server, addr string, log *slog.Logger, stderr io.Writer) error {
+func listen(g globalFlags, log *slog.Logger, stderr io.Writer) (*attach.Listener, error) {
+	o := attach.Options{
+		TCP: g.tcp, Insecure: g.insecure, TokenFile: g.tokenFile, Token: os.Getenv("BERTH_TOKEN"),
+		MaxConns: g.maxConns, InitTimeout: g.initWait, Log: log, Notice: stderr,
+	}
+	if g.listen != "" {
+		path, err := attach.ParseListen(g.listen)
+		if err != nil {
+			return nil, err
+		}
+		o.Unix = path
+	}
+	return attach.Listen(o)
+}
+
+// connect is `berth connect [--tcp-token-file PATH] ADDR`.
+func connect(ctx context.Context, g globalFlags, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("berth connect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&g.tokenFile, "tcp-token-file", g.tokenFile, "read the TCP token from this file instead of $BERTH_TOKEN or the default token file")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: berth connect [--tcp-token-file PATH] unix:PATH | [tcp:]HOST:PORT")
+		return exitError{2}
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer stop()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("--tcp: %w", err)
-	}
-	fmt.Fprintf(stderr, "berth: listening on %s\n", ln.Addr())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	stopAccept := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stopAccept()
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("accept: %w", err)
-		}
-		log.Info("client connected", "remote", nc.RemoteAddr().String())
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.ServeConn(ctx, nc); err != nil {
-				log.Info("client ended", "remote", nc.RemoteAddr().String(), "err", err)
-			}
-		}()
-	}
+	return attach.Connect(ctx, attach.ConnectOptions{Addr: fs.Arg(0), TokenFile: g.tokenFile, Token: os.Getenv("BERTH_TOKEN")}, stdin, stdout)
 }
