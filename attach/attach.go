@@ -147,8 +147,13 @@ func Listen(o Options) (*Listener, error) {
 	return l, nil
 }
 
-// Addr is the bound address.
-func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+// Addr is the address clients dial.
+func (l *Listener) Addr() net.Addr {
+	if l.sockPath != "" {
+		return &net.UnixAddr{Name: l.sockPath, Net: "unix"} // not the name it was bound under
+	}
+	return l.ln.Addr()
+}
 
 // TokenFile is the token file berth wrote, or "" when the token was
 // supplied or the listener is a unix socket.
