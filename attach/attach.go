@@ -137,10 +137,11 @@ func Listen(o Options) (*Listener, error) {
 		l.tokenFile = path
 	}
 	l.token = token
-	fmt.Fprintf(o.Notice, "berth: listening on %s\n", addr)
 	if l.tokenFile != "" {
 		fmt.Fprintf(o.Notice, "berth: token in %s (clients send it as initializationOptions.token; berth connect reads it)\n", l.tokenFile)
 	}
+	// Last: scripts wait for this line.
+	fmt.Fprintf(o.Notice, "berth: listening on %s\n", addr)
 	if o.Insecure && !addr.IP.IsLoopback() {
 		l.log.Warn("listening beyond loopback: anyone who can reach this address and has the token can run commands as berth's user", "addr", addr.String())
 	}
