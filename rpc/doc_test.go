@@ -31,6 +31,7 @@ func TestProtocolDocCoversTheProtocol(t *testing.T) {
 		CodeNoSuchProcess, CodeNoWorkspace, CodeInstanceNotFound, CodeCommandNotFound, CodeProcessExited,
 		CodeForeignInstance, CodeNotSupported, CodeShuttingDown, CodeInstanceNotRunning, CodeNeedsAgent,
 		CodeNoSuchTunnel, CodeBindFailed, CodeAgentLost, CodeBadConfig, CodeBuildFailed,
+		CodeRequestFailed, CodeUnauthorized,
 	}
 	for _, c := range codes {
 		if !strings.Contains(doc, "| "+strconv.FormatInt(c, 10)+" |") {

@@ -30,6 +30,7 @@ const (
 
 	CodeServerNotInitialized = -32002 // LSP: request before initialize
 	CodeRequestCancelled     = -32800 // LSP: $/cancelRequest honoured
+	CodeRequestFailed        = -32803 // LSP: refused though well-formed: too many connections
 
 	CodeBackendUnavailable = -32010 // the engine's daemon does not answer
 	CodeImageNotFound      = -32011 // image missing and not obtainable, or none configured
@@ -49,6 +50,7 @@ const (
 	CodeBadConfig          = -32025 // the workspace's configuration is broken or unsupported
 	CodeBuildFailed        = -32026 // the image build failed
 	CodeHookFailed         = -32027 // a create hook failed in a new container
+	CodeUnauthorized       = -32028 // no valid token, or a peer of another user; the connection closes
 	CodeNotExecutable      = -32031 // the executable exists but cannot be run
 )
 
@@ -108,6 +110,8 @@ var sentinelCodes = []struct {
 	{tools.ErrBadFormat, CodeInvalidParams},
 	{tools.ErrBadRequest, CodeInvalidParams},
 	{context.Canceled, CodeRequestCancelled},
+	{ErrUnauthorized, CodeUnauthorized},
+	{ErrTooManyConnections, CodeRequestFailed},
 }
 
 // jsonType names a Go type the way a client thinks of it.

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/sourcegraph/jsonrpc2"
 	"go.lsp.dev/protocol"
@@ -122,17 +123,23 @@ type conn struct {
 // has ended. It returns nil after a clean exit or disconnect, and
 // ErrExitWithoutShutdown when LSP wants exit code 1.
 func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser) error {
-	return s.serve(ctx, rwc, true)
+	return s.serve(ctx, rwc, true, ConnOptions{})
+}
+
+// ServeConnWith is ServeConn for a connection that may need a token and an
+// initialize deadline: one accepted on a socket.
+func (s *Server) ServeConnWith(ctx context.Context, rwc io.ReadWriteCloser, opts ConnOptions) error {
+	return s.serve(ctx, rwc, true, opts)
 }
 
 // ServeCommand is ServeConn for a one-off command, such as the CLI's
 // `berth up`: it is not an editor session, so its end never stops a
 // container (shutdownAction).
 func (s *Server) ServeCommand(ctx context.Context, rwc io.ReadWriteCloser) error {
-	return s.serve(ctx, rwc, false)
+	return s.serve(ctx, rwc, false, ConnOptions{})
 }
 
-func (s *Server) serve(ctx context.Context, rwc io.ReadWriteCloser, editor bool) error {
+func (s *Server) serve(ctx context.Context, rwc io.ReadWriteCloser, editor bool, opts ConnOptions) error {
 	c := &conn{
 		s:       s,
 		log:     s.opts.Logger,
@@ -145,14 +152,41 @@ func (s *Server) serve(ctx context.Context, rwc io.ReadWriteCloser, editor bool)
 	defer cancel()
 
 	stream := newFrameStream(rwc, s.opts.Logger, s.opts.Trace)
+	if opts.Token != "" {
+		stream.token = []byte(opts.Token)
+		stream.fr.limit = maxUnauthFrame
+	}
 	c.stream = stream
+	var initDeadline <-chan time.Time
+	if opts.InitTimeout > 0 {
+		t := time.NewTimer(opts.InitTimeout)
+		defer t.Stop()
+		initDeadline = t.C
+	}
 	rc := jsonrpc2.NewConn(ctx, stream, c, jsonrpc2.SetLogger(slogAdapter{s.opts.Logger}))
 	c.setConn(rc)
 
-	select {
-	case <-rc.DisconnectNotify():
-	case <-ctx.Done():
-		_ = rc.Close()
+wait:
+	for {
+		select {
+		case <-rc.DisconnectNotify():
+			break wait
+		case <-ctx.Done():
+			_ = rc.Close()
+			break wait
+		case <-initDeadline:
+			initDeadline = nil
+			c.mu.Lock()
+			idle := c.state == stateNew
+			c.mu.Unlock()
+			if idle {
+				c.log.Info("closing a connection that did not initialize in time", "timeout", opts.InitTimeout)
+				setWriteDeadline(rwc, time.Now().Add(refuseWrite))
+				_ = stream.writeError(&frameError{code: CodeServerNotInitialized,
+					msg: fmt.Sprintf("server not initialized: no initialize within %s; closing the connection", opts.InitTimeout)})
+				_ = rc.Close()
+			}
+		}
 	}
 	cancel() // ends in-flight requests
 	c.wg.Wait()

@@ -53,6 +53,10 @@ type frameStream struct {
 	c     io.Closer
 	log   *slog.Logger
 	trace bool
+	// token is what the client must show before anything is served (see
+	// admit); nil once it has, or when none is needed. Only the reader
+	// touches it.
+	token []byte
 
 	// params is the last request's params when they were too big to pass
 	// through jsonrpc2, which copies them several times over; Handle takes
@@ -125,6 +129,9 @@ func (s *frameStream) ReadObject(v any) error {
 		var fe *frameError
 		if errors.As(err, &fe) {
 			s.log.Warn("bad frame", "err", fe.msg)
+			if s.token != nil {
+				return s.refuse(nil, "send initialize with initializationOptions.token first")
+			}
 			if werr := s.writeError(fe); werr != nil {
 				return werr
 			}
@@ -136,12 +143,15 @@ func (s *frameStream) ReadObject(v any) error {
 		s.big = s.big || len(body) > releaseAbove
 		if s.trace {
 			// The secrets an initialize carries are not yet known to the
-			// masker.
-			s.log.Debug("recv", "frame", secrets.RedactJSON(body))
+			// masker, nor is a token ever logged.
+			s.log.Debug("recv", "frame", secrets.RedactJSON(redact(body)))
 		}
 		params, fe := check(body)
 		if fe != nil {
 			s.log.Warn("bad message", "err", fe.msg)
+			if s.token != nil {
+				return s.refuse(fe.id, "send initialize with initializationOptions.token first")
+			}
 			if fe.id == nil && fe.code == jsonrpc2.CodeInvalidParams {
 				continue // a notification gets no answer
 			}
@@ -149,6 +159,11 @@ func (s *frameStream) ReadObject(v any) error {
 				return werr
 			}
 			continue
+		}
+		if s.token != nil {
+			if err := s.admit(body); err != nil {
+				return err
+			}
 		}
 		s.params = nil
 		if len(params) > stashAbove {

@@ -31,6 +31,9 @@ type InitializationOptions struct {
 	// Secrets are environment variables for every process of the
 	// client; never logged, traced or reported.
 	Secrets map[string]string `json:"secrets,omitempty"`
+	// Token authenticates a client of `berth --tcp` (see ConnOptions);
+	// berth never logs it.
+	Token string `json:"token,omitempty"`
 }
 
 // InitializeResult answers initialize.

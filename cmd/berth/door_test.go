@@ -32,7 +32,7 @@ func buildDoorProbe(t *testing.T) string {
 }
 
 // copyFile puts the file at src into the instance as dst, mode 0755.
-func copyFile(t *testing.T, d backends.Backend, id, src, dst string) {
+func copyIntoInstance(t *testing.T, d backends.Backend, id, src, dst string) {
 	t.Helper()
 	data, err := os.ReadFile(src)
 	if err != nil {
@@ -137,7 +137,7 @@ func testAgentDoor(t *testing.T, e engine, probe string) {
 	}
 
 	// The agent's children are dumpable again.
-	copyFile(t, d, inst.ID, probe, "/tmp/doorprobe")
+	copyIntoInstance(t, d, inst.ID, probe, "/tmp/doorprobe")
 	for _, user := range []string{"0", "1000"} {
 		var run rpc.RunResult
 		b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"/tmp/doorprobe", "dumpable"}, User: user}, &run)

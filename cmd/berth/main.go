@@ -1,8 +1,10 @@
 // Command berth is the berth sidecar and its command-line client.
 //
 //	berth --stdio              serve one editor on stdin/stdout
-//	berth --tcp 127.0.0.1:7420 serve editors on TCP
-//	berth up | exec | shell | ls | down | path | version | completion
+//	berth --listen unix:PATH   serve editors of the same user on a unix socket
+//	berth --tcp 127.0.0.1:7420 serve editors on loopback TCP, with a token
+//	berth connect ADDR         bridge stdin/stdout to a running berth
+//	berth up | exec | shell | forward | ls | down | path | version | completion
 //
 // Exit codes follow docker's: a command's own code, 125 when berth itself
 // fails, 126 when the command cannot be invoked, 127 when it is not found.

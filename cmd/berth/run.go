@@ -6,16 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/berthdev/berth/agent"
+	"github.com/berthdev/berth/attach"
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/backends/docker"
 	"github.com/berthdev/berth/backends/incus"
@@ -46,6 +46,11 @@ func berthVersion() string {
 type globalFlags struct {
 	stdio     bool
 	tcp       string
+	listen    string // unix:PATH
+	insecure  bool   // --tcp-insecure-listen
+	tokenFile string
+	maxConns  int
+	initWait  time.Duration
 	backend   string
 	image     string
 	workspace string
@@ -86,17 +91,28 @@ directory).`,
 		SilenceErrors:     true,
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			modes := 0
+			for _, on := range []bool{g.stdio, g.tcp != "", g.listen != ""} {
+				if on {
+					modes++
+				}
+			}
 			switch {
-			case g.stdio && g.tcp != "":
-				return usageErr(cmd, errors.New("--stdio and --tcp are exclusive"))
-			case !g.stdio && g.tcp == "":
+			case modes > 1:
+				return usageErr(cmd, errors.New("--stdio, --tcp and --listen are exclusive"))
+			case modes == 0:
 				return cmd.Help()
+			case g.tcp != "":
+				// Refuse an address before the backends start.
+				if err := attach.CheckTCP(g.tcp, g.insecure); err != nil {
+					return err
+				}
 			}
 			return withServer(cmd, &g, true, func(srv *rpc.Server, log *slog.Logger) error {
 				if g.stdio {
 					return serveStdio(cmd.Context(), srv, stdin, stdout)
 				}
-				return serveTCP(cmd.Context(), srv, g.tcp, log, stderr)
+				return serveListener(cmd.Context(), srv, g, log, stderr)
 			})
 		},
 	}
@@ -108,7 +124,12 @@ directory).`,
 
 	f := root.Flags()
 	f.BoolVar(&g.stdio, "stdio", false, "serve the protocol on stdin/stdout")
-	f.StringVar(&g.tcp, "tcp", "", "serve the protocol on this TCP address")
+	f.StringVar(&g.tcp, "tcp", "", "serve the protocol on this loopback TCP address; clients need the token whose file berth names on stderr")
+	f.StringVar(&g.listen, "listen", "", "serve the protocol on unix:PATH to your own user (and root)")
+	f.BoolVar(&g.insecure, "tcp-insecure-listen", false, "let --tcp listen on an address that isn't loopback (the token is still required)")
+	f.StringVar(&g.tokenFile, "tcp-token-file", "", "read the TCP token from this file (mode 0600) instead of $BERTH_TOKEN or a generated one")
+	f.IntVar(&g.maxConns, "max-connections", attach.DefaultMaxConns, "most concurrent connections on --tcp or --listen; more are refused")
+	f.DurationVar(&g.initWait, "init-timeout", attach.DefaultInitTimeout, "close --tcp and --listen connections that haven't initialized within this")
 
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.backend, "backend", envOr("BERTH_BACKEND", docker.Name), "container backend: docker or incus ($BERTH_BACKEND)")
@@ -125,7 +146,7 @@ directory).`,
 	_ = root.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 
 	root.AddCommand(
-		upCmd(&g), execCmd(&g), shellCmd(&g), forwardCmd(&g), lsCmd(&g), downCmd(&g), pathCmd(&g),
+		connectCmd(), upCmd(&g), execCmd(&g), shellCmd(&g), forwardCmd(&g), lsCmd(&g), downCmd(&g), pathCmd(&g),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print berth's version",
@@ -307,33 +328,46 @@ func serveStdio(ctx context.Context, srv *rpc.Server, stdin io.Reader, stdout io
 	return err
 }
 
-func serveTCP(ctx context.Context, srv *rpc.Server, addr string, log *slog.Logger, stderr io.Writer) error {
+// serveListener serves editors on --tcp or --listen until ctx ends or a
+// signal comes.
+func serveListener(ctx context.Context, srv *rpc.Server, g globalFlags, log *slog.Logger, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer stop()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("--tcp: %w", err)
+	o := attach.Options{
+		TCP: g.tcp, Insecure: g.insecure, TokenFile: g.tokenFile, Token: os.Getenv("BERTH_TOKEN"),
+		MaxConns: g.maxConns, InitTimeout: g.initWait, Log: log, Notice: stderr,
 	}
-	fmt.Fprintf(stderr, "berth: listening on %s\n", ln.Addr())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	stopAccept := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stopAccept()
-	for {
-		nc, err := ln.Accept()
+	if g.listen != "" {
+		path, err := attach.ParseListen(g.listen)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("accept: %w", err)
+			return err
 		}
-		log.Info("client connected", "remote", nc.RemoteAddr().String())
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.ServeConn(ctx, nc); err != nil {
-				log.Info("client ended", "remote", nc.RemoteAddr().String(), "err", err)
-			}
-		}()
+		o.Unix = path
 	}
+	ln, err := attach.Listen(o)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	return ln.Serve(ctx, srv)
+}
+
+func connectCmd() *cobra.Command {
+	var tokenFile string
+	cmd := &cobra.Command{
+		Use:   "connect unix:PATH | [tcp:]HOST:PORT",
+		Short: "Bridge stdin/stdout to a running berth, adding the TCP token to initialize",
+		Long: `Bridge stdin/stdout to a berth serving --listen or --tcp, for editors that
+can only spawn a process. On TCP it adds the token to the client's
+initialize: from --tcp-token-file, else $BERTH_TOKEN, else the token file
+the serving berth wrote for that port.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+			defer stop()
+			return attach.Connect(ctx, attach.ConnectOptions{Addr: args[0], TokenFile: tokenFile, Token: os.Getenv("BERTH_TOKEN")}, cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&tokenFile, "tcp-token-file", "", "read the TCP token from this file instead of $BERTH_TOKEN or the default token file")
+	return cmd
 }

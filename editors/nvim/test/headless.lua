@@ -261,33 +261,36 @@ local ok, err = pcall(function()
   berth.stop()
   check(berth.client == nil, 'berth stopped')
 
-  -- The same over TCP: a `berth --tcp` server started here.
-  -- Port 0: berth picks one and prints `berth: listening on ADDR`.
-  local addr
-  local job = vim.fn.jobstart({ berth_bin, '--tcp', '127.0.0.1:0', '--backend', 'docker' }, {
-    on_stderr = function(_, data)
-      for _, line in ipairs(data) do
-        local a = line:match('listening on (%S+)')
-        if a then
-          addr = a
+  -- The same attached to a running berth, through `berth connect`: over
+  -- TCP (port 0: berth picks one and prints `berth: listening on ADDR`;
+  -- berth connect finds the token file) and over a unix socket.
+  for _, listen in ipairs({ { '--tcp', '127.0.0.1:0' }, { '--listen', 'unix:' .. tmp .. '/berth.sock' } }) do
+    local addr
+    local job = vim.fn.jobstart({ berth_bin, listen[1], listen[2], '--backend', 'docker' }, {
+      on_stderr = function(_, data)
+        for _, line in ipairs(data) do
+          local a = line:match('listening on (%S+)')
+          if a then
+            addr = a
+          end
         end
-      end
-    end,
-  })
-  local up_tcp = vim.wait(20000, function()
-    return addr ~= nil
-  end, 20)
-  check(up_tcp, 'berth --tcp listening on ' .. tostring(addr))
-  berth.setup({ tcp = addr, image = image })
-  berth.last = {}
-  vim.cmd('BerthStatus')
-  vim.wait(timeout, function()
-    return berth.last.status ~= nil or failed('berth/status')
-  end, 50)
-  check(berth.last.status == vim.NIL and berth.server and berth.server.capabilities.berth.defaultWorkspace == ws,
-    ':BerthStatus over --tcp', vim.inspect(berth.last))
-  berth.stop()
-  vim.fn.jobstop(job)
+      end,
+    })
+    local up = vim.wait(20000, function()
+      return addr ~= nil
+    end, 20)
+    check(up, 'berth ' .. listen[1] .. ' listening on ' .. tostring(addr))
+    berth.setup({ cmd = { berth_bin, '--stdio' }, connect = addr, image = image })
+    berth.last = {}
+    vim.cmd('BerthStatus')
+    vim.wait(timeout, function()
+      return berth.last.status ~= nil or failed('berth/status')
+    end, 50)
+    check(berth.last.status == vim.NIL and berth.server and berth.server.capabilities.berth.defaultWorkspace == ws,
+      ':BerthStatus over ' .. listen[1], vim.inspect(berth.last))
+    berth.stop()
+    vim.fn.jobstop(job)
+  end
 end)
 if not ok then
   fail('error: ' .. tostring(err))

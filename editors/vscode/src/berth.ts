@@ -3,6 +3,7 @@
 // the output channel and $/progress in progress notifications.
 
 import * as net from 'net';
+import * as os from 'os';
 import * as vscode from 'vscode';
 import {
   CancellationToken as LspCancellationToken,
@@ -16,7 +17,7 @@ import {
   WorkDoneProgress,
 } from 'vscode-languageclient/node';
 import { ProcessRouter } from './logic/router';
-import { initializationOptions, parseTcpAddress, serverCommand } from './logic/settings';
+import { initializationOptions, parseAttachAddress, resolveToken, serverCommand } from './logic/settings';
 import type { ConfigChangedParams, ExitParams, InitializeResult, OutputParams } from './logic/wire';
 
 export type ConfigChangedHandler = (p: ConfigChangedParams) => void;
@@ -75,13 +76,18 @@ export class Berth implements vscode.Disposable {
       backend: cfg.get<string>('backend', ''),
       image: cfg.get<string>('image', ''),
       tcp: cfg.get<string>('tcp', ''),
+      tokenFile: cfg.get<string>('tokenFile', ''),
     };
-    const tcp = parseTcpAddress(settings.tcp);
+    const attach = parseAttachAddress(settings.tcp);
     let serverOptions: ServerOptions;
-    if (tcp) {
+    let token: string | undefined;
+    if (attach) {
+      if (attach.kind === 'tcp') {
+        token = await resolveToken(settings.tokenFile, attach.port, { env: process.env, platform: process.platform, home: os.homedir() });
+      }
       serverOptions = () =>
         new Promise<StreamInfo>((resolve, reject) => {
-          const sock = net.connect(tcp.port, tcp.host);
+          const sock = attach.kind === 'unix' ? net.connect({ path: attach.path }) : net.connect(attach.port, attach.host);
           sock.once('connect', () => resolve({ reader: sock, writer: sock }));
           sock.once('error', reject);
         });
@@ -94,7 +100,7 @@ export class Berth implements vscode.Disposable {
       diagnosticCollectionName: 'berth',
       outputChannel: this.output,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
-      initializationOptions: initializationOptions(settings),
+      initializationOptions: initializationOptions(settings, token),
       initializationFailedHandler: (err) => {
         this.output.appendLine(`berth: initialize failed: ${err instanceof Error ? err.message : String(err)}`);
         return false;
@@ -115,7 +121,7 @@ export class Berth implements vscode.Disposable {
     client.onNotification('berth/exit', (p: ExitParams) => this.router.exit(p));
     client.onNotification('berth/configChanged', (p: ConfigChangedParams) => this.configChanged.fire(p));
     const info = this.initializeResult?.serverInfo;
-    this.output.appendLine(`berth: connected to ${info?.name ?? 'berth'} ${info?.version ?? ''} (${tcp ? `tcp ${tcp.host}:${tcp.port}` : 'stdio'})`);
+    this.output.appendLine(`berth: connected to ${info?.name ?? 'berth'} ${info?.version ?? ''} (${attach ? (attach.kind === 'unix' ? `unix ${attach.path}` : `tcp ${attach.host}:${attach.port}`) : 'stdio'})`);
     return client;
   }
 

@@ -12,7 +12,8 @@ local M = {}
 
 M.defaults = {
   cmd = { 'berth', '--stdio' }, -- how to spawn berth
-  tcp = nil, -- 'host:port' of a `berth --tcp` server instead of spawning
+  connect = nil, -- attach to a running berth instead: 'unix:PATH' or 'host:port', through `berth connect`
+  tcp = nil, -- older name for connect
   backend = nil, -- initializationOptions.backend: 'docker' or 'incus'
   image = nil, -- initializationOptions.image
   config = nil, -- initializationOptions.config: devcontainer.json or Containerfile
@@ -321,9 +322,15 @@ function M.start()
   end
   local root = M.config.root or uv.cwd()
   local client
+  local cmd = M.config.cmd
+  local attach = M.config.connect or M.config.tcp
+  if attach then
+    -- Neovim can't dial a unix socket with vim.lsp.rpc, nor read berth's
+    -- token file: berth connect does both and speaks stdio.
+    cmd = { M.config.cmd[1], 'connect', attach }
+  end
   local ok, started = pcall(rpc.start, {
-    cmd = M.config.cmd,
-    tcp = M.config.tcp,
+    cmd = cmd,
     cwd = root,
     on_notification = function(method, params)
       local h = handlers[method]
@@ -343,7 +350,7 @@ function M.start()
       end
       local lines = vim.split(vim.trim(tail or ''), '\n', { plain = true })
       local last = table.concat(vim.list_slice(lines, math.max(1, #lines - 4)), '\n')
-      local how = M.config.tcp and 'connection to berth ended' or ('berth exited (code ' .. tostring(code) .. ')')
+      local how = attach and 'connection to berth ended (code ' .. tostring(code) .. ')' or ('berth exited (code ' .. tostring(code) .. ')')
       notify(how .. (last ~= '' and (':\n' .. last) or ''), levels.WARN)
     end,
   })

@@ -1,5 +1,6 @@
 -- berth.rpc: JSON-RPC 2.0 over LSP base-protocol framing (Content-Length),
--- on a spawned `berth --stdio` or a TCP connection to `berth --tcp ADDR`.
+-- on the pipes of a spawned `berth --stdio`, or of `berth connect ADDR` to
+-- attach to a running berth (which handles its socket and token).
 --
 -- Works on Neovim 0.7+: it uses vim.loop (vim.uv on 0.10+) for raw byte
 -- streams, so frames are read byte-exactly whatever the output contains.
@@ -76,8 +77,8 @@ function Parser:feed(data)
 end
 
 --- Start a client.
---- opts.cmd: argv to spawn (e.g. {'berth','--stdio'}), or
---- opts.tcp: 'host:port' to connect to,
+--- opts.cmd: argv to spawn (e.g. {'berth','--stdio'} or
+--- {'berth','connect','unix:/run/user/1000/berth.sock'}),
 --- opts.on_notification(method, params), opts.on_exit(code, signal, stderr_tail),
 --- opts.on_error(msg).
 function M.start(opts)
@@ -96,9 +97,7 @@ function M.start(opts)
       return
     end
     if data == nil then
-      if opts.tcp then
-        self:_fail('connection closed')
-      elseif self.stdout and not self.stdout:is_closing() then
+      if self.stdout and not self.stdout:is_closing() then
         self.stdout:close()
       end
       return
@@ -113,76 +112,45 @@ function M.start(opts)
     end
   end
 
-  if opts.tcp then
-    local host, port = opts.tcp:match('^%[?(.-)%]?:(%d+)$')
-    if not host then
-      error('berth: tcp must be "host:port", got ' .. tostring(opts.tcp))
-    end
-    if host == '' or host == 'localhost' then
-      host = '127.0.0.1'
-    end
-    local ai = uv.getaddrinfo(host, nil, { socktype = 'stream' })
-    if ai and ai[1] then
-      host = ai[1].addr
-    end
-    local tcp = uv.new_tcp()
-    self.stream = tcp
-    self.connected = false
-    self.queue = {}
-    tcp:connect(host, tonumber(port), function(err)
-      if err then
-        self:_fail('cannot connect to ' .. opts.tcp .. ': ' .. tostring(err))
-        return
-      end
-      self.connected = true
-      for _, data in ipairs(self.queue) do
-        tcp:write(data)
-      end
-      self.queue = nil
-      tcp:read_start(on_read)
+  local stdin, stdout, stderr = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
+  local cmd = opts.cmd
+  local handle, pid_or_err
+  handle, pid_or_err = uv.spawn(cmd[1], {
+    args = vim.list_slice(cmd, 2),
+    stdio = { stdin, stdout, stderr },
+    cwd = opts.cwd,
+  }, function(code, signal)
+    vim.schedule(function()
+      self:_exited(code, signal)
     end)
-  else
-    local stdin, stdout, stderr = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
-    local cmd = opts.cmd
-    local handle, pid_or_err
-    handle, pid_or_err = uv.spawn(cmd[1], {
-      args = vim.list_slice(cmd, 2),
-      stdio = { stdin, stdout, stderr },
-      cwd = opts.cwd,
-    }, function(code, signal)
-      vim.schedule(function()
-        self:_exited(code, signal)
-      end)
-      if handle and not handle:is_closing() then
-        handle:close()
-      end
-    end)
-    if not handle then
-      for _, p in ipairs({ stdin, stdout, stderr }) do
-        p:close()
-      end
-      error('berth: cannot start ' .. table.concat(cmd, ' ') .. ': ' .. tostring(pid_or_err))
+    if handle and not handle:is_closing() then
+      handle:close()
     end
-    self.handle, self.pid = handle, pid_or_err
-    self.stream, self.stdout, self.stderr_pipe = stdin, stdout, stderr
-    self.connected = true
-    stdout:read_start(on_read)
-    stderr:read_start(function(_, data)
-      if not data then
-        if not stderr:is_closing() then
-          stderr:close()
-        end
-      else
-        -- Keep the tail of berth's log for error messages.
-        self.stderr = (self.stderr .. data):sub(-4000)
-        if opts.on_stderr then
-          vim.schedule(function()
-            opts.on_stderr(data)
-          end)
-        end
-      end
-    end)
+  end)
+  if not handle then
+    for _, p in ipairs({ stdin, stdout, stderr }) do
+      p:close()
+    end
+    error('berth: cannot start ' .. table.concat(cmd, ' ') .. ': ' .. tostring(pid_or_err))
   end
+  self.handle, self.pid = handle, pid_or_err
+  self.stream, self.stdout, self.stderr_pipe = stdin, stdout, stderr
+  stdout:read_start(on_read)
+  stderr:read_start(function(_, data)
+    if not data then
+      if not stderr:is_closing() then
+        stderr:close()
+      end
+    else
+      -- Keep the tail of berth's log for error messages.
+      self.stderr = (self.stderr .. data):sub(-4000)
+      if opts.on_stderr then
+        vim.schedule(function()
+          opts.on_stderr(data)
+        end)
+      end
+    end
+  end)
   return self
 end
 
@@ -190,12 +158,7 @@ function Client:_write(msg)
   if self.closed then
     return false
   end
-  local data = encode(msg)
-  if self.connected then
-    self.stream:write(data)
-  else
-    table.insert(self.queue, data)
-  end
+  self.stream:write(encode(msg))
   return true
 end
 
@@ -286,20 +249,13 @@ function Client:_fail_pending(msg)
 end
 
 function Client:_fail(msg)
-  vim.schedule(function()
-    if self.closed then
-      return
-    end
-    if self.opts.tcp then
-      self:_close_handles()
-      self.closed = true
-      self:_fail_pending(msg)
-      if self.opts.on_exit then
-        self.opts.on_exit(nil, nil, msg)
-      end
-    end
-    -- For a spawned process, the exit callback reports the end.
-  end)
+  -- The process's exit callback reports the end; a read error only waits
+  -- for it.
+  if self.opts.on_error then
+    vim.schedule(function()
+      self.opts.on_error(msg)
+    end)
+  end
 end
 
 function Client:_exited(code, signal)
@@ -336,20 +292,16 @@ function Client:stop(timeout_ms)
   end
   self:request_sync('shutdown', nil, timeout_ms or 2000)
   self:notify('exit')
-  if self.opts.tcp then
+  -- berth (or berth connect, when berth hangs up) exits on `exit` and on
+  -- stdin EOF; wait briefly for it.
+  vim.wait(timeout_ms or 2000, function()
+    return self.closed
+  end, 10)
+  if not self.closed then
     self.closed = true
     self:_close_handles()
-  else
-    -- berth exits on `exit` (and on stdin EOF); wait briefly for it.
-    vim.wait(timeout_ms or 2000, function()
-      return self.closed
-    end, 10)
-    if not self.closed then
-      self.closed = true
-      self:_close_handles()
-      if self.handle and not self.handle:is_closing() then
-        self.handle:kill('sigterm')
-      end
+    if self.handle and not self.handle:is_closing() then
+      self.handle:kill('sigterm')
     end
   end
 end

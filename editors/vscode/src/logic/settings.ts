@@ -1,20 +1,29 @@
 // Settings → how to start berth and what to send in initialize.
 
+import * as fs from 'fs';
+import * as path from 'path';
+
 export interface BerthSettings {
   path?: string;
   backend?: string;
   image?: string;
   tcp?: string;
+  tokenFile?: string;
 }
 
 export interface InitializationOptions {
   backend?: string;
   image?: string;
+  token?: string;
 }
 
-/** initializationOptions for initialize: only the settings that are set. */
-export function initializationOptions(s: BerthSettings): InitializationOptions {
+/**
+ * initializationOptions for initialize: only the settings that are set,
+ * and the token of a `berth --tcp` when attaching to one.
+ */
+export function initializationOptions(s: BerthSettings, token?: string): InitializationOptions {
   const out: InitializationOptions = {};
+  if (token) out.token = token;
   const backend = (s.backend ?? '').trim();
   const image = (s.image ?? '').trim();
   if (backend !== '') out.backend = backend;
@@ -67,5 +76,70 @@ export function parseTcpAddress(addr: string | undefined): TcpAddress | undefine
   return { host, port };
 }
 
+/** Where berth.tcp attaches: a unix socket, or a TCP address. */
+export type AttachAddress = { kind: 'unix'; path: string } | ({ kind: 'tcp' } & TcpAddress);
+
+/**
+ * Parses the berth.tcp setting: "unix:PATH" (a `berth --listen` socket),
+ * or a TCP address as parseTcpAddress takes it, optionally "tcp:"-prefixed.
+ * Returns undefined when the setting is empty.
+ */
+export function parseAttachAddress(addr: string | undefined): AttachAddress | undefined {
+  const a = (addr ?? '').trim();
+  if (a.startsWith('unix:')) {
+    const p = a.slice('unix:'.length);
+    if (p === '') throw new Error(`berth.tcp: "${addr}" is not unix:PATH`);
+    return { kind: 'unix', path: p };
+  }
+  const tcp = parseTcpAddress(a.replace(/^tcp:(?!\/\/)/, ''));
+  return tcp && { kind: 'tcp', ...tcp };
+}
+
+/** The platform facts defaultTokenPath needs. */
+export interface TokenEnv {
+  env: NodeJS.ProcessEnv;
+  platform: NodeJS.Platform;
+  home: string;
+}
+
+/**
+ * The token file `berth --tcp` writes for port (docs/protocol.md, Attach
+ * modes): $XDG_RUNTIME_DIR/berth/tcp-PORT.token, else berth/run in the
+ * user's cache directory, as Go's os.UserCacheDir finds it.
+ */
+export function defaultTokenPath(port: number, t: TokenEnv): string {
+  const name = `tcp-${port}.token`;
+  const rt = t.env.XDG_RUNTIME_DIR;
+  if (rt) return path.join(rt, 'berth', name);
+  let cache: string;
+  if (t.platform === 'darwin') cache = path.join(t.home, 'Library', 'Caches');
+  else if (t.platform === 'win32') cache = t.env.LocalAppData ?? t.env.LOCALAPPDATA ?? path.join(t.home, 'AppData', 'Local');
+  else cache = t.env.XDG_CACHE_HOME || path.join(t.home, '.cache');
+  return path.join(cache, 'berth', 'run', name);
+}
+
+/**
+ * The token for a `berth --tcp` on port, as `berth connect` finds it: the
+ * berth.tokenFile setting, else $BERTH_TOKEN, else the default token file.
+ */
+export async function resolveToken(tokenFile: string | undefined, port: number, t: TokenEnv): Promise<string> {
+  const file = (tokenFile ?? '').trim();
+  if (file === '' && t.env.BERTH_TOKEN) return t.env.BERTH_TOKEN.trim();
+  const p = file || defaultTokenPath(port, t);
+  let text: string;
+  try {
+    text = await fs.promises.readFile(p, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      throw new Error(`berth.tcp: no token: ${p} does not exist (is berth --tcp running on port ${port} as you?); set berth.tokenFile`);
+    }
+    throw new Error(`berth.tcp: reading the token: ${(e as Error).message}`);
+  }
+  const token = text.trim();
+  if (token === '') throw new Error(`berth.tcp: the token file ${p} is empty`);
+  return token;
+}
+
 /** The settings whose change needs berth restarted. */
-export const restartSettings = ['berth.path', 'berth.backend', 'berth.image', 'berth.tcp'];
+export const restartSettings = ['berth.path', 'berth.backend', 'berth.image', 'berth.tcp', 'berth.tokenFile'];

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { initializationOptions, parseTcpAddress, serverCommand } from '../logic/settings';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { defaultTokenPath, initializationOptions, parseAttachAddress, parseTcpAddress, resolveToken, serverCommand } from '../logic/settings';
 
 test('initializationOptions keeps only set values', () => {
   assert.deepEqual(initializationOptions({}), {});
@@ -31,4 +34,43 @@ test('parseTcpAddress', () => {
   assert.throws(() => parseTcpAddress('host:abc'), /not HOST:PORT/);
   assert.throws(() => parseTcpAddress('h:70000'), /out of range/);
   assert.throws(() => parseTcpAddress('0'), /out of range/);
+});
+
+test('initializationOptions carries the token', () => {
+  assert.deepEqual(initializationOptions({ image: 'x' }, 'tok'), { token: 'tok', image: 'x' });
+  assert.deepEqual(initializationOptions({}, ''), {});
+});
+
+test('parseAttachAddress', () => {
+  assert.equal(parseAttachAddress(''), undefined);
+  assert.deepEqual(parseAttachAddress('unix:/run/user/1000/berth.sock'), { kind: 'unix', path: '/run/user/1000/berth.sock' });
+  assert.deepEqual(parseAttachAddress('127.0.0.1:7420'), { kind: 'tcp', host: '127.0.0.1', port: 7420 });
+  assert.deepEqual(parseAttachAddress('tcp:127.0.0.1:7420'), { kind: 'tcp', host: '127.0.0.1', port: 7420 });
+  assert.deepEqual(parseAttachAddress('tcp://[::1]:9'), { kind: 'tcp', host: '::1', port: 9 });
+  assert.throws(() => parseAttachAddress('unix:'), /unix:PATH/);
+});
+
+test('defaultTokenPath follows berth', () => {
+  const home = '/home/me';
+  assert.equal(defaultTokenPath(7420, { env: { XDG_RUNTIME_DIR: '/run/user/1000' }, platform: 'linux', home }), '/run/user/1000/berth/tcp-7420.token');
+  assert.equal(defaultTokenPath(1, { env: {}, platform: 'linux', home }), '/home/me/.cache/berth/run/tcp-1.token');
+  assert.equal(defaultTokenPath(1, { env: { XDG_CACHE_HOME: '/c' }, platform: 'linux', home }), '/c/berth/run/tcp-1.token');
+  assert.equal(defaultTokenPath(1, { env: {}, platform: 'darwin', home }), '/home/me/Library/Caches/berth/run/tcp-1.token');
+});
+
+test('resolveToken: the setting, then BERTH_TOKEN, then the default file', async () => {
+  const rt = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-token-'));
+  try {
+    fs.mkdirSync(path.join(rt, 'berth'), { mode: 0o700 });
+    fs.writeFileSync(path.join(rt, 'berth', 'tcp-9.token'), 'default-token\n', { mode: 0o600 });
+    const other = path.join(rt, 'other');
+    fs.writeFileSync(other, ' file-token \n', { mode: 0o600 });
+    const t = (env: NodeJS.ProcessEnv) => ({ env: { XDG_RUNTIME_DIR: rt, ...env }, platform: 'linux' as NodeJS.Platform, home: rt });
+    assert.equal(await resolveToken('', 9, t({})), 'default-token');
+    assert.equal(await resolveToken('', 9, t({ BERTH_TOKEN: 'env-token' })), 'env-token');
+    assert.equal(await resolveToken(other, 9, t({ BERTH_TOKEN: 'env-token' })), 'file-token');
+    await assert.rejects(resolveToken('', 10, t({})), /tcp-10\.token does not exist.*berth\.tokenFile/);
+  } finally {
+    fs.rmSync(rt, { recursive: true, force: true });
+  }
 });
