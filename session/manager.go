@@ -217,6 +217,9 @@ func (m *Manager) isClosed() bool {
 
 // ResolveWorkspace turns a host path or file URI into the canonical key of a
 // workspace: absolute, cleaned, symlinks resolved, and an existing directory.
+// It is where every entry point's workspace is checked: berth refuses the
+// filesystem root, system directories, the user's home directory itself
+// and directories other users own, with an error wrapping ErrRefusedPath.
 func ResolveWorkspace(p string) (string, error) {
 	if p == "" {
 		return "", ErrNoWorkspace
@@ -241,6 +244,9 @@ func ResolveWorkspace(p string) (string, error) {
 	}
 	if !fi.IsDir() {
 		return "", fmt.Errorf("%w: %s is not a directory", ErrBadWorkspace, p)
+	}
+	if why := currentPolicy().why(p, fileOwner(fi)); why != "" {
+		return "", fmt.Errorf("%w: workspace %s: %s", ErrRefusedPath, p, why)
 	}
 	return p, nil
 }
