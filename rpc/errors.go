@@ -49,6 +49,8 @@ const (
 	CodeBadConfig          = -32025 // the workspace's configuration is broken or unsupported
 	CodeBuildFailed        = -32026 // the image build failed
 	CodeHookFailed         = -32027 // a create hook failed in a new container
+	CodeUntrusted          = -32029 // the workspace's configuration needs trust it doesn't have
+	CodeRefusedPath        = -32030 // a refused workspace or bind-mount source
 )
 
 // paramError is a bad request parameter; its message names the field.
@@ -82,6 +84,8 @@ var sentinelCodes = []struct {
 	{session.ErrNoImage, CodeImageNotFound},
 	{session.ErrNoSuchProcess, CodeNoSuchProcess},
 	{session.ErrNoWorkspace, CodeNoWorkspace},
+	{session.ErrRefusedPath, CodeRefusedPath},
+	{session.ErrUntrusted, CodeUntrusted},
 	{session.ErrBadWorkspace, CodeInvalidParams},
 	{backends.ErrNotFound, CodeInstanceNotFound},
 	{backends.ErrNotRunning, CodeInstanceNotRunning},

@@ -20,6 +20,7 @@ import (
 
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/session"
+	"github.com/berthdev/berth/trust"
 )
 
 // MaxInFlight bounds the concurrent requests of one connection that have
@@ -42,6 +43,8 @@ type Options struct {
 	Version string
 	// Trace logs every frame at debug level.
 	Trace bool
+	// Trust keeps workspace trust decisions; nil keeps none.
+	Trust *trust.Store
 }
 
 // Server serves berth's protocol. One Server serves any number of

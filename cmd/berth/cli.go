@@ -33,6 +33,7 @@ func command(ctx context.Context, srv *rpc.Server, g globalFlags, args []string,
 		jsonOut     = fs.Bool("json", false, "print JSON (ls)")
 		interactive = fs.Bool("i", false, "forward stdin to the command (exec)")
 		recreate    = fs.Bool("recreate", false, "remove the container and build it again (up)")
+		trusted     = fs.Bool("trust", false, "trust the workspace's configuration: its lifecycle commands and host mounts (up, exec); berth remembers it")
 	)
 	switch name {
 	case "up", "exec", "ls", "down", "path":
@@ -75,7 +76,7 @@ func command(ctx context.Context, srv *rpc.Server, g globalFlags, args []string,
 	cli.c = rpc.NewClient(ctx, clientSide, log, cli.notification)
 	defer cli.c.Close()
 
-	init := rpc.InitializeParams{RootPath: ws, InitializationOptions: &rpc.InitializationOptions{Image: g.image, Config: g.config}}
+	init := rpc.InitializeParams{RootPath: ws, InitializationOptions: &rpc.InitializationOptions{Image: g.image, Config: g.config, Trust: *trusted}}
 	if name == "ls" || name == "path" {
 		init.RootPath = "" // they need no existing workspace folder
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/berthdev/berth/backends/incus"
 	"github.com/berthdev/berth/rpc"
 	"github.com/berthdev/berth/session"
+	"github.com/berthdev/berth/trust"
 )
 
 // version is set at link time (-X main.version=...); otherwise it comes
@@ -62,12 +63,16 @@ Serve an editor:
   berth --tcp 127.0.0.1:7420     speak JSON-RPC on TCP, for debugging berth
 
 Commands (the workspace is --workspace or the current directory):
-  up [--recreate]                start or reattach the workspace's container; print it as JSON
-  exec [-i] -- CMD [ARG...]      run CMD in the container; exit with its code (-i: forward stdin)
+  up [--recreate] [--trust]      start or reattach the workspace's container; print it as JSON
+  exec [-i] [--trust] -- CMD...  run CMD in the container; exit with its code (-i: forward stdin)
   ls [--json]                    list every berth container
   down [--rm]                    stop the workspace's container (--rm: remove it)
   path to-container|to-host P... translate paths between host and container
   version                        print berth's version
+
+A workspace whose configuration runs lifecycle commands or mounts host paths
+outside it needs trust: --trust gives it, and berth remembers that for this
+configuration in its config directory (berth/trust.json).
 
 Flags:
 `
@@ -209,12 +214,19 @@ func newServer(g globalFlags, log *slog.Logger) (*rpc.Server, func(), error) {
 			b.Close()
 		})
 	}
+	var store *trust.Store
+	if p, err := trust.DefaultPath(); err == nil {
+		store = trust.NewStore(p)
+	} else {
+		log.Warn("workspace trust decisions won't be remembered", "err", err)
+	}
 	srv := rpc.NewServer(rpc.Options{
 		Managers: mgrs,
 		Default:  g.backend,
 		Logger:   log,
 		Version:  berthVersion(),
 		Trace:    g.trace,
+		Trust:    store,
 	})
 	return srv, func() {
 		for _, c := range closers {
