@@ -147,10 +147,10 @@ func TestTrustRecorded(t *testing.T) {
 // Configurations that do nothing needing trust never ask.
 func TestTrustNotNeeded(t *testing.T) {
 	for name, files := range map[string]map[string]string{
-		"image":                 nil,
-		"devcontainer.json":     dcFiles(`"containerEnv": {"A": "1"}, "forwardPorts": [3000]`),
+		"image":                  nil,
+		"devcontainer.json":      dcFiles(`"containerEnv": {"A": "1"}, "forwardPorts": [3000]`),
 		"mount in the workspace": dcFiles(`"mounts": ["type=bind,source=${localWorkspaceFolder}/data,target=/data"]`),
-		"volume":                dcFiles(`"mounts": ["type=volume,source=cache,target=/cache"]`),
+		"volume":                 dcFiles(`"mounts": ["type=volume,source=cache,target=/cache"]`),
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newMemEnv(t, memEnvOptions{Files: files})
