@@ -30,9 +30,12 @@ const (
 // client vouches for, and whether berth can ask its user.
 func (c *conn) trustPolicy(trusted bool, caps *ClientCapabilities) session.TrustPolicy {
 	p := session.TrustPolicy{Store: c.s.opts.Trust, Trusted: trusted}
-	if caps != nil && caps.Window != nil && caps.Window.ShowMessage != nil {
+	switch {
+	case caps != nil && caps.Window != nil && caps.Window.ShowMessage != nil:
 		p.Confirm = c.confirm
-	} else {
+	case !c.editor:
+		p.Why = "a berth command doesn't ask"
+	default:
 		p.Why = "this client can't be asked: it declares no capabilities.window.showMessage in initialize"
 	}
 	return p
