@@ -10,15 +10,23 @@ export interface BerthSettings {
 export interface InitializationOptions {
   backend?: string;
   image?: string;
+  /** VS Code trusts the workspace: berth lets its configuration run hooks and mount host paths without asking. */
+  trust?: boolean;
 }
 
-/** initializationOptions for initialize: only the settings that are set. */
-export function initializationOptions(s: BerthSettings): InitializationOptions {
+/**
+ * initializationOptions for initialize: only the settings that are set,
+ * and trust when VS Code trusts the workspace (vscode.workspace.isTrusted).
+ * Untrusted, berth asks with window/showMessageRequest before a
+ * configuration runs anything.
+ */
+export function initializationOptions(s: BerthSettings, trusted = false): InitializationOptions {
   const out: InitializationOptions = {};
   const backend = (s.backend ?? '').trim();
   const image = (s.image ?? '').trim();
   if (backend !== '') out.backend = backend;
   if (image !== '') out.image = image;
+  if (trusted) out.trust = true;
   return out;
 }
 
