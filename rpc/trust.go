@@ -17,6 +17,9 @@ import (
 // question; no answer declines.
 const ConfirmTimeout = 5 * time.Minute
 
+// confirmTimeout is ConfirmTimeout; tests shorten it.
+var confirmTimeout = ConfirmTimeout
+
 // askSeq numbers trust questions, for their request ids.
 var askSeq atomic.Int64
 
@@ -44,7 +47,7 @@ func (c *conn) trustPolicy(trusted bool, caps *ClientCapabilities) session.Trust
 // confirm asks the client's user with window/showMessageRequest. A null
 // answer, an error, or no answer within ConfirmTimeout declines.
 func (c *conn) confirm(ctx context.Context, req session.TrustRequest) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, ConfirmTimeout)
+	ctx, cancel := context.WithTimeout(ctx, confirmTimeout)
 	defer cancel()
 	id := jsonrpc2.ID{Str: fmt.Sprintf("berth-trust-%d", askSeq.Add(1)), IsString: true}
 	var item *protocol.MessageActionItem
@@ -60,7 +63,7 @@ func (c *conn) confirm(ctx context.Context, req session.TrustRequest) (bool, err
 				ID jsonrpc2.ID `json:"id"`
 			}{id})
 			if context.Cause(ctx) == context.DeadlineExceeded {
-				return false, fmt.Errorf("no answer within %v", ConfirmTimeout)
+				return false, fmt.Errorf("no answer within %v", confirmTimeout)
 			}
 		}
 		return false, err

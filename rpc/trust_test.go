@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/sourcegraph/jsonrpc2"
 	"go.lsp.dev/protocol"
 
 	"github.com/berthdev/berth/rpc"
@@ -159,5 +162,69 @@ func TestRefusedWorkspaceOverRPC(t *testing.T) {
 		if code(err) != rpc.CodeRefusedPath || !strings.Contains(err.Error(), "workspace") {
 			t.Errorf("up %s: %v, want code %d", ws, err, rpc.CodeRefusedPath)
 		}
+	}
+}
+
+// A question nobody answers declines after the timeout, and berth takes
+// it back with $/cancelRequest.
+func TestTrustUnanswered(t *testing.T) {
+	t.Cleanup(rpc.SetConfirmTimeout(300 * time.Millisecond)) // registered first: restored last
+	e := newEnv(t, envOptions{Files: dcFiles(`"postStartCommand": "true"`)})
+	sc, cc := net.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- e.srv.ServeConn(context.Background(), sc) }()
+
+	var mu sync.Mutex
+	var asked []jsonrpc2.ID
+	var cancelled []jsonrpc2.ID
+	stop := make(chan struct{})
+	h := jsonrpc2.HandlerWithError(func(ctx context.Context, c *jsonrpc2.Conn, req *jsonrpc2.Request) (any, error) {
+		switch req.Method {
+		case "window/showMessageRequest":
+			mu.Lock()
+			asked = append(asked, req.ID)
+			mu.Unlock()
+			<-stop // never answers while the test runs
+			return nil, nil
+		case "$/cancelRequest":
+			var p struct {
+				ID jsonrpc2.ID `json:"id"`
+			}
+			if req.Params != nil && json.Unmarshal(*req.Params, &p) == nil {
+				mu.Lock()
+				cancelled = append(cancelled, p.ID)
+				mu.Unlock()
+			}
+		}
+		return nil, nil
+	})
+	client := jsonrpc2.NewConn(context.Background(), jsonrpc2.NewBufferedStream(cc, jsonrpc2.VSCodeObjectCodec{}), jsonrpc2.AsyncHandler(h))
+	t.Cleanup(func() {
+		close(stop)
+		client.Close()
+		<-done
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := client.Call(ctx, "initialize", rpc.InitializeParams{RootURI: "file://" + e.ws, Capabilities: showMessage}, nil); err != nil {
+		t.Fatal(err)
+	}
+	err := client.Call(ctx, "berth/up", rpc.UpParams{}, nil)
+	if code(err) != rpc.CodeUntrusted || !strings.Contains(err.Error(), "no answer within") {
+		t.Fatalf("up: %v; want code %d saying no answer came", err, rpc.CodeUntrusted)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		ok := len(asked) == 1 && len(cancelled) == 1 && cancelled[0] == asked[0]
+		got := fmt.Sprint(asked, cancelled)
+		mu.Unlock()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("asked, cancelled = %s; want the one question cancelled", got)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
