@@ -86,7 +86,7 @@ func (c *Client) authorize(ctx context.Context, ws string, cfg *devcontainer.Con
 	why := ""
 	switch {
 	case c.declinedBefore(key):
-		why = "you declined to trust this configuration earlier in this session"
+		why = "trust was declined earlier on this connection; reconnect to be asked again"
 	case pol.Confirm == nil:
 		why = pol.Why
 		if why == "" {
