@@ -19,9 +19,21 @@ type Client struct {
 	conn *jsonrpc2.Conn
 }
 
-// NewClient starts a client on rwc. notify may be nil.
+// RequestFunc answers one of the server's requests (berth sends
+// window/showMessageRequest to ask for workspace trust). It runs on the
+// connection's reader goroutine.
+type RequestFunc func(ctx context.Context, method string, params json.RawMessage) (any, error)
+
+// NewClient starts a client on rwc. notify may be nil. The client answers
+// the server's requests with an error: it declares no capabilities.
 func NewClient(ctx context.Context, rwc io.ReadWriteCloser, log *slog.Logger, notify NotificationFunc) *Client {
-	h := clientHandler{notify: notify}
+	return NewClientAnswering(ctx, rwc, log, notify, nil)
+}
+
+// NewClientAnswering is NewClient with answer answering the server's
+// requests; nil answers them with an error.
+func NewClientAnswering(ctx context.Context, rwc io.ReadWriteCloser, log *slog.Logger, notify NotificationFunc, answer RequestFunc) *Client {
+	h := clientHandler{notify: notify, answer: answer}
 	stream := newFrameStream(rwc, log, false)
 	return &Client{conn: jsonrpc2.NewConn(ctx, stream, h, jsonrpc2.SetLogger(slogAdapter{log}))}
 }
@@ -43,12 +55,27 @@ func (c *Client) Close() error { return c.conn.Close() }
 // Done is closed when the connection is gone.
 func (c *Client) Done() <-chan struct{} { return c.conn.DisconnectNotify() }
 
-type clientHandler struct{ notify NotificationFunc }
+type clientHandler struct {
+	notify NotificationFunc
+	answer RequestFunc
+}
 
 func (h clientHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) {
 	if !req.Notif {
-		// berth's server sends no requests; answer politely anyway.
-		_ = conn.ReplyWithError(ctx, req.ID, &jsonrpc2.Error{Code: CodeMethodNotFound, Message: "client handles no requests"})
+		if h.answer == nil {
+			_ = conn.ReplyWithError(ctx, req.ID, &jsonrpc2.Error{Code: CodeMethodNotFound, Message: "client handles no requests"})
+			return
+		}
+		var raw json.RawMessage
+		if req.Params != nil {
+			raw = *req.Params
+		}
+		res, err := h.answer(ctx, req.Method, raw)
+		if err != nil {
+			_ = conn.ReplyWithError(ctx, req.ID, toError(err))
+			return
+		}
+		_ = conn.Reply(ctx, req.ID, res)
 		return
 	}
 	if h.notify != nil {

@@ -165,7 +165,8 @@ func (e *env) connect(command bool) *conn {
 func (e *env) dial() *conn {
 	e.t.Helper()
 	c := e.connect(false)
-	c.mustCall("initialize", rpc.InitializeParams{RootURI: "file://" + e.ws}, nil)
+	// The tests' configurations are their own: trust_test.go tests trust.
+	c.mustCall("initialize", rpc.InitializeParams{RootURI: "file://" + e.ws, InitializationOptions: &rpc.InitializationOptions{Trust: true}}, nil)
 	return c
 }
 

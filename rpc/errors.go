@@ -51,6 +51,8 @@ const (
 	CodeBuildFailed        = -32026 // the image build failed
 	CodeHookFailed         = -32027 // a create hook failed in a new container
 	CodeUnauthorized       = -32028 // no valid token, or a peer of another user; the connection closes
+	CodeUntrusted          = -32029 // the workspace's configuration needs trust it doesn't have
+	CodeRefusedPath        = -32030 // a refused workspace or bind-mount source
 	CodeNotExecutable      = -32031 // the executable exists but cannot be run
 )
 
@@ -85,6 +87,8 @@ var sentinelCodes = []struct {
 	{session.ErrNoImage, CodeImageNotFound},
 	{session.ErrNoSuchProcess, CodeNoSuchProcess},
 	{session.ErrNoWorkspace, CodeNoWorkspace},
+	{session.ErrRefusedPath, CodeRefusedPath},
+	{session.ErrUntrusted, CodeUntrusted},
 	{session.ErrBadWorkspace, CodeInvalidParams},
 	{backends.ErrNotFound, CodeInstanceNotFound},
 	{backends.ErrNotRunning, CodeInstanceNotRunning},

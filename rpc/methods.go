@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -98,9 +99,17 @@ func (c *conn) workspace(param string) (string, error) {
 	}
 	ws, err := session.ResolveWorkspace(param)
 	if err != nil {
-		return "", badParam("workspace", "%v", err)
+		return "", workspaceErr("workspace", err)
 	}
 	return ws, nil
+}
+
+// workspaceErr is a bad workspace param; a refused one keeps its own code.
+func workspaceErr(field string, err error) error {
+	if errors.Is(err, session.ErrRefusedPath) {
+		return fmt.Errorf("%s: %w", field, err)
+	}
+	return badParam(field, "%v", err)
 }
 
 func (c *conn) session() (*session.Manager, *session.Client, string) {
@@ -125,7 +134,7 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 	if root != "" {
 		var err error
 		if ws, err = session.ResolveWorkspace(root); err != nil {
-			return nil, badParam(field, "%v", err)
+			return nil, workspaceErr(field, err)
 		}
 	}
 	opts := InitializationOptions{}
@@ -154,6 +163,7 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 	c.client.SetConfig(opts.Config)
 	c.client.SetSecrets(secrets.Merge(c.s.opts.Secrets, opts.Secrets))
 	c.unmask = c.s.opts.Masker.Add(opts.Secrets)
+	c.client.SetTrust(c.trustPolicy(opts.Trust, p.Capabilities))
 	if p.ClientInfo != nil {
 		c.log = c.log.With("client", p.ClientInfo.Name)
 	}

@@ -549,7 +549,7 @@ func TestErrorCodes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, tt.opts)
 			c := e.connect(false)
-			init := rpc.InitializeParams{RootPath: e.ws}
+			init := rpc.InitializeParams{RootPath: e.ws, InitializationOptions: &rpc.InitializationOptions{Trust: true}}
 			if tt.noRoot {
 				init = rpc.InitializeParams{}
 			}

@@ -22,6 +22,7 @@ import (
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/secrets"
 	"github.com/berthdev/berth/session"
+	"github.com/berthdev/berth/trust"
 )
 
 // MaxInFlight bounds the concurrent requests of one connection that have
@@ -51,6 +52,8 @@ type Options struct {
 	// and reports. nil: the server makes its own. Pass the one that masks
 	// the rest of the program's logs.
 	Masker *secrets.Masker
+	// Trust keeps workspace trust decisions; nil keeps none.
+	Trust *trust.Store
 }
 
 // Server serves berth's protocol. One Server serves any number of

@@ -21,6 +21,19 @@ type InitializeParams struct {
 	RootPath              string                     `json:"rootPath,omitempty"`
 	WorkspaceFolders      []protocol.WorkspaceFolder `json:"workspaceFolders,omitempty"`
 	InitializationOptions *InitializationOptions     `json:"initializationOptions,omitempty"`
+	Capabilities          *ClientCapabilities        `json:"capabilities,omitempty"`
+}
+
+// ClientCapabilities is the part of LSP's client capabilities berth reads.
+type ClientCapabilities struct {
+	Window *WindowClientCapabilities `json:"window,omitempty"`
+}
+
+// WindowClientCapabilities is the part of LSP's window capabilities berth
+// reads: showMessage says the client answers window/showMessageRequest,
+// which berth uses to ask for workspace trust.
+type WindowClientCapabilities struct {
+	ShowMessage *protocol.ShowMessageRequestClientCapabilities `json:"showMessage,omitempty"`
 }
 
 // InitializationOptions are berth's own initialize options.
@@ -34,6 +47,10 @@ type InitializationOptions struct {
 	// Token authenticates a client of `berth --tcp` (see ConnOptions);
 	// berth never logs it.
 	Token string `json:"token,omitempty"`
+	// Trust says the user trusts the configurations of this client's
+	// workspaces (VS Code's workspace trust, berth --trust); berth
+	// records it and asks nothing.
+	Trust bool `json:"trust,omitempty"`
 }
 
 // InitializeResult answers initialize.

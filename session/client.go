@@ -153,6 +153,8 @@ type Client struct {
 	upped      map[*Workspace]bool // workspaces this client called Up on
 	watcher    *configWatcher      // started by the first Up
 	syncers    map[string]*syncer
+	trust      TrustPolicy     // how its workspaces get trust
+	declined   map[string]bool // workspace+config hashes the user declined to trust
 }
 
 // NewClient returns a client of m whose process events go to sink.

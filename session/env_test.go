@@ -111,6 +111,8 @@ func (e *memEnv) client(m *Manager, editor bool) (*Client, *recSink) {
 	s := newRecSink()
 	c := NewClient(m, e.log, s)
 	c.SetEditor(editor)
+	// The tests' configurations are their own: trust_test.go tests trust.
+	c.SetTrust(TrustPolicy{Trusted: true})
 	e.t.Cleanup(func() { c.Close(context.Background()) })
 	return c, s
 }

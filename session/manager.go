@@ -217,6 +217,9 @@ func (m *Manager) isClosed() bool {
 
 // ResolveWorkspace turns a host path or file URI into the canonical key of a
 // workspace: absolute, cleaned, symlinks resolved, and an existing directory.
+// It is where every entry point's workspace is checked: berth refuses the
+// filesystem root, system directories, the user's home directory itself
+// and directories other users own, with an error wrapping ErrRefusedPath.
 func ResolveWorkspace(p string) (string, error) {
 	if p == "" {
 		return "", ErrNoWorkspace
@@ -231,9 +234,12 @@ func ResolveWorkspace(p string) (string, error) {
 	if !filepath.IsAbs(p) {
 		return "", fmt.Errorf("%w: %q is not an absolute path", ErrBadWorkspace, p)
 	}
-	p = filepath.Clean(p)
-	if real, err := filepath.EvalSymlinks(p); err == nil {
-		p = real
+	// Resolved as far as it exists: a link to /etc is /etc, and what lies
+	// under /etc is refused whether it exists or not.
+	p = resolved(p)
+	pol := currentPolicy()
+	if why := pol.why(p, -1); why != "" {
+		return "", fmt.Errorf("%w: workspace %s: %s", ErrRefusedPath, p, why)
 	}
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -241,6 +247,9 @@ func ResolveWorkspace(p string) (string, error) {
 	}
 	if !fi.IsDir() {
 		return "", fmt.Errorf("%w: %s is not a directory", ErrBadWorkspace, p)
+	}
+	if why := pol.why(p, fileOwner(fi)); why != "" {
+		return "", fmt.Errorf("%w: workspace %s: %s", ErrRefusedPath, p, why)
 	}
 	return p, nil
 }

@@ -78,6 +78,9 @@ type EnsureOptions struct {
 	Fresh    bool      // ask the engine even when berth knows the instance runs
 	BuildLog io.Writer // receives an image build's log; may be nil
 	Hooks    HookFunc  // runs lifecycle commands; nil runs them without output
+	// Authorize lets the configuration act (create, start, run hooks),
+	// or says why not; nil lets it. Clients pass their trust check.
+	Authorize func(ctx context.Context, ws string, cfg *devcontainer.Config) error
 }
 
 // Deadlines of engine calls. Metadata calls answer quickly or the engine
@@ -177,6 +180,13 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 	spec, err := w.m.spec(ws, cfg)
 	if err != nil {
 		return Instance{}, err
+	}
+	if opts.Authorize != nil {
+		// Before anything is made or run; the user may take a while to
+		// answer, so before the watchdog too.
+		if err := opts.Authorize(ctx, ws, cfg); err != nil {
+			return Instance{}, err
+		}
 	}
 	ctx, touch, cancel := watchdog(ctx, idleTimeout)
 	defer cancel()

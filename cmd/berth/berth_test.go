@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Trust decisions go to a store of the tests' own, never the user's:
+	// every berth the tests start inherits this.
+	os.Setenv("XDG_CONFIG_HOME", filepath.Join(dir, "config"))
 	berthBin = filepath.Join(dir, "berth")
 	if out, err := exec.Command("go", "build", "-race", "-o", berthBin, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building berth: %v\n%s", err, out)

@@ -76,7 +76,7 @@ func openSession(cmd *cobra.Command, g *globalFlags, o cliOptions) (*cliSession,
 		wg.Wait()
 		closeAll()
 	}
-	init := rpc.InitializeParams{RootPath: ws, InitializationOptions: &rpc.InitializationOptions{Image: g.image, Config: g.config}}
+	init := rpc.InitializeParams{RootPath: ws, InitializationOptions: &rpc.InitializationOptions{Image: g.image, Config: g.config, Trust: g.trust}}
 	if o.noWorkspace {
 		init.RootPath = ""
 	}

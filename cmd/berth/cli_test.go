@@ -137,7 +137,7 @@ func testCLIUpStdout(t *testing.T, e engine) {
 	if err := os.WriteFile(filepath.Join(ws, ".devcontainer", "devcontainer.json"), []byte(dc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code := cli(t, e, ws, "up")
+	out, errOut, code := cli(t, e, ws, "up", "--trust")
 	var inst rpc.Instance
 	dec := json.NewDecoder(strings.NewReader(out))
 	if code != 0 || dec.Decode(&inst) != nil || inst.State != "running" {

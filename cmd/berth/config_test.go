@@ -169,6 +169,7 @@ func testDevcontainerJSON(t *testing.T, e engine) {
 	"customizations": {"berth": {"frobnicate": true}, "vscode": {"extensions": []}},
 	"features": {},
 }`)
+	trustWorkspace(t, ws)
 	b := startBerth(t, e)
 	b.initialize(ws, &rpc.InitializationOptions{})
 	var inst rpc.Instance

@@ -43,6 +43,7 @@ func hooksWorkspace(t *testing.T, e engine) string {
 	"postCreateCommand": "echo postcreate >> /tmp/hooks.log",
 	"postStartCommand": "echo start >> /tmp/hooks.log"
 }`)
+	trustWorkspace(t, ws)
 	return ws
 }
 

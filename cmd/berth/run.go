@@ -22,6 +22,7 @@ import (
 	"github.com/berthdev/berth/rpc"
 	"github.com/berthdev/berth/secrets"
 	"github.com/berthdev/berth/session"
+	"github.com/berthdev/berth/trust"
 )
 
 // version is set at link time (-X main.version=...); otherwise it comes
@@ -61,6 +62,7 @@ type globalFlags struct {
 	noFast    bool
 	config    string
 	secrets   string // --secrets-file
+	trust     bool
 }
 
 // run builds the command tree and runs it. Errors that are not an
@@ -80,7 +82,11 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		Long: `berth keeps one container per workspace folder, on Docker or Incus, and runs
 an editor's work inside it. Editors spawn "berth --stdio"; from a terminal,
 the commands below act on the workspace (--workspace, or the current
-directory).`,
+directory).
+
+A workspace whose configuration runs lifecycle commands or mounts host paths
+outside it needs trust: --trust gives it, and berth remembers that for this
+configuration in its config directory (berth/trust.json).`,
 		Example: `  berth --stdio                  serve one editor on stdin/stdout
   berth up                       start the workspace's container; print it as JSON
   berth exec -it -- bash         run a command in it, with a terminal
@@ -141,6 +147,7 @@ directory).`,
 	pf.BoolVar(&g.trace, "trace", false, "log every protocol frame (implies --log-level debug; secrets masked)")
 	pf.StringVar(&g.secrets, "secrets-file", "", "JSON object of environment variables for every process, kept out of logs")
 	pf.BoolVar(&g.noFast, "no-fastpath", os.Getenv("BERTH_NO_FASTPATH") == "1", "keep the agent on the engine's exec stream even when the engine is local")
+	pf.BoolVar(&g.trust, "trust", false, "trust the workspace's configuration: its lifecycle commands and host mounts; berth remembers it for this configuration")
 	pf.BoolVar(&g.noAgent, "no-agent", os.Getenv("BERTH_NO_AGENT") == "1", "don't use the in-container agent: plain backend exec, no tunnels")
 	_ = root.RegisterFlagCompletionFunc("backend", cobra.FixedCompletions([]string{docker.Name, incus.Name}, cobra.ShellCompDirectiveNoFileComp))
 	_ = root.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
@@ -289,6 +296,12 @@ func newServer(g globalFlags, log *slog.Logger, env map[string]string, masker *s
 			b.Close()
 		})
 	}
+	var store *trust.Store
+	if p, err := trust.DefaultPath(); err == nil {
+		store = trust.NewStore(p)
+	} else {
+		log.Warn("workspace trust decisions won't be remembered", "err", err)
+	}
 	srv := rpc.NewServer(rpc.Options{
 		Managers: mgrs,
 		Default:  g.backend,
@@ -297,6 +310,7 @@ func newServer(g globalFlags, log *slog.Logger, env map[string]string, masker *s
 		Trace:    g.trace,
 		Secrets:  env,
 		Masker:   masker,
+		Trust:    store,
 	})
 	return srv, func() {
 		for _, c := range closers {

@@ -261,6 +261,48 @@ local ok, err = pcall(function()
   berth.stop()
   check(berth.client == nil, 'berth stopped')
 
+  -- Workspace trust: a configuration with a lifecycle command makes berth
+  -- ask with window/showMessageRequest, answered here through vim.ui.select.
+  local tws = tmp .. '/hooked'
+  vim.fn.mkdir(tws, 'p')
+  tws = uv.fs_realpath(tws)
+  vim.fn.writefile({ '{"image": "' .. image .. '", "postCreateCommand": "touch ${containerWorkspaceFolder}/hook-ran"}' },
+    tws .. '/.devcontainer.json')
+  local asked, answer = {}, "Don't trust"
+  local ui_select = vim.ui.select
+  vim.ui.select = function(items, opts, on_choice)
+    table.insert(asked, { items = items, prompt = opts.prompt })
+    on_choice(answer)
+  end
+  berth.setup({ cmd = { berth_bin, '--stdio' }, backend = 'docker', image = image, root = tws })
+  berth.last = {}
+  vim.cmd('BerthUp')
+  vim.wait(timeout, function()
+    return berth.last.up ~= nil or failed('berth/up')
+  end, 50)
+  local e = berth.last.error and berth.last.error.error or {}
+  check(e.code == -32029 and #asked == 1 and vim.tbl_contains(asked[1].items or {}, 'Trust')
+    and (asked[1].prompt or ''):find(tws, 1, true) ~= nil,
+    'declining trust fails :BerthUp with -32029', vim.inspect({ error = e, asked = asked }))
+  check(vim.fn.filereadable(tws .. '/hook-ran') == 0, 'the untrusted hook did not run')
+  berth.stop()
+  answer = 'Trust'
+  berth.last = {}
+  vim.cmd('BerthUp')
+  vim.wait(timeout, function()
+    return berth.last.up ~= nil or failed('berth/up')
+  end, 50)
+  check(berth.last.up ~= nil and #asked == 2 and vim.fn.filereadable(tws .. '/hook-ran') == 1,
+    'trusting runs the hook', vim.inspect({ last = berth.last, asked = #asked }))
+  berth.last = {}
+  vim.cmd('BerthDown rm')
+  vim.wait(timeout, function()
+    return berth.last.down ~= nil or failed('berth/down')
+  end, 50)
+  berth.stop()
+  vim.ui.select = ui_select
+  berth.setup({ cmd = { berth_bin, '--stdio' }, backend = 'docker', image = image, root = ws })
+
   -- The same attached to a running berth, through `berth connect`: over
   -- TCP (port 0: berth picks one and prints `berth: listening on ADDR`;
   -- berth connect finds the token file) and over a unix socket.

@@ -29,6 +29,10 @@ fi
 command -v curl >/dev/null 2>&1 || skip "curl is needed"
 docker info >/dev/null 2>&1 || skip "Docker is not running (bash testdata/setup/docker.sh)"
 
+# berth's trust decisions go to a store of this run's own.
+XDG_CONFIG_HOME=$(mktemp -d)
+export XDG_CONFIG_HOME
+trap 'rm -rf "$XDG_CONFIG_HOME"' EXIT
 export BERTH_REPO="$repo"
 export BERTH="${BERTH:-$repo/bin/berth}"
 export BERTH_TEST_DEBIAN_IMAGE="${BERTH_TEST_DEBIAN_IMAGE:-berth-test/debian:1}"

@@ -100,7 +100,10 @@ export class Berth implements vscode.Disposable {
       diagnosticCollectionName: 'berth',
       outputChannel: this.output,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
-      initializationOptions: initializationOptions(settings, token),
+      // VS Code's workspace trust is berth's: a trusted workspace's
+      // configuration runs without asking; in Restricted Mode berth asks
+      // with window/showMessageRequest, which the language client shows.
+      initializationOptions: initializationOptions(settings, token, vscode.workspace.isTrusted),
       initializationFailedHandler: (err) => {
         this.output.appendLine(`berth: initialize failed: ${err instanceof Error ? err.message : String(err)}`);
         return false;

@@ -79,8 +79,10 @@ export function activate(context: vscode.ExtensionContext): void {
     if (code === ErrorCodes.RequestCancelled) return;
     const actions = ['Show Output'];
     if (code === ErrorCodes.ImageNotFound) actions.push('Set Image');
+    if (code === ErrorCodes.Untrusted && !vscode.workspace.isTrusted) actions.push('Manage Workspace Trust');
     const a = await vscode.window.showErrorMessage(`berth: could not ${what}: ${errorMessage(e)}`, ...actions);
     if (a === 'Show Output') b.output.show();
+    if (a === 'Manage Workspace Trust') void vscode.commands.executeCommand('workbench.trust.manage');
     if (a === 'Set Image') void vscode.commands.executeCommand('workbench.action.openSettings', 'berth.image');
   };
 
@@ -274,6 +276,10 @@ export function activate(context: vscode.ExtensionContext): void {
       if (a) void vscode.commands.executeCommand('berth.restart');
     }),
     vscode.workspace.onDidChangeWorkspaceFolders(() => void refreshStatus()),
+    // berth reads trust at initialize: tell it of the new trust.
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      if (b.running) void b.restart();
+    }),
     vscode.window.onDidChangeWindowState((s) => {
       if (s.focused && b.running) void refreshStatus();
     }),

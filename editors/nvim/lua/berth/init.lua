@@ -17,6 +17,7 @@ M.defaults = {
   backend = nil, -- initializationOptions.backend: 'docker' or 'incus'
   image = nil, -- initializationOptions.image
   config = nil, -- initializationOptions.config: devcontainer.json or Containerfile
+  trust = nil, -- initializationOptions.trust: true trusts every workspace's hooks and host mounts without asking
   root = nil, -- workspace (default: the current directory when berth starts)
   open_output = true, -- :BerthRun opens the output buffer in a split
   log_level = vim.log.levels.INFO, -- lowest level of berth's own messages shown
@@ -299,12 +300,29 @@ end
 
 M.handlers = handlers
 
+-- Requests berth sends: window/showMessageRequest, which asks whether to
+-- trust a workspace's configuration. Dismissing the choice answers null,
+-- which berth takes as "don't trust".
+local request_handlers = {}
+
+request_handlers['window/showMessageRequest'] = function(params, reply)
+  local titles = {}
+  for _, a in ipairs(params.actions or {}) do
+    table.insert(titles, a.title)
+  end
+  vim.ui.select(titles, { prompt = params.message or 'berth' }, function(choice)
+    reply(choice and { title = choice } or nil)
+  end)
+end
+
+M.request_handlers = request_handlers
+
 ---------------------------------------------------------------------------
 -- The client
 ---------------------------------------------------------------------------
 local function init_options()
   local o = {}
-  for _, k in ipairs({ 'backend', 'image', 'config' }) do
+  for _, k in ipairs({ 'backend', 'image', 'config', 'trust' }) do
     if M.config[k] ~= nil and M.config[k] ~= '' then
       o[k] = M.config[k]
     end
@@ -338,6 +356,14 @@ function M.start()
         h(params or {})
       end
     end,
+    on_request = function(method, params, reply)
+      local h = request_handlers[method]
+      if not h then
+        reply(nil, { code = -32601, message = 'method not found: ' .. method })
+        return
+      end
+      h(params or {}, reply)
+    end,
     on_error = function(msg)
       notify(msg, levels.WARN)
     end,
@@ -369,7 +395,7 @@ function M.start()
     clientInfo = { name = 'neovim', version = tostring(vim.version().major) .. '.' .. tostring(vim.version().minor) },
     rootUri = vim.uri_from_fname(root),
     initializationOptions = init_options(),
-    capabilities = vim.empty_dict(),
+    capabilities = { window = { showMessage = vim.empty_dict() } },
   }, function(err, res)
     if err then
       report_error('initialize', err)

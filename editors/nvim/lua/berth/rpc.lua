@@ -80,7 +80,8 @@ end
 --- opts.cmd: argv to spawn (e.g. {'berth','--stdio'} or
 --- {'berth','connect','unix:/run/user/1000/berth.sock'}),
 --- opts.on_notification(method, params), opts.on_exit(code, signal, stderr_tail),
---- opts.on_error(msg).
+--- opts.on_error(msg), opts.on_request(method, params, reply) where
+--- reply(result, err) answers the server's request (result nil is null).
 function M.start(opts)
   local self = setmetatable({
     next_id = 1,
@@ -176,7 +177,9 @@ function Client:_dispatch(m)
         self.opts.on_error('handler for ' .. m.method .. ': ' .. tostring(err))
       end
     end
-    -- berth sends no requests to the client.
+    if m.id ~= nil then
+      self:_request(m)
+    end
     return
   end
   local id = m.id
@@ -197,6 +200,30 @@ function Client:_dispatch(m)
     if not ok and self.opts.on_error then
       self.opts.on_error('callback: ' .. tostring(e))
     end
+  end
+end
+
+--- Answer one of the server's requests (window/showMessageRequest).
+function Client:_request(m)
+  local id, answered = m.id, false
+  local function reply(result, err)
+    if answered then
+      return
+    end
+    answered = true
+    if err then
+      self:_write({ jsonrpc = '2.0', id = id, error = err })
+    else
+      self:_write({ jsonrpc = '2.0', id = id, result = result == nil and vim.NIL or result })
+    end
+  end
+  if not self.opts.on_request then
+    reply(nil, { code = -32601, message = 'method not found: ' .. m.method })
+    return
+  end
+  local ok, err = pcall(self.opts.on_request, m.method, denil(m.params), reply)
+  if not ok then
+    reply(nil, { code = -32603, message = tostring(err) })
   end
 end
 

@@ -15,19 +15,24 @@ export interface InitializationOptions {
   backend?: string;
   image?: string;
   token?: string;
+  /** VS Code trusts the workspace: berth lets its configuration run hooks and mount host paths without asking. */
+  trust?: boolean;
 }
 
 /**
  * initializationOptions for initialize: only the settings that are set,
- * and the token of a `berth --tcp` when attaching to one.
+ * the token of a `berth --tcp` when attaching to one, and trust when VS
+ * Code trusts the workspace (vscode.workspace.isTrusted). Untrusted, berth
+ * asks with window/showMessageRequest before a configuration runs anything.
  */
-export function initializationOptions(s: BerthSettings, token?: string): InitializationOptions {
+export function initializationOptions(s: BerthSettings, token?: string, trusted = false): InitializationOptions {
   const out: InitializationOptions = {};
   if (token) out.token = token;
   const backend = (s.backend ?? '').trim();
   const image = (s.image ?? '').trim();
   if (backend !== '') out.backend = backend;
   if (image !== '') out.image = image;
+  if (trusted) out.trust = true;
   return out;
 }
 

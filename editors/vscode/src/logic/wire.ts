@@ -175,5 +175,7 @@ export const ErrorCodes = {
   NoSuchTunnel: -32022,
   BindFailed: -32023,
   AgentLost: -32024,
+  Untrusted: -32029,
+  RefusedPath: -32030,
   RequestCancelled: -32800,
 } as const;

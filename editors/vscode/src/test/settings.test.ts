@@ -15,6 +15,11 @@ test('initializationOptions keeps only set values', () => {
   assert.deepEqual(initializationOptions({ backend: ' docker ' }), { backend: 'docker' });
 });
 
+test('initializationOptions sends trust only for a trusted workspace', () => {
+  assert.deepEqual(initializationOptions({}, undefined, false), {});
+  assert.deepEqual(initializationOptions({ image: 'x' }, undefined, true), { image: 'x', trust: true });
+});
+
 test('serverCommand defaults to berth --stdio', () => {
   assert.deepEqual(serverCommand({}), { command: 'berth', args: ['--stdio'] });
   assert.deepEqual(serverCommand({ path: '' }), { command: 'berth', args: ['--stdio'] });
