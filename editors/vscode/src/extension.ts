@@ -11,7 +11,7 @@ import { ExecPty } from './pty';
 import { BerthTests } from './testing';
 import { CommandLineError, commandArgv } from './logic/cmdline';
 import { parseForward, validateForward } from './logic/forward';
-import { restartSettings } from './logic/settings';
+import { restartSettings, shellCommand } from './logic/settings';
 import { describeInstance, formatStatus } from './logic/status';
 import { ErrorCodes, ForwardResult, Instance, LintResult } from './logic/wire';
 
@@ -27,6 +27,32 @@ export function activate(context: vscode.ExtensionContext): void {
   status.text = '$(loading~spin) berth';
   status.show();
   context.subscriptions.push(b, tests, status, ...registerDebugging(b));
+
+  // The "berth" terminal profile: the remote user's login shell, through
+  // `berth shell`, on a real terminal of VS Code's.
+  context.subscriptions.push(
+    vscode.window.registerTerminalProfileProvider('berth.shell', {
+      provideTerminalProfile() {
+        const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+        if (!folder) {
+          throw new Error('berth: open a folder first; the shell runs in its container');
+        }
+        const cfg = vscode.workspace.getConfiguration('berth');
+        const cmd = shellCommand(
+          { path: cfg.get<string>('path', 'berth'), backend: cfg.get<string>('backend', ''), image: cfg.get<string>('image', '') },
+          folder,
+          vscode.workspace.isTrusted,
+        );
+        return new vscode.TerminalProfile({
+          name: 'berth',
+          shellPath: cmd.command,
+          shellArgs: cmd.args,
+          cwd: folder,
+          iconPath: new vscode.ThemeIcon('vm'),
+        });
+      },
+    }),
+  );
 
   const refreshStatus = async () => {
     if (!vscode.workspace.workspaceFolders?.length) {

@@ -743,6 +743,46 @@ function M.setup_dap()
   return true
 end
 
+-- M.shell opens the remote user's login shell in a terminal buffer: `berth
+-- shell` gets a real terminal from Neovim, with its size and resizes.
+-- It runs its own short-lived berth, so it works with or without a
+-- running sidecar; opts.on_exit(code) is called when the shell ends.
+function M.shell(opts)
+  opts = opts or {}
+  local argv = { M.config.cmd[1], '--workspace', M.config.root or uv.cwd() }
+  for _, k in ipairs({ 'backend', 'image', 'config' }) do
+    if M.config[k] ~= nil and M.config[k] ~= '' then
+      vim.list_extend(argv, { '--' .. k, M.config[k] })
+    end
+  end
+  if M.config.trust then
+    table.insert(argv, '--trust')
+  end
+  table.insert(argv, 'shell')
+  vim.cmd('botright split')
+  vim.cmd('enew')
+  local buf = api.nvim_get_current_buf()
+  local job = vim.fn.termopen(argv, {
+    on_exit = function(_, code)
+      if code ~= 0 and code ~= 130 then
+        notify("berth shell exited with code " .. code, levels.INFO)
+      end
+      if opts.on_exit then
+        opts.on_exit(code)
+      end
+    end,
+  })
+  if job <= 0 then
+    notify('BerthShell: cannot start ' .. table.concat(argv, ' '), levels.ERROR)
+    return nil
+  end
+  api.nvim_buf_set_name(buf, 'berth://shell/' .. job)
+  if opts.insert ~= false then
+    vim.cmd('startinsert')
+  end
+  return job, buf
+end
+
 ---------------------------------------------------------------------------
 -- Setup
 ---------------------------------------------------------------------------
@@ -797,6 +837,9 @@ function M.create_commands()
     end,
     desc = 'berth: stop (or remove with rm) the workspace container',
   })
+  command('BerthShell', function()
+    M.shell()
+  end, { nargs = 0, desc = "berth: the remote user's login shell in a terminal buffer" })
   command('BerthStatus', function()
     M.status()
   end, { nargs = 0, desc = 'berth: show the workspace container' })

@@ -47,6 +47,23 @@ export function serverCommand(s: BerthSettings): ServerCommand {
   return { command, args: ['--stdio'] };
 }
 
+/**
+ * The command line of the "berth" terminal profile: `berth shell` on the
+ * folder, with the settings that choose its container. VS Code gives it a
+ * real terminal, whose size and resizes berth passes on.
+ */
+export function shellCommand(s: BerthSettings, folder: string, trusted = false): ServerCommand {
+  const command = (s.path ?? '').trim() || 'berth';
+  const args = ['--workspace', folder];
+  const backend = (s.backend ?? '').trim();
+  const image = (s.image ?? '').trim();
+  if (backend !== '') args.push('--backend', backend);
+  if (image !== '') args.push('--image', image);
+  if (trusted) args.push('--trust');
+  args.push('shell');
+  return { command, args };
+}
+
 export interface TcpAddress {
   host: string;
   port: number;

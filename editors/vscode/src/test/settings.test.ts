@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { defaultTokenPath, initializationOptions, parseAttachAddress, parseTcpAddress, resolveToken, serverCommand } from '../logic/settings';
+import { defaultTokenPath, initializationOptions, parseAttachAddress, parseTcpAddress, resolveToken, serverCommand, shellCommand } from '../logic/settings';
 
 test('initializationOptions keeps only set values', () => {
   assert.deepEqual(initializationOptions({}), {});
@@ -78,4 +78,12 @@ test('resolveToken: the setting, then BERTH_TOKEN, then the default file', async
   } finally {
     fs.rmSync(rt, { recursive: true, force: true });
   }
+});
+
+test('shellCommand runs berth shell on the folder with the chosen backend and image', () => {
+  assert.deepEqual(shellCommand({}, '/w'), { command: 'berth', args: ['--workspace', '/w', 'shell'] });
+  assert.deepEqual(shellCommand({ path: ' /opt/berth ', backend: 'incus', image: ' x:1 ' }, '/w', true), {
+    command: '/opt/berth',
+    args: ['--workspace', '/w', '--backend', 'incus', '--image', 'x:1', '--trust', 'shell'],
+  });
 });
