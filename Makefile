@@ -31,7 +31,7 @@ vet:
 	$(GO) vet ./...
 
 test: deps vet
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 40m ./...
 	$(GO) test -race -count=1 -p 1 -tags disrupt -run 'Disrupt' ./cmd/berth/
 	$(MAKE) fuzz
 	$(MAKE) vscode-test
@@ -49,7 +49,7 @@ nvim-test: build
 
 # unit runs the tests without installing anything.
 unit: vet
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 40m ./...
 
 demo: deps build
 	BERTH=$(CURDIR)/bin/berth $(GO) run ./testdata/demo

@@ -37,7 +37,7 @@ func TestSecrets(t *testing.T) {
 	})
 	c := e.connect(false)
 	c.mustCall("initialize", rpc.InitializeParams{RootURI: "file://" + e.ws, InitializationOptions: &rpc.InitializationOptions{
-		Secrets: map[string]string{"CLIENT_TOKEN": clientSecret, "BOTH": "client wins"},
+		Secrets: map[string]string{"CLIENT_TOKEN": clientSecret, "BOTH": "client wins"}, Trust: true,
 	}}, nil)
 
 	pid := c.exec(rpc.ExecParams{Argv: []string{"sh", "-c", "echo $FILE_TOKEN $CLIENT_TOKEN $BOTH $CALL; echo " + clientSecret}, Env: map[string]string{"CALL": "call", "BOTH": "call wins"}})
@@ -77,7 +77,7 @@ func TestSecretsInHookErrors(t *testing.T) {
 	e := newEnv(t, envOptions{Files: dcFiles(`"postCreateCommand": "echo token is $CLIENT_TOKEN; exit 3"`)})
 	c := e.connect(false)
 	c.mustCall("initialize", rpc.InitializeParams{RootURI: "file://" + e.ws, InitializationOptions: &rpc.InitializationOptions{
-		Secrets: map[string]string{"CLIENT_TOKEN": clientSecret},
+		Secrets: map[string]string{"CLIENT_TOKEN": clientSecret}, Trust: true,
 	}}, nil)
 	err := c.call("berth/exec", rpc.ExecParams{Argv: []string{"true"}}, nil)
 	if code(err) != rpc.CodeHookFailed || !strings.Contains(err.Error(), "token is "+secrets.Mask) {

@@ -65,7 +65,7 @@ func testSecretsEndToEnd(t *testing.T, e engine) {
 
 	var log lockedBuffer
 	b := startBerthLog(t, berthBin, e, io.MultiWriter(&log, &testWriter{t: t}), "--trace", "--log-level", "debug", "--secrets-file", file)
-	b.initialize(ws, &rpc.InitializationOptions{Secrets: map[string]string{"INIT_SECRET": initSecret, "SHARED": "from initialize"}})
+	b.initialize(ws, &rpc.InitializationOptions{Secrets: map[string]string{"INIT_SECRET": initSecret, "SHARED": "from initialize"}, Trust: true})
 
 	// The busybox test image has no printenv.
 	printenv := func(name string, env map[string]string) string {
