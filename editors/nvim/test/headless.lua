@@ -246,6 +246,34 @@ local ok, err = pcall(function()
   end, 50)
   check(type(berth.last.status) == 'table' and berth.last.status.state == 'running', ':BerthStatus reports running')
 
+  -- :BerthShell: a terminal buffer running the login shell in the container.
+  local shell_code
+  local received = {}
+  local job, sbuf = berth.shell({
+    insert = false,
+    on_exit = function(code)
+      shell_code = code
+    end,
+    on_stdout = function(data)
+      vim.list_extend(received, data)
+    end,
+  })
+  check(job ~= nil and job > 0, ':BerthShell starts a terminal job')
+  if job then
+    vim.defer_fn(function()
+      vim.fn.chansend(job, 'echo shell-$((6*7)); exit 3\n')
+    end, 3000)
+    local text = ''
+    vim.wait(timeout, function()
+      -- What the terminal received: headless, its buffer may not be drawn.
+      text = table.concat(received, '\n')
+      return shell_code ~= nil and text:find('shell-42', 1, true) ~= nil
+    end, 50)
+    check(shell_code == 3 and text:find('shell-42', 1, true) ~= nil, ':BerthShell runs a shell in the container',
+      vim.inspect({ code = shell_code, text = text }))
+    vim.cmd('bwipeout! ' .. sbuf)
+  end
+
   -- :BerthDown rm
   vim.cmd('BerthDown rm')
   check(vim.wait(timeout, function()
@@ -260,25 +288,6 @@ local ok, err = pcall(function()
 
   berth.stop()
   check(berth.client == nil, 'berth stopped')
-
-  -- :BerthShell: a terminal buffer running the login shell in the container.
-  local shell_code
-  local job, sbuf = berth.shell({ insert = false, on_exit = function(code)
-    shell_code = code
-  end })
-  check(job ~= nil and job > 0, ':BerthShell starts a terminal job')
-  if job then
-    vim.defer_fn(function()
-      vim.fn.chansend(job, 'echo shell-$((6*7)); exit 3\n')
-    end, 3000)
-    vim.wait(timeout, function()
-      return shell_code ~= nil
-    end, 50)
-    local text = table.concat(vim.api.nvim_buf_get_lines(sbuf, 0, -1, false), '\n')
-    check(shell_code == 3 and text:find('shell-42', 1, true) ~= nil, ':BerthShell runs a shell in the container',
-      vim.inspect({ code = shell_code, text = text }))
-    vim.cmd('bwipeout! ' .. sbuf)
-  end
 
   -- Workspace trust: a configuration with a lifecycle command makes berth
   -- ask with window/showMessageRequest, answered here through vim.ui.select.

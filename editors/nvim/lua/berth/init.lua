@@ -746,7 +746,8 @@ end
 -- M.shell opens the remote user's login shell in a terminal buffer: `berth
 -- shell` gets a real terminal from Neovim, with its size and resizes.
 -- It runs its own short-lived berth, so it works with or without a
--- running sidecar; opts.on_exit(code) is called when the shell ends.
+-- running sidecar; opts.on_exit(code) is called when the shell ends, and
+-- opts.on_stdout(lines) with what the terminal receives.
 function M.shell(opts)
   opts = opts or {}
   local argv = { M.config.cmd[1], '--workspace', M.config.root or uv.cwd() }
@@ -763,6 +764,9 @@ function M.shell(opts)
   vim.cmd('enew')
   local buf = api.nvim_get_current_buf()
   local job = vim.fn.termopen(argv, {
+    on_stdout = opts.on_stdout and function(_, data)
+      opts.on_stdout(data)
+    end or nil,
     on_exit = function(_, code)
       if code ~= 0 and code ~= 130 then
         notify("berth shell exited with code " .. code, levels.INFO)
