@@ -97,7 +97,7 @@ type Manager struct {
 
 	agents   agent.Set // by platform; empty: agent disabled
 	agentOff string    // why agents is empty
-	noFast   bool          // keep everything on the exec stream
+	noFast   bool      // keep everything on the exec stream
 
 	ctx    context.Context // the manager's lifetime: ends at Close
 	cancel context.CancelFunc
