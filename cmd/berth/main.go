@@ -2,7 +2,7 @@
 //
 //	berth --stdio              serve one editor on stdin/stdout
 //	berth --tcp 127.0.0.1:7420 serve editors on TCP
-//	berth up | exec | shell | ls | down | path | version | completion
+//	berth up | exec | shell | status | ls | down | path | version | completion
 //
 // Exit codes follow docker's: a command's own code, 125 when berth itself
 // fails, 126 when the command cannot be invoked, 127 when it is not found.

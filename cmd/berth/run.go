@@ -123,7 +123,7 @@ directory).`,
 	_ = root.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 
 	root.AddCommand(
-		upCmd(&g), execCmd(&g), shellCmd(&g), lsCmd(&g), downCmd(&g), pathCmd(&g),
+		upCmd(&g), execCmd(&g), shellCmd(&g), statusCmd(&g), lsCmd(&g), downCmd(&g), pathCmd(&g),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print berth's version",
