@@ -59,7 +59,10 @@ nvim-test: build
 unit: vet
 	$(GO) test -race -count=1 ./...
 
-demo: deps-demo build
+# demo installs Docker and builds berth side by side: on a fresh machine
+# one waits on the network and the other on the CPU.
+demo:
+	@$(MAKE) --no-print-directory -j2 deps-demo build
 	BERTH=$(CURDIR)/bin/berth $(GO) run ./testdata/demo
 
 clean:
