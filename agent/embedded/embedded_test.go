@@ -6,6 +6,7 @@ import (
 	"debug/elf"
 	"encoding/hex"
 	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -106,5 +107,19 @@ func TestParseManifest(t *testing.T) {
 func TestDecompressRejectsGarbage(t *testing.T) {
 	if _, err := Decompress([]byte("not zstd")); err == nil {
 		t.Error("Decompress of garbage succeeded")
+	}
+}
+
+// The agent must not carry its predecessors: if it imported this package,
+// every build would embed the last one and none would be reproducible.
+func TestAgentDoesNotEmbedAgents(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "../../cmd/berth-agent").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if p == "github.com/berthdev/berth/agent/embedded" {
+			t.Fatal("cmd/berth-agent imports agent/embedded")
+		}
 	}
 }

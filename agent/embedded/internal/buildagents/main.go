@@ -32,8 +32,10 @@ import (
 // embedded, which doesn't compile until this command has made its files.
 const manifestName = "agents.txt"
 
-// toolchain is the Go that builds the embedded agents. Changing it changes
-// the builds: run `make agents` after.
+// toolchain is the Go that builds the embedded agents, whatever go runs
+// this command; go fetches it when it is not the local one. It must be at
+// least go.mod's go line. Changing it changes the builds: run `make agents`
+// after.
 const toolchain = "go1.26.8"
 
 // platforms are those berth carries an agent for.
