@@ -9,18 +9,31 @@ export BERTH_TEST_IMAGE ?= berth-test/busybox:1
 # a setup failure fails the run.
 TOLERATE = { [ "$$CI" != true ] && [ -z "$$BERTH_REQUIRE" ] && echo "make: continuing without it; daemon tests will skip" >&2; }
 
-.PHONY: all build test vet unit deps demo bench clean nvim-test vscode-test fuzz
+.PHONY: all build agents agents-check test vet unit deps deps-demo demo bench clean nvim-test vscode-test fuzz
 
 all: build
 
-# The agent must be static: it runs in any image, even one with nothing in it.
+# berth carries its agent for linux/amd64 and linux/arm64 (agent/embedded),
+# so bin/berth is all there is. After changing the agent's source, run
+# `make agents` (and commit agent/embedded) for berth to carry the change.
 build:
 	$(GO) build -o bin/berth ./cmd/berth
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/berth-agent ./cmd/berth-agent
 
-deps:
+# agents rebuilds the embedded agents, reproducibly, with the pinned Go.
+agents:
+	$(GO) run ./agent/embedded/internal/buildagents
+
+# agents-check fails when the committed agents are not what the source builds.
+agents-check:
+	$(GO) run ./agent/embedded/internal/buildagents -check
+
+# deps-demo is what the demo needs: Docker and the busybox image.
+deps-demo:
 	@bash testdata/setup/docker.sh || $(TOLERATE)
 	@bash testdata/images/busybox.sh docker || $(TOLERATE)
+
+# deps is everything the tests use.
+deps: deps-demo
 	@bash testdata/images/debian.sh docker || $(TOLERATE)
 	@BERTH_DEBIAN_GO=1 BERTH_TEST_DEBIAN_IMAGE=berth-test/debian-go:1 bash testdata/images/debian.sh docker || $(TOLERATE)
 	@bash testdata/setup/incus.sh || $(TOLERATE)
@@ -30,7 +43,7 @@ deps:
 vet:
 	$(GO) vet ./...
 
-test: deps vet
+test: deps vet agents-check
 	$(GO) test -race -count=1 -timeout 40m ./...
 	$(GO) test -race -count=1 -p 1 -tags disrupt -run 'Disrupt' ./cmd/berth/
 	$(MAKE) fuzz
@@ -51,7 +64,10 @@ nvim-test: build
 unit: vet
 	$(GO) test -race -count=1 -timeout 40m ./...
 
-demo: deps build
+# demo installs Docker and builds berth side by side: on a fresh machine
+# one waits on the network and the other on the CPU.
+demo:
+	@$(MAKE) --no-print-directory -j2 deps-demo build
 	BERTH=$(CURDIR)/bin/berth $(GO) run ./testdata/demo
 
 clean:

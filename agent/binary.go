@@ -6,21 +6,22 @@ import (
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 )
 
 // Binary is an agent executable on the host, ready to copy into instances.
 type Binary struct {
-	Path   string
-	Hash   string // sha256 of the file, hex: the build's identity
+	Path   string // "" for a build berth carries in itself
+	Hash   string // sha256 of the executable, hex: the build's identity
 	GOOS   string // always "linux"
 	GOARCH string // from the ELF header
+	Source Source // where berth found it
+
+	load func() ([]byte, error) // the bytes of a build without a Path
 }
 
 // ContainerPath is where this build lives inside an instance.
@@ -67,35 +68,14 @@ func (b *Binary) Tar() (*bytes.Buffer, error) {
 
 // Read returns the binary's bytes.
 func (b *Binary) Read() ([]byte, error) {
+	if b.load != nil {
+		return b.load()
+	}
 	data, err := os.ReadFile(b.Path)
 	if err != nil {
 		return nil, fmt.Errorf("agent: read %s: %w", b.Path, err)
 	}
 	return data, nil
-}
-
-// EnvBinary names the environment variable that points at the agent.
-const EnvBinary = "BERTH_AGENT"
-
-// Locate finds the agent binary: $BERTH_AGENT, else berth-agent next to the
-// running executable.
-func Locate() (*Binary, error) {
-	if p := os.Getenv(EnvBinary); p != "" {
-		return Open(p)
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
-	}
-	if real, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = real
-	}
-	p := filepath.Join(filepath.Dir(exe), "berth-agent")
-	b, err := Open(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("agent binary not found at %s (build it with `make build`, or set %s)", p, EnvBinary)
-	}
-	return b, err
 }
 
 var elfArch = map[elf.Machine]string{

@@ -88,13 +88,16 @@ type Spec struct {
 	// backend's own keep-alive: it must stay up and exit promptly on
 	// SIGTERM. Backends whose instances boot their own init ignore it.
 	Init []string
-	// InitPlatform is the GOOS/GOARCH Init is built for; a backend uses
-	// Init only for images of that platform, and its keep-alive otherwise.
-	InitPlatform string
-	// Files, when set, returns a tar stream that is extracted at / after the
-	// instance is created and before it first starts, so that Init can
-	// live there even in an image that has nothing else.
-	Files func() (io.Reader, error)
+	// InitPlatforms are the GOOS/GOARCH pairs Init is built for; a backend
+	// uses Init only for an image of one of them, and its keep-alive
+	// otherwise.
+	InitPlatforms []string
+	// Files, when set, returns a tar stream for the image's platform
+	// (GOOS/GOARCH) that is extracted at / after the instance is created
+	// and before it first starts, so that Init can live there even in an
+	// image that has nothing else. A backend calls it only for one of
+	// InitPlatforms.
+	Files func(platform string) (io.Reader, error)
 }
 
 // Instance is a berth-managed container as the engine reports it.

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/berthdev/berth/agent"
+	"github.com/berthdev/berth/agent/embedded"
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/rpc"
 )
@@ -312,13 +313,23 @@ func run() error {
 	}
 
 	// 5. Agent start.
-	abin, err := agent.Locate()
-	if err != nil {
-		if abin, err = agent.Open(filepath.Join(filepath.Dir(bin), "berth-agent")); err != nil {
-			return err
-		}
-	}
+	// The build berth would use: one beside it, else the one it carries.
 	quiet := slog.New(slog.DiscardHandler)
+	agents, err := embedded.Agents()
+	if err != nil {
+		return err
+	}
+	if b, err := agent.Open(filepath.Join(filepath.Dir(bin), "berth-agent")); err == nil {
+		agents[b.Platform()] = b
+	}
+	abin, err := agents.For("linux/" + runtime.GOARCH)
+	if err != nil {
+		return err
+	}
+	abytes, err := abin.Read()
+	if err != nil {
+		return err
+	}
 	cold, err := measure(5, func() error {
 		if err := eng.cliCommand(inst.ID, "sh", "-c", "rm -f /.berth/agent-*").Run(); err != nil {
 			return err
@@ -353,7 +364,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	r.printf("\n## Agent start (%d KiB binary)\n\n| what | p50 | p90 | n |\n|---|---|---|---|\n", fileSize(abin.Path)>>10)
+	r.printf("\n## Agent start (%d KiB binary)\n\n| what | p50 | p90 | n |\n|---|---|---|---|\n", len(abytes)>>10)
 	latencyRow(&r, "cold: copy the agent in, start it, handshake", cold, ms)
 	latencyRow(&r, "warm: start the agent already in the container, handshake", warm, ms)
 	latencyRow(&r, "reattach: start a new `berth --stdio`, initialize, first `berth/run`", reattach, ms)
@@ -391,14 +402,6 @@ func onSignal(cleanup func()) {
 		cleanup()
 		os.Exit(1)
 	}()
-}
-
-func fileSize(p string) int64 {
-	fi, err := os.Stat(p)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
 }
 
 // berthProc is a running `berth --stdio` and a client on its pipes.

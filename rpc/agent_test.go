@@ -45,7 +45,7 @@ func (e *env) withAgent() {
 		_ = agent.Serve(ctx, stdio{p}, slog.New(slog.DiscardHandler), bin.Hash)
 		return 0
 	})
-	e.mgr.SetAgent(bin, "")
+	e.mgr.SetAgents(agent.SetOf(bin), "")
 }
 
 type stdio struct{ p *memory.Proc }

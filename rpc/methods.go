@@ -172,6 +172,10 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 	if agentOn {
 		agentWhy = ""
 	}
+	var builds []AgentBuild
+	for _, b := range c.mgr.Agents().Builds() {
+		builds = append(builds, toAgentBuild(b))
+	}
 	return InitializeResult{
 		ServerInfo: ServerInfo{Name: "berth", Version: c.s.opts.Version},
 		Capabilities: Capabilities{Berth: BerthCapabilities{
@@ -181,6 +185,7 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 			DefaultWorkspace: ws,
 			Agent:            agentOn,
 			AgentReason:      agentWhy,
+			Agents:           builds,
 		}},
 	}, nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"go.lsp.dev/protocol"
 
+	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/session"
 )
@@ -79,6 +80,8 @@ type BerthCapabilities struct {
 	DefaultWorkspace string   `json:"defaultWorkspace,omitempty"`
 	Agent            bool     `json:"agent"`
 	AgentReason      string   `json:"agentReason,omitempty"`
+	// Agents are the builds berth installs, one per platform, sorted.
+	Agents []AgentBuild `json:"agents,omitempty"`
 }
 
 // WorkspaceParams names a workspace; empty means the client's default.
@@ -135,10 +138,33 @@ type HookRun struct {
 	Error string `json:"error,omitempty"`
 }
 
-// AgentStatus says whether processes and tunnels go through the agent.
+// AgentStatus says whether processes and tunnels go through the agent,
+// and which build of it.
 type AgentStatus struct {
 	Enabled bool   `json:"enabled"`
 	Reason  string `json:"reason,omitempty"`
+	AgentBuild
+	// Connected says this berth has the build running in the instance now.
+	Connected bool `json:"connected,omitempty"`
+}
+
+// AgentBuild names one agent build; its fields are empty when berth has
+// chosen none.
+type AgentBuild struct {
+	Build    string `json:"build,omitempty"`    // sha256 of the executable, hex
+	Platform string `json:"platform,omitempty"` // GOOS/GOARCH it runs on
+	Source   string `json:"source,omitempty"`   // env, beside or embedded
+}
+
+func toAgentBuild(b *agent.Binary) AgentBuild {
+	if b == nil {
+		return AgentBuild{}
+	}
+	return AgentBuild{Build: b.Hash, Platform: b.Platform(), Source: string(b.Source)}
+}
+
+func toAgentStatus(st session.AgentStatus) AgentStatus {
+	return AgentStatus{Enabled: st.Enabled, Reason: st.Reason, AgentBuild: toAgentBuild(st.Build), Connected: st.Connected}
 }
 
 // toInstance reports an instance; a hook's failure may quote its output,
@@ -149,7 +175,7 @@ func (c *conn) toInstance(in session.Instance) Instance {
 		Workspace: in.Workspace, Backend: in.Backend, ID: in.ID, Name: in.Name,
 		Image: in.Image, State: in.State, Workdir: in.Workdir, Mounts: mounts,
 		Created: in.Created, Stale: in.Stale, HookError: c.s.mask(in.HookError),
-		Agent: AgentStatus{Enabled: in.Agent.Enabled, Reason: in.Agent.Reason},
+		Agent: toAgentStatus(in.Agent),
 	}
 	if in.Config != nil {
 		out.ConfigSource, out.ConfigFile = string(in.Config.Source), in.Config.File

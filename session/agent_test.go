@@ -34,13 +34,19 @@ import (
 // start).
 func fakeAgent(t *testing.T, b *memory.Backend, serve bool) *agent.Binary {
 	t.Helper()
-	content := []byte("berth agent for " + t.Name())
+	return fakeAgentFor(t, b, serve, runtime.GOARCH)
+}
+
+// fakeAgentFor is fakeAgent for a linux/goarch build.
+func fakeAgentFor(t *testing.T, b *memory.Backend, serve bool, goarch string) *agent.Binary {
+	t.Helper()
+	content := []byte("berth agent for " + t.Name() + " on " + goarch)
 	p := filepath.Join(t.TempDir(), "berth-agent")
 	if err := os.WriteFile(p, content, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(content)
-	bin := &agent.Binary{Path: p, Hash: hex.EncodeToString(sum[:]), GOOS: "linux", GOARCH: runtime.GOARCH}
+	bin := &agent.Binary{Path: p, Hash: hex.EncodeToString(sum[:]), GOOS: "linux", GOARCH: goarch}
 	if serve {
 		b.Handle(bin.ContainerPath(), func(ctx context.Context, p *memory.Proc) int {
 			if len(p.Argv) < 2 || p.Argv[1] != "serve" {
@@ -133,7 +139,7 @@ func usedPort(t *testing.T) int {
 
 func TestForwardTunnel(t *testing.T) {
 	e := newMemEnv(t, memEnvOptions{Sync: true})
-	e.m.SetAgent(fakeAgent(t, e.mem, true), "")
+	e.m.SetAgents(agent.SetOf(fakeAgent(t, e.mem, true)), "")
 	c, _ := e.client(nil, false)
 	ctx := testCtx(t)
 	target := echoServer(t, "container says ")
@@ -209,7 +215,7 @@ func usedPortClosed(t *testing.T) int {
 
 func TestReverseTunnel(t *testing.T) {
 	e := newMemEnv(t, memEnvOptions{Sync: true})
-	e.m.SetAgent(fakeAgent(t, e.mem, true), "")
+	e.m.SetAgents(agent.SetOf(fakeAgent(t, e.mem, true)), "")
 	c, _ := e.client(nil, false)
 	ctx := testCtx(t)
 	host := echoServer(t, "host says ")
@@ -262,7 +268,7 @@ func TestReverseTunnel(t *testing.T) {
 // A tunnel tied to a process closes when it exits.
 func TestTunnelClosesOnExit(t *testing.T) {
 	e := newMemEnv(t, memEnvOptions{Sync: true})
-	e.m.SetAgent(fakeAgent(t, e.mem, true), "")
+	e.m.SetAgents(agent.SetOf(fakeAgent(t, e.mem, true)), "")
 	c, sink := e.client(nil, false)
 	ctx := testCtx(t)
 	info, err := c.Forward(ctx, e.ws, "", "127.0.0.1", echoServer(t, ""), 0)
@@ -291,31 +297,45 @@ func TestTunnelClosesOnExit(t *testing.T) {
 	}
 }
 
-// The agent's status says why processes use plain exec; the choice is
-// made once per start of the instance.
+// The agent's status says which build runs, or why processes use plain
+// exec; the choice is made once per start of the instance, for the
+// instance's platform.
 func TestAgentStatus(t *testing.T) {
 	otherArch := "arm64"
 	if runtime.GOARCH == "arm64" {
 		otherArch = "amd64"
 	}
+	onOther := memory.Options{Images: map[string]string{testImage: "linux/" + otherArch}}
 	tests := []struct {
 		name   string
 		opts   memEnvOptions
 		serve  bool
+		both   bool // berth has a build for otherArch, too
 		want   AgentStatus
-		prefix bool // want.Reason is a prefix
+		build  string // GOARCH of the build status names; "" for none
+		prefix bool   // want.Reason is a prefix
 	}{
-		{name: "running", opts: memEnvOptions{Sync: true}, serve: true, want: AgentStatus{Enabled: true}},
-		{name: "failed to start", opts: memEnvOptions{Sync: true}, want: AgentStatus{Reason: "agent failed to start, using plain exec: "}, prefix: true},
-		{name: "another platform", opts: memEnvOptions{Sync: true, Memory: memory.Options{Images: map[string]string{testImage: "linux/" + otherArch}}}, serve: true,
-			want: AgentStatus{Reason: fmt.Sprintf("container is linux/%s but the agent is built for linux/%s; using plain exec", otherArch, runtime.GOARCH)}},
+		{name: "running", opts: memEnvOptions{Sync: true}, serve: true, want: AgentStatus{Enabled: true, Connected: true}, build: runtime.GOARCH},
+		{name: "failed to start", opts: memEnvOptions{Sync: true}, want: AgentStatus{Reason: "agent failed to start, using plain exec: "}, build: runtime.GOARCH, prefix: true},
+		{name: "another platform", opts: memEnvOptions{Sync: true, Memory: onOther}, serve: true,
+			want: AgentStatus{Reason: fmt.Sprintf("no agent build for this platform: the container is linux/%s but berth has agents for linux/%s only; using plain exec", otherArch, runtime.GOARCH)}},
+		{name: "another platform, with its build", opts: memEnvOptions{Sync: true, Memory: onOther}, serve: true, both: true,
+			want: AgentStatus{Enabled: true, Connected: true}, build: otherArch},
 		{name: "disabled by the config", opts: memEnvOptions{Sync: true, Files: dcFiles(`"customizations": {"berth": {"agent": false}}`)}, serve: true,
 			want: AgentStatus{Reason: "agent disabled by customizations.berth.agent in "}, prefix: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newMemEnv(t, tt.opts)
-			e.m.SetAgent(fakeAgent(t, e.mem, tt.serve), "")
+			builds := agent.SetOf(fakeAgentFor(t, e.mem, tt.serve, runtime.GOARCH))
+			if tt.both {
+				other := fakeAgentFor(t, e.mem, tt.serve, otherArch)
+				builds[other.Platform()] = other
+			}
+			e.m.SetAgents(builds, "")
+			if tt.build != "" {
+				tt.want.Build = builds["linux/"+tt.build]
+			}
 			c, _ := e.client(nil, false)
 			if tt.want.Enabled {
 				// The agent would run a process on the host: start it alone.
@@ -333,7 +353,7 @@ func TestAgentStatus(t *testing.T) {
 				t.Helper()
 				match := got == tt.want
 				if tt.prefix {
-					match = got.Enabled == tt.want.Enabled && strings.HasPrefix(got.Reason, tt.want.Reason)
+					match = got.Enabled == tt.want.Enabled && strings.HasPrefix(got.Reason, tt.want.Reason) && got.Build == tt.want.Build
 				}
 				if !match {
 					t.Errorf("%s: agent %+v, want %+v", what, got, tt.want)
@@ -367,10 +387,55 @@ func TestAgentStatus(t *testing.T) {
 	}
 }
 
+// Before berth starts an agent, status asks the engine for the platform to
+// name the build it would run; a list, which asks nothing, names none.
+func TestAgentStatusBeforeStart(t *testing.T) {
+	tests := []struct {
+		name     string
+		platform string
+		want     string // GOARCH of the build named; "" for none
+		reason   string
+	}{
+		{"amd64", "linux/amd64", "amd64", ""},
+		{"arm64", "linux/arm64", "arm64", ""},
+		{"riscv64", "linux/riscv64", "", "no agent build for this platform: the container is linux/riscv64 but berth has agents for linux/amd64, linux/arm64 only; using plain exec"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newMemEnv(t, memEnvOptions{Sync: true, Memory: memory.Options{Images: map[string]string{testImage: tt.platform}}})
+			builds := agent.SetOf(fakeAgentFor(t, e.mem, false, "amd64"), fakeAgentFor(t, e.mem, false, "arm64"))
+			e.m.SetAgents(builds, "")
+			// Up starts no agent: nothing needs one yet.
+			c, _ := e.client(nil, false)
+			if _, err := c.Up(testCtx(t), UpOptions{Workspace: e.ws}); err != nil {
+				t.Fatal(err)
+			}
+			inst, err := e.m.Workspace(e.ws).Status(testCtx(t), "", "")
+			if err != nil || inst == nil {
+				t.Fatalf("Status: %v, %v", inst, err)
+			}
+			want := AgentStatus{Enabled: tt.want != "", Reason: tt.reason}
+			if tt.want != "" {
+				want.Build = builds["linux/"+tt.want]
+			}
+			if inst.Agent != want {
+				t.Errorf("Status: agent %+v, want %+v", inst.Agent, want)
+			}
+			list, err := e.m.List(testCtx(t))
+			if err != nil || len(list) != 1 {
+				t.Fatalf("List: %v, %v", list, err)
+			}
+			if want := (AgentStatus{Enabled: true}); list[0].Agent != want {
+				t.Errorf("List: agent %+v, want %+v", list[0].Agent, want)
+			}
+		})
+	}
+}
+
 // A new start of the instance needs a new agent; a stop lets go of it.
 func TestAgentPerStart(t *testing.T) {
 	e := newMemEnv(t, memEnvOptions{Sync: true, Clock: true})
-	e.m.SetAgent(fakeAgent(t, e.mem, true), "")
+	e.m.SetAgents(agent.SetOf(fakeAgent(t, e.mem, true)), "")
 	c, sink := e.client(nil, false)
 	ctx := testCtx(t)
 	target := echoServer(t, "")
@@ -424,7 +489,7 @@ func TestAgentPerStart(t *testing.T) {
 // A terminal resized through the agent, then ended.
 func TestResizeThroughAgent(t *testing.T) {
 	e := newMemEnv(t, memEnvOptions{Sync: true})
-	e.m.SetAgent(fakeAgent(t, e.mem, true), "")
+	e.m.SetAgents(agent.SetOf(fakeAgent(t, e.mem, true)), "")
 	c, sink := e.client(nil, false)
 	ctx := testCtx(t)
 	p, err := c.Exec(ctx, ExecOptions{Workspace: e.ws, Argv: []string{"sleep", "30"}, Cwd: "/tmp", TTY: true, Cols: 80, Rows: 24})
@@ -447,7 +512,7 @@ func TestResizeThroughAgent(t *testing.T) {
 // closing the tunnel, or the client, removes it.
 func TestForwardSocket(t *testing.T) {
 	e := newMemEnv(t, memEnvOptions{Sync: true})
-	e.m.SetAgent(fakeAgent(t, e.mem, true), "")
+	e.m.SetAgents(agent.SetOf(fakeAgent(t, e.mem, true)), "")
 	c, _ := e.client(nil, false)
 	ctx := testCtx(t)
 	target := echoServer(t, "container says ")

@@ -76,6 +76,12 @@ type Instance struct {
 type AgentStatus struct {
 	Enabled bool   // processes and tunnels go through the agent
 	Reason  string // why not, when disabled
+	// Build is the agent build berth runs in the instance, or would run
+	// there; nil when disabled, or when berth can't tell without asking
+	// the engine.
+	Build *agent.Binary
+	// Connected says this berth has Build running in the instance now.
+	Connected bool
 }
 
 // Manager is one backend's share of berth: every client of one berth
@@ -89,9 +95,9 @@ type Manager struct {
 	defaultImage string
 	flavor       pathmap.Flavor
 
-	agentBin *agent.Binary // nil: agent disabled
-	agentOff string        // why agentBin is nil
-	noFast   bool          // keep everything on the exec stream
+	agents   agent.Set // by platform; empty: agent disabled
+	agentOff string    // why agents is empty
+	noFast   bool      // keep everything on the exec stream
 
 	ctx    context.Context // the manager's lifetime: ends at Close
 	cancel context.CancelFunc
@@ -123,10 +129,14 @@ func NewManager(backend backends.Backend, log *slog.Logger, defaultImage string)
 	}
 }
 
-// SetAgent enables the in-container agent with bin, or disables it when bin
-// is nil, for the reason given. Call it before serving.
-func (m *Manager) SetAgent(bin *agent.Binary, reason string) {
-	m.agentBin, m.agentOff = bin, reason
+// SetAgents enables the in-container agent with the builds of set, one per
+// platform, or disables it when set is empty, for the reason given. Call it
+// before serving.
+func (m *Manager) SetAgents(set agent.Set, reason string) {
+	m.agents, m.agentOff = set, reason
+	if len(set) == 0 && reason == "" {
+		m.agentOff = "agent not configured"
+	}
 }
 
 // SetFastPath turns the agent's unix-socket fast path on (the default) or
@@ -136,8 +146,11 @@ func (m *Manager) SetFastPath(on bool) { m.noFast = !on }
 
 // AgentEnabled reports whether the agent is configured, and why not.
 func (m *Manager) AgentEnabled() (bool, string) {
-	return m.agentBin != nil, m.agentOff
+	return len(m.agents) > 0, m.agentOff
 }
+
+// Agents returns the agent builds the manager installs, by platform.
+func (m *Manager) Agents() agent.Set { return m.agents }
 
 // Backend returns the manager's backend.
 func (m *Manager) Backend() backends.Backend { return m.backend }
@@ -336,12 +349,18 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 	for _, mt := range cfg.Mounts {
 		spec.Mounts = append(spec.Mounts, backends.Mount{Host: mt.Source, Container: mt.Target, Type: mt.Type, ReadOnly: mt.ReadOnly})
 	}
-	if bin := m.agentBin; bin != nil && (cfg.Berth.Agent == nil || *cfg.Berth.Agent) {
+	if set := m.agents; len(set) > 0 && (cfg.Berth.Agent == nil || *cfg.Berth.Agent) {
 		// The agent doubles as the instance's main process, so images
 		// need nothing at all, not even a shell.
 		spec.Init = []string{agent.InitPath, "init"}
-		spec.InitPlatform = bin.GOOS + "/" + bin.GOARCH
-		spec.Files = func() (io.Reader, error) { return bin.Tar() }
+		spec.InitPlatforms = set.Platforms()
+		spec.Files = func(platform string) (io.Reader, error) {
+			bin, err := set.For(platform)
+			if err != nil {
+				return nil, err
+			}
+			return bin.Tar()
+		}
 		if dir, ok := m.fastDir(spec.Name); ok {
 			spec.Mounts = append(spec.Mounts, backends.Mount{Host: dir, Container: agent.RunDir})
 		}
@@ -431,7 +450,7 @@ func (m *Manager) List(ctx context.Context) ([]Instance, error) {
 	}
 	out := make([]Instance, 0, len(list))
 	for _, inst := range list {
-		out = append(out, Instance{Instance: inst, Backend: m.backend.Name(), Agent: m.agentStatus(inst)})
+		out = append(out, Instance{Instance: inst, Backend: m.backend.Name(), Agent: m.agentStatus(ctx, inst, false)})
 	}
 	return out, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"time"
 
 	"github.com/berthdev/berth/agent"
@@ -22,7 +23,7 @@ func runnerKey(inst backends.Instance) string {
 // agent, never a cancelled request, sends berth to plain exec.
 func (w *Workspace) agent(ctx context.Context, r Ready) (*agent.Client, string) {
 	m := w.m
-	if m.agentBin == nil {
+	if len(m.agents) == 0 {
 		return nil, m.agentOff
 	}
 	if cfg := r.Config; cfg != nil && cfg.Berth.Agent != nil && !*cfg.Berth.Agent {
@@ -48,10 +49,10 @@ func (w *Workspace) agent(ctx context.Context, r Ready) (*agent.Client, string) 
 	}
 	inst := r.Instance.Instance
 	e = &agentEntry{key: key}
-	if reason := m.platformMismatch(ctx, inst); reason != "" {
-		// A mismatch never heals: don't retry.
-		e.reason, e.failedAt = reason, time.Now().Add(100*365*24*time.Hour)
-	} else if c, err := agent.Start(ctx, m.backend, inst.ID, m.agentBin, w.log.With("instance", inst.Name), agent.Options{FastDir: m.fastDirOf(inst)}); err != nil {
+	if e.bin, e.reason = m.buildFor(ctx, inst); e.bin == nil {
+		// A platform berth has no build for never heals: don't retry.
+		e.failedAt = time.Now().Add(100 * 365 * 24 * time.Hour)
+	} else if c, err := agent.Start(ctx, m.backend, inst.ID, e.bin, w.log.With("instance", inst.Name), agent.Options{FastDir: m.fastDirOf(inst)}); err != nil {
 		if ctx.Err() != nil {
 			// The request ended, not the agent: decide next time.
 			return nil, "agent start interrupted: " + ctx.Err().Error()
@@ -206,41 +207,52 @@ func (m *Manager) fastDirOf(inst backends.Instance) string {
 	return ""
 }
 
-func (m *Manager) platformMismatch(ctx context.Context, inst backends.Instance) string {
-	pf, ok := m.backend.(backends.Platformer)
-	if !ok {
-		return ""
+// buildFor chooses the agent build for inst's platform, or says why there
+// is none. When the engine can't tell the platform, berth guesses its own
+// architecture's, which a local engine runs.
+func (m *Manager) buildFor(ctx context.Context, inst backends.Instance) (*agent.Binary, string) {
+	platform := "linux/" + runtime.GOARCH
+	if pf, ok := m.backend.(backends.Platformer); ok {
+		ctx, cancel := context.WithTimeout(ctx, metaTimeout)
+		defer cancel()
+		if goos, goarch, err := pf.Platform(ctx, inst.ID); err == nil && goos != "" && goarch != "" {
+			platform = goos + "/" + goarch
+		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
-	defer cancel()
-	goos, goarch, err := pf.Platform(ctx, inst.ID)
-	if err != nil || goos == "" || goarch == "" {
-		return ""
+	bin, err := m.agents.For(platform)
+	if err != nil {
+		return nil, err.Error() + "; using plain exec"
 	}
-	if goos != m.agentBin.GOOS || goarch != m.agentBin.GOARCH {
-		return fmt.Sprintf("container is %s/%s but the agent is built for %s/%s; using plain exec", goos, goarch, m.agentBin.GOOS, m.agentBin.GOARCH)
-	}
-	return ""
+	return bin, ""
 }
 
 // agentStatus reports, without starting anything, how inst is reached.
-func (m *Manager) agentStatus(inst backends.Instance) AgentStatus {
-	if m.agentBin == nil {
+// With probe, when berth has chosen no build for inst yet, it asks the
+// engine for inst's platform to tell which build it would run.
+func (m *Manager) agentStatus(ctx context.Context, inst backends.Instance, probe bool) AgentStatus {
+	if len(m.agents) == 0 {
 		return AgentStatus{Reason: m.agentOff}
 	}
 	m.mu.Lock()
 	w := m.workspaces[inst.Workspace]
 	m.mu.Unlock()
-	if w == nil {
+	if w != nil {
+		if cfg := w.cachedConfig(); cfg != nil && cfg.Berth.Agent != nil && !*cfg.Berth.Agent {
+			return AgentStatus{Reason: "agent disabled by customizations.berth.agent in " + cfg.File}
+		}
+		w.mu.Lock()
+		e := w.runner
+		w.mu.Unlock()
+		if e != nil && e.key == runnerKey(inst) {
+			if e.client == nil {
+				return AgentStatus{Reason: e.reason, Build: e.bin}
+			}
+			return AgentStatus{Enabled: true, Build: e.bin, Connected: e.client.Alive()}
+		}
+	}
+	if !probe {
 		return AgentStatus{Enabled: true}
 	}
-	if cfg := w.cachedConfig(); cfg != nil && cfg.Berth.Agent != nil && !*cfg.Berth.Agent {
-		return AgentStatus{Reason: "agent disabled by customizations.berth.agent in " + cfg.File}
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if e := w.runner; e != nil && e.client == nil && e.key == runnerKey(inst) {
-		return AgentStatus{Reason: e.reason}
-	}
-	return AgentStatus{Enabled: true}
+	bin, reason := m.buildFor(ctx, inst)
+	return AgentStatus{Enabled: bin != nil, Reason: reason, Build: bin}
 }

@@ -60,7 +60,8 @@ type Ready struct {
 
 // agentEntry is the agent of one start of one instance, or why it has none.
 type agentEntry struct {
-	key      string // instance id and start: a new start needs a new agent
+	key      string        // instance id and start: a new start needs a new agent
+	bin      *agent.Binary // the build chosen for the instance; nil when none fits
 	client   *agent.Client
 	reason   string    // set when client is nil
 	failedAt time.Time // when a start failed; retried after agentRetry
@@ -221,7 +222,7 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 		Started: created || (exists && prior.State != backends.StateRunning),
 		Config:  cfg,
 	}
-	out.Agent = w.m.agentStatus(inst)
+	out.Agent = w.m.agentStatus(ctx, inst, false)
 	out.Stale = !created && cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash
 	if out.Stale {
 		backends.Report(ctx, "container %s is stale: its configuration changed; berth/up with recreate rebuilds it", inst.Name)
@@ -294,7 +295,7 @@ func (w *Workspace) Status(ctx context.Context, explicit, image string) (*Instan
 	if inst.State != backends.StateRunning {
 		w.forget()
 	}
-	out := &Instance{Instance: inst, Backend: w.m.backend.Name(), Agent: w.m.agentStatus(inst)}
+	out := &Instance{Instance: inst, Backend: w.m.backend.Name(), Agent: w.m.agentStatus(ctx, inst, true)}
 	if cfg, err := w.Config(explicit, image); err == nil {
 		out.Config = cfg
 		out.Stale = cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash

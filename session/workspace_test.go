@@ -70,7 +70,7 @@ func TestStatusAndDown(t *testing.T) {
 		t.Fatalf("Status: %+v, %v", inst, err)
 	}
 	got := fmt.Sprintf("%s %s %s stale=%v source=%s agent=%+v", inst.Backend, inst.State, inst.Image, inst.Stale, inst.Config.Source, inst.Agent)
-	want := "memory running img:1 stale=false source=devcontainer.json agent={Enabled:false Reason:agent not configured}"
+	want := "memory running img:1 stale=false source=devcontainer.json agent={Enabled:false Reason:agent not configured Build:<nil> Connected:false}"
 	if got != want {
 		t.Errorf("Status:\n got %s\nwant %s", got, want)
 	}
@@ -379,7 +379,7 @@ func TestToContainerThroughSymlink(t *testing.T) {
 
 func TestList(t *testing.T) {
 	e := newMemEnv(t, memEnvOptions{})
-	e.m.SetAgent(nil, "agent disabled for the test")
+	e.m.SetAgents(nil, "agent disabled for the test")
 	e.m.SetFastPath(false)
 	c, _ := e.client(nil, false)
 	e.run(c, "true")

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -216,10 +217,10 @@ func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Inst
 	if err != nil {
 		return backends.Instance{}, false, err
 	}
-	if spec.InitPlatform != platform {
+	if !slices.Contains(spec.InitPlatforms, platform) {
 		spec.Init, spec.Files = nil, nil
 	}
-	id, err := b.create(ctx, spec)
+	id, err := b.create(ctx, spec, platform)
 	if errors.Is(err, errNameTaken) {
 		// Another caller (maybe another berth process) won the race; adopt
 		// its instance, which carries the same deterministic name.
@@ -243,7 +244,7 @@ func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Inst
 
 var errNameTaken = errors.New("name taken")
 
-func (b *Backend) create(ctx context.Context, spec backends.Spec) (string, error) {
+func (b *Backend) create(ctx context.Context, spec backends.Spec, platform string) (string, error) {
 	labels := map[string]string{}
 	for k, v := range spec.Labels {
 		labels[k] = v
@@ -288,7 +289,7 @@ func (b *Backend) create(ctx context.Context, spec backends.Spec) (string, error
 	}
 	b.log.Info("created container", "instance", spec.Name, "workspace", spec.Workspace, "image", spec.Image)
 	if spec.Files != nil {
-		if err := b.copyFiles(ctx, resp.ID, spec.Files); err != nil {
+		if err := b.copyFiles(ctx, resp.ID, spec.Files, platform); err != nil {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), detachedTimeout)
 			_ = b.cli.ContainerRemove(rctx, resp.ID, container.RemoveOptions{Force: true})
 			cancel()
@@ -316,8 +317,8 @@ func (b *Backend) adopt(ctx context.Context, name string) (backends.Instance, er
 	}
 }
 
-func (b *Backend) copyFiles(ctx context.Context, id string, files func() (io.Reader, error)) error {
-	r, err := files()
+func (b *Backend) copyFiles(ctx context.Context, id string, files func(string) (io.Reader, error), platform string) error {
+	r, err := files(platform)
 	if err != nil {
 		return fmt.Errorf("docker: files for %s: %w", id, err)
 	}

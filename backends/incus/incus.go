@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -384,11 +385,12 @@ func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Inst
 	}
 	// The instance boots the image's own init, so spec.Init is not used;
 	// spec.Files still lands before the first start, when it fits.
-	if spec.InitPlatform != "linux/"+goArch(arch) {
+	platform := "linux/" + goArch(arch)
+	if !slices.Contains(spec.InitPlatforms, platform) {
 		spec.Files = nil
 	}
 	shift := b.canShift(ctx)
-	err = b.create(ctx, name, spec, src, shift)
+	err = b.create(ctx, name, spec, platform, src, shift)
 	if errors.Is(err, errNameTaken) {
 		// Another caller (maybe another berth process) won the race; adopt
 		// its instance, which carries the same deterministic name.
@@ -410,7 +412,7 @@ func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Inst
 
 var errNameTaken = errors.New("name taken")
 
-func (b *Backend) create(ctx context.Context, name string, spec backends.Spec, src api.InstanceSource, shift bool) error {
+func (b *Backend) create(ctx context.Context, name string, spec backends.Spec, platform string, src api.InstanceSource, shift bool) error {
 	req := api.InstancesPost{
 		Name:   name,
 		Type:   api.InstanceTypeContainer,
@@ -435,7 +437,7 @@ func (b *Backend) create(ctx context.Context, name string, spec backends.Spec, s
 	}
 	b.log.Info("created container", "instance", name, "workspace", spec.Workspace, "image", spec.Image, "shift", shift)
 	if spec.Files != nil {
-		if err := b.writeFiles(ctx, name, spec.Files); err != nil {
+		if err := b.writeFiles(ctx, name, spec.Files, platform); err != nil {
 			// Leave no half-made instance for the next Ensure to adopt.
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
@@ -448,8 +450,8 @@ func (b *Backend) create(ctx context.Context, name string, spec backends.Spec, s
 	return nil
 }
 
-func (b *Backend) writeFiles(ctx context.Context, name string, files func() (io.Reader, error)) error {
-	r, err := files()
+func (b *Backend) writeFiles(ctx context.Context, name string, files func(string) (io.Reader, error), platform string) error {
+	r, err := files(platform)
 	if err != nil {
 		return fmt.Errorf("incus: files for %s: %w", name, err)
 	}

@@ -427,7 +427,7 @@ func TestPingUnavailable(t *testing.T) {
 
 func TestFilesAndPlatform(t *testing.T) {
 	b := newBackend(t)
-	files := func() (io.Reader, error) {
+	files := func(string) (io.Reader, error) {
 		return makeTar(t, []tar.Header{
 			{Name: ".berth/", Typeflag: tar.TypeDir, Mode: 0o755},
 			{Name: ".berth/hello", Mode: 0o755, Size: 3},
@@ -445,7 +445,7 @@ func TestFilesAndPlatform(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			spec := newSpec(t, b)
 			spec.Init = []string{"/.berth/hello"} // Incus boots the image's init
-			spec.InitPlatform = tt.platform
+			spec.InitPlatforms = []string{tt.platform}
 			spec.Files = files
 			inst := up(t, b, spec)
 			if _, out, _ := run(t, b, inst.ID, backends.ExecSpec{Argv: []string{"sh", "-c", "cat /.berth/hello 2>/dev/null || echo absent"}}); out != tt.want {

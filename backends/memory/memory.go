@@ -272,8 +272,8 @@ func (b *Backend) List(ctx context.Context) ([]backends.Instance, error) {
 // wait for the first one's creation and then share its instance.
 //
 // Like the real backends, it drops spec.Init and spec.Files when
-// spec.InitPlatform is set and is not the image's platform. Unlike them,
-// it keeps spec.Files when InitPlatform is empty.
+// spec.InitPlatforms is set and lacks the image's platform. Unlike them,
+// it keeps spec.Files when InitPlatforms is empty.
 func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Instance, bool, error) {
 	if err := b.enter(ctx, "Ensure"); err != nil {
 		return backends.Instance{}, false, err
@@ -353,7 +353,7 @@ func (b *Backend) createLocked(spec backends.Spec) (*instance, error) {
 		state: backends.StateStopped, pending: make(chan struct{}),
 		execs: map[*process]struct{}{}, pids: map[int]string{}, nextPID: 1,
 	}
-	if len(spec.Init) > 0 && spec.InitPlatform == platform {
+	if len(spec.Init) > 0 && slices.Contains(spec.InitPlatforms, platform) {
 		in.init = strings.Join(spec.Init, " ")
 	}
 	for _, dir := range append(baseDirs, spec.Workdir) {
@@ -379,9 +379,9 @@ var baseDirs = []string{"/bin", "/dev", "/etc", "/home", "/proc", "/root", "/tmp
 // pending instance, or drops it when that fails.
 func (b *Backend) finishCreate(ctx context.Context, in *instance, spec backends.Spec) (backends.Instance, bool, error) {
 	var err error
-	if spec.Files != nil && (spec.InitPlatform == "" || spec.InitPlatform == in.platform) {
+	if spec.Files != nil && (len(spec.InitPlatforms) == 0 || slices.Contains(spec.InitPlatforms, in.platform)) {
 		var r io.Reader
-		if r, err = spec.Files(); err != nil {
+		if r, err = spec.Files(in.platform); err != nil {
 			err = fmt.Errorf("memory: files for %s: %w", in.name, err)
 		} else if err = in.fs.extract(ctx, "/", r); err != nil {
 			err = fmt.Errorf("memory: files for %s: %w", in.name, err)

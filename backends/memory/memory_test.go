@@ -412,14 +412,14 @@ func TestCustomCommands(t *testing.T) {
 }
 
 func TestEnsure(t *testing.T) {
-	files := func() (io.Reader, error) {
+	files := func(string) (io.Reader, error) {
 		return tarOf(t, map[string]string{"opt/berth/agent": "binary", "opt/berth/": ""}), nil
 	}
 	t.Run("honours the spec", func(t *testing.T) {
 		b := memory.New(memory.Options{Platform: "linux/amd64", Version: "v1", Now: func() time.Time { return time.Unix(1, 0) }})
 		s := spec()
 		s.Files = files
-		s.Init, s.InitPlatform = []string{"/opt/berth/agent", "init"}, "linux/amd64"
+		s.Init, s.InitPlatforms = []string{"/opt/berth/agent", "init"}, []string{"linux/amd64"}
 		inst, created, err := b.Ensure(ctxFor(t), s)
 		if err != nil || !created {
 			t.Fatalf("Ensure: %v %v", created, err)
@@ -449,7 +449,7 @@ func TestEnsure(t *testing.T) {
 		b := memory.New(memory.Options{Images: map[string]string{"img:1": "linux/arm64"}})
 		s := spec()
 		s.Files = files
-		s.Init, s.InitPlatform = []string{"/opt/berth/agent", "init"}, "linux/amd64"
+		s.Init, s.InitPlatforms = []string{"/opt/berth/agent", "init"}, []string{"linux/amd64"}
 		inst, _, err := b.Ensure(ctxFor(t), s)
 		if err != nil {
 			t.Fatal(err)
@@ -463,7 +463,7 @@ func TestEnsure(t *testing.T) {
 	t.Run("failed files leave no instance", func(t *testing.T) {
 		b := memory.New(memory.Options{})
 		s := spec()
-		s.Files = func() (io.Reader, error) { return nil, errors.New("no agent") }
+		s.Files = func(string) (io.Reader, error) { return nil, errors.New("no agent") }
 		if _, _, err := b.Ensure(ctxFor(t), s); err == nil || !strings.Contains(err.Error(), "no agent") {
 			t.Errorf("Ensure: err = %v, want the files error", err)
 		}
@@ -476,7 +476,7 @@ func TestEnsure(t *testing.T) {
 		b := memory.New(memory.Options{})
 		release := make(chan struct{})
 		s := spec()
-		s.Files = func() (io.Reader, error) { <-release; return tarOf(t, nil), nil }
+		s.Files = func(string) (io.Reader, error) { <-release; return tarOf(t, nil), nil }
 		type res struct {
 			inst    backends.Instance
 			created bool

@@ -326,18 +326,19 @@ func testAgentRestartsAfterContainerRestart(t *testing.T, e engine) {
 	}
 }
 
-// foreignArchImage is the busybox test image relabelled as linux/arm64: it
-// still runs here, but berth must not put its amd64 agent into it.
+// foreignArchImage is the busybox test image relabelled as linux/riscv64:
+// it still runs here, but berth, which carries agents for amd64 and arm64
+// only, has no agent to put into it.
 func foreignArchImage(t *testing.T) string {
 	t.Helper()
-	const ref = "berth-test/busybox-arm64:1"
+	const ref = "berth-test/busybox-riscv64:1"
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cli.Close()
 	ctx := context.Background()
-	if img, err := cli.ImageInspect(ctx, ref); err == nil && img.Architecture == "arm64" {
+	if img, err := cli.ImageInspect(ctx, ref); err == nil && img.Architecture == "riscv64" {
 		return ref
 	}
 	rc, err := cli.ImageSave(ctx, []string{backendtest.Image()})
@@ -369,7 +370,7 @@ func foreignArchImage(t *testing.T) string {
 		case strings.HasSuffix(hdr.Name, ".json") && !strings.Contains(hdr.Name, "/"):
 			var c map[string]any
 			if json.Unmarshal(data, &c) == nil && c["architecture"] != nil {
-				c["architecture"] = "arm64"
+				c["architecture"] = "riscv64"
 				data, _ = json.Marshal(c)
 			}
 		}
@@ -403,11 +404,11 @@ func TestAgentPlatformMismatchFallsBack(t *testing.T) {
 	}
 	var st rpc.Instance
 	b.mustCall("berth/status", struct{}{}, &st)
-	if st.Agent.Enabled || !strings.Contains(st.Agent.Reason, "arm64") {
-		t.Errorf("status agent = %+v, want disabled, naming arm64", st.Agent)
+	if st.Agent.Enabled || !strings.Contains(st.Agent.Reason, "the container is linux/riscv64 but berth has agents for linux/amd64, linux/arm64 only") || st.Agent.Build != "" {
+		t.Errorf("status agent = %+v, want disabled, naming riscv64 and the platforms berth has", st.Agent)
 	}
-	if err := b.call("berth/forward", rpc.ForwardParams{ContainerPort: 80}, nil); code(err) != rpc.CodeNeedsAgent || !strings.Contains(err.Error(), "arm64") {
-		t.Errorf("forward in a foreign-arch container: %v, want code %d naming arm64", err, rpc.CodeNeedsAgent)
+	if err := b.call("berth/forward", rpc.ForwardParams{ContainerPort: 80}, nil); code(err) != rpc.CodeNeedsAgent || !strings.Contains(err.Error(), "riscv64") {
+		t.Errorf("forward in a foreign-arch container: %v, want code %d naming riscv64", err, rpc.CodeNeedsAgent)
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 type cliSession struct {
 	*cliClient
 	ws    string
+	init  rpc.InitializeResult
 	close func()
 }
 
@@ -80,7 +81,7 @@ func openSession(cmd *cobra.Command, g *globalFlags, o cliOptions) (*cliSession,
 	if o.noWorkspace {
 		init.RootPath = ""
 	}
-	if err := cli.c.Call(ctx, "initialize", init, nil); err != nil {
+	if err := cli.c.Call(ctx, "initialize", init, &s.init); err != nil {
 		s.close()
 		return nil, cliErr(err)
 	}

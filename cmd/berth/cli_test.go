@@ -31,6 +31,7 @@ func TestCLIUsage(t *testing.T) {
 	}{
 		{name: "verb help", args: []string{"up", "--help"}, stdout: []string{"--recreate", "--workspace"}, notOut: []string{"--rm", "--json"}},
 		{name: "help verb", args: []string{"help", "exec"}, stdout: []string{"--interactive", "--tty", "--workdir", "--env-file", "--user"}},
+		{name: "status help", args: []string{"status", "--help"}, stdout: []string{"--json", "agent build"}},
 		{name: "version flag", args: []string{"--version"}, stdout: []string{"berth "}},
 		{name: "version verb", args: []string{"version"}, stdout: []string{"berth "}},
 		{name: "completion bash", args: []string{"completion", "bash"}, stdout: []string{"__start_berth"}},

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berthdev/berth/agent"
+	"github.com/berthdev/berth/agent/embedded"
 	"github.com/berthdev/berth/attach"
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/backends/docker"
@@ -153,7 +154,7 @@ configuration in its config directory (berth/trust.json).`,
 	_ = root.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 
 	root.AddCommand(
-		connectCmd(), upCmd(&g), execCmd(&g), shellCmd(&g), forwardCmd(&g), lsCmd(&g), downCmd(&g), pathCmd(&g),
+		connectCmd(), upCmd(&g), execCmd(&g), shellCmd(&g), forwardCmd(&g), statusCmd(&g), lsCmd(&g), downCmd(&g), pathCmd(&g),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print berth's version",
@@ -265,9 +266,12 @@ func newServer(g globalFlags, log *slog.Logger, env map[string]string, masker *s
 	if _, ok := constructors[g.backend]; !ok {
 		return nil, nil, fmt.Errorf("--backend: unknown backend %q (available: %s, %s)", g.backend, docker.Name, incus.Name)
 	}
-	bin, agentErr := agent.Locate()
-	if agentErr != nil && !g.noAgent {
-		log.Warn("agent unavailable; using plain exec", "err", agentErr)
+	var agents agent.Set
+	var agentErr error
+	if !g.noAgent {
+		if agents, agentErr = locateAgents(log); agentErr != nil {
+			log.Warn("agent unavailable; using plain exec", "err", agentErr)
+		}
 	}
 	mgrs := map[string]*session.Manager{}
 	var closers []func()
@@ -284,11 +288,11 @@ func newServer(g globalFlags, log *slog.Logger, env map[string]string, masker *s
 		mgr.SetFastPath(!g.noFast)
 		switch {
 		case g.noAgent:
-			mgr.SetAgent(nil, "agent disabled by --no-agent or BERTH_NO_AGENT=1")
+			mgr.SetAgents(nil, "agent disabled by --no-agent or BERTH_NO_AGENT=1")
 		case agentErr != nil:
-			mgr.SetAgent(nil, agentErr.Error())
+			mgr.SetAgents(nil, agentErr.Error())
 		default:
-			mgr.SetAgent(bin, "")
+			mgr.SetAgents(agents, "")
 		}
 		mgrs[name] = mgr
 		closers = append(closers, func() {
@@ -317,6 +321,17 @@ func newServer(g globalFlags, log *slog.Logger, env map[string]string, masker *s
 			c()
 		}
 	}, nil
+}
+
+// locateAgents finds the agent builds berth installs: $BERTH_AGENT, else a
+// berth-agent beside berth, for its platform; those berth carries for the
+// others.
+func locateAgents(log *slog.Logger) (agent.Set, error) {
+	builtin, err := embedded.Agents()
+	if err != nil {
+		log.Warn("this berth's own agents are unreadable", "err", err)
+	}
+	return agent.Locate(builtin, log)
 }
 
 // stdio joins stdin and stdout into the server's connection.

@@ -105,6 +105,16 @@ func run() error {
 	}
 	fmt.Printf("<- container %s (%s, created now: %v): %s is %s inside\n", inst.Name, inst.State, inst.Created, ws, inst.Workdir)
 
+	var st rpc.Instance
+	if err := step("berth/status", struct{}{}, &st); err != nil {
+		return err
+	}
+	if a := st.Agent; a.Enabled {
+		fmt.Printf("<- agent: build %.12s for %s (%s)\n", a.Build, a.Platform, a.Source)
+	} else {
+		fmt.Printf("<- no agent, plain exec: %s\n", a.Reason)
+	}
+
 	script := `echo "working directory: $PWD"; ls -1 "$PWD"; "$PWD/src/hello.sh"`
 	for _, mapPaths := range []bool{false, true} {
 		var res rpc.ExecResult

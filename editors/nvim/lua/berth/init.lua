@@ -46,7 +46,7 @@ M.notify = notify
 local hints = {
   [-32010] = 'is the container daemon running? (:help berth-troubleshooting)',
   [-32011] = 'set `image` in setup(), BERTH_IMAGE or --image, or build the image (:help berth-troubleshooting)',
-  [-32021] = 'this needs the berth agent: keep berth-agent next to berth (make build) or set BERTH_AGENT',
+  [-32021] = 'this needs the berth agent, which this container runs without; :BerthStatus says why',
 }
 
 local function error_text(method, err)
