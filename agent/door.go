@@ -23,12 +23,13 @@ import (
 //
 // Processes in the instance must not pass for berth there, so:
 //   - berth makes a random key per agent start and hands it to the agent
-//     over the exec stream, which only berth holds. The agent is
+//     through the launcher's exec, which only berth holds. The agent is
 //     non-dumpable, so nothing in the instance short of root with
 //     CAP_SYS_PTRACE reads it out of its memory.
 //   - berth keeps the key on the host in a record beside the run directory
-//     (not in it), mode 0600, so that another berth process of the same
-//     user can use the door too.
+//     (not in it), mode 0600, so that every berth process of the same user
+//     uses the door too: the agent behind it runs as a daemon
+//     (daemon_linux.go) and outlives the berth that launched it.
 //   - every connection proves the key both ways by HMAC-SHA256 over a
 //     nonce of each side's; the key itself never crosses the socket.
 //   - the agent admits no connection from a process it can see in its own
@@ -245,13 +246,6 @@ func readRecord(hostDir string) (doorRecord, error) {
 		return doorRecord{}, fmt.Errorf("%w: %s: %w", ErrDoorRecord, path, err)
 	}
 	return rec, rec.valid()
-}
-
-// removeRecord removes hostDir's record if it is still the one for sock.
-func removeRecord(hostDir, sock string) {
-	if rec, err := readRecord(hostDir); err == nil && rec.Socket == sock {
-		_ = os.Remove(RecordPath(hostDir))
-	}
 }
 
 // ownedPrivate checks that fi is a regular file or directory owned by this
