@@ -14,8 +14,10 @@ TOLERATE = { [ "$$CI" != true ] && [ -z "$$BERTH_REQUIRE" ] && echo "make: conti
 all: build
 
 # The agent must be static: it runs in any image, even one with nothing in it.
+# berth is static too: without the dynamic loader it starts a few
+# milliseconds sooner, which `berth exec` from a shell feels.
 build:
-	$(GO) build -o bin/berth ./cmd/berth
+	CGO_ENABLED=0 $(GO) build -o bin/berth ./cmd/berth
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/berth-agent ./cmd/berth-agent
 
 deps:

@@ -55,6 +55,7 @@ type Client struct {
 	stdoutW *io.PipeWriter
 	version string
 	pid     int    // the agent's pid in the instance
+	proto   [2]int // the agent's protocol and the oldest it serves
 	door    string // the door's socket on the host, when connected through it
 	wg      sync.WaitGroup
 	done    chan struct{} // closed when the session is gone
@@ -244,7 +245,44 @@ func Attach(ctx context.Context, hostDir string, log *slog.Logger) (*Client, err
 	return attach(ctx, hostDir, rec, log)
 }
 
-func attach(ctx context.Context, hostDir string, rec doorRecord, log *slog.Logger) (*Client, error) {
+// Known is what a berth process already knows of the agent behind a door,
+// from another that greeted it: AttachKnown then skips the greeting.
+type Known struct {
+	Socket          string // the door's socket: the agent's start
+	Proto, MinProto int
+	PID             int
+}
+
+// Known returns what the client learnt of its agent at the door.
+func (c *Client) Known() Known {
+	return Known{Socket: c.Socket(), Proto: c.proto[0], MinProto: c.proto[1], PID: c.pid}
+}
+
+// AttachKnown is Attach to an agent that k describes, without the
+// greeting's round trip: only if the door's record still names k's socket
+// (else ErrDoorRecord) and k's protocols serve berth's (else
+// ErrIncompatible).
+func AttachKnown(ctx context.Context, hostDir string, k Known, log *slog.Logger) (*Client, error) {
+	rec, err := readRecord(hostDir)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Socket != k.Socket {
+		return nil, fmt.Errorf("%w: the door is %s now, not %s", ErrDoorRecord, rec.Socket, k.Socket)
+	}
+	if !compatible(k.Proto, k.MinProto) {
+		return nil, fmt.Errorf("%w: it serves protocols %d to %d, berth speaks %d to %d", ErrIncompatible, k.MinProto, k.Proto, minProto, protoVersion)
+	}
+	c, err := dialClient(ctx, hostDir, rec, log)
+	if err != nil {
+		return nil, err
+	}
+	c.pid, c.proto = k.PID, [2]int{k.Proto, k.MinProto}
+	return c, nil
+}
+
+// dialClient connects to the door and starts a session on it.
+func dialClient(ctx context.Context, hostDir string, rec doorRecord, log *slog.Logger) (*Client, error) {
 	conn, err := dialDoor(ctx, hostDir, rec)
 	if err != nil {
 		return nil, err
@@ -264,10 +302,18 @@ func attach(ctx context.Context, hostDir string, rec doorRecord, log *slog.Logge
 		defer c.wg.Done()
 		c.acceptOn(sess)
 	}()
+	return c, nil
+}
+
+func attach(ctx context.Context, hostDir string, rec doorRecord, log *slog.Logger) (*Client, error) {
+	c, err := dialClient(ctx, hostDir, rec, log)
+	if err != nil {
+		return nil, err
+	}
 	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
 	defer cancel()
 	var rep reply
-	if err := c.callOn(hctx, sess, request{Op: opHello}, &rep); err != nil {
+	if err := c.callOn(hctx, c.sess, request{Op: opHello}, &rep); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("agent: handshake at the door: %w", err)
 	}
@@ -275,13 +321,22 @@ func attach(ctx context.Context, hostDir string, rec doorRecord, log *slog.Logge
 		c.Close()
 		return nil, fmt.Errorf("%w: it serves protocols %d to %d, berth speaks %d to %d", ErrIncompatible, rep.MinProto, rep.Proto, minProto, protoVersion)
 	}
-	c.version, c.pid = rep.Version, rep.PID
+	c.version, c.pid, c.proto = rep.Version, rep.PID, [2]int{rep.Proto, rep.MinProto}
 	log.Debug("attached to the running agent", "pid", rep.PID, "build", rep.Version[:min(12, len(rep.Version))], "proto", rep.Proto)
 	return c, nil
 }
 
 // FastPath reports whether the client reaches its agent through the door.
 func (c *Client) FastPath() bool { return c.door != "" }
+
+// Socket is the name of the door's socket the client came through, which
+// names the agent's start; "" on the exec stream.
+func (c *Client) Socket() string {
+	if c.door == "" {
+		return ""
+	}
+	return filepath.Base(c.door)
+}
 
 // PID is the agent's pid in the instance.
 func (c *Client) PID() int { return c.pid }
@@ -329,7 +384,7 @@ func start(ctx context.Context, b backends.Backend, id string, bin *Binary, log 
 		c.Close()
 		return nil, fmt.Errorf("agent: %s in %s reports build %.12s, want %.12s", path, id, rep.Version, bin.Hash)
 	}
-	c.version, c.pid = rep.Version, rep.PID
+	c.version, c.pid, c.proto = rep.Version, rep.PID, [2]int{rep.Proto, rep.MinProto}
 	log.Debug("agent up", "instance", id, "pid", rep.PID)
 	return c, nil
 }

@@ -916,3 +916,38 @@ func noDumpHelper() {
 	}
 	os.Exit(0)
 }
+
+// AttachKnown skips the greeting, but only for the agent it knows.
+func TestAttachKnown(t *testing.T) {
+	t.Parallel()
+	c, dir := newDoorClient(t, true)
+	k := c.Known()
+	if k.Socket == "" || k.Proto != protoVersion || k.MinProto != minProto {
+		t.Fatalf("Known() = %+v", k)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, tt := range []struct {
+		name string
+		k    Known
+		want error
+	}{
+		{"another start", Known{Socket: "a-0000000000000000.sock", Proto: k.Proto, MinProto: k.MinProto}, ErrDoorRecord},
+		{"another protocol", Known{Socket: k.Socket, Proto: 1, MinProto: 1}, ErrIncompatible},
+	} {
+		if got, err := AttachKnown(ctx, dir, tt.k, discard); !errors.Is(err, tt.want) {
+			if got != nil {
+				got.Close()
+			}
+			t.Errorf("%s: AttachKnown = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	known, err := AttachKnown(ctx, dir, k, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer known.Close()
+	if got, err := run(t, known, backends.ExecSpec{Argv: []string{"echo", "known"}}, nil); err != nil || got.Stdout != "known\n" {
+		t.Fatalf("run = %+v, %v", got, err)
+	}
+}

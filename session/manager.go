@@ -70,6 +70,8 @@ type Instance struct {
 	// HookError says why the container's create hooks failed; berth
 	// doesn't run them again on its own (recreate does).
 	HookError string
+
+	synthetic bool // Config stands in for none: the instance is used as it is
 }
 
 // AgentStatus says how berth reaches an instance's processes.
@@ -428,9 +430,19 @@ func (m *Manager) List(ctx context.Context) ([]Instance, error) {
 }
 
 func (m *Manager) mapperFor(mounts []backends.Mount) (*pathmap.Mapper, error) {
+	return mapperOf(m.flavor, mounts)
+}
+
+// NewMapper is the path mapper of an instance with mounts (see MountsOf),
+// on this host.
+func NewMapper(mounts []backends.Mount) (*pathmap.Mapper, error) {
+	return mapperOf(pathmap.HostFlavor(), mounts)
+}
+
+func mapperOf(f pathmap.Flavor, mounts []backends.Mount) (*pathmap.Mapper, error) {
 	pm := make([]pathmap.Mount, 0, len(mounts))
 	for _, mt := range UserMounts(mounts) {
 		pm = append(pm, pathmap.Mount{Host: mt.Host, Container: mt.Container})
 	}
-	return pathmap.New(m.flavor, pm)
+	return pathmap.New(f, pm)
 }
