@@ -66,7 +66,9 @@ func shell(r *report, eng *engine, bin, ws, id string) error {
 	}
 	// Warm each one, and check it works.
 	for _, c := range cmds {
-		if out, err := c.command().CombinedOutput(); err != nil {
+		cmd := c.command()
+		cmd.Stdout, cmd.Stderr = nil, nil
+		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("%s: %v\n%s", c.name, err, out)
 		}
 	}
