@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,9 +30,10 @@ type shellCmd struct {
 // `berth exec -- true` on a running container (the direct path through
 // the agent's door, and the full path), `berth up` on it, the engine's CLI
 // exec, and the devcontainer CLI's exec. Each round runs every command
-// once, in turn, so that the machine's load falls on all alike; the table
-// gives p50 and p90 over the rounds. Then it times 256 MiB of stdout
-// through `berth exec` and through the engine's CLI, to /dev/null.
+// once, in an order shuffled each round, so that the machine's load falls
+// on all alike; the table gives p50 and p90 over the rounds. Then it times
+// 256 MiB of stdout through `berth exec` and through the engine's CLI, to
+// /dev/null.
 func shell(r *report, eng *engine, bin, ws, id string) error {
 	berth := func(args ...string) []string {
 		return append([]string{bin, "--backend", *engineArg, "--workspace", ws}, args...)
@@ -73,8 +75,12 @@ func shell(r *report, eng *engine, bin, ws, id string) error {
 		}
 	}
 	times := make([][]time.Duration, len(cmds))
+	order := rand.New(rand.NewPCG(1, 2))
 	for range *shellRounds {
-		for i, c := range cmds {
+		// A fresh order each round: what runs after the devcontainer CLI's
+		// node, or first, pays for it.
+		for _, i := range order.Perm(len(cmds)) {
+			c := cmds[i]
 			cmd := c.command()
 			t0 := time.Now()
 			if err := cmd.Run(); err != nil {
@@ -85,7 +91,7 @@ func shell(r *report, eng *engine, bin, ws, id string) error {
 	}
 	cliP50 := pct(times[4], 0.5)
 	r.printf("## From a shell: one command, start to exit\n\n")
-	r.printf("%d rounds, each running every command once in turn; p50 and p90 over the rounds. The ratio is the engine CLI's p50 over the command's.\n\n", *shellRounds)
+	r.printf("%d rounds, each running every command once, in an order shuffled each round; p50 and p90 over the rounds. The ratio is the engine CLI's p50 over the command's.\n\n", *shellRounds)
 	r.printf("| command | p50 | p90 | %s ÷ this |\n|---|---|---|---|\n", cmds[4].name)
 	for i, c := range cmds {
 		p50 := pct(times[i], 0.5)
