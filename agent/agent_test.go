@@ -44,11 +44,12 @@ var discard = slog.New(slog.DiscardHandler)
 // Exec, which serves the agent in this process on the exec's stdio.
 type inProcess struct {
 	version string
-	door    serverConfig // where the agent opens its door, if asked
+	door    doorConfig // where a launched agent opens its door
 
-	mu     sync.Mutex // guards the following
-	agents []*agentProc
-	copies int
+	mu      sync.Mutex // guards the following
+	agents  []*agentProc
+	daemons []*agentProc // launched behind the door; they outlive their exec
+	copies  int
 }
 
 var _ backends.Backend = (*inProcess)(nil)
@@ -82,17 +83,70 @@ func (b *inProcess) Exec(_ context.Context, _ string, spec backends.ExecSpec) (b
 	if !spec.Direct {
 		return nil, fmt.Errorf("inprocess: only the agent's direct exec: %w", backends.ErrNotSupported)
 	}
+	if spec.Argv[len(spec.Argv)-1] == "door" {
+		return b.launch(spec), nil
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &agentProc{io: stdio{r: spec.Stdin, w: spec.Stdout}, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		defer cancel()
-		p.err = serve(ctx, p.io, discard, b.version, b.door)
+		p.err = Serve(ctx, p.io, discard, b.version)
 	}()
 	b.mu.Lock()
 	b.agents = append(b.agents, p)
 	b.mu.Unlock()
 	return p, nil
+}
+
+// launch runs the door's daemon in a goroutine, as the launcher would in
+// a process of its own: the exec ends once the daemon has answered, and
+// the daemon serves on until stopDaemons.
+func (b *inProcess) launch(spec backends.ExecSpec) backends.Process {
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &agentProc{cancel: cancel, done: make(chan struct{})}
+	answered := &agentProc{cancel: func() {}, done: make(chan struct{})}
+	out := &closeOnce{w: spec.Stdout, closed: answered.done}
+	go func() {
+		defer close(d.done)
+		defer cancel()
+		d.err = daemon(ctx, spec.Stdin, out, discard, b.version, b.door)
+		out.Close()
+	}()
+	b.mu.Lock()
+	b.daemons = append(b.daemons, d)
+	b.mu.Unlock()
+	return answered
+}
+
+// closeOnce is the daemon's stdout: closing it ends the launcher's exec.
+type closeOnce struct {
+	w      io.Writer
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *closeOnce) Write(p []byte) (int, error) { return c.w.Write(p) }
+func (c *closeOnce) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return nil
+}
+
+// stopDaemons stops every daemon launched, as the instance's stop would,
+// and fails t unless they return.
+func (b *inProcess) stopDaemons(t *testing.T) {
+	t.Helper()
+	b.mu.Lock()
+	daemons := b.daemons
+	b.mu.Unlock()
+	for i, d := range daemons {
+		d.cancel()
+		select {
+		case <-d.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("daemon %d has not returned", i)
+		}
+	}
 }
 
 // waitAgents fails t unless every agent served has returned.

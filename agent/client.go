@@ -12,9 +12,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -34,24 +36,29 @@ const Dir = "/.berth"
 // helloTimeout bounds the agent's start, copy excluded.
 const helloTimeout = 15 * time.Second
 
-// Client is berth's side of one agent in one instance.
+// ErrIncompatible means the agent running in an instance speaks no
+// protocol this berth does: berth starts another beside it.
+var ErrIncompatible = errors.New("agent speaks another protocol")
+
+// Client is berth's side of one connection to an agent: the exec stream of
+// an agent started for it, or a connection through a running agent's door.
+// The processes and tunnels it starts end when it closes.
 //
-// Goroutines: watch waits for the agent's exec to end and tears the session
-// down; acceptLoop takes connections the agent hands back for reverse
-// tunnels, each joined in its own goroutine. Close waits for all of them.
+// Goroutines: watch waits for the connection (and the agent's exec, when
+// there is one) to end and tears the session down; acceptLoop takes
+// connections the agent hands back for reverse tunnels, each joined in its
+// own goroutine. Close waits for all of them.
 type Client struct {
 	log     *slog.Logger
-	sess    *yamux.Session // over the exec stream: the lifeline
-	fast    *yamux.Session // over the fast-path socket, or nil
-	proc    backends.Process
+	sess    *yamux.Session   // the connection: its end ends what it started
+	proc    backends.Process // the agent's exec, on the exec stream; nil through the door
 	stdoutW *io.PipeWriter
 	version string
+	pid     int    // the agent's pid in the instance
+	proto   [2]int // the agent's protocol and the oldest it serves
+	door    string // the door's socket on the host, when connected through it
 	wg      sync.WaitGroup
 	done    chan struct{} // closed when the session is gone
-
-	// The door's record, removed by Close while it still names this
-	// agent's socket.
-	doorDir, doorSocket string
 
 	mu        sync.Mutex // guards the following
 	listeners map[uint64]func(net.Conn)
@@ -60,15 +67,28 @@ type Client struct {
 // Options tune Start.
 type Options struct {
 	// FastDir is the host directory bind-mounted at RunDir in the instance,
-	// when the engine is local (see HostRunDir): the agent opens its door
-	// there. Empty means no fast path: everything rides the exec stream.
+	// when the engine is local (see HostRunDir): the agent there runs as a
+	// daemon behind its door, which berth processes reach directly. Empty
+	// means no door: the agent rides the exec stream and ends with it.
 	FastDir string
 }
 
-// Start starts bin in the instance through the backend's exec and
-// completes the handshake, copying bin in first if this build isn't there.
-// ctx bounds the start only.
+// Start connects to the agent of instance id: with FastDir, to the one
+// running behind its door if it speaks berth's protocol, else to one it
+// launches there; otherwise, or if the door fails, to one it starts on the
+// engine's exec stream. It copies bin in first if this build is needed and
+// not there. ctx bounds the start only.
 func Start(ctx context.Context, b backends.Backend, id string, bin *Binary, log *slog.Logger, opts Options) (*Client, error) {
+	if opts.FastDir != "" {
+		c, err := startDoor(ctx, b, id, bin, log, opts.FastDir)
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		log.Debug("agent door unavailable; using the exec stream", "instance", id, "err", err)
+	}
 	// Trying first costs nothing when the build is there, the common case;
 	// a missing binary fails the handshake at once.
 	c, err := start(ctx, b, id, bin, log)
@@ -79,90 +99,247 @@ func Start(ctx context.Context, b backends.Backend, id string, bin *Binary, log 
 		}
 		c, err = start(ctx, b, id, bin, log)
 	}
-	if err != nil {
-		return nil, err
-	}
-	if opts.FastDir != "" {
-		if err := c.startFast(ctx, opts.FastDir); err != nil {
-			log.Debug("fast path unavailable; using the exec stream", "instance", id, "err", err)
-		}
-	}
-	return c, nil
+	return c, err
 }
 
-// startFast opens the fast path through the agent's door (door.go): it
-// makes the instance's key, hands it to the agent over the exec stream,
-// and connects to the socket the agent then opens in the shared directory.
-// Processes and tunnels then skip the engine. The key and the socket's
-// name go in berth's record beside the directory, for other berth
-// processes of this user.
-func (c *Client) startFast(ctx context.Context, hostDir string) error {
+// startDoor connects to the agent behind hostDir's door, launching one
+// first when none that berth can use runs there. Launches are serialised
+// across berth processes by a lock beside the record.
+func startDoor(ctx context.Context, b backends.Backend, id string, bin *Binary, log *slog.Logger, hostDir string) (*Client, error) {
 	// The instance's root can chmod or chown hostDir; its parent it cannot
 	// reach.
 	for _, d := range []string{filepath.Dir(hostDir), hostDir} {
 		if err := PrivateDir(d); err != nil {
-			return fmt.Errorf("agent door: %w", err)
+			return nil, fmt.Errorf("agent door: %w", err)
 		}
 	}
+	unlock, err := lockDoor(ctx, hostDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	c, err := Attach(ctx, hostDir, log)
+	if err == nil {
+		return c, nil
+	}
+	if errors.Is(err, ErrIncompatible) {
+		log.Info("replacing the running agent, which speaks another protocol; its connections keep it until they end", "instance", id, "err", err)
+	} else {
+		log.Debug("no running agent at the door", "instance", id, "err", err)
+	}
+	rec, err := launch(ctx, b, id, bin, log)
+	if err != nil && ctx.Err() == nil {
+		log.Debug("agent not launched; installing it", "instance", id, "err", err)
+		if err := Install(ctx, b, id, bin); err != nil {
+			return nil, err
+		}
+		rec, err = launch(ctx, b, id, bin, log)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := writeRecord(hostDir, rec); err != nil {
+		log.Warn("the agent's door is not recorded; other berth processes cannot use it", "err", err)
+	}
+	return attach(ctx, hostDir, rec, log)
+}
+
+// lockDoor takes the lock that serialises launches at hostDir's door.
+func lockDoor(ctx context.Context, hostDir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Clean(hostDir)+".lock", os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("agent door: lock: %w", err)
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("agent door: lock: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// launch runs bin's launcher in the instance with a new key and socket
+// name, and returns the door's record once the daemon has opened it.
+func launch(ctx context.Context, b backends.Backend, id string, bin *Binary, log *slog.Logger) (doorRecord, error) {
 	key, err := newKey()
 	if err != nil {
-		return err
+		return doorRecord{}, err
 	}
 	name := make([]byte, 8)
 	if _, err := rand.Read(name); err != nil {
-		return err
+		return doorRecord{}, err
 	}
 	rec := doorRecord{Version: doorVersion, Socket: "a-" + hex.EncodeToString(name) + ".sock", Key: key}
-	var rep reply
-	if err := c.callOn(ctx, c.sess, request{Op: opFast, Addr: rec.Socket, Key: key}, &rep); err != nil {
-		return err
+	var in bytes.Buffer
+	if err := writeJSON(&in, frameRequest, request{Op: opDoor, Addr: rec.Socket, Key: key}); err != nil {
+		return doorRecord{}, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, helloTimeout)
+	defer cancel()
+	out := &limitedBuffer{max: maxJSON + 5}
+	proc, err := b.Exec(ctx, id, backends.ExecSpec{
+		Argv:   []string{bin.ContainerPath(), "door"},
+		User:   "0",
+		Direct: true,
+		Stdin:  &in,
+		Stdout: out,
+		Stderr: &logWriter{log: log},
+	})
+	if err != nil {
+		return doorRecord{}, fmt.Errorf("agent: launch in %s: %w", id, err)
+	}
+	st, werr := proc.Wait(ctx)
+	var rep reply
+	if err := readJSONMax(bytes.NewReader(out.Bytes()), frameReply, &rep, maxJSON); err != nil {
+		if werr != nil {
+			return doorRecord{}, fmt.Errorf("agent: launch in %s: %w", id, werr)
+		}
+		return doorRecord{}, fmt.Errorf("agent: launch in %s: exit code %d, no answer: %w", id, st.Code, err)
+	}
+	if err := checkReply(opDoor, &rep); err != nil {
+		return doorRecord{}, err
+	}
+	if rep.Error != "" {
+		return doorRecord{}, fmt.Errorf("agent: launch in %s: %s", id, agentText(rep.Error))
+	}
+	if rep.Version != bin.Hash {
+		return doorRecord{}, fmt.Errorf("agent: %s in %s reports build %.12s, want %.12s", bin.ContainerPath(), id, rep.Version, bin.Hash)
+	}
+	log.Debug("agent launched", "instance", id, "pid", rep.PID, "socket", rec.Socket)
+	return rec, nil
+}
+
+// limitedBuffer keeps the first max bytes written to it.
+type limitedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := l.max - l.Len(); room > 0 {
+		l.Buffer.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}
+
+// Attach connects to the agent running behind the door whose host
+// directory is hostDir, as any berth process of this user may: with the
+// key in berth's record of the door, and only if the agent serves berth's
+// protocol (else ErrIncompatible). Nothing goes through the engine. The
+// processes started through the Client end when it closes.
+func Attach(ctx context.Context, hostDir string, log *slog.Logger) (*Client, error) {
+	rec, err := readRecord(hostDir)
+	if err != nil {
+		return nil, err
+	}
+	return attach(ctx, hostDir, rec, log)
+}
+
+// Known is what a berth process already knows of the agent behind a door,
+// from another that greeted it: AttachKnown then skips the greeting.
+type Known struct {
+	Socket          string // the door's socket: the agent's start
+	Proto, MinProto int
+	PID             int
+}
+
+// Known returns what the client learnt of its agent at the door.
+func (c *Client) Known() Known {
+	return Known{Socket: c.Socket(), Proto: c.proto[0], MinProto: c.proto[1], PID: c.pid}
+}
+
+// AttachKnown is Attach to an agent that k describes, without the
+// greeting's round trip: only if the door's record still names k's socket
+// (else ErrDoorRecord) and k's protocols serve berth's (else
+// ErrIncompatible).
+func AttachKnown(ctx context.Context, hostDir string, k Known, log *slog.Logger) (*Client, error) {
+	rec, err := readRecord(hostDir)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Socket != k.Socket {
+		return nil, fmt.Errorf("%w: the door is %s now, not %s", ErrDoorRecord, rec.Socket, k.Socket)
+	}
+	if !compatible(k.Proto, k.MinProto) {
+		return nil, fmt.Errorf("%w: it serves protocols %d to %d, berth speaks %d to %d", ErrIncompatible, k.MinProto, k.Proto, minProto, protoVersion)
+	}
+	c, err := dialClient(ctx, hostDir, rec, log)
+	if err != nil {
+		return nil, err
+	}
+	c.pid, c.proto = k.PID, [2]int{k.Proto, k.MinProto}
+	return c, nil
+}
+
+// dialClient connects to the door and starts a session on it.
+func dialClient(ctx context.Context, hostDir string, rec doorRecord, log *slog.Logger) (*Client, error) {
 	conn, err := dialDoor(ctx, hostDir, rec)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	fast, err := yamux.Client(conn, muxConfig())
+	sess, err := yamux.Client(conn, muxConfig())
 	if err != nil {
 		conn.Close()
-		return err
+		return nil, fmt.Errorf("agent: %w", err)
 	}
-	c.mu.Lock()
-	c.fast = fast
-	c.mu.Unlock()
-	c.wg.Add(1)
+	c := &Client{
+		log: log, sess: sess, door: filepath.Join(hostDir, rec.Socket),
+		done: make(chan struct{}), listeners: map[uint64]func(net.Conn){},
+	}
+	c.wg.Add(2)
+	go c.watch()
 	go func() {
 		defer c.wg.Done()
-		c.acceptOn(fast)
+		c.acceptOn(sess)
 	}()
-	var hello reply
-	if err := c.callOn(ctx, fast, request{Op: opHello}, &hello); err != nil {
-		c.mu.Lock()
-		c.fast = nil
-		c.mu.Unlock()
-		fast.Close()
-		return err
-	}
-	if err := writeRecord(hostDir, rec); err != nil {
-		c.log.Warn("the agent's door is not recorded; other berth processes cannot use it", "err", err)
-	} else {
-		c.doorDir, c.doorSocket = hostDir, rec.Socket
-	}
-	c.log.Debug("fast path up", "socket", filepath.Join(hostDir, rec.Socket))
-	return nil
+	return c, nil
 }
 
-// FastPath reports whether the fast path is in use.
-func (c *Client) FastPath() bool { return c.data() != c.sess }
-
-// data is the session new streams go on: the fast path while it lives.
-func (c *Client) data() *yamux.Session {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.fast != nil && !c.fast.IsClosed() {
-		return c.fast
+func attach(ctx context.Context, hostDir string, rec doorRecord, log *slog.Logger) (*Client, error) {
+	c, err := dialClient(ctx, hostDir, rec, log)
+	if err != nil {
+		return nil, err
 	}
-	return c.sess
+	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
+	defer cancel()
+	var rep reply
+	if err := c.callOn(hctx, c.sess, request{Op: opHello}, &rep); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("agent: handshake at the door: %w", err)
+	}
+	if !compatible(rep.Proto, rep.MinProto) {
+		c.Close()
+		return nil, fmt.Errorf("%w: it serves protocols %d to %d, berth speaks %d to %d", ErrIncompatible, rep.MinProto, rep.Proto, minProto, protoVersion)
+	}
+	c.version, c.pid, c.proto = rep.Version, rep.PID, [2]int{rep.Proto, rep.MinProto}
+	log.Debug("attached to the running agent", "pid", rep.PID, "build", rep.Version[:min(12, len(rep.Version))], "proto", rep.Proto)
+	return c, nil
 }
+
+// FastPath reports whether the client reaches its agent through the door.
+func (c *Client) FastPath() bool { return c.door != "" }
+
+// Socket is the name of the door's socket the client came through, which
+// names the agent's start; "" on the exec stream.
+func (c *Client) Socket() string {
+	if c.door == "" {
+		return ""
+	}
+	return filepath.Base(c.door)
+}
+
+// PID is the agent's pid in the instance.
+func (c *Client) PID() int { return c.pid }
 
 func start(ctx context.Context, b backends.Backend, id string, bin *Binary, log *slog.Logger) (*Client, error) {
 	path := bin.ContainerPath()
@@ -207,7 +384,7 @@ func start(ctx context.Context, b backends.Backend, id string, bin *Binary, log 
 		c.Close()
 		return nil, fmt.Errorf("agent: %s in %s reports build %.12s, want %.12s", path, id, rep.Version, bin.Hash)
 	}
-	c.version = rep.Version
+	c.version, c.pid, c.proto = rep.Version, rep.PID, [2]int{rep.Proto, rep.MinProto}
 	log.Debug("agent up", "instance", id, "pid", rep.PID)
 	return c, nil
 }
@@ -229,6 +406,11 @@ func Install(ctx context.Context, b backends.Backend, id string, bin *Binary) er
 // watch ends the session when the agent's exec ends, and the reverse.
 func (c *Client) watch() {
 	defer c.wg.Done()
+	defer close(c.done)
+	if c.proc == nil {
+		<-c.sess.CloseChan()
+		return
+	}
 	waited := make(chan struct{})
 	go func() {
 		defer close(waited)
@@ -247,7 +429,6 @@ func (c *Client) watch() {
 	case <-waited:
 		c.sess.Close()
 	}
-	close(c.done)
 }
 
 // Done is closed when the agent is gone.
@@ -266,19 +447,12 @@ func (c *Client) Alive() bool {
 // Version is the agent build's hash.
 func (c *Client) Version() string { return c.version }
 
-// Close stops the agent, which ends every process it started, and waits.
+// Close ends the connection, which ends every process and tunnel started
+// through it, and waits. An agent on the exec stream ends with it; one
+// behind its door serves on.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	fast := c.fast
-	c.mu.Unlock()
-	if fast != nil {
-		fast.Close()
-	}
 	c.sess.Close()
 	c.wg.Wait()
-	if c.doorDir != "" {
-		removeRecord(c.doorDir, c.doorSocket)
-	}
 	return nil
 }
 
@@ -292,9 +466,9 @@ func (c *Client) callOn(ctx context.Context, sess *yamux.Session, req request, r
 	return st.Close()
 }
 
-// open starts a stream on the data session; see openOn.
+// open starts a stream on the session; see openOn.
 func (c *Client) open(ctx context.Context, req request, rep *reply) (*yamux.Stream, error) {
-	return c.openOn(ctx, c.data(), req, rep)
+	return c.openOn(ctx, c.sess, req, rep)
 }
 
 // openOn starts a stream of sess with req and reads its reply; on an error

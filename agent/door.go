@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"syscall"
 	"time"
 )
@@ -23,12 +22,13 @@ import (
 //
 // Processes in the instance must not pass for berth there, so:
 //   - berth makes a random key per agent start and hands it to the agent
-//     over the exec stream, which only berth holds. The agent is
+//     through the launcher's exec, which only berth holds. The agent is
 //     non-dumpable, so nothing in the instance short of root with
 //     CAP_SYS_PTRACE reads it out of its memory.
 //   - berth keeps the key on the host in a record beside the run directory
-//     (not in it), mode 0600, so that another berth process of the same
-//     user can use the door too.
+//     (not in it), mode 0600, so that every berth process of the same user
+//     uses the door too: the agent behind it runs as a daemon
+//     (daemon_linux.go) and outlives the berth that launched it.
 //   - every connection proves the key both ways by HMAC-SHA256 over a
 //     nonce of each side's; the key itself never crosses the socket.
 //   - the agent admits no connection from a process it can see in its own
@@ -163,7 +163,25 @@ type doorRecord struct {
 
 // socketName is what a door's socket may be called: a plain name, so that
 // neither side ever resolves a path the other chose.
-var socketName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+// ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$, checked by hand: a regexp compiled
+// at start-up costs every berth process, `berth exec` included.
+var socketName = nameChecker{}
+
+type nameChecker struct{}
+
+func (nameChecker) MatchString(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 func (r doorRecord) valid() error {
 	switch {
@@ -245,13 +263,6 @@ func readRecord(hostDir string) (doorRecord, error) {
 		return doorRecord{}, fmt.Errorf("%w: %s: %w", ErrDoorRecord, path, err)
 	}
 	return rec, rec.valid()
-}
-
-// removeRecord removes hostDir's record if it is still the one for sock.
-func removeRecord(hostDir, sock string) {
-	if rec, err := readRecord(hostDir); err == nil && rec.Socket == sock {
-		_ = os.Remove(RecordPath(hostDir))
-	}
 }
 
 // ownedPrivate checks that fi is a regular file or directory owned by this

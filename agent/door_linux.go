@@ -65,6 +65,7 @@ const maxKnocks = 16
 type door struct {
 	ln    *net.UnixListener
 	path  string
+	ino   uint64 // the socket's inode: the door is ours while path names it
 	key   []byte
 	admit func(unix.Ucred) error
 	log   *slog.Logger
@@ -78,10 +79,20 @@ type door struct {
 	pending chan struct{} // a slot per handshake in progress
 }
 
+// doorConfig is where the agent's door goes, and how it tells berth from
+// the instance's processes.
+type doorConfig struct {
+	runDir  string // the door's directory: RunDir in an instance
+	privDir string // made root's alone before the door opens; "" leaves it
+	initNS  bool   // the agent shares the host's pid namespace
+}
+
 // openDoor makes the socket name in cfg.runDir, 0600 and owned by the run
 // directory's owner (berth's user as the instance sees it), and starts
-// admitting connections that prove key.
-func openDoor(cfg serverConfig, name string, key []byte, log *slog.Logger) (*door, error) {
+// admitting connections that prove key. Other sockets there are the doors
+// of agents this one replaces: it unlinks them, so that they take no one
+// new.
+func openDoor(cfg doorConfig, name string, key []byte, log *slog.Logger) (*door, error) {
 	if cfg.privDir != "" {
 		// The engine made it 0755 as the mount's parent.
 		if err := rootOnly(cfg.privDir); err != nil {
@@ -106,8 +117,15 @@ func openDoor(cfg serverConfig, name string, key []byte, log *slog.Logger) (*doo
 	if err != nil {
 		return nil, err
 	}
+	path := filepath.Join(cfg.runDir, name)
+	var sst unix.Stat_t
+	if err := unix.Lstat(path, &sst); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	replaceOthers(cfg.runDir, name, log)
 	d := &door{
-		ln: ln, path: filepath.Join(cfg.runDir, name), key: append([]byte(nil), key...),
+		ln: ln, path: path, ino: sst.Ino, key: append([]byte(nil), key...),
 		admit: admitPeer(cfg.initNS, owner), log: log,
 		conns: make(chan net.Conn), done: make(chan struct{}),
 		knocks: map[net.Conn]bool{}, pending: make(chan struct{}, maxKnocks),
@@ -115,6 +133,29 @@ func openDoor(cfg serverConfig, name string, key []byte, log *slog.Logger) (*doo
 	d.wg.Add(1)
 	go d.run()
 	return d, nil
+}
+
+// replaceOthers unlinks the sockets in dir other than name: older agents'
+// doors, and leftovers of agents that died with their instance.
+func replaceOthers(dir, name string, log *slog.Logger) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.Name() == name || e.Type()&os.ModeSocket == 0 {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
+			log.Debug("door: unlinked another agent's socket", "socket", e.Name())
+		}
+	}
+}
+
+// current reports whether the door's path still names its socket.
+func (d *door) current() bool {
+	var st unix.Stat_t
+	return unix.Lstat(d.path, &st) == nil && st.Ino == d.ino
 }
 
 // rootOnly makes dir root's and 0700, refusing anything but a directory.
@@ -280,8 +321,8 @@ func (d *door) Accept() (net.Conn, error) {
 	}
 }
 
-// Close stops admitting, removes the socket, and waits for the handshakes
-// in progress, which it cuts short.
+// Close stops admitting, removes the socket if the path still names it,
+// and waits for the handshakes in progress, which it cuts short.
 func (d *door) Close() error {
 	d.once.Do(func() {
 		d.mu.Lock()
@@ -290,8 +331,10 @@ func (d *door) Close() error {
 			c.Close()
 		}
 		d.mu.Unlock()
+		if d.current() {
+			_ = os.Remove(d.path)
+		}
 		d.ln.Close()
-		_ = os.Remove(d.path)
 	})
 	d.wg.Wait()
 	return nil

@@ -25,18 +25,25 @@ import (
 	"github.com/berthdev/berth/backends"
 )
 
-// newDoorClient starts an in-process agent with its door in a temp
+// newDoorClient launches an in-process agent behind its door in a temp
 // directory, which stands for both the host's run directory and RunDir.
 // initNS says whether the agent judges peers as one in the host's pid
 // namespace, by uid, or as one in an instance, where any pid it can see
 // (this test's own) is refused.
 func newDoorClient(t *testing.T, initNS bool) (*Client, string) {
 	t.Helper()
+	c, dir, _ := newDoorAgent(t, initNS)
+	return c, dir
+}
+
+// newDoorAgent is newDoorClient that also returns the backend.
+func newDoorAgent(t *testing.T, initNS bool) (*Client, string, *inProcess) {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "run")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	b := &inProcess{version: testHash, door: serverConfig{runDir: dir, initNS: initNS}}
+	b := &inProcess{version: testHash, door: doorConfig{runDir: dir, initNS: initNS}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := Start(ctx, b, "test", &Binary{Hash: testHash}, discard, Options{FastDir: dir})
@@ -45,9 +52,23 @@ func newDoorClient(t *testing.T, initNS bool) (*Client, string) {
 	}
 	t.Cleanup(func() {
 		c.Close()
+		b.stopDaemons(t)
 		b.waitAgents(t)
 	})
-	return c, dir
+	return c, dir, b
+}
+
+// attachOK attaches to the agent behind dir's door.
+func attachOK(t *testing.T, dir string) *Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Attach(ctx, dir, discard)
+	if err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // doorSocket is the one socket in dir.
@@ -94,11 +115,16 @@ func TestDoorFastPath(t *testing.T) {
 	if filepath.Dir(RecordPath(dir)) == dir {
 		t.Errorf("record %s is in the shared directory", RecordPath(dir))
 	}
+	// The agent outlives the connection that launched it: the next berth
+	// finds it, the same one, at the door.
 	c.Close()
-	for _, p := range []string{sock, RecordPath(dir)} {
-		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s after Close: %v, want gone", p, err)
-		}
+	next := attachOK(t, dir)
+	if next.door != c.door {
+		t.Errorf("after the first client closed: door %s, want %s", next.door, c.door)
+	}
+	got, err = run(t, next, backends.ExecSpec{Argv: []string{"echo", "again"}}, nil)
+	if err != nil || got.Stdout != "again\n" {
+		t.Fatalf("run through the next client = %+v, %v", got, err)
 	}
 }
 
@@ -241,26 +267,257 @@ func TestDoorSecondConnection(t *testing.T) {
 	st.Close()
 }
 
-// The key is the exec stream's to set, once.
-func TestDoorKeyOnce(t *testing.T) {
+// The daemon opens a door only for a well-formed request.
+func TestDaemonRefusesBadRequests(t *testing.T) {
 	t.Parallel()
-	c, dir := newDoorClient(t, true)
+	for _, req := range []request{
+		{Op: opDoor, Addr: "../escape.sock", Key: bytes.Repeat([]byte{3}, keySize)},
+		{Op: opDoor, Addr: "c.sock", Key: []byte("short")},
+		{Op: opExec, Addr: "d.sock", Key: bytes.Repeat([]byte{3}, keySize)},
+	} {
+		dir := t.TempDir()
+		var in, out bytes.Buffer
+		_ = writeJSON(&in, frameRequest, req)
+		err := daemon(context.Background(), &in, nopCloser{&out}, discard, testHash, doorConfig{runDir: dir, initNS: true})
+		var rep reply
+		if err == nil || readJSON(&out, frameReply, &rep) != nil || rep.Error == "" {
+			t.Errorf("daemon(%s %q, %d-byte key) = %v, reply %+v; want refused", req.Op, req.Addr, len(req.Key), err, rep)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("a refused request left %v", ents)
+		}
+	}
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// Each connection owns its processes: they end with it, and another's end
+// leaves them be.
+func TestDoorConnectionsOwnTheirProcesses(t *testing.T) {
+	t.Parallel()
+	a, dir := newDoorClient(t, true)
+	b := attachOK(t, dir)
+	if a.door != b.door {
+		t.Fatalf("two connections reach doors %s and %s, want one", a.door, b.door)
+	}
+	pa, _ := started(t, a, []string{"sh", "-c", "sleep 1000 & echo ready; wait"}, nil)
+	pb, _ := started(t, b, []string{"sh", "-c", "sleep 1000 & echo ready; wait"}, nil)
+	a.Close()
+	waitGroupGone(t, pa.PID(), 5*time.Second)
+	if live := liveInGroup(pb.PID()); len(live) == 0 {
+		t.Fatal("the other connection's process died with the first connection")
+	}
+	got, err := run(t, b, backends.ExecSpec{Argv: []string{"echo", "b serves on"}}, nil)
+	if err != nil || got.Stdout != "b serves on\n" {
+		t.Fatalf("run through the other connection = %+v, %v", got, err)
+	}
+	b.Close()
+	waitGroupGone(t, pb.PID(), 5*time.Second)
+}
+
+// frozenConn is a connection that, once frozen, neither reads nor writes:
+// berth stopped in its tracks, or the machine between them hung.
+type frozenConn struct {
+	net.Conn
+	frozen chan struct{}
+	gone   chan struct{} // closed when the test is over
+}
+
+func (f *frozenConn) Read(p []byte) (int, error) {
+	select {
+	case <-f.frozen:
+		<-f.gone
+		return 0, io.EOF
+	default:
+	}
+	return f.Conn.Read(p)
+}
+
+func (f *frozenConn) Write(p []byte) (int, error) {
+	select {
+	case <-f.frozen:
+		return len(p), nil // dropped
+	default:
+	}
+	return f.Conn.Write(p)
+}
+
+// A connection that goes silent is dead past the keepalive bound, and its
+// processes are killed, though it never closed.
+func TestDoorSilentConnection(t *testing.T) {
+	t.Parallel()
+	_, dir := newDoorClient(t, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	conn, err := DialDoor(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &frozenConn{Conn: conn, frozen: make(chan struct{}), gone: make(chan struct{})}
+	cfg := muxConfig()
+	cfg.EnableKeepAlive = false // this side says nothing once frozen
+	sess, err := yamux.Client(f, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		close(f.gone)
+		sess.Close()
+		conn.Close()
+	})
+	st, err := sess.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeJSON(st, frameRequest, request{Op: opExec, Argv: []string{"sleep", "1000"}}); err != nil {
+		t.Fatal(err)
+	}
 	var rep reply
-	err := c.callOn(ctx, c.sess, request{Op: opFast, Addr: "b.sock", Key: bytes.Repeat([]byte{3}, keySize)}, &rep)
-	if err == nil || !strings.Contains(err.Error(), "open already") {
-		t.Errorf("second fastpath = %v, want refused", err)
+	if err := readJSON(st, frameReply, &rep); err != nil || rep.PID == 0 {
+		t.Fatalf("exec reply %+v, %v", rep, err)
 	}
-	if _, err := os.Lstat(filepath.Join(dir, "b.sock")); err == nil {
-		t.Error("a second socket appeared")
+	start := time.Now()
+	close(f.frozen)
+	waitGroupGone(t, rep.PID, keepAliveInterval+2*writeTimeout+2*time.Second)
+	took := time.Since(start)
+	t.Logf("a silent connection's process died after %v", took)
+	if took < writeTimeout {
+		t.Errorf("killed after %v of silence, before the bound of %v", took, writeTimeout)
 	}
-	for _, req := range []request{
-		{Op: opFast, Addr: "../escape.sock", Key: bytes.Repeat([]byte{3}, keySize)},
-		{Op: opFast, Addr: "c.sock", Key: []byte("short")},
+}
+
+// A newer agent's door replaces the old one's: the old agent takes no new
+// connection, keeps those it has with their processes, and ends after the
+// last.
+func TestDoorReplaced(t *testing.T) {
+	t.Parallel()
+	old, dir, b := newDoorAgent(t, true)
+	p, _ := started(t, old, []string{"sh", "-c", "sleep 1000 & echo ready; wait"}, nil)
+	b.mu.Lock()
+	oldDaemon := b.daemons[0]
+	b.mu.Unlock()
+	// Another launch, as a berth finding an agent of another protocol.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rec, err := launch(ctx, b, "test", &Binary{Hash: testHash}, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeRecord(dir, rec); err != nil {
+		t.Fatal(err)
+	}
+	next := attachOK(t, dir)
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 || ents[0].Name() != rec.Socket {
+		t.Errorf("run directory holds %v, want only the new door %s", ents, rec.Socket)
+	}
+	// The old connection's process lives, and the connection works.
+	if live := liveInGroup(p.PID()); len(live) == 0 {
+		t.Fatal("the old agent's process died when its door was replaced")
+	}
+	if got, err := run(t, old, backends.ExecSpec{Argv: []string{"echo", "old"}}, nil); err != nil || got.Stdout != "old\n" {
+		t.Fatalf("run through the old connection = %+v, %v", got, err)
+	}
+	select {
+	case <-oldDaemon.done:
+		t.Fatal("the old agent ended while a connection used it")
+	case <-time.After(retireCheck + time.Second):
+	}
+	old.Close()
+	waitGroupGone(t, p.PID(), 5*time.Second)
+	select {
+	case <-oldDaemon.done:
+	case <-time.After(2*retireCheck + 2*time.Second):
+		t.Fatal("the replaced agent did not end after its last connection")
+	}
+	if got, err := run(t, next, backends.ExecSpec{Argv: []string{"echo", "new"}}, nil); err != nil || got.Stdout != "new\n" {
+		t.Fatalf("run through the new door = %+v, %v", got, err)
+	}
+}
+
+// An agent that speaks another protocol is not used: Attach says so, and
+// Start launches one of its own beside it.
+func TestDoorIncompatibleAgent(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "run")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key := bytes.Repeat([]byte{5}, keySize)
+	d, err := openDoor(doorConfig{runDir: dir, initNS: true}, "old.sock", key, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := writeRecord(dir, doorRecord{Version: doorVersion, Socket: "old.sock", Key: key}); err != nil {
+		t.Fatal(err)
+	}
+	// The old agent answers hello with protocol 1 only.
+	go func() {
+		for {
+			c, err := d.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				sess, err := yamux.Server(c, muxConfig())
+				if err != nil {
+					return
+				}
+				defer sess.Close()
+				for {
+					st, err := sess.AcceptStream()
+					if err != nil {
+						return
+					}
+					var req request
+					if readJSON(st, frameRequest, &req) == nil {
+						_ = writeJSON(st, frameReply, reply{Version: "old-build", Proto: 1, MinProto: 1, PID: 42})
+					}
+					st.Close()
+				}
+			}()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if c, err := Attach(ctx, dir, discard); !errors.Is(err, ErrIncompatible) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("Attach to a protocol-1 agent = %v, want ErrIncompatible", err)
+	}
+	b := &inProcess{version: testHash, door: doorConfig{runDir: dir, initNS: true}}
+	c, err := Start(ctx, b, "test", &Binary{Hash: testHash}, discard, Options{FastDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.stopDaemons(t)
+	defer c.Close()
+	if !c.FastPath() || c.PID() == 42 {
+		t.Errorf("Start beside a protocol-1 agent: fast path %v, pid %d; want a new agent at the door", c.FastPath(), c.PID())
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "old.sock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the old agent's socket is still there: %v", err)
+	}
+}
+
+func TestCompatible(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		proto, min int
+		want       bool
+	}{
+		{protoVersion, minProto, true},
+		{protoVersion + 3, minProto, true},     // newer, still serving us
+		{protoVersion + 3, protoVersion, true}, // newer, serving from ours
+		{protoVersion + 3, protoVersion + 1, false},
+		{minProto - 1, 0, false}, // older than we speak
+		{0, 0, false},            // before versions: main's exec-stream agent
 	} {
-		if err := c.callOn(ctx, c.sess, req, &rep); err == nil {
-			t.Errorf("fastpath %q with a %d-byte key succeeded", req.Addr, len(req.Key))
+		if got := compatible(tt.proto, tt.min); got != tt.want {
+			t.Errorf("compatible(%d, %d) = %v, want %v", tt.proto, tt.min, got, tt.want)
 		}
 	}
 }
@@ -658,4 +915,39 @@ func noDumpHelper() {
 		_ = cmd.Wait()
 	}
 	os.Exit(0)
+}
+
+// AttachKnown skips the greeting, but only for the agent it knows.
+func TestAttachKnown(t *testing.T) {
+	t.Parallel()
+	c, dir := newDoorClient(t, true)
+	k := c.Known()
+	if k.Socket == "" || k.Proto != protoVersion || k.MinProto != minProto {
+		t.Fatalf("Known() = %+v", k)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, tt := range []struct {
+		name string
+		k    Known
+		want error
+	}{
+		{"another start", Known{Socket: "a-0000000000000000.sock", Proto: k.Proto, MinProto: k.MinProto}, ErrDoorRecord},
+		{"another protocol", Known{Socket: k.Socket, Proto: 1, MinProto: 1}, ErrIncompatible},
+	} {
+		if got, err := AttachKnown(ctx, dir, tt.k, discard); !errors.Is(err, tt.want) {
+			if got != nil {
+				got.Close()
+			}
+			t.Errorf("%s: AttachKnown = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	known, err := AttachKnown(ctx, dir, k, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer known.Close()
+	if got, err := run(t, known, backends.ExecSpec{Argv: []string{"echo", "known"}}, nil); err != nil || got.Stdout != "known\n" {
+		t.Fatalf("run = %+v, %v", got, err)
+	}
 }

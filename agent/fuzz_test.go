@@ -56,7 +56,7 @@ func FuzzAgentFrames(f *testing.F) {
 		}
 
 		// A reply to each request.
-		for _, op := range []string{opHello, opExec, opDial, opListen, opFast} {
+		for _, op := range []string{opHello, opExec, opDial, opListen, opDoor} {
 			var rep reply
 			if err := readJSONMax(bytes.NewReader(data), frameReply, &rep, maxJSON); err != nil {
 				break

@@ -11,11 +11,13 @@
 // one reply frame. Exec streams then carry typed frames both ways; tunnel
 // streams carry raw bytes.
 //
-// With a local engine, berth also reaches the agent through its door, a
-// unix socket in a directory shared with the host, where every connection
-// proves the instance's key (door.go). The agent is the instance's, so
-// berth takes nothing it says on trust: frames, replies and exit statuses
-// are bounded and checked.
+// With a local engine, the agent instead runs on its own in the instance,
+// outliving the berth that started it, and serves its door: a unix socket
+// in a directory shared with the host, where every connection proves the
+// instance's key (door.go). Each connection, the exec stream or one through
+// the door, owns the processes it started: they die when it ends or goes
+// silent. The agent is the instance's, so berth takes nothing it says on
+// trust: frames, replies and exit statuses are bounded and checked.
 package agent
 
 import (
@@ -64,7 +66,17 @@ const (
 	opDial   = "dial"
 	opListen = "listen"
 	opConn   = "conn" // agent → berth: a connection accepted by a listen
-	opFast   = "fastpath"
+	opDoor   = "door" // berth → agent launcher, on the exec's stdio: open the door
+)
+
+// Protocol versions. The hello reply carries the agent's protocol and the
+// oldest one it still serves; berth uses a running agent whose range holds
+// its own protocol, whatever its build, and replaces only one whose range
+// doesn't. A change that an older berth or agent can't ignore bumps
+// protoVersion; dropping support for an old berth bumps minProto.
+const (
+	protoVersion = 2
+	minProto     = 2
 )
 
 // DoorDir holds RunDir. The agent keeps it root's alone (0700), so that
@@ -99,9 +111,9 @@ type request struct {
 	// conn
 	Listener uint64 `json:"listener,omitempty"`
 
-	// fastpath: open the door, a unix socket named Addr in RunDir, where
-	// every connection must prove Key (see door.go). Only the exec stream
-	// carries this: the key crosses no other wire.
+	// door: open the door, a unix socket named Addr in RunDir, where
+	// every connection must prove Key (see door.go). Only the launcher's
+	// exec carries this: the key crosses no other wire.
 	Key []byte `json:"key,omitempty"`
 }
 
@@ -118,10 +130,12 @@ type reply struct {
 	ErrKind string `json:"errKind,omitempty"`
 
 	// hello
-	Version string `json:"version,omitempty"`
-	OS      string `json:"os,omitempty"`
-	Arch    string `json:"arch,omitempty"`
-	PID     int    `json:"pid,omitempty"` // exec: the process's pid in the container
+	Version  string `json:"version,omitempty"`  // the agent's build: its hash
+	Proto    int    `json:"proto,omitempty"`    // the protocol it speaks
+	MinProto int    `json:"minProto,omitempty"` // the oldest protocol it serves
+	OS       string `json:"os,omitempty"`
+	Arch     string `json:"arch,omitempty"`
+	PID      int    `json:"pid,omitempty"` // hello, door: the agent's pid; exec: the process's
 
 	// listen
 	Port     int    `json:"port,omitempty"`
@@ -229,15 +243,32 @@ func readJSONMax(r io.Reader, want byte, v any, limit uint32) error {
 // much is in flight, and the other streams go on.
 const streamWindow = 256 << 10
 
+// Keepalive: each end pings the other every keepAliveInterval and gives a
+// pong, or a write, writeTimeout; a connection that stays silent longer is
+// dead, and the agent kills its processes. A peer is so declared after
+// 5 to 7 s of silence: long enough that a loaded machine's stalls don't
+// trip it, short enough that nothing outlives a frozen or vanished berth
+// for long.
+const (
+	keepAliveInterval = 2 * time.Second
+	writeTimeout      = 5 * time.Second
+)
+
 // muxConfig is the yamux configuration of both ends.
 func muxConfig() *yamux.Config {
 	cfg := yamux.DefaultConfig()
 	cfg.LogOutput = io.Discard
 	cfg.MaxStreamWindowSize = streamWindow
-	cfg.KeepAliveInterval = 15 * time.Second
-	cfg.ConnectionWriteTimeout = 30 * time.Second
+	cfg.KeepAliveInterval = keepAliveInterval
+	cfg.ConnectionWriteTimeout = writeTimeout
 	cfg.StreamCloseTimeout = time.Minute
 	return cfg
+}
+
+// compatible reports whether an agent that speaks proto, and still serves
+// berths down to min, serves this berth.
+func compatible(proto, min int) bool {
+	return proto >= minProto && min <= protoVersion && min <= proto
 }
 
 // headerJoiner sits under yamux, whose send loop writes each data frame's
@@ -298,12 +329,15 @@ func checkReply(op string, rep *reply) error {
 		return fmt.Errorf("%w: %s reply with %s %v", errBadFrame, op, what, v)
 	}
 	switch op {
-	case opHello:
+	case opHello, opDoor:
 		if rep.PID <= 0 || rep.PID > maxPID {
 			return bad("pid", rep.PID)
 		}
 		if rep.Version == "" || len(rep.Version) > 128 {
 			return bad("version of length", len(rep.Version))
+		}
+		if rep.Proto < 0 || rep.MinProto < 0 {
+			return bad("protocol", rep.Proto)
 		}
 	case opExec:
 		if rep.PID <= 0 || rep.PID > maxPID {

@@ -25,95 +25,127 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Server is the agent's side: it runs inside the instance.
+// Server is the agent's side: it runs inside the instance and serves
+// connections, each a yamux session: the exec stream it was started on, or,
+// as the door's daemon, every connection that passes the door. A
+// connection owns the process groups and listeners started through it, and
+// they end with it: when berth closes it, dies (EOF), or goes silent past
+// the keepalive bound.
 //
-// Goroutines: Serve's accept loop; one handler per stream (exec, dial,
-// listen), each with its own copiers; one accept loop per listener. Serve
-// waits for all of them before it returns.
+// Goroutines: per connection, its accept loop (run), one handler per stream
+// (exec, dial, listen), each with its own copiers, and one accept loop per
+// listener; the door's accept loop. run waits for a connection's; the
+// serve functions wait for every connection's run.
 type Server struct {
 	log     *slog.Logger
 	version string
-	cfg     serverConfig
-	sess    *yamux.Session
-	wg      sync.WaitGroup // stream handlers and listener loops
+	wg      sync.WaitGroup // run, per connection
+
+	mu     sync.Mutex // guards the following
+	conns  map[*conn]bool
+	closed bool
+}
+
+// conn is one connection to the agent and everything started through it.
+type conn struct {
+	s    *Server
+	sess *yamux.Session
+	wg   sync.WaitGroup // stream handlers and listener loops
 
 	mu        sync.Mutex // guards the following
 	groups    map[int]bool
 	listeners map[uint64]net.Listener
 	nextLn    uint64
-	fast      []io.Closer // the door and its sessions
-	doorOpen  bool
-	closed    bool
 }
 
-// serverConfig is where the agent's door goes, and how it tells berth
-// from the instance's processes.
-type serverConfig struct {
-	runDir  string // the door's directory: RunDir in an instance
-	privDir string // made root's alone before the door opens; "" leaves it
-	initNS  bool   // the agent shares the host's pid namespace
+func newServer(log *slog.Logger, version string) *Server {
+	if err := loopbackUp(); err != nil {
+		log.Debug("could not bring lo up", "err", err)
+	}
+	return &Server{log: log, version: version, conns: map[*conn]bool{}}
 }
 
 // Serve runs the agent on rwc (its stdin and stdout) until the stream ends
 // or ctx is done, then kills every process group it started.
 func Serve(ctx context.Context, rwc io.ReadWriteCloser, log *slog.Logger, version string) error {
-	return serve(ctx, rwc, log, version, serverConfig{runDir: RunDir, privDir: DoorDir, initNS: inInitPidNS()})
-}
-
-func serve(ctx context.Context, rwc io.ReadWriteCloser, log *slog.Logger, version string, cfg serverConfig) error {
 	sess, err := yamux.Server(newJoinedConn(rwc), muxConfig())
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	s := &Server{log: log, version: version, cfg: cfg, sess: sess, groups: map[int]bool{}, listeners: map[uint64]net.Listener{}}
-	if err := loopbackUp(); err != nil {
-		log.Debug("could not bring lo up", "err", err)
-	}
+	s := newServer(log, version)
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
 	defer stop()
-	s.serve(sess)
-	// berth is gone: nothing it started may outlive it. The exec stream is
-	// the lifeline; a fast-path session ends with it.
-	s.killAll()
-	s.closeListeners()
-	sess.Close()
-	s.wg.Wait()
+	s.run(sess)
 	return nil
 }
 
-// serve handles sess's streams until it ends.
-func (s *Server) serve(sess *yamux.Session) {
+// run serves one connection until it ends, then ends what it started:
+// nothing berth started may outlive berth's connection.
+func (s *Server) run(sess *yamux.Session) {
+	c := &conn{s: s, sess: sess, groups: map[int]bool{}, listeners: map[uint64]net.Listener{}}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		sess.Close()
+		return
+	}
+	s.conns[c] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
 	for {
 		st, err := sess.AcceptStream()
 		if err != nil {
-			return
+			break
 		}
-		s.wg.Add(1)
+		c.wg.Add(1)
 		go func() {
-			defer s.wg.Done()
-			s.handle(sess, st)
+			defer c.wg.Done()
+			c.handle(st)
 		}()
+	}
+	c.killAll()
+	c.closeListeners()
+	sess.Close()
+	c.wg.Wait()
+}
+
+// count is the number of live connections.
+func (s *Server) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// closeAll ends every connection and refuses new ones.
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for c := range s.conns {
+		c.sess.Close()
 	}
 }
 
-func (s *Server) handle(sess *yamux.Session, st *yamux.Stream) {
+func (c *conn) handle(st *yamux.Stream) {
 	defer st.Close()
 	var req request
 	if err := readJSON(st, frameRequest, &req); err != nil {
-		s.log.Debug("bad request", "err", err)
+		c.s.log.Debug("bad request", "err", err)
 		return
 	}
 	switch req.Op {
 	case opHello:
-		_ = writeJSON(st, frameReply, reply{Version: s.version, OS: runtime.GOOS, Arch: runtime.GOARCH, PID: os.Getpid()})
+		_ = writeJSON(st, frameReply, reply{Version: c.s.version, Proto: protoVersion, MinProto: minProto, OS: runtime.GOOS, Arch: runtime.GOARCH, PID: os.Getpid()})
 	case opExec:
-		s.exec(st, req)
+		c.exec(st, req)
 	case opDial:
-		s.dial(st, req)
+		c.dial(st, req)
 	case opListen:
-		s.listen(sess, st, req)
-	case opFast:
-		s.fastPath(st, req)
+		c.listen(st, req)
 	default:
 		_ = writeJSON(st, frameReply, reply{Error: fmt.Sprintf("unknown op %q", req.Op)})
 	}
@@ -145,13 +177,13 @@ func loopbackUp() error {
 // when berth goes away.
 const killGrace = 300 * time.Millisecond
 
-func (s *Server) killAll() {
-	s.mu.Lock()
-	groups := make([]int, 0, len(s.groups))
-	for pg := range s.groups {
+func (c *conn) killAll() {
+	c.mu.Lock()
+	groups := make([]int, 0, len(c.groups))
+	for pg := range c.groups {
 		groups = append(groups, pg)
 	}
-	s.mu.Unlock()
+	c.mu.Unlock()
 	if len(groups) == 0 {
 		return
 	}
@@ -323,7 +355,7 @@ func pending(f *os.File) int64 {
 	return int64(n)
 }
 
-func (s *Server) exec(st *yamux.Stream, req request) {
+func (c *conn) exec(st *yamux.Stream, req request) {
 	fail := func(kind string, err error) {
 		_ = writeJSON(st, frameReply, reply{Error: err.Error(), ErrKind: kind})
 	}
@@ -427,16 +459,16 @@ func (s *Server) exec(st *yamux.Stream, req request) {
 		}
 	}
 	pid := cmd.Process.Pid
-	s.mu.Lock()
-	s.groups[pid] = true
-	s.mu.Unlock()
+	c.mu.Lock()
+	c.groups[pid] = true
+	c.mu.Unlock()
 	defer func() {
 		// Children the process left running in its group still belong to
 		// berth: keep the group until it is empty, so they die with it.
 		if syscall.Kill(-pid, 0) != nil {
-			s.mu.Lock()
-			delete(s.groups, pid)
-			s.mu.Unlock()
+			c.mu.Lock()
+			delete(c.groups, pid)
+			c.mu.Unlock()
 		}
 	}()
 
@@ -651,30 +683,30 @@ func (q *queue) drainTo(w io.WriteCloser) {
 	}
 }
 
-func (s *Server) dial(st *yamux.Stream, req request) {
-	c, err := net.DialTimeout("tcp", req.Addr, 10*time.Second)
+func (c *conn) dial(st *yamux.Stream, req request) {
+	nc, err := net.DialTimeout("tcp", req.Addr, 10*time.Second)
 	if err != nil {
 		_ = writeJSON(st, frameReply, reply{Error: err.Error()})
 		return
 	}
 	if err := writeJSON(st, frameReply, reply{}); err != nil {
-		c.Close()
+		nc.Close()
 		return
 	}
-	join(st, c)
+	join(st, nc)
 }
 
-func (s *Server) listen(sess *yamux.Session, st *yamux.Stream, req request) {
+func (c *conn) listen(st *yamux.Stream, req request) {
 	ln, err := net.Listen("tcp", req.Addr)
 	if err != nil {
 		_ = writeJSON(st, frameReply, reply{Error: err.Error()})
 		return
 	}
-	s.mu.Lock()
-	s.nextLn++
-	id := s.nextLn
-	s.listeners[id] = ln
-	s.mu.Unlock()
+	c.mu.Lock()
+	c.nextLn++
+	id := c.nextLn
+	c.listeners[id] = ln
+	c.mu.Unlock()
 	port := ln.Addr().(*net.TCPAddr).Port
 	if err := writeJSON(st, frameReply, reply{Port: port, Listener: id}); err != nil {
 		ln.Close()
@@ -685,122 +717,50 @@ func (s *Server) listen(sess *yamux.Session, st *yamux.Stream, req request) {
 	go func() {
 		defer wg.Done()
 		for {
-			c, err := ln.Accept()
+			nc, err := ln.Accept()
 			if err != nil {
 				return
 			}
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s.connBack(sess, c, id)
+				c.connBack(nc, id)
 			}()
 		}
 	}()
 	// The listen stream is the listener's lifetime: berth closes it to stop.
 	_, _ = io.Copy(io.Discard, st)
-	s.mu.Lock()
-	delete(s.listeners, id)
-	s.mu.Unlock()
+	c.mu.Lock()
+	delete(c.listeners, id)
+	c.mu.Unlock()
 	ln.Close()
 	wg.Wait()
 }
 
 // connBack hands a connection accepted in the container to berth.
-func (s *Server) connBack(sess *yamux.Session, c net.Conn, id uint64) {
-	st, err := sess.OpenStream()
+func (c *conn) connBack(nc net.Conn, id uint64) {
+	st, err := c.sess.OpenStream()
 	if err != nil {
-		c.Close()
+		nc.Close()
 		return
 	}
 	var rep reply
 	if err := writeJSON(st, frameRequest, request{Op: opConn, Listener: id}); err == nil {
 		err = readJSON(st, frameReply, &rep)
 		if err == nil && rep.Error == "" {
-			join(st, c)
+			join(st, nc)
 			return
 		}
 	}
-	c.Close()
+	nc.Close()
 	st.Close()
 }
 
-func (s *Server) closeListeners() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	for id, ln := range s.listeners {
+func (c *conn) closeListeners() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, ln := range c.listeners {
 		ln.Close()
-		delete(s.listeners, id)
-	}
-	for _, c := range s.fast {
-		c.Close()
-	}
-	s.fast = nil
-}
-
-func (s *Server) trackFast(c io.Closer) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		c.Close()
-		return false
-	}
-	s.fast = append(s.fast, c)
-	return true
-}
-
-// fastPath opens the door (see door.go) with the key berth sends over the
-// exec stream, which is the only way to set it, once. Every connection
-// that proves the key gets a session like the exec stream's, until the
-// agent ends.
-func (s *Server) fastPath(st *yamux.Stream, req request) {
-	if !socketName.MatchString(req.Addr) || len(req.Key) != keySize {
-		_ = writeJSON(st, frameReply, reply{Error: fmt.Sprintf("fastpath: want a plain socket name and a key of %d bytes", keySize)})
-		return
-	}
-	s.mu.Lock()
-	open := s.doorOpen
-	s.doorOpen = true
-	s.mu.Unlock()
-	if open {
-		_ = writeJSON(st, frameReply, reply{Error: "fastpath: the door is open already"})
-		return
-	}
-	d, err := openDoor(s.cfg, req.Addr, req.Key, s.log)
-	if err != nil {
-		s.mu.Lock()
-		s.doorOpen = false
-		s.mu.Unlock()
-		_ = writeJSON(st, frameReply, reply{Error: "fastpath: " + err.Error()})
-		return
-	}
-	if !s.trackFast(d) {
-		return
-	}
-	if err := writeJSON(st, frameReply, reply{}); err != nil {
-		return
-	}
-	_ = st.Close()
-	for {
-		c, err := d.Accept()
-		if err != nil {
-			return
-		}
-		sess, err := yamux.Server(c, muxConfig())
-		if err != nil || !s.trackFast(sess) {
-			c.Close()
-			continue
-		}
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.log.Debug("fast path up", "socket", req.Addr)
-			s.serve(sess)
-			// berth only drops the fast path when it goes away. Some
-			// engines keep an exec's stdin open after its client died, so
-			// this may be the first sign of it: end everything.
-			s.log.Debug("fast path closed; stopping")
-			s.sess.Close()
-		}()
+		delete(c.listeners, id)
 	}
 }

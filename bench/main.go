@@ -155,6 +155,15 @@ func run() error {
 		return err
 	}
 
+	// 0. From a shell.
+	if err := shell(&r, eng, bin, ws, inst.ID); err != nil {
+		return err
+	}
+	if *shellOnly {
+		fmt.Print(r.b.String())
+		return nil
+	}
+
 	// 1. Exec round trip.
 	r.printf("## Exec round trip: run `true`, get its exit code\n\n| path | p50 | p90 | n |\n|---|---|---|---|\n")
 	trueRun := func(b *berthProc) func() error {

@@ -2,7 +2,6 @@ package devcontainer
 
 import (
 	"bytes"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -60,7 +59,7 @@ func kindName(k hujson.Kind) string {
 
 // hujsonPos matches the position prefix of hujson's parse errors, which is
 // the only place it reports one. Its column counts bytes.
-var hujsonPos = regexp.MustCompile(`^hujson: line (\d+), column (\d+): `)
+var hujsonPos = lazyRegexp(`^hujson: line (\d+), column (\d+): `)
 
 // parseJSONC parses src, which must not start with a byte order mark.
 func parseJSONC(src []byte, file string) (*node, error) {
@@ -74,7 +73,7 @@ func parseJSONC(src []byte, file string) (*node, error) {
 	if err != nil {
 		msg := err.Error()
 		e := &ConfigError{File: file, Msg: msg}
-		if m := hujsonPos.FindStringSubmatch(msg); m != nil {
+		if m := hujsonPos().FindStringSubmatch(msg); m != nil {
 			line, _ := strconv.Atoi(m[1])
 			col, _ := strconv.Atoi(m[2])
 			off := byteOffset(text, line, col)

@@ -5,11 +5,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // varRef matches one ${...} reference. Like the devcontainer CLI, a default
 // value cannot contain '}'.
-var varRef = regexp.MustCompile(`\$\{([^}]*)\}`)
+var varRef = lazyRegexp(`\$\{([^}]*)\}`)
 
 // substituter replaces the variables known at parse time.
 type substituter struct {
@@ -25,7 +26,7 @@ func (s *substituter) replace(in string) string {
 	if !strings.Contains(in, "${") {
 		return in
 	}
-	return varRef.ReplaceAllStringFunc(in, func(ref string) string {
+	return varRef().ReplaceAllStringFunc(in, func(ref string) string {
 		name, arg, hasArg := strings.Cut(ref[2:len(ref)-1], ":")
 		switch {
 		case name == "localWorkspaceFolder" && !hasArg:
@@ -94,7 +95,7 @@ func (c *Config) ResolveRemoteEnv(containerEnv map[string]string) map[string]str
 	out := make(map[string]string, len(c.RemoteEnv))
 	for k, v := range c.RemoteEnv {
 		if strings.Contains(v, "${containerEnv:") {
-			v = varRef.ReplaceAllStringFunc(v, func(ref string) string {
+			v = varRef().ReplaceAllStringFunc(v, func(ref string) string {
 				name, arg, hasArg := strings.Cut(ref[2:len(ref)-1], ":")
 				if name == "containerEnv" && hasArg {
 					if r, ok := lookupVar(lookup, arg); ok {
@@ -107,4 +108,10 @@ func (c *Config) ResolveRemoteEnv(containerEnv map[string]string) map[string]str
 		out[k] = v
 	}
 	return out
+}
+
+// lazyRegexp compiles expr on first use: a regexp compiled at start-up
+// costs every berth process, `berth exec` from a shell included.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }

@@ -302,6 +302,14 @@ func (c *Client) startOn(ctx context.Context, w *Workspace, r Ready, id string, 
 	return p, nil
 }
 
+// ContainerCwd is the container directory a process asking for cwd runs
+// in: workdir when cwd is empty; a host path or URI under a mount, mapped;
+// any other absolute path as it is, a container path already; a relative
+// one under workdir.
+func ContainerCwd(m *pathmap.Mapper, cwd, workdir string) string {
+	return containerCwd(m, cwd, workdir)
+}
+
 // containerCwd maps a host cwd into the container; a path no mount covers
 // is taken as a container path already.
 func containerCwd(m *pathmap.Mapper, cwd, workdir string) string {
@@ -326,6 +334,9 @@ func containerCwd(m *pathmap.Mapper, cwd, workdir string) string {
 	}
 	return path.Join(workdir, cwd)
 }
+
+// EnvList turns env into sorted KEY=VALUE pairs.
+func EnvList(env map[string]string) []string { return envList(env) }
 
 func envList(env map[string]string) []string {
 	out := make([]string, 0, len(env))

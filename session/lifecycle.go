@@ -106,6 +106,13 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 		return UpResult{}, err
 	}
 	c.attach(ctx, w, r)
+	if w.m.fastDirOf(r.Instance.Instance) != "" {
+		// Up behind the door now, so that the next berth from a shell
+		// finds the agent, and the profile, ready.
+		if ac, _ := w.agent(ctx, r); ac != nil {
+			w.publish(ctx)
+		}
+	}
 	res := UpResult{Instance: r.Instance, BuildPID: blog.id, Hooks: r.Hooks}
 	if r.Labels[LabelSync] == "true" {
 		if err := c.startSync(ctx, opts.Workspace, opts.Image, r.Instance.Instance, r.copied); err != nil {

@@ -18,7 +18,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -70,6 +69,8 @@ type Instance struct {
 	// HookError says why the container's create hooks failed; berth
 	// doesn't run them again on its own (recreate does).
 	HookError string
+
+	synthetic bool // Config stands in for none: the instance is used as it is
 }
 
 // AgentStatus says how berth reaches an instance's processes.
@@ -267,13 +268,32 @@ func ResolveWorkspace(p string) (string, error) {
 	return p, nil
 }
 
-var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
+// safeName replaces each run of characters outside [a-zA-Z0-9_.-] in s
+// with one '-', as the regexp [^a-zA-Z0-9_.-]+ would (an invalid byte is
+// a character of its own); by hand, because `berth exec` calls it and a
+// regexp would cost every berth process its compilation.
+func safeName(s string) string {
+	var b strings.Builder
+	inRun := false
+	for _, r := range s {
+		ok := 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || r == '.' || r == '-'
+		switch {
+		case ok:
+			b.WriteRune(r)
+			inRun = false
+		case !inRun:
+			b.WriteByte('-')
+			inRun = true
+		}
+	}
+	return b.String()
+}
 
 // InstanceName is the deterministic instance name for a workspace: readable,
 // and unique by a hash of the full path.
 func InstanceName(workspace string) string {
 	sum := sha256.Sum256([]byte(workspace))
-	base := strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(filepath.Base(workspace)), "-"), "-._")
+	base := strings.Trim(safeName(strings.ToLower(filepath.Base(workspace))), "-._")
 	if len(base) > 30 {
 		base = base[:30]
 	}
@@ -456,9 +476,19 @@ func (m *Manager) List(ctx context.Context) ([]Instance, error) {
 }
 
 func (m *Manager) mapperFor(mounts []backends.Mount) (*pathmap.Mapper, error) {
+	return mapperOf(m.flavor, mounts)
+}
+
+// NewMapper is the path mapper of an instance with mounts (see MountsOf),
+// on this host.
+func NewMapper(mounts []backends.Mount) (*pathmap.Mapper, error) {
+	return mapperOf(pathmap.HostFlavor(), mounts)
+}
+
+func mapperOf(f pathmap.Flavor, mounts []backends.Mount) (*pathmap.Mapper, error) {
 	pm := make([]pathmap.Mount, 0, len(mounts))
 	for _, mt := range UserMounts(mounts) {
 		pm = append(pm, pathmap.Mount{Host: mt.Host, Container: mt.Container})
 	}
-	return pathmap.New(m.flavor, pm)
+	return pathmap.New(f, pm)
 }

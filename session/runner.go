@@ -120,6 +120,9 @@ func (w *Workspace) exec(ctx context.Context, r Ready, spec backends.ExecSpec, t
 		return nil, fmt.Errorf("exec: %w", agent.ErrLost)
 	}
 	ac, reason := w.agent(ctx, r)
+	if ac != nil {
+		w.publish(ctx)
+	}
 	// ctx bounds only the start, so a deadline here never cuts a process short.
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()

@@ -45,6 +45,7 @@ type Workspace struct {
 	editors   int                  // editor sessions of this process attached
 	ownStopAt time.Time            // when berth itself last stopped or removed it
 	lastState string               // last state reported to clients
+	published string               // the agent socket and config hash of the profile last written
 }
 
 // Ready is a workspace's running instance and what reaches it, as of one
@@ -155,6 +156,7 @@ func (w *Workspace) Ensure(ctx context.Context, opts EnsureOptions) (Ready, erro
 	w.ready = &keep
 	w.lastState = string(backends.StateRunning)
 	w.mu.Unlock()
+	w.publish(ctx)
 	return r, nil
 }
 
@@ -167,10 +169,12 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 		return Instance{}, ferr
 	}
 	exists := ferr == nil
+	synthetic := false
 	cfg, err := w.Config(opts.Config, opts.Image)
 	if errors.Is(err, devcontainer.ErrNoConfig) && exists && !opts.Recreate {
 		// An existing instance needs no configuration to be used.
 		cfg, err = &devcontainer.Config{Source: devcontainer.SourceImage, Image: prior.Image, Hash: prior.Labels[LabelConfigHash]}, nil
+		synthetic = true
 	}
 	if err != nil {
 		if errors.Is(err, devcontainer.ErrNoConfig) {
@@ -193,6 +197,7 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 	defer cancel()
 	if opts.Recreate && exists {
 		w.forget()
+		w.m.forgetProfile(prior)
 		w.dropRunner("the container is being recreated")
 		w.setOwnStop()
 		w.log.Info("removing instance to recreate it", "instance", prior.Name)
@@ -220,7 +225,7 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 	out := Instance{
 		Instance: inst, Backend: w.m.backend.Name(), Created: created,
 		Started: created || (exists && prior.State != backends.StateRunning),
-		Config:  cfg,
+		Config:  cfg, synthetic: synthetic,
 	}
 	out.Agent = w.m.agentStatus(ctx, inst, false)
 	out.Stale = !created && cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash
@@ -321,6 +326,7 @@ func (w *Workspace) Down(ctx context.Context, remove bool) error {
 		return err
 	}
 	w.forget()
+	w.m.forgetProfile(inst)
 	w.dropRunner("the container was stopped by berth")
 	ctx, _, cancel := watchdog(ctx, idleTimeout)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // GoTestArgv returns the argv of "go test -json", testing ./... when pkgs is
@@ -59,15 +60,15 @@ type goParser struct {
 
 var (
 	// Before Go 1.24 a build failure was only this plain line on stdout.
-	reGoBuildFailed = regexp.MustCompile(`^FAIL\s+(\S+)\s+\[(?:build|setup) failed\]`)
+	reGoBuildFailed = lazyRegexp(`^FAIL\s+(\S+)\s+\[(?:build|setup) failed\]`)
 	// t.Error and t.Log prefix: "    calc_test.go:12: got 3, want 4".
-	reGoTestLoc = regexp.MustCompile(`^\s*([^\s:]+\.go):(\d+): `)
+	reGoTestLoc = lazyRegexp(`^\s*([^\s:]+\.go):(\d+): `)
 	// A stack frame of a panic or timeout: "\t/w/calc/calc_test.go:7 +0x28".
-	reGoFrame = regexp.MustCompile(`^\t(/\S+\.go):(\d+)(?: \+0x[0-9a-f]+)?$`)
+	reGoFrame = lazyRegexp(`^\t(/\S+\.go):(\d+)(?: \+0x[0-9a-f]+)?$`)
 	// The header of each goroutine in a dump: "goroutine 7 [running]:".
-	reGoroutine = regexp.MustCompile(`^goroutine \d+ \[`)
+	reGoroutine = lazyRegexp(`^goroutine \d+ \[`)
 	// A compiler or vet error: "calc/calc.go:3:23: undefined: x".
-	reGoBuildLoc = regexp.MustCompile(`^(?:vet: )?([^\s:]+\.go):(\d+)(?::\d+)?: `)
+	reGoBuildLoc = lazyRegexp(`^(?:vet: )?([^\s:]+\.go):(\d+)(?::\d+)?: `)
 )
 
 // ParseGoTest parses "go test -json" output. pkgDirs maps import paths to
@@ -108,7 +109,7 @@ func ParseGoTest(data []byte, pkgDirs map[string]string) (Summary, []TestCase, e
 			}
 			continue
 		}
-		if m := reGoBuildFailed.FindStringSubmatch(line); m != nil {
+		if m := reGoBuildFailed().FindStringSubmatch(line); m != nil {
 			pk := p.pkg(m[1])
 			if pk.result == "" {
 				pk.result = "fail"
@@ -245,7 +246,7 @@ func goCase(pk *goPkg, name, dir string) TestCase {
 	msg := dedent(lines)
 	for i, l := range msg {
 		// A panic's goroutine dump is for the log, not the message.
-		if reGoroutine.MatchString(l) {
+		if reGoroutine().MatchString(l) {
 			msg = msg[:i]
 			break
 		}
@@ -316,7 +317,7 @@ func dedent(lines []string) []string {
 
 func goFailLine(lines []string, dir string) (string, int) {
 	for _, l := range lines {
-		m := reGoTestLoc.FindStringSubmatch(l)
+		m := reGoTestLoc().FindStringSubmatch(l)
 		if m == nil {
 			continue
 		}
@@ -335,7 +336,7 @@ func goFailLine(lines []string, dir string) (string, int) {
 		return "", 0
 	}
 	for _, l := range lines {
-		m := reGoFrame.FindStringSubmatch(l)
+		m := reGoFrame().FindStringSubmatch(l)
 		if m == nil || path.Dir(path.Clean(m[1])) != path.Clean(dir) {
 			continue
 		}
@@ -376,7 +377,7 @@ func (p *goParser) packageCase(pk *goPkg, pkgDirs map[string]string) TestCase {
 		tc.Message = "package failed"
 	}
 	for _, l := range lines {
-		m := reGoBuildLoc.FindStringSubmatch(l)
+		m := reGoBuildLoc().FindStringSubmatch(l)
 		if m == nil {
 			continue
 		}
@@ -450,4 +451,10 @@ func lineNumber(s string) (int, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// lazyRegexp compiles expr on first use: a regexp compiled at start-up
+// costs every berth process, `berth exec` from a shell included.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -235,9 +234,9 @@ func genericID(file, classname, name string) string {
 
 var (
 	// pytest's long, short and line tracebacks: "tests/t.py:12: AssertionError".
-	rePyLoc = regexp.MustCompile(`^(\S.*?):(\d+)(?::|$)`)
+	rePyLoc = lazyRegexp(`^(\S.*?):(\d+)(?::|$)`)
 	// Python's own (--tb=native): `  File "/w/tests/t.py", line 12, in test_x`.
-	rePyFrame = regexp.MustCompile(`^\s*File "(.+)", line (\d+)`)
+	rePyFrame = lazyRegexp(`^\s*File "(.+)", line (\d+)`)
 )
 
 // failingLine finds the last traceback location in text that is in the
@@ -250,9 +249,9 @@ func failingLine(text, cwd, file, guess string) (string, int) {
 	var gotLine int
 	for _, l := range strings.Split(text, "\n") {
 		l = strings.TrimSuffix(l, "\r")
-		m := rePyLoc.FindStringSubmatch(l)
+		m := rePyLoc().FindStringSubmatch(l)
 		if m == nil {
-			m = rePyFrame.FindStringSubmatch(l)
+			m = rePyFrame().FindStringSubmatch(l)
 		}
 		if m == nil {
 			continue

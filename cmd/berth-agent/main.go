@@ -1,13 +1,18 @@
 // Command berth-agent is berth's in-container agent. berth copies it into
-// each instance and runs `berth-agent serve` with the backend's exec; it then
-// speaks yamux on stdin/stdout (see package agent). It must be built static
-// (CGO_ENABLED=0) so that it runs in any image, even one FROM scratch.
+// each instance. With a local engine berth runs `berth-agent door` with the
+// backend's exec, which launches the agent as a daemon behind its door, a
+// unix socket shared with the host; otherwise it runs `berth-agent serve`,
+// which speaks yamux on stdin/stdout and ends with them (see package
+// agent). `berth-agent init` is an instance's main process, and only that.
+// It must be built static (CGO_ENABLED=0) so that it runs in any image,
+// even one FROM scratch.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -15,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/berthdev/berth/agent"
@@ -31,6 +37,16 @@ func run(ctx context.Context, args []string) error {
 	switch {
 	case len(args) == 1 && args[0] == "init":
 		return initProcess(ctx)
+	case len(args) == 1 && args[0] == "door":
+		// The launcher holds no key: it passes the request on to the
+		// daemon, which makes itself non-dumpable before reading it.
+		self, err := os.Executable()
+		if err != nil {
+			self = "/proc/self/exe"
+		}
+		return agent.Launch(ctx, os.Stdin, os.Stdout, self, "door", "--daemon")
+	case len(args) == 2 && args[0] == "door" && args[1] == "--daemon":
+		return daemon(ctx)
 	case len(args) == 1 && args[0] == "serve":
 		if err := agent.NoDump(); err != nil {
 			return fmt.Errorf("cannot make the guard non-dumpable: %w", err)
@@ -38,7 +54,7 @@ func run(ctx context.Context, args []string) error {
 		return guard()
 	case len(args) == 2 && args[0] == "serve" && args[1] == "--guarded":
 	default:
-		return fmt.Errorf("usage: berth-agent serve|init (berth starts it; it is not for people)")
+		return fmt.Errorf("usage: berth-agent serve|door|init (berth starts it; it is not for people)")
 	}
 	// Before the key arrives: nothing in the instance short of root with
 	// CAP_SYS_PTRACE may read the agent's memory or descriptors, or
@@ -110,6 +126,57 @@ func removeOldBuilds(version string, log *slog.Logger) {
 			}
 		}
 	}
+}
+
+// daemon is the agent behind its door. Its log goes to a file in the
+// door's root-only directory, kept small.
+func daemon(ctx context.Context) error {
+	if err := agent.NoDump(); err != nil {
+		return fmt.Errorf("cannot make the agent non-dumpable: %w", err)
+	}
+	w := io.Discard
+	if f, err := os.OpenFile(filepath.Join(agent.DoorDir, "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600); err == nil {
+		defer f.Close()
+		w = &cappedLog{f: f}
+	}
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	version, err := agent.SelfHash()
+	if err != nil {
+		return err
+	}
+	removeOldBuilds(version, log)
+	// SIGTERM (the instance stopping) ends every connection's processes.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer stop()
+	err = agent.Daemon(ctx, os.Stdin, os.Stdout, log, version)
+	if err != nil {
+		log.Error("daemon", "err", err)
+	}
+	return err
+}
+
+// maxLog bounds the daemon's log file: past it, the file starts over.
+const maxLog = 1 << 20
+
+// cappedLog is a log file that starts over once it passes maxLog.
+type cappedLog struct {
+	mu sync.Mutex // guards the following
+	f  *os.File
+	n  int64
+}
+
+func (c *cappedLog) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n+int64(len(p)) > maxLog {
+		if err := c.f.Truncate(0); err == nil {
+			_, _ = c.f.Seek(0, io.SeekStart)
+			c.n = 0
+		}
+	}
+	n, err := c.f.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 type stdio struct{}

@@ -98,6 +98,17 @@ document on stdout. Build logs, pull progress and lifecycle hook output go
 to stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !recreate {
+				// A running instance that needs nothing done: the door's
+				// handshake proves it up, and the profile says the rest.
+				if d := openDirect(cmd, g); d != nil {
+					if !d.prof.UpNeedsEngine {
+						defer d.close()
+						return d.up(cmd.OutOrStdout(), g.backend)
+					}
+					d.close()
+				}
+			}
 			s, err := openSession(cmd, g, cliOptions{progress: true})
 			if err != nil {
 				return err

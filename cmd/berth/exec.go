@@ -152,6 +152,14 @@ func runExec(cmd *cobra.Command, g *globalFlags, f execFlags, argv []string) err
 		}
 	}
 
+	if d := openDirect(cmd, g); d != nil {
+		started, err := d.exec(cmd, g, f, env, argv)
+		d.close()
+		if started {
+			return err
+		}
+	}
+
 	s, err := openSession(cmd, g, cliOptions{ownsProcess: true})
 	if err != nil {
 		return err

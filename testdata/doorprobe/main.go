@@ -102,7 +102,7 @@ func attack(args []string) {
 	// it: the directory is out of reach, or berth's dial checks the owner.
 	r["plant a socket"] = plant()
 	agents := findProcs(func(argv []string) bool {
-		return len(argv) >= 2 && strings.HasPrefix(argv[0], "/.berth/agent-") && argv[1] == "serve"
+		return len(argv) >= 2 && strings.HasPrefix(argv[0], "/.berth/agent-") && (argv[1] == "serve" || argv[1] == "door")
 	})
 	if len(agents) == 0 {
 		r["agents"] = "none found"
