@@ -40,7 +40,7 @@ func cliEnv(t *testing.T, e engine, ws string, env []string, args ...string) (st
 // the direct path reached, or "" if berth took the full path.
 func directAgent(t *testing.T, e engine, ws string) string {
 	t.Helper()
-	_, errOut, code := cli(t, e, ws, "--log-level", "debug", "exec", "--", "true")
+	_, errOut, code := cli(t, e, ws, "--trust", "--log-level", "debug", "exec", "--", "true")
 	if code != 0 {
 		t.Fatalf("berth exec -- true: code %d, stderr %s", code, errOut)
 	}
@@ -70,7 +70,7 @@ func testDirectExec(t *testing.T, e engine) {
 	ws := workspace(t, e.b)
 	writeConfig(t, ws, `{"image": "`+e.image+`", "remoteEnv": {"FROM_CONFIG": "remote ${containerEnv:HOSTNAME}"}, "postStartCommand": "echo x >> /starts"}`)
 	full := []string{"BERTH_NO_DIRECT=1"}
-	upOut, errOut, code := cliEnv(t, e, ws, full, "up")
+	upOut, errOut, code := cliEnv(t, e, ws, full, "--trust", "up")
 	if code != 0 {
 		t.Fatalf("berth up: code %d, stderr %s", code, errOut)
 	}
@@ -133,7 +133,7 @@ func testDirectExec(t *testing.T, e engine) {
 
 	// berth up on the running instance: the door proves it up, and it
 	// prints what the full path printed, but for what that call did.
-	out, errOut, code := cli(t, e, ws, "--log-level", "debug", "up")
+	out, errOut, code := cli(t, e, ws, "--trust", "--log-level", "debug", "up")
 	if code != 0 || !directLine.MatchString(errOut) {
 		t.Fatalf("berth up: code %d, direct %v, stderr %s", code, directLine.MatchString(errOut), errOut)
 	}
@@ -155,7 +155,7 @@ func testDirectExec(t *testing.T, e engine) {
 	if pid := directAgent(t, e, ws); pid != "" {
 		t.Errorf("berth exec after the configuration changed took the direct path")
 	}
-	out, _, code = cli(t, e, ws, "up")
+	out, _, code = cli(t, e, ws, "--trust", "up")
 	var stale rpc.Instance
 	if code != 0 || json.Unmarshal([]byte(out), &stale) != nil || !stale.Stale {
 		t.Errorf("berth up after the configuration changed: code %d, %s; want stale", code, out)
@@ -165,7 +165,7 @@ func testDirectExec(t *testing.T, e engine) {
 	// A restarted instance has a new agent: berth takes the full path,
 	// which runs postStartCommand before the command.
 	outside(t, e, ws, "restart")
-	out, errOut, code = cli(t, e, ws, "--log-level", "debug", "exec", "--", "cat", "/starts")
+	out, errOut, code = cli(t, e, ws, "--trust", "--log-level", "debug", "exec", "--", "cat", "/starts")
 	if code != 0 || out != "x\nx\n" || directLine.MatchString(errOut) {
 		t.Errorf("berth exec after a restart: code %d, direct %v, /starts %q; want the full path, after postStartCommand ran again",
 			code, directLine.MatchString(errOut), out)
@@ -190,7 +190,7 @@ func TestDirectExecKilled(t *testing.T) { eachBackend(t, testDirectExecKilled) }
 
 func testDirectExecKilled(t *testing.T, e engine) {
 	ws := workspace(t, e.b)
-	if _, errOut, code := cli(t, e, ws, "up"); code != 0 {
+	if _, errOut, code := cli(t, e, ws, "--trust", "up"); code != 0 {
 		t.Fatalf("berth up: %d %s", code, errOut)
 	}
 	if directAgent(t, e, ws) == "" && directAgent(t, e, ws) == "" {
@@ -201,7 +201,7 @@ func testDirectExecKilled(t *testing.T, e engine) {
 		t.Fatal(err)
 	}
 	start := func(arg string) *exec.Cmd {
-		cmd := exec.Command(berthBin, "--backend", e.name, "--workspace", ws, "exec", "--", "sleep", arg)
+		cmd := exec.Command(berthBin, "--backend", e.name, "--workspace", ws, "--trust", "exec", "--", "sleep", arg)
 		cmd.Env = append(os.Environ(), "BERTH_IMAGE="+e.image)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -246,7 +246,7 @@ func TestDirectExecWaitsForHooks(t *testing.T) { eachBackend(t, testDirectExecWa
 func testDirectExecWaitsForHooks(t *testing.T, e engine) {
 	ws := workspace(t, e.b)
 	writeConfig(t, ws, `{"image": "`+e.image+`", "postCreateCommand": "sleep 4; touch /hooks-done"}`)
-	up := exec.Command(berthBin, "--backend", e.name, "--workspace", ws, "up")
+	up := exec.Command(berthBin, "--backend", e.name, "--workspace", ws, "--trust", "up")
 	up.Env = append(os.Environ(), "BERTH_IMAGE="+e.image)
 	if err := up.Start(); err != nil {
 		t.Fatal(err)
@@ -264,7 +264,7 @@ func testDirectExecWaitsForHooks(t *testing.T, e engine) {
 			t.Fatal("the hook never started")
 		}
 	}
-	out, errOut, code := cli(t, e, ws, "--log-level", "debug", "exec", "--", "ls", "/hooks-done")
+	out, errOut, code := cli(t, e, ws, "--trust", "--log-level", "debug", "exec", "--", "ls", "/hooks-done")
 	if code != 0 || directLine.MatchString(errOut) {
 		t.Errorf("berth exec during the hooks: code %d, direct %v, stdout %q; want it to wait for them", code, directLine.MatchString(errOut), out)
 	}
