@@ -363,6 +363,26 @@ const MaxRunOutput = 1 << 20
 // timeout is positive the process group is killed after it. Cancelling ctx
 // kills the process too.
 func (c *Client) Run(ctx context.Context, opts ExecOptions, timeout time.Duration) (RunResult, error) {
+	// A run that a recreate of its container killed lost a race with it:
+	// it runs again, once, on the new container.
+	w := c.Workspace(opts.Workspace)
+	before := w.recreations()
+	res, err := c.runOnce(ctx, opts, timeout)
+	if errors.Is(err, agent.ErrLost) && w.recreations() != before && ctx.Err() == nil {
+		c.log.Info("run lost to a recreate; running it again", "argv", opts.Argv)
+		return c.runOnce(ctx, opts, timeout)
+	}
+	return res, err
+}
+
+// recreations counts the recreates of w's container so far.
+func (w *Workspace) recreations() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.recreates
+}
+
+func (c *Client) runOnce(ctx context.Context, opts ExecOptions, timeout time.Duration) (RunResult, error) {
 	id, err := c.newID()
 	if err != nil {
 		return RunResult{}, err

@@ -46,6 +46,7 @@ type Workspace struct {
 	ownStopAt time.Time            // when berth itself last stopped or removed it
 	lastState string               // last state reported to clients
 	published string               // the agent socket and config hash of the profile last written
+	recreates int                  // recreations so far, for runs that lost a race with one
 }
 
 // Ready is a workspace's running instance and what reaches it, as of one
@@ -196,6 +197,9 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 	ctx, touch, cancel := watchdog(ctx, idleTimeout)
 	defer cancel()
 	if opts.Recreate && exists {
+		w.mu.Lock()
+		w.recreates++
+		w.mu.Unlock()
 		w.forget()
 		w.m.forgetProfile(prior)
 		w.dropRunner("the container is being recreated")
