@@ -47,7 +47,8 @@ type syncer struct {
 	done   chan struct{} // closed by Close
 	wg     sync.WaitGroup
 
-	flushMu sync.Mutex // serialises flushes
+	flushMu   sync.Mutex // serialises flushes, and guards flushedAt
+	flushedAt time.Time  // when the last flush took its set of changes
 
 	mu      sync.Mutex      // guards changed
 	changed map[string]bool // workspace-relative slash paths
@@ -103,7 +104,7 @@ func (c *Client) startSync(ctx context.Context, ws, image string, inst backends.
 	if err != nil {
 		return err
 	}
-	s := &syncer{c: c, b: c.m.backend, ws: ws, image: image, ignore: pm, fw: fw, done: make(chan struct{}), changed: map[string]bool{}}
+	s := &syncer{c: c, b: c.m.backend, ws: ws, image: image, ignore: pm, fw: fw, done: make(chan struct{}), changed: map[string]bool{}, flushedAt: time.Now()}
 	// Watch first, so nothing changed during the full copy is missed.
 	if err := s.watchTree(ws); err != nil {
 		fw.Close()
@@ -210,6 +211,7 @@ func (s *syncer) run() {
 func (s *syncer) flush(ctx context.Context) (SyncStats, error) {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
+	s.flushedAt = time.Now()
 	s.mu.Lock()
 	changed := s.changed
 	s.changed = map[string]bool{}
@@ -398,8 +400,44 @@ func (c *Client) Sync(ctx context.Context, ws string) (SyncStats, bool, error) {
 	case <-ctx.Done():
 		return SyncStats{}, true, ctx.Err()
 	}
+	// On a loaded machine events may still be on their way: files written
+	// since the last flush began go too.
+	s.markWrittenSince()
 	st, err := s.flush(ctx)
 	return st, true, err
+}
+
+// markWrittenSince marks every file modified since the last flush took
+// its changes (with a second's slack for coarse clocks) as changed.
+func (s *syncer) markWrittenSince() {
+	s.flushMu.Lock()
+	since := s.flushedAt.Add(-time.Second)
+	s.flushMu.Unlock()
+	var found []string
+	_ = filepath.WalkDir(s.ws, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // vanished meanwhile
+		}
+		rel, _ := filepath.Rel(s.ws, p)
+		rel = filepath.ToSlash(rel)
+		if rel != "." && s.ignored(rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil && !fi.ModTime().Before(since) {
+				found = append(found, rel)
+			}
+		}
+		return nil
+	})
+	s.mu.Lock()
+	for _, rel := range found {
+		s.changed[rel] = true
+	}
+	s.mu.Unlock()
 }
 
 // zeros reads as endless zero bytes.

@@ -163,7 +163,7 @@ func echoCheck(addr string, size, n int) error { return echoCheckOn("tcp", addr,
 
 // echoCheckOn is echoCheck on a network: tcp or unix.
 func echoCheckOn(network, addr string, size, n int) error {
-	c, err := net.DialTimeout(network, addr, 10*time.Second)
+	c, err := net.DialTimeout(network, addr, 30*time.Second) // a loaded CI machine answers slowly
 	if err != nil {
 		return fmt.Errorf("conn %d: %w", n, err)
 	}
