@@ -124,10 +124,14 @@ func (w *Workspace) instanceEvent(ev backends.Event) {
 // events in between were lost.
 func (w *Workspace) daemonBack() {
 	w.forget()
-	w.dropRunner(reasonEngineReconnect)
 	ctx, cancel := context.WithTimeout(w.m.ctx, metaTimeout)
 	defer cancel()
 	inst, err := w.find(ctx)
+	// An agent behind the door needs no daemon: one still alive on the same
+	// start of the instance carries on, and so do its processes.
+	if err != nil || inst.State != backends.StateRunning || !w.runnerLives(inst) {
+		w.dropRunner(reasonEngineReconnect)
+	}
 	switch {
 	case errors.Is(err, backends.ErrNotFound):
 		w.notify(instanceStateRemoved, ReasonDaemonBack)
@@ -136,6 +140,15 @@ func (w *Workspace) daemonBack() {
 	default:
 		w.notify(string(inst.State), ReasonDaemonBack)
 	}
+}
+
+// runnerLives reports whether the workspace's agent is alive and serves
+// this start of inst.
+func (w *Workspace) runnerLives(inst backends.Instance) bool {
+	w.mu.Lock()
+	e := w.runner
+	w.mu.Unlock()
+	return e != nil && e.client != nil && e.key == runnerKey(inst) && e.client.Alive()
 }
 
 // notify tells every client that used the workspace its instance's new

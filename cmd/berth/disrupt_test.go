@@ -518,7 +518,10 @@ func testDisruptFrozen(t *testing.T, d *daemon, e engine) {
 }
 
 // An engine that goes down and comes back: berth says so with
-// berth/instanceChanged, and serves again without a restart.
+// berth/instanceChanged, and serves again without a restart. A process
+// ends with its container; one whose container outlives the engine's
+// daemon (Incus's) runs on, reached through the agent's door, which needs
+// no daemon.
 func TestDisruptRestart(t *testing.T) { eachDaemon(t, testDisruptRestart) }
 
 func testDisruptRestart(t *testing.T, d *daemon, e engine) {
@@ -528,6 +531,10 @@ func testDisruptRestart(t *testing.T, d *daemon, e engine) {
 	b.mustCall("berth/up", rpc.UpParams{}, nil)
 	var ex rpc.ExecResult
 	b.mustCall("berth/exec", rpc.ExecParams{Argv: []string{"sleep", "1000"}}, &ex)
+	before, err := e.b.Find(context.Background(), ws)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	reason := func(rs ...string) func(string, json.RawMessage) bool {
 		return changed(func(p rpc.InstanceChangedParams) bool { return p.Workspace == ws && slices.Contains(rs, p.Reason) })
@@ -550,11 +557,7 @@ func testDisruptRestart(t *testing.T, d *daemon, e engine) {
 	} else {
 		t.Logf("told %v after %s exited: %s", a.at.Sub(down).Round(time.Millisecond), d.name, a.params)
 	}
-	if a, ok := arrivedBy(exitC, down.Add(5*time.Second)); !ok {
-		t.Errorf("no berth/exit for the sleep within 5 s of %s's exit", d.name)
-	} else {
-		t.Logf("the sleep's berth/exit %v after %s exited: %s", a.at.Sub(down).Round(time.Millisecond), d.name, a.params)
-	}
+	exited, gotExit := arrivedBy(exitC, down.Add(5*time.Second))
 
 	from = b.mark()
 	backC := b.watchFor(from, time.Minute, reason("daemon back"))
@@ -568,6 +571,28 @@ func testDisruptRestart(t *testing.T, d *daemon, e engine) {
 		t.Errorf("no berth/instanceChanged {reason: daemon back} within 10 s of %s answering again; got %s", d.name, b.notesSince("berth/instanceChanged", from))
 	} else {
 		t.Logf("daemon back %v after %s answered: %s", a.at.Sub(up).Round(time.Millisecond), d.name, a.params)
+	}
+
+	after, err := e.b.Find(context.Background(), ws)
+	survived := err == nil && after.State == "running" && after.Started.Equal(before.Started)
+	switch {
+	case !survived && !gotExit:
+		t.Errorf("no berth/exit for the sleep within 5 s of %s's exit, which took its container", d.name)
+	case !survived:
+		t.Logf("the sleep's berth/exit %v after %s exited: %s", exited.at.Sub(down).Round(time.Millisecond), d.name, exited.params)
+	case gotExit:
+		t.Errorf("the sleep ended (%s) though its container outlived %s", exited.params, d.name)
+	default:
+		var procs []rpc.ProcessInfo
+		b.mustCall("berth/processes", struct{}{}, &procs)
+		running := false
+		for _, p := range procs {
+			running = running || p.PID == ex.PID && p.State == "running"
+		}
+		if !running {
+			t.Errorf("the sleep is not running after %s came back, though its container outlived it: %+v", d.name, procs)
+		}
+		t.Logf("the container outlived %s, and the sleep runs on", d.name)
 	}
 
 	var run rpc.RunResult
