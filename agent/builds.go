@@ -22,6 +22,7 @@ const (
 	SourceEnv      Source = "env"      // the file $BERTH_AGENT names
 	SourceBeside   Source = "beside"   // a berth-agent file beside the berth executable
 	SourceEmbedded Source = "embedded" // carried in berth itself
+	SourceInstance Source = "instance" // running in the instance, left there by another berth build
 )
 
 // Platform is the build's GOOS/GOARCH, such as "linux/amd64".

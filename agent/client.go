@@ -54,6 +54,8 @@ type Client struct {
 	proc    backends.Process // the agent's exec, on the exec stream; nil through the door
 	stdoutW *io.PipeWriter
 	version string
+	goos    string // the agent's platform, from its greeting
+	goarch  string
 	pid     int    // the agent's pid in the instance
 	proto   [2]int // the agent's protocol and the oldest it serves
 	door    string // the door's socket on the host, when connected through it
@@ -322,6 +324,7 @@ func attach(ctx context.Context, hostDir string, rec doorRecord, log *slog.Logge
 		return nil, fmt.Errorf("%w: it serves protocols %d to %d, berth speaks %d to %d", ErrIncompatible, rep.MinProto, rep.Proto, minProto, protoVersion)
 	}
 	c.version, c.pid, c.proto = rep.Version, rep.PID, [2]int{rep.Proto, rep.MinProto}
+	c.goos, c.goarch = rep.OS, rep.Arch
 	log.Debug("attached to the running agent", "pid", rep.PID, "build", rep.Version[:min(12, len(rep.Version))], "proto", rep.Proto)
 	return c, nil
 }
@@ -385,6 +388,7 @@ func start(ctx context.Context, b backends.Backend, id string, bin *Binary, log 
 		return nil, fmt.Errorf("agent: %s in %s reports build %.12s, want %.12s", path, id, rep.Version, bin.Hash)
 	}
 	c.version, c.pid, c.proto = rep.Version, rep.PID, [2]int{rep.Proto, rep.MinProto}
+	c.goos, c.goarch = rep.OS, rep.Arch
 	log.Debug("agent up", "instance", id, "pid", rep.PID)
 	return c, nil
 }
@@ -446,6 +450,9 @@ func (c *Client) Alive() bool {
 
 // Version is the agent build's hash.
 func (c *Client) Version() string { return c.version }
+
+// Platform is the agent's GOOS and GOARCH, as its greeting gave them.
+func (c *Client) Platform() (goos, goarch string) { return c.goos, c.goarch }
 
 // Close ends the connection, which ends every process and tunnel started
 // through it, and waits. An agent on the exec stream ends with it; one

@@ -256,6 +256,42 @@ func (m *Manager) agentStatus(ctx context.Context, inst backends.Instance, probe
 	if !probe {
 		return AgentStatus{Enabled: true}
 	}
+	if st, ok := m.doorStatus(ctx, inst); ok {
+		return st
+	}
 	bin, reason := m.buildFor(ctx, inst)
 	return AgentStatus{Enabled: bin != nil, Reason: reason, Build: bin}
 }
+
+// doorStatus asks the agent behind inst's door, which another berth
+// process may have left running, which build it is. ok is false when no
+// agent answers there.
+func (m *Manager) doorStatus(ctx context.Context, inst backends.Instance) (AgentStatus, bool) {
+	dir := m.fastDirOf(inst)
+	if dir == "" || inst.State != backends.StateRunning {
+		return AgentStatus{}, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, doorProbeTimeout)
+	defer cancel()
+	c, err := agent.Attach(ctx, dir, m.log)
+	if err != nil {
+		m.log.Debug("no agent answers at the door", "instance", inst.Name, "err", err)
+		return AgentStatus{}, false
+	}
+	defer c.Close()
+	for _, b := range m.agents {
+		if b.Hash == c.Version() {
+			return AgentStatus{Enabled: true, Build: b, Connected: true}, true
+		}
+	}
+	// Another berth's build, which this one uses while their protocols
+	// agree.
+	goos, goarch := c.Platform()
+	return AgentStatus{Enabled: true, Connected: true, Build: &agent.Binary{
+		Hash: c.Version(), GOOS: goos, GOARCH: goarch, Source: agent.SourceInstance,
+	}}, true
+}
+
+// doorProbeTimeout bounds berth/status's question at the door, which a
+// live agent answers in microseconds.
+const doorProbeTimeout = time.Second

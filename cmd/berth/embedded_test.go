@@ -137,8 +137,10 @@ func TestEmbeddedAgentStatusCLI(t *testing.T) {
 	if out, _ := run("exec", "--", "echo", "hi"); out != "hi\n" {
 		t.Errorf("exec stdout %q", out)
 	}
+	// The agent that exec left running behind its door answers status,
+	// another berth process.
 	out, _ = run("status")
-	if line := fmt.Sprintf("agent      build %.12s for %s, embedded in berth", want.Hash, want.Platform()); !strings.Contains(out, line) {
+	if line := fmt.Sprintf("agent      build %.12s for %s, embedded in berth, running", want.Hash, want.Platform()); !strings.Contains(out, line) {
 		t.Errorf("status lacks %q:\n%s", line, out)
 	}
 	out, _ = run("status", "--json")
@@ -146,7 +148,7 @@ func TestEmbeddedAgentStatusCLI(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
-	if a := st.Agent; !a.Enabled || a.Build != want.Hash || a.Source != "embedded" || a.Platform != want.Platform() {
+	if a := st.Agent; !a.Enabled || !a.Connected || a.Build != want.Hash || a.Source != "embedded" || a.Platform != want.Platform() {
 		t.Errorf("status --json agent = %+v, want the embedded %s build", a, want.Platform())
 	}
 }

@@ -96,6 +96,7 @@ func describeBuild(b rpc.AgentBuild) string {
 		string(agent.SourceEnv):      "from $" + agent.EnvBinary,
 		string(agent.SourceBeside):   "from the berth-agent beside berth",
 		string(agent.SourceEmbedded): "embedded in berth",
+		string(agent.SourceInstance): "another berth's build, which this one uses",
 	}[b.Source]
 	if from == "" {
 		from = b.Source
