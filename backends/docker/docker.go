@@ -22,6 +22,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/jsonmessage"
 
 	"github.com/berthdev/berth/backends"
 )
@@ -380,29 +381,35 @@ func (b *Backend) ensureImage(ctx context.Context, ref string) (string, error) {
 	return img.Os + "/" + img.Architecture, nil
 }
 
-// followPull reads the engine's JSON progress stream, forwarding a step per
-// status change and returning the first error message.
+// followPull reads the engine's JSON progress stream, forwarding its steps
+// (a line per status change, unless something draws them) and returning
+// the first error message.
 func (b *Backend) followPull(ctx context.Context, ref string, rc io.Reader) error {
+	defer backends.ReportPull(ctx, backends.PullEvent{Ref: ref, Done: true})
 	dec := json.NewDecoder(rc)
+	draws := backends.DrawsPulls(ctx)
 	last := ""
 	for {
-		var msg struct {
-			Status string `json:"status"`
-			ID     string `json:"id"`
-			Error  string `json:"error"`
-		}
+		var msg jsonmessage.JSONMessage
 		if err := dec.Decode(&msg); err == io.EOF {
 			return nil
 		} else if err != nil {
 			return err
 		}
-		if msg.Error != "" {
-			return errors.New(msg.Error)
+		if msg.Error != nil {
+			return errors.New(msg.Error.Message)
 		}
-		step := strings.TrimSpace(msg.ID + " " + msg.Status)
-		if step != last {
+		if msg.ErrorMessage != "" {
+			return errors.New(msg.ErrorMessage)
+		}
+		e := backends.PullEvent{Ref: ref, Layer: msg.ID, Status: msg.Status}
+		if p := msg.Progress; p != nil {
+			e.Current, e.Total = p.Current, p.Total
+		}
+		// Byte counts change many times a second: a line each is noise.
+		if step := e.Layer + " " + e.Status; step != last || draws {
 			last = step
-			backends.Report(ctx, "pull %s: %s", ref, step)
+			backends.ReportPull(ctx, e)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/sourcegraph/jsonrpc2"
 	"github.com/spf13/cobra"
 
+	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/rpc"
 )
 
@@ -63,11 +64,18 @@ func openSession(cmd *cobra.Command, g *globalFlags, o cliOptions) (*cliSession,
 		cli.pid = "-" // no process of its own: hook and build output go to stderr as it comes
 	}
 	serverSide, clientSide := net.Pipe()
+	srvCtx := ctx
+	var drawer *pullDrawer
+	if o.progress {
+		if drawer = newPullDrawer(cmd.ErrOrStderr()); drawer != nil {
+			srvCtx = backends.WithPullProgress(ctx, drawer.event)
+		}
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_ = srv.ServeCommand(ctx, serverSide)
+		_ = srv.ServeCommand(srvCtx, serverSide)
 	}()
 	cli.c = rpc.NewClient(ctx, clientSide, log, cli.notification)
 	s := &cliSession{cliClient: cli, ws: ws}
@@ -75,6 +83,9 @@ func openSession(cmd *cobra.Command, g *globalFlags, o cliOptions) (*cliSession,
 		cli.shutdown(ctx)
 		cli.c.Close()
 		wg.Wait()
+		if drawer != nil {
+			drawer.close()
+		}
 		closeAll()
 	}
 	init := rpc.InitializeParams{RootPath: ws, InitializationOptions: &rpc.InitializationOptions{Image: g.image, Config: g.config, Trust: g.trust}}
