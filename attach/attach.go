@@ -15,11 +15,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/berthdev/berth/rpc"
+	"github.com/berthdev/berth/unixsock"
 )
 
 // Defaults for Options.
@@ -76,8 +76,8 @@ type Listener struct {
 	initTimeout time.Duration
 	token       string // TCP's; empty for a unix socket
 	tokenFile   string // a token file berth wrote, removed by Close
-	sock        os.FileInfo
-	sockPath    string // the socket berth made, removed by Close
+	sockPath    string // the socket berth made
+	removeSock  func() // removes it, by Close
 	closeOnce   sync.Once
 }
 
@@ -94,11 +94,11 @@ func Listen(o Options) (*Listener, error) {
 		l.initTimeout = DefaultInitTimeout
 	}
 	if o.Unix != "" {
-		ln, fi, err := listenUnix(o.Unix)
+		ln, remove, err := unixsock.Listen(o.Unix)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--listen unix:%s: %w: %w", o.Unix, ErrSocketPath, err)
 		}
-		l.ln, l.sock, l.sockPath = ln, fi, o.Unix
+		l.ln, l.removeSock, l.sockPath = ln, remove, o.Unix
 		fmt.Fprintf(o.Notice, "berth: listening on unix:%s\n", o.Unix)
 		return l, nil
 	}
@@ -239,10 +239,8 @@ func (l *Listener) Close() error {
 		if l.tokenFile != "" {
 			removeTokenFile(l.tokenFile, l.token)
 		}
-		if l.sockPath != "" {
-			if fi, lerr := os.Lstat(l.sockPath); lerr == nil && os.SameFile(fi, l.sock) {
-				os.Remove(l.sockPath)
-			}
+		if l.removeSock != nil {
+			l.removeSock()
 		}
 	})
 	return err

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/berthdev/berth/agent"
+	"github.com/berthdev/berth/unixsock"
 )
 
 // Tunnel directions.
@@ -154,9 +155,9 @@ func (c *Client) ForwardSocket(ctx context.Context, ws, image, containerHost str
 	if _, _, _, err := c.agentOf(ctx, ws, image); err != nil {
 		return TunnelInfo{}, err
 	}
-	ln, remove, err := listenSocket(path)
+	ln, remove, err := unixsock.Listen(path)
 	if err != nil {
-		return TunnelInfo{}, err
+		return TunnelInfo{}, fmt.Errorf("%w on %s: %w", ErrBind, path, err)
 	}
 	t := &tunnel{ln: ln, done: remove, info: TunnelInfo{HostSocket: path}}
 	return c.forward(t, ws, image, containerHost, containerPort)

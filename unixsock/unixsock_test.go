@@ -1,4 +1,4 @@
-package session
+package unixsock
 
 import (
 	"errors"
@@ -10,10 +10,10 @@ import (
 	"testing"
 )
 
-func TestListenSocket(t *testing.T) {
+func TestListen(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "debug.sock")
-	ln, remove, err := listenSocket(p)
+	ln, remove, err := Listen(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,12 +42,12 @@ func TestListenSocket(t *testing.T) {
 	}
 
 	// Live: refused.
-	if _, _, err := listenSocket(p); !errors.Is(err, ErrBind) || !strings.Contains(err.Error(), "listens") {
+	if _, _, err := Listen(p); !errors.Is(err, ErrInUse) {
 		t.Errorf("second listen on a live socket: %v", err)
 	}
 	ln.Close()
 	// Stale: replaced.
-	ln2, remove2, err := listenSocket(p)
+	ln2, remove2, err := Listen(p)
 	if err != nil {
 		t.Fatalf("listen over a stale socket: %v", err)
 	}
@@ -66,15 +66,27 @@ func TestListenSocket(t *testing.T) {
 	if err := os.WriteFile(plain, []byte("keep me"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, tt := range []struct{ path, want string }{
-		{plain, "not a socket"},
-		{dir, "not a socket"},
-		{"rel/debug.sock", "not an absolute path"},
-		{filepath.Join(dir, "no", "such", "dir", "s"), "no such file"},
-		{filepath.Join(dir, strings.Repeat("x", 120)), "too long"},
+	// A path short enough, in a directory too long for the private name
+	// it is bound under first.
+	long := filepath.Join(dir, strings.Repeat("y", 100-len(dir)-3))
+	if err := os.Mkdir(long, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		path    string
+		wantErr error
+		want    string
+	}{
+		{plain, ErrNotSocket, ""},
+		{dir, ErrNotSocket, ""},
+		{"rel/debug.sock", nil, "not an absolute path"},
+		{filepath.Join(dir, "no", "such", "dir", "s"), fs.ErrNotExist, ""},
+		{filepath.Join(dir, strings.Repeat("x", 120)), ErrTooLong, ""},
+		{filepath.Join(long, "s"), ErrTooLong, "directory"},
 	} {
-		if _, _, err := listenSocket(tt.path); !errors.Is(err, ErrBind) || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("listenSocket(%s): %v, want ErrBind saying %q", tt.path, err, tt.want)
+		_, _, err := Listen(tt.path)
+		if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Listen(%s): %v, want %v saying %q", tt.path, err, tt.wantErr, tt.want)
 		}
 	}
 	if b, err := os.ReadFile(plain); err != nil || string(b) != "keep me" {
