@@ -39,19 +39,20 @@ type cliOptions struct {
 	ownsProcess bool // exec: the output of its process goes to stdout
 }
 
+// workspaceDir is the CLI's workspace, --workspace or the current
+// directory, as an absolute path.
+func (g *globalFlags) workspaceDir() (string, error) {
+	if g.workspace != "" {
+		return filepath.Abs(g.workspace)
+	}
+	return os.Getwd()
+}
+
 // openSession starts an in-process server and initializes a session with
 // it for the workspace of g. Close it when done.
 func openSession(cmd *cobra.Command, g *globalFlags, o cliOptions) (*cliSession, error) {
 	ctx := cmd.Context()
-	ws := g.workspace
-	if ws == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return nil, err
-		}
-		ws = wd
-	}
-	ws, err := filepath.Abs(ws)
+	ws, err := g.workspaceDir()
 	if err != nil {
 		return nil, err
 	}

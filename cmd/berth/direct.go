@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -71,15 +70,7 @@ func openDirect(cmd *cobra.Command, g *globalFlags) *direct {
 }
 
 func tryDirect(ctx context.Context, g *globalFlags, log *slog.Logger) (*direct, error) {
-	ws := g.workspace
-	if ws == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return nil, err
-		}
-		ws = wd
-	}
-	ws, err := filepath.Abs(ws)
+	ws, err := g.workspaceDir()
 	if err != nil {
 		return nil, err
 	}
