@@ -493,3 +493,33 @@ func (c *Client) File(ctx context.Context, name, path string) (io.ReadCloser, er
 	}
 	return resp.Body, nil
 }
+
+// Wait waits for an operation to end, and returns it. A failed operation
+// comes back with its error.
+func (c *Client) Wait(ctx context.Context, id string) (*Operation, error) {
+	for {
+		op, err := c.WaitOperation(ctx, id, 30)
+		if IsStatus(err) {
+			// The wait for a failed operation answers with the error alone;
+			// incusd 6.0 answers a wait that timed out with an error too.
+			if op, err = c.Operation(ctx, id); err == nil && !op.StatusCode.IsFinal() {
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(100 * time.Millisecond):
+				}
+				continue
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !op.StatusCode.IsFinal() {
+			continue
+		}
+		if op.Err != "" {
+			return op, errors.New(op.Err)
+		}
+		return op, nil
+	}
+}
