@@ -271,14 +271,17 @@ type Response struct {
 	ETag string `json:"-"` // the ETag header
 }
 
-// url makes the URL of path (which starts with /1.0), with query and
-// the client's project.
+// url makes the URL of path (which starts with /1.0, its elements
+// escaped), with query and the client's project.
 func (c *Client) url(scheme, path string, query url.Values) string {
 	u := c.base
 	if scheme != "" {
 		u.Scheme = scheme
 	}
-	u.Path = path
+	u.Path, u.RawPath = path, path
+	if p, err := url.PathUnescape(path); err == nil {
+		u.Path = p
+	}
 	q := url.Values{}
 	for k, v := range query {
 		q[k] = v
