@@ -134,10 +134,11 @@ func Remote(rawURL string, t TLS, opts Options) (*Client, error) {
 		where:     u.String(),
 	}
 	c.hc = newHTTPClient(&http.Transport{
-		DialTLSContext: dialTLS,
-		Proxy:          http.ProxyFromEnvironment,
+		DialTLSContext:  dialTLS,
+		TLSClientConfig: conf, // for the TLS net/http does itself, through a proxy
+		Proxy:           http.ProxyFromEnvironment,
 	})
-	c.ws = wsDialer{netDialTLS: dialTLS, proxy: http.ProxyFromEnvironment}
+	c.ws = wsDialer{netDialTLS: dialTLS, tls: conf, proxy: http.ProxyFromEnvironment}
 	return c, nil
 }
 

@@ -3,6 +3,7 @@ package rest
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ const handshakeTimeout = 5 * time.Second
 type wsDialer struct {
 	netDial    func(ctx context.Context, network, addr string) (net.Conn, error)
 	netDialTLS func(ctx context.Context, network, addr string) (net.Conn, error)
+	tls        *tls.Config // for the TLS gorilla does itself, through a proxy
 	proxy      func(*http.Request) (*url.URL, error)
 }
 
@@ -33,6 +35,7 @@ func (c *Client) Websocket(ctx context.Context, path string, query url.Values) (
 	d := websocket.Dialer{
 		NetDialContext:    c.ws.netDial,
 		NetDialTLSContext: c.ws.netDialTLS,
+		TLSClientConfig:   c.ws.tls,
 		Proxy:             c.ws.proxy,
 		HandshakeTimeout:  handshakeTimeout,
 	}
