@@ -46,7 +46,7 @@ const stopTimeout = 3 // seconds
 // adoptTimeout bounds the wait for an instance another caller is creating.
 const adoptTimeout = 2 * time.Minute
 
-// Backend is an Incus daemon. Every request ends with its ctx, so that a
+// Backend is an Incus daemon. Every request is bounded by its ctx, so that a
 // frozen daemon can't hold a caller past its deadline; operations are
 // awaited with waitOp, which bounds each poll even without a deadline.
 type Backend struct {
