@@ -73,8 +73,9 @@ const (
 	// maxData is the most data one read or write carries. Incus's server
 	// takes writes of this size; it answers reads with at most 32 KiB.
 	maxData = 128 * 1024
-	// maxPacket bounds what the client accepts from the server.
-	maxPacket = maxData + 1024
+	// maxPacket bounds what the client accepts from the server; a
+	// directory listing's packet is the largest it sends.
+	maxPacket = 1 << 20
 	// inflight is how many writes ReadFrom keeps on their way.
 	inflight = 8
 )
