@@ -11,13 +11,12 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
-	incusclient "github.com/lxc/incus/v6/client"
-	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/backends/backendtest"
 	"github.com/berthdev/berth/backends/docker"
 	"github.com/berthdev/berth/backends/incus"
+	"github.com/berthdev/berth/backends/incus/rest"
 )
 
 // engine is one backend with its peers.
@@ -74,25 +73,21 @@ func newEngine(ctx context.Context, name string) (*engine, error) {
 		if err := b.Ping(ctx); err != nil {
 			return nil, err
 		}
-		srv, err := incusclient.ConnectIncusUnix("", nil)
-		if err != nil {
-			return nil, err
-		}
-		info, _, _ := srv.GetServer()
+		srv := rest.Unix("", rest.Options{UserAgent: "berth-bench"})
 		version := "Incus"
-		if info != nil {
+		if info, err := srv.Server(ctx); err == nil {
 			version += " " + info.Environment.ServerVersion
 		}
 		nameOf := func(id string) string { n, _, _ := strings.Cut(id, "."); return n }
 		return &engine{
 			title: "Incus", version: version, image: backendtest.IncusImage(), b: b,
-			close:   func() { srv.Disconnect(); b.Close() },
+			close:   func() { srv.CloseIdleConnections(); b.Close() },
 			cliName: "`incus exec` CLI",
 			cliCommand: func(id string, argv ...string) *exec.Cmd {
 				return exec.Command("incus", append([]string{"exec", nameOf(id), "--"}, argv...)...)
 			},
 			apiExecName: "Incus API exec from Go (operation, websockets, wait)",
-			apiExec:     func(ctx context.Context, id string) error { return incusAPIExec(srv, nameOf(id)) },
+			apiExec:     func(ctx context.Context, id string) error { return incusAPIExec(ctx, srv, nameOf(id)) },
 			relayName:   "bare relay over one `incus exec` stream (CLI pipes)",
 			relay: func(ctx context.Context, id, addr string) (io.ReadWriteCloser, error) {
 				return cmdRelay(exec.Command("incus", "exec", nameOf(id), "--", "/tmp/echoserver", "relay", addr))
@@ -127,19 +122,19 @@ func dockerAPIExec(ctx context.Context, cli *client.Client, id string) error {
 	}
 }
 
-func incusAPIExec(srv incusclient.InstanceServer, name string) error {
+func incusAPIExec(ctx context.Context, srv *rest.Client, name string) error {
 	done := make(chan bool)
-	op, err := srv.ExecInstance(name, api.InstanceExecPost{Command: []string{"true"}, WaitForWS: true},
-		&incusclient.InstanceExecArgs{Stdout: io.Discard, Stderr: io.Discard, DataDone: done})
+	op, err := srv.Exec(ctx, name, rest.ExecPost{Command: []string{"true"}, WaitForWS: true},
+		&rest.ExecStreams{Stdout: io.Discard, Stderr: io.Discard, DataDone: done})
 	if err != nil {
 		return err
 	}
-	if err := op.Wait(); err != nil {
+	if op, err = srv.Wait(ctx, op.ID); err != nil {
 		return err
 	}
 	<-done
-	if code, ok := op.Get().Metadata["return"].(float64); !ok || code != 0 {
-		return fmt.Errorf("exit %v", op.Get().Metadata["return"])
+	if code, ok := op.Metadata["return"].(float64); !ok || code != 0 {
+		return fmt.Errorf("exit %v", op.Metadata["return"])
 	}
 	return nil
 }

@@ -11,9 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lxc/incus/v6/shared/api"
-
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/backends/incus/rest"
 )
 
 // Watching the daemon. incusd streams lifecycle events on its events
@@ -55,8 +54,7 @@ var _ backends.Watcher = (*Backend)(nil)
 // Watch implements backends.Watcher. It runs in the caller's goroutine
 // with one reader goroutine per connection, which ends before the next
 // connection and before Watch returns. A connection attempt to a frozen
-// incusd takes up to the client's handshake timeout (5 s), and Watch may
-// return that much after ctx ends.
+// incusd ends with ctx, or after the websocket handshake timeout (5 s).
 func (b *Backend) Watch(ctx context.Context, fn func(backends.Event)) error {
 	w := &watch{b: b, fn: fn, known: map[string]knownInstance{}}
 	backoff := minBackoff
@@ -99,7 +97,7 @@ func (w *watch) follow(ctx context.Context, reset func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	conn, err := w.b.srv.RawWebsocket("/events?type=" + api.EventTypeLifecycle)
+	conn, err := w.b.c.Events(ctx, rest.EventTypeLifecycle)
 	if err != nil {
 		return err
 	}
@@ -187,13 +185,13 @@ func (w *watch) health(shutting bool) {
 func (w *watch) probe(ctx context.Context) (shutting bool, err error) {
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	_, _, err = w.b.api(pctx).RawQuery(http.MethodPost, probePath, api.InstanceExecPost{Command: []string{"true"}}, "")
-	var status api.StatusError
+	_, err = w.b.c.Do(pctx, http.MethodPost, probePath, nil, rest.ExecPost{Command: []string{"true"}}, "")
+	var status *rest.StatusError
 	switch {
 	case err == nil:
 		return false, nil // can't be, the name being invalid; and it did answer
 	case errors.As(err, &status):
-		return status.Status() == http.StatusServiceUnavailable && strings.Contains(strings.ToLower(err.Error()), "shutting down"), nil
+		return status.Code == http.StatusServiceUnavailable && strings.Contains(strings.ToLower(err.Error()), "shutting down"), nil
 	case pctx.Err() != nil && ctx.Err() == nil:
 		return false, fmt.Errorf("incusd did not answer within %s", probeTimeout)
 	default:
@@ -203,11 +201,11 @@ func (w *watch) probe(ctx context.Context) (shutting bool, err error) {
 
 // handle maps one message of the stream.
 func (w *watch) handle(ctx context.Context, data []byte) {
-	var ev api.Event
-	if err := json.Unmarshal(data, &ev); err != nil || ev.Type != api.EventTypeLifecycle {
+	var ev rest.Event
+	if err := json.Unmarshal(data, &ev); err != nil || ev.Type != rest.EventTypeLifecycle {
 		return
 	}
-	var lc api.EventLifecycle
+	var lc rest.EventLifecycle
 	if err := json.Unmarshal(ev.Metadata, &lc); err != nil {
 		return
 	}
@@ -220,24 +218,24 @@ func (w *watch) handle(ctx context.Context, data []byte) {
 	}
 	var kind backends.EventKind
 	switch lc.Action {
-	case api.EventLifecycleInstanceCreated:
+	case rest.LifecycleInstanceCreated:
 		delete(w.known, name)
 		w.lookup(ctx, name)
 		return
-	case api.EventLifecycleInstanceStarted:
+	case rest.LifecycleInstanceStarted:
 		kind = backends.EventStarted
-	case api.EventLifecycleInstanceRestarted:
+	case rest.LifecycleInstanceRestarted:
 		// incusd 6.0 announces a restart with this event alone, even when
 		// the instance's last event was its start.
 		kind = backends.EventStarted
-	case api.EventLifecycleInstanceShutdown:
+	case rest.LifecycleInstanceShutdown:
 		kind = backends.EventKilled
 		if lc.Requestor != nil {
 			kind = backends.EventStopped
 		}
-	case api.EventLifecycleInstanceStopped:
+	case rest.LifecycleInstanceStopped:
 		kind = backends.EventStopped
-	case api.EventLifecycleInstanceDeleted:
+	case rest.LifecycleInstanceDeleted:
 		kind = backends.EventRemoved
 	default:
 		return

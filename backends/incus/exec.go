@@ -13,10 +13,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	incus "github.com/lxc/incus/v6/client"
-	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/backends/incus/rest"
 	"github.com/berthdev/berth/backends/internal/marker"
 )
 
@@ -62,7 +61,7 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 	if err != nil {
 		return nil, err
 	}
-	if in.StatusCode != api.Running {
+	if in.StatusCode != rest.Running {
 		return nil, fmt.Errorf("incus: exec in %s (%s): %w", in.Name, in.Status, backends.ErrNotRunning)
 	}
 	cwd := spec.Cwd
@@ -73,7 +72,7 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 	if spec.Direct {
 		cmd = spec.Argv
 	}
-	req := api.InstanceExecPost{
+	req := rest.ExecPost{
 		Command:     cmd,
 		WaitForWS:   true,
 		Environment: envMap(spec.Env),
@@ -105,7 +104,7 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 		gaveUp:   make(chan struct{}),
 	}
 	p.marker = marker.New(p.stderr, p.onMarker)
-	args := &incus.InstanceExecArgs{
+	args := &rest.ExecStreams{
 		Stdout:   p.stdout,
 		Stderr:   p.marker,
 		DataDone: p.dataDone,
@@ -117,7 +116,7 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 	}
 	var stdinW *io.PipeWriter
 	if spec.Stdin != nil {
-		// The client copies from stdinR in a goroutine of its own; copyStdin
+		// rest.Exec copies from stdinR in a goroutine of its own; copyStdin
 		// feeds it, so that Wait can end both.
 		p.stdinR, stdinW = io.Pipe()
 		args.Stdin = p.stdinR
@@ -125,14 +124,14 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	op, err := b.api(ctx).ExecInstance(in.Name, req, args) // ctx bounds the request, not the streams
+	op, err := b.c.Exec(ctx, in.Name, req, args) // ctx bounds the request, not the streams
 	if err != nil {
 		if p.stdinR != nil {
 			_ = p.stdinR.Close()
 		}
 		return nil, b.mapErr("exec in "+in.Name, err, backends.ErrNotFound)
 	}
-	p.opID = op.Get().ID
+	p.opID = op.ID
 	if stdinW != nil {
 		p.wg.Add(1)
 		go p.copyStdin(stdinW)
@@ -194,24 +193,25 @@ func envMap(env []string) map[string]string {
 
 // process is one incus exec.
 //
-// Goroutines: copyStdin copies the caller's stdin into the pipe the client
-// reads, until either ends; Wait waits for it. The client's own goroutines
+// Goroutines: copyStdin copies the caller's stdin into the pipe rest.Exec
+// reads, until either ends; Wait waits for it. rest.Exec's own goroutines
 // (output and stdin mirrors, control reader) end with the operation's
-// websockets; until they do, the gates keep them from the caller's writers
-// once Wait has returned.
+// websockets, and its stdin mirror with the pipe, which Wait closes; until
+// they do, the gates keep them from the caller's writers once Wait has
+// returned.
 type process struct {
 	b      *Backend
 	name   string
 	direct bool   // no wrapper: no pid, no signals
 	opID   string // set before Exec returns; read-only after
 	stdin  io.Reader
-	stdinR *io.PipeReader // what the client reads; nil without stdin
+	stdinR *io.PipeReader // what rest.Exec reads; nil without stdin
 	stdout *gate
 	stderr *gate
 	marker *marker.Writer
 
 	wg       sync.WaitGroup // copyStdin
-	dataDone chan bool      // closed by the client when all output is written
+	dataDone chan bool      // closed by rest.Exec when all output is written
 	started  chan struct{}  // closed once the wrapper reported
 	once     sync.Once      // guards closing started
 	gaveUp   chan struct{}  // closed when Wait should stop waiting for output
@@ -277,7 +277,7 @@ func (p *process) endStdin() {
 func (p *process) giveUp() { p.giveOnce.Do(func() { close(p.gaveUp) }) }
 
 // closeStdin unblocks copyStdin, which may sit in a Read of the caller's
-// stdin, and the client's reader of the pipe.
+// stdin, and rest.Exec's reader of the pipe.
 func (p *process) closeStdin() {
 	if c, ok := p.stdin.(io.Closer); ok {
 		_ = c.Close()
@@ -346,7 +346,7 @@ func (p *process) exitStatus(ctx context.Context) (backends.ExitStatus, error) {
 // exitCode reads an ended exec operation's exit code. incusd fails the
 // operation for codes 126 and 127 ("Command not executable", "Command not
 // found") but still records them; -1 means the command never ran.
-func exitCode(op *api.Operation) (int, bool) {
+func exitCode(op *rest.Operation) (int, bool) {
 	if op == nil {
 		return 0, false
 	}
@@ -385,7 +385,7 @@ func (p *process) Signal(ctx context.Context, sig int) error {
 			deadline = dl
 		}
 		_ = p.ctl.SetWriteDeadline(deadline)
-		return p.ctl.WriteJSON(api.InstanceExecControl{Command: "signal", Signal: sig})
+		return p.ctl.WriteJSON(rest.ExecControl{Command: "signal", Signal: sig})
 	}
 	// Negative pid: the whole group. Fall back to the pid if the group is gone.
 	script := fmt.Sprintf("kill -%d -%d 2>/dev/null || kill -%d %d", sig, pid, sig, pid)
@@ -435,11 +435,11 @@ func (b *Backend) runCommand(ctx context.Context, name string, argv []string) (i
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	op, err := b.api(ctx).ExecInstance(name, api.InstanceExecPost{Command: argv}, nil)
+	op, err := b.c.Exec(ctx, name, rest.ExecPost{Command: argv}, nil)
 	if err != nil {
 		return 0, b.mapErr("exec in "+name, err, backends.ErrNotFound)
 	}
-	res, err := b.waitOp(ctx, op.Get().ID)
+	res, err := b.waitOp(ctx, op.ID)
 	code, ok := exitCode(res)
 	if !ok {
 		if err == nil {
@@ -464,7 +464,7 @@ func (b *Backend) lookupUser(ctx context.Context, name, spec string) (execUser, 
 		if ctx.Err() != nil {
 			return nil
 		}
-		rc, _, err := b.api(ctx).GetInstanceFile(name, path)
+		rc, err := b.c.File(ctx, name, path)
 		if err != nil {
 			return nil // a missing file only matters for names, reported below
 		}
@@ -543,7 +543,7 @@ func colonFields(data []byte, n int) [][]string {
 }
 
 // gate passes writes through until closed, and drops them after, so that
-// the client's goroutines cannot write to the caller once Wait returned.
+// rest.Exec's goroutines cannot write to the caller once Wait returned.
 type gate struct {
 	mu     sync.Mutex
 	w      io.Writer

@@ -9,15 +9,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"sort"
 	"sync"
 	"time"
 
-	"github.com/pkg/sftp"
-
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/backends/incus/internal/sftp"
 )
 
 // Files move over Incus's SFTP endpoint, which offers what the plain file
@@ -97,7 +95,7 @@ func (t *tarStream) Close() error {
 }
 
 // sftp opens an SFTP session to the instance. ctx ending closes it. done
-// closes it and waits for the client's goroutines.
+// closes it and waits for the client's goroutine.
 func (b *Backend) sftp(ctx context.Context, name string) (c *sftp.Client, done func(), err error) {
 	// incusd forks an SFTP server per connection; under load one can die
 	// during the handshake. Such a failure is transient: try again.
@@ -115,22 +113,23 @@ func (b *Backend) sftpOnce(ctx context.Context, name string) (c *sftp.Client, do
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	conn, err := b.srv.GetInstanceFileSFTPConn(name)
+	conn, err := b.c.SFTP(ctx, name)
 	if err != nil {
 		return nil, nil, b.mapErr("sftp to "+name, err, backends.ErrNotFound)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
-	c, err = sftp.NewClientPipe(conn, conn, sftp.MaxPacketUnchecked(128*1024))
+	c, err = sftp.NewClient(conn)
 	if err != nil {
 		stop()
 		_ = conn.Close()
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
 		return nil, nil, fmt.Errorf("incus: sftp to %s: %w", name, err)
 	}
 	return c, func() {
 		stop()
-		_ = c.Close()
-		_ = conn.Close()
-		_ = c.Wait()
+		_ = c.Close() // closes conn and waits for the client's reader
 	}, nil
 }
 
@@ -156,22 +155,20 @@ type fileSystem interface {
 
 type sftpFS struct{ c *sftp.Client }
 
-func (s sftpFS) Stat(p string) (fs.FileInfo, error)      { return s.c.Stat(p) }
-func (s sftpFS) Lstat(p string) (fs.FileInfo, error)     { return s.c.Lstat(p) }
-func (s sftpFS) ReadDir(p string) ([]fs.FileInfo, error) { return s.c.ReadDir(p) }
-func (s sftpFS) ReadLink(p string) (string, error)       { return s.c.ReadLink(p) }
-func (s sftpFS) Open(p string) (io.ReadCloser, error)    { return s.c.Open(p) }
-func (s sftpFS) MkdirAll(p string) error                 { return s.c.MkdirAll(p) }
-func (s sftpFS) CreateExcl(p string) (io.WriteCloser, error) {
-	return s.c.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
-}
-func (s sftpFS) Chmod(p string, m fs.FileMode) error    { return s.c.Chmod(p, m) }
-func (s sftpFS) Chown(p string, uid, gid int) error     { return s.c.Chown(p, uid, gid) }
-func (s sftpFS) Chtimes(p string, a, m time.Time) error { return s.c.Chtimes(p, a, m) }
-func (s sftpFS) Symlink(target, link string) error      { return s.c.Symlink(target, link) }
-func (s sftpFS) Link(oldname, newname string) error     { return s.c.Link(oldname, newname) }
-func (s sftpFS) Rename(oldname, newname string) error   { return s.c.PosixRename(oldname, newname) }
-func (s sftpFS) Remove(p string) error                  { return s.c.Remove(p) }
+func (s sftpFS) Stat(p string) (fs.FileInfo, error)          { return s.c.Stat(p) }
+func (s sftpFS) Lstat(p string) (fs.FileInfo, error)         { return s.c.Lstat(p) }
+func (s sftpFS) ReadDir(p string) ([]fs.FileInfo, error)     { return s.c.ReadDir(p) }
+func (s sftpFS) ReadLink(p string) (string, error)           { return s.c.ReadLink(p) }
+func (s sftpFS) Open(p string) (io.ReadCloser, error)        { return s.c.Open(p) }
+func (s sftpFS) MkdirAll(p string) error                     { return s.c.MkdirAll(p) }
+func (s sftpFS) CreateExcl(p string) (io.WriteCloser, error) { return s.c.CreateExcl(p) }
+func (s sftpFS) Chmod(p string, m fs.FileMode) error         { return s.c.Chmod(p, m) }
+func (s sftpFS) Chown(p string, uid, gid int) error          { return s.c.Chown(p, uid, gid) }
+func (s sftpFS) Chtimes(p string, a, m time.Time) error      { return s.c.Chtimes(p, a, m) }
+func (s sftpFS) Symlink(target, link string) error           { return s.c.Symlink(target, link) }
+func (s sftpFS) Link(oldname, newname string) error          { return s.c.Link(oldname, newname) }
+func (s sftpFS) Rename(oldname, newname string) error        { return s.c.PosixRename(oldname, newname) }
+func (s sftpFS) Remove(p string) error                       { return s.c.Remove(p) }
 
 func ownerOf(fi fs.FileInfo) (uid, gid int, ok bool) {
 	if st, ok := fi.Sys().(*sftp.FileStat); ok {

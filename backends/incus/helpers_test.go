@@ -17,11 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-	"github.com/lxc/incus/v6/shared/api"
-	"github.com/pkg/sftp"
-
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/backends/incus/internal/sftp"
+	"github.com/berthdev/berth/backends/incus/rest"
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestInstanceName(t *testing.T) {
@@ -211,10 +210,10 @@ func TestMapErr(t *testing.T) {
 		notFound error
 		want     error
 	}{
-		{"404 means the call's not-found", api.StatusErrorf(404, "Instance not found"), backends.ErrNotFound, backends.ErrNotFound},
-		{"404 of an image", api.StatusErrorf(404, "Image not found"), backends.ErrImageNotFound, backends.ErrImageNotFound},
+		{"404 means the call's not-found", &rest.StatusError{Code: 404, Msg: "Instance not found"}, backends.ErrNotFound, backends.ErrNotFound},
+		{"404 of an image", &rest.StatusError{Code: 404, Msg: "Image not found"}, backends.ErrImageNotFound, backends.ErrImageNotFound},
 		{"no daemon", fmt.Errorf("Get: %w", dial), nil, backends.ErrUnavailable},
-		{"not running", api.StatusErrorf(400, "Instance is not running"), backends.ErrNotFound, backends.ErrNotRunning},
+		{"not running", &rest.StatusError{Code: 400, Msg: "Instance is not running"}, backends.ErrNotFound, backends.ErrNotRunning},
 		{"command not found", errors.New("Command not found"), nil, backends.ErrCommandNotFound},
 		{"cancelled", fmt.Errorf("x: %w", context.Canceled), nil, context.Canceled},
 	}

@@ -1,6 +1,6 @@
-// Package incus implements backends.Backend on an Incus daemon through its Go
-// client (github.com/lxc/incus/v6/client): one system container per
-// workspace, found by berth's keys in the container's user.* config.
+// Package incus implements backends.Backend on an Incus daemon through its
+// REST API (package rest): one system container per workspace, found by
+// berth's keys in the container's user.* config.
 //
 // It connects to the local unix socket (honouring INCUS_SOCKET and INCUS_DIR)
 // or, when BERTH_INCUS_REMOTE is set, to a remote server over HTTPS with a
@@ -24,7 +24,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"sort"
@@ -34,10 +33,8 @@ import (
 	"syscall"
 	"time"
 
-	incus "github.com/lxc/incus/v6/client"
-	"github.com/lxc/incus/v6/shared/api"
-
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/backends/incus/rest"
 )
 
 // Name is the backend's name in berth's protocol and flags.
@@ -49,17 +46,12 @@ const stopTimeout = 3 // seconds
 // adoptTimeout bounds the wait for an instance another caller is creating.
 const adoptTimeout = 2 * time.Minute
 
-// Backend is an Incus daemon.
-//
-// The client is used only through calls that leave its shared state alone:
-// in client v6.21 WithContext, GetServer and Operation.Wait each write fields
-// of the shared client or its transport, which races under concurrent use.
-// So operations are awaited with waitOp, and ctx is honoured between calls
-// and while waiting, not inside a single short REST call.
+// Backend is an Incus daemon. Every request is bounded by its ctx, so that a
+// frozen daemon can't hold a caller past its deadline; operations are
+// awaited with waitOp, which bounds each poll even without a deadline.
 type Backend struct {
-	srv     incus.InstanceServer
-	connect func(context.Context) (incus.InstanceServer, error) // a private client that honours ctx
-	where   string                                              // socket path or remote URL, for messages
+	c       *rest.Client
+	where   string // socket path or remote URL, for messages
 	remote  bool
 	log     *slog.Logger
 	version string // berth version, recorded on instances
@@ -77,20 +69,17 @@ var (
 // New connects to the daemon named by the environment. It does not contact
 // the daemon; call Ping for that.
 func New(log *slog.Logger, berthVersion string) (*Backend, error) {
-	args := &incus.ConnectionArgs{
-		UserAgent:     "berth/" + berthVersion,
-		SkipGetServer: true,
-		SkipGetEvents: true,
-	}
+	opts := rest.Options{UserAgent: "berth/" + berthVersion}
 	b := &Backend{log: log.With("backend", Name), version: berthVersion}
 	if remote := os.Getenv("BERTH_INCUS_REMOTE"); remote != "" {
+		var t rest.TLS
 		for _, v := range []struct {
 			env string
 			dst *string
 		}{
-			{"BERTH_INCUS_CLIENT_CERT", &args.TLSClientCert},
-			{"BERTH_INCUS_CLIENT_KEY", &args.TLSClientKey},
-			{"BERTH_INCUS_SERVER_CERT", &args.TLSServerCert},
+			{"BERTH_INCUS_CLIENT_CERT", &t.ClientCert},
+			{"BERTH_INCUS_CLIENT_KEY", &t.ClientKey},
+			{"BERTH_INCUS_SERVER_CERT", &t.ServerCert},
 		} {
 			pem, err := readPEM(os.Getenv(v.env))
 			if err != nil {
@@ -98,41 +87,16 @@ func New(log *slog.Logger, berthVersion string) (*Backend, error) {
 			}
 			*v.dst = pem
 		}
-		srv, err := incus.ConnectIncus(remote, args)
+		c, err := rest.Remote(remote, t, opts)
 		if err != nil {
 			return nil, fmt.Errorf("incus: connect to %s: %w", remote, err)
 		}
-		b.srv, b.where, b.remote = srv, remote, true
-		b.connect = func(ctx context.Context) (incus.InstanceServer, error) {
-			return incus.ConnectIncusWithContext(ctx, remote, args)
-		}
+		b.c, b.where, b.remote = c, remote, true
 		return b, nil
 	}
-	srv, err := incus.ConnectIncusUnix("", args)
-	if err != nil {
-		return nil, fmt.Errorf("incus: client: %w", err)
-	}
-	b.srv = srv
-	b.where = "unix socket"
-	socket := ""
-	if info, err := srv.GetConnectionInfo(); err == nil && info.SocketPath != "" {
-		b.where, socket = info.SocketPath, info.SocketPath
-	}
-	b.connect = func(ctx context.Context) (incus.InstanceServer, error) {
-		return incus.ConnectIncusUnixWithContext(ctx, socket, args)
-	}
+	b.c = rest.Unix("", opts) // INCUS_SOCKET, INCUS_DIR or the default, as the incus CLI picks it
+	b.where = b.c.Where()
 	return b, nil
-}
-
-// api returns a client whose requests end with ctx, so that a frozen daemon
-// can't hold a caller past its deadline. The shared client's WithContext
-// would write the shared client (see Backend), so each call gets a private
-// one; with SkipGetServer that costs no request.
-func (b *Backend) api(ctx context.Context) incus.InstanceServer {
-	if srv, err := b.connect(ctx); err == nil {
-		return srv
-	}
-	return b.srv
 }
 
 // readPEM returns v itself when it holds PEM text, else the file it names.
@@ -146,10 +110,7 @@ func readPEM(v string) (string, error) {
 
 // Close releases the client's idle connections.
 func (b *Backend) Close() error {
-	if hc, err := b.srv.GetHTTPClient(); err == nil {
-		hc.CloseIdleConnections()
-	}
-	b.srv.Disconnect()
+	b.c.CloseIdleConnections()
 	return nil
 }
 
@@ -161,7 +122,7 @@ func (b *Backend) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if _, _, err := b.api(ctx).RawQuery(http.MethodGet, "/1.0", nil, ""); err != nil {
+	if _, err := b.c.Server(ctx); err != nil {
 		err = b.mapErr("ping", err, nil)
 		if !errors.Is(err, backends.ErrUnavailable) {
 			err = fmt.Errorf("%w: %s answered with an error: %w", backends.ErrUnavailable, b.where, err)
@@ -180,7 +141,7 @@ func (b *Backend) unavailable(err error) error {
 		backends.ErrUnavailable, b.where, err)
 }
 
-// mapErr translates an Incus client error into berth's sentinels; it is the
+// mapErr translates an Incus API error into berth's sentinels; it is the
 // one place that knows how Incus reports failures. notFound is the sentinel a
 // 404 means in this call's context.
 func (b *Backend) mapErr(op string, err error, notFound error) error {
@@ -193,7 +154,7 @@ func (b *Backend) mapErr(op string, err error, notFound error) error {
 		return fmt.Errorf("incus: %s: %w", op, err)
 	case isConnErr(err):
 		return b.unavailable(err)
-	case api.StatusErrorCheck(err, http.StatusNotFound) && notFound != nil:
+	case rest.IsStatus(err, http.StatusNotFound) && notFound != nil:
 		return fmt.Errorf("incus: %s: %w: %v", op, notFound, err)
 	case strings.Contains(msg, "not running"):
 		return fmt.Errorf("incus: %s: %w: %v", op, backends.ErrNotRunning, err)
@@ -223,7 +184,7 @@ var (
 
 // waitOp waits for an operation to end by long-polling its wait endpoint,
 // and returns it. A failed operation comes back as an error.
-func (b *Backend) waitOp(ctx context.Context, id string) (*api.Operation, error) {
+func (b *Backend) waitOp(ctx context.Context, id string) (*rest.Operation, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -234,14 +195,18 @@ func (b *Backend) waitOp(ctx context.Context, id string) (*api.Operation, error)
 		}
 		bound := time.Duration(timeout)*time.Second + pollGrace
 		start := time.Now()
-		op, err := b.getOpWithin(ctx, bound, fmt.Sprintf("/1.0/operations/%s/wait?timeout=%d", url.PathEscape(id), timeout))
+		op, err := b.getOpWithin(ctx, bound, func(ctx context.Context) (*rest.Operation, error) {
+			return b.c.WaitOperation(ctx, id, timeout)
+		})
 		if err != nil && !errors.Is(err, backends.ErrUnavailable) {
 			// incusd answers the wait for a failed operation with the
 			// operation's error alone; its metadata (an exec's exit code)
 			// comes only with a plain GET. incusd 6.0 also answers a wait
 			// that timed out with an error ("context deadline exceeded"),
 			// so an operation still running is waited for again.
-			got, gerr := b.getOpWithin(ctx, pollGrace, "/1.0/operations/"+url.PathEscape(id))
+			got, gerr := b.getOpWithin(ctx, pollGrace, func(ctx context.Context) (*rest.Operation, error) {
+				return b.c.Operation(ctx, id)
+			})
 			switch {
 			case gerr != nil:
 			case got.StatusCode.IsFinal():
@@ -268,40 +233,28 @@ func (b *Backend) waitOp(ctx context.Context, id string) (*api.Operation, error)
 	}
 }
 
-// getOpWithin is getOp, given at most d to answer; past that it fails
+// getOpWithin is get, given at most d to answer; past that it fails
 // with ErrUnavailable.
-func (b *Backend) getOpWithin(ctx context.Context, d time.Duration, path string) (*api.Operation, error) {
+func (b *Backend) getOpWithin(ctx context.Context, d time.Duration, get func(context.Context) (*rest.Operation, error)) (*rest.Operation, error) {
 	rctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	op, err := b.getOp(rctx, path)
+	op, err := get(rctx)
 	if err != nil && ctx.Err() == nil && rctx.Err() != nil {
 		return nil, fmt.Errorf("%w: incusd at %s did not answer within %s (is it frozen?)", backends.ErrUnavailable, b.where, d)
 	}
 	return op, err
 }
 
-func (b *Backend) getOp(ctx context.Context, path string) (*api.Operation, error) {
-	resp, _, err := b.api(ctx).RawQuery(http.MethodGet, path, nil, "")
-	if err != nil {
-		return nil, err
-	}
-	var op api.Operation
-	if err := resp.MetadataAsStruct(&op); err != nil {
-		return nil, err
-	}
-	return &op, nil
-}
-
 // run starts an operation and waits for it.
-func (b *Backend) run(ctx context.Context, start func() (incus.Operation, error)) error {
+func (b *Backend) run(ctx context.Context, start func(context.Context) (*rest.Operation, error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	op, err := start()
+	op, err := start(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = b.waitOp(ctx, op.Get().ID)
+	_, err = b.waitOp(ctx, op.ID)
 	return err
 }
 
@@ -324,7 +277,7 @@ func (b *Backend) List(ctx context.Context) ([]backends.Instance, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	all, err := b.api(ctx).GetInstances(api.InstanceTypeContainer)
+	all, err := b.c.Instances(ctx, "container")
 	if err != nil {
 		return nil, b.mapErr("list", err, nil)
 	}
@@ -342,12 +295,12 @@ func (b *Backend) List(ctx context.Context) ([]backends.Instance, error) {
 // getManaged returns the instance an ID names. It is ErrNotFound when the
 // name is gone or now belongs to a different incarnation, ErrForeign when
 // the instance lacks berth's keys.
-func (b *Backend) getManaged(ctx context.Context, id string) (*api.Instance, error) {
+func (b *Backend) getManaged(ctx context.Context, id string) (*rest.Instance, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	name, uuid := parseID(id)
-	in, _, err := b.api(ctx).GetInstance(name)
+	in, _, err := b.c.Instance(ctx, name)
 	if err != nil {
 		return nil, b.mapErr("get "+name, err, backends.ErrNotFound)
 	}
@@ -412,25 +365,23 @@ func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Inst
 
 var errNameTaken = errors.New("name taken")
 
-func (b *Backend) create(ctx context.Context, name string, spec backends.Spec, platform string, src api.InstanceSource, shift bool) error {
-	req := api.InstancesPost{
-		Name:   name,
-		Type:   api.InstanceTypeContainer,
-		Source: src,
-		InstancePut: api.InstancePut{
-			Config:  instanceConfig(spec, b.version),
-			Devices: diskDevices(spec, shift),
-		},
+func (b *Backend) create(ctx context.Context, name string, spec backends.Spec, platform string, src rest.InstanceSource, shift bool) error {
+	req := rest.InstancesPost{
+		Name:    name,
+		Type:    "container",
+		Source:  src,
+		Config:  instanceConfig(spec, b.version),
+		Devices: diskDevices(spec, shift),
 	}
 	backends.Report(ctx, "creating container %s from %s", name, spec.Image)
-	err := b.run(ctx, func() (incus.Operation, error) { return b.srv.CreateInstance(req) })
+	err := b.run(ctx, func(ctx context.Context) (*rest.Operation, error) { return b.c.CreateInstance(ctx, req) })
 	if err != nil {
 		// A name clash shows up as a failed create (a database constraint
 		// on Incus 6.0, a conflict on later versions), so ask for the name
 		// rather than parse the error. While the winner's create is still
 		// running, the name may not be visible yet: Incus says the
 		// instance "is busy running a "create" operation".
-		if _, _, gerr := b.srv.GetInstance(name); gerr == nil || strings.Contains(err.Error(), "is busy running") {
+		if _, _, gerr := b.c.Instance(ctx, name); gerr == nil || strings.Contains(err.Error(), "is busy running") {
 			return errNameTaken
 		}
 		return b.mapErr("create "+name, err, backends.ErrImageNotFound)
@@ -441,7 +392,7 @@ func (b *Backend) create(ctx context.Context, name string, spec backends.Spec, p
 			// Leave no half-made instance for the next Ensure to adopt.
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
-			if rerr := b.run(dctx, func() (incus.Operation, error) { return b.api(dctx).DeleteInstance(name) }); rerr != nil {
+			if rerr := b.run(dctx, func(ctx context.Context) (*rest.Operation, error) { return b.c.DeleteInstance(ctx, name) }); rerr != nil {
 				b.log.Warn("could not remove instance after failing to write its files", "instance", name, "err", rerr)
 			}
 			return err
@@ -479,7 +430,7 @@ func (b *Backend) NetNS(ctx context.Context, id string) (string, error) {
 		return "", fmt.Errorf("incus: daemon is remote: %w", backends.ErrNotSupported)
 	}
 	name, _ := parseID(id)
-	st, _, err := b.api(ctx).GetInstanceState(name)
+	st, err := b.c.InstanceState(ctx, name)
 	if err != nil {
 		return "", b.mapErr("state of "+name, err, backends.ErrNotFound)
 	}
@@ -561,16 +512,16 @@ func (b *Backend) start(ctx context.Context, inst backends.Instance) (backends.I
 
 // changeState runs a state action; "start" on a frozen instance unfreezes it.
 func (b *Backend) changeState(ctx context.Context, name, action string, force bool) error {
-	req := api.InstanceStatePut{Action: action, Force: force}
+	req := rest.InstanceStatePut{Action: action, Force: force}
 	if action == "stop" && !force {
 		req.Timeout = stopTimeout
 	}
 	if action == "start" {
-		if in, _, err := b.api(ctx).GetInstance(name); err == nil && in.StatusCode == api.Frozen {
+		if in, _, err := b.c.Instance(ctx, name); err == nil && in.StatusCode == rest.Frozen {
 			req.Action = "unfreeze"
 		}
 	}
-	return b.run(ctx, func() (incus.Operation, error) { return b.srv.UpdateInstanceState(name, req, "") })
+	return b.run(ctx, func(ctx context.Context) (*rest.Operation, error) { return b.c.UpdateInstanceState(ctx, name, req) })
 }
 
 func isShiftErr(err error) bool {
@@ -580,11 +531,11 @@ func isShiftErr(err error) bool {
 
 // dropShift turns shifting off on the instance's berth mounts.
 func (b *Backend) dropShift(ctx context.Context, name string) error {
-	in, etag, err := b.api(ctx).GetInstance(name)
+	in, etag, err := b.c.Instance(ctx, name)
 	if err != nil {
 		return err
 	}
-	put := in.Writable()
+	put := in.InstancePut
 	changed := false
 	for dev, cfg := range put.Devices {
 		if isMountDevice(dev) && cfg["shift"] == "true" {
@@ -595,7 +546,7 @@ func (b *Backend) dropShift(ctx context.Context, name string) error {
 	if !changed {
 		return errors.New("no shifted mounts")
 	}
-	return b.run(ctx, func() (incus.Operation, error) { return b.srv.UpdateInstance(name, put, etag) })
+	return b.run(ctx, func(ctx context.Context) (*rest.Operation, error) { return b.c.UpdateInstance(ctx, name, put, etag) })
 }
 
 // canShift reports whether the kernel supports idmapped mounts, which
@@ -606,12 +557,8 @@ func (b *Backend) canShift(ctx context.Context) bool {
 	if ctx.Err() != nil {
 		return false
 	}
-	resp, _, err := b.api(ctx).RawQuery(http.MethodGet, "/1.0", nil, "")
+	srv, err := b.c.Server(ctx)
 	if err != nil {
-		return false
-	}
-	var srv api.Server
-	if err := resp.MetadataAsStruct(&srv); err != nil {
 		return false
 	}
 	return srv.Environment.KernelFeatures["idmapped_mounts"] == "true"
@@ -619,33 +566,33 @@ func (b *Backend) canShift(ctx context.Context) bool {
 
 // imageSource resolves ref, a local alias or (a prefix of) a fingerprint,
 // and returns the image's architecture too.
-func (b *Backend) imageSource(ctx context.Context, ref string) (src api.InstanceSource, arch string, err error) {
+func (b *Backend) imageSource(ctx context.Context, ref string) (src rest.InstanceSource, arch string, err error) {
 	if ref == "" {
-		return api.InstanceSource{}, "", fmt.Errorf("incus: no image given: %w", backends.ErrImageNotFound)
+		return rest.InstanceSource{}, "", fmt.Errorf("incus: no image given: %w", backends.ErrImageNotFound)
 	}
 	if err := ctx.Err(); err != nil {
-		return api.InstanceSource{}, "", err
+		return rest.InstanceSource{}, "", err
 	}
 	fingerprint := ref
-	alias, _, err := b.api(ctx).GetImageAlias(ref)
+	alias, err := b.c.ImageAlias(ctx, ref)
 	switch {
 	case err == nil:
 		fingerprint = alias.Target
-	case !api.StatusErrorCheck(err, http.StatusNotFound):
-		return api.InstanceSource{}, "", b.mapErr("image alias "+ref, err, backends.ErrImageNotFound)
+	case !rest.IsStatus(err, http.StatusNotFound):
+		return rest.InstanceSource{}, "", b.mapErr("image alias "+ref, err, backends.ErrImageNotFound)
 	}
-	img, _, err := b.api(ctx).GetImage(fingerprint)
+	img, err := b.c.Image(ctx, fingerprint)
 	if err == nil {
-		return api.InstanceSource{Type: "image", Fingerprint: img.Fingerprint}, img.Architecture, nil
+		return rest.InstanceSource{Type: "image", Fingerprint: img.Fingerprint}, img.Architecture, nil
 	}
-	if !api.StatusErrorCheck(err, http.StatusNotFound, http.StatusBadRequest) {
-		return api.InstanceSource{}, "", b.mapErr("image "+ref, err, backends.ErrImageNotFound)
+	if !rest.IsStatus(err, http.StatusNotFound, http.StatusBadRequest) {
+		return rest.InstanceSource{}, "", b.mapErr("image "+ref, err, backends.ErrImageNotFound)
 	}
 	hint := "import it with `incus image import` and give it an alias"
 	if remote, alias, ok := strings.Cut(ref, ":"); ok {
 		hint = fmt.Sprintf("berth does not pull from remotes; copy it first with `incus image copy %s:%s local: --alias %s`", remote, alias, alias)
 	}
-	return api.InstanceSource{}, "", fmt.Errorf("incus: image %q is not a local alias or fingerprint (%s): %w", ref, hint, backends.ErrImageNotFound)
+	return rest.InstanceSource{}, "", fmt.Errorf("incus: image %q is not a local alias or fingerprint (%s): %w", ref, hint, backends.ErrImageNotFound)
 }
 
 // Stop implements backends.Backend.
@@ -654,7 +601,7 @@ func (b *Backend) Stop(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if in.StatusCode == api.Stopped {
+	if in.StatusCode == rest.Stopped {
 		return nil
 	}
 	return b.stop(ctx, in.Name)
@@ -678,8 +625,8 @@ func (b *Backend) stop(ctx context.Context, name string) error {
 }
 
 func (b *Backend) stopped(ctx context.Context, name string) bool {
-	in, _, err := b.api(ctx).GetInstance(name)
-	return err == nil && in.StatusCode == api.Stopped
+	in, _, err := b.c.Instance(ctx, name)
+	return err == nil && in.StatusCode == rest.Stopped
 }
 
 // Remove implements backends.Backend.
@@ -688,12 +635,12 @@ func (b *Backend) Remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if in.StatusCode != api.Stopped {
+	if in.StatusCode != rest.Stopped {
 		if err := b.changeState(ctx, in.Name, "stop", true); err != nil && !b.stopped(ctx, in.Name) {
 			return b.mapErr("stop "+in.Name, err, backends.ErrNotFound)
 		}
 	}
-	err = b.run(ctx, func() (incus.Operation, error) { return b.srv.DeleteInstance(in.Name) })
+	err = b.run(ctx, func(ctx context.Context) (*rest.Operation, error) { return b.c.DeleteInstance(ctx, in.Name) })
 	if err != nil {
 		return b.mapErr("remove "+in.Name, err, backends.ErrNotFound)
 	}

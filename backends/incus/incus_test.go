@@ -18,12 +18,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	incusclient "github.com/lxc/incus/v6/client"
-	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/backends/backendtest"
 	"github.com/berthdev/berth/backends/incus"
+	"github.com/berthdev/berth/backends/incus/rest"
 )
 
 // testImage is the busybox image testdata/images/busybox.sh imports for
@@ -52,13 +51,10 @@ func newBackend(t *testing.T) *incus.Backend {
 }
 
 // rawClient talks to incusd directly, as a user would.
-func rawClient(t *testing.T) incusclient.InstanceServer {
+func rawClient(t *testing.T) *rest.Client {
 	t.Helper()
-	cli, err := incusclient.ConnectIncusUnix("", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cli.Disconnect)
+	cli := rest.Unix("", rest.Options{UserAgent: "berth-test"})
+	t.Cleanup(cli.CloseIdleConnections)
 	return cli
 }
 
@@ -70,34 +66,39 @@ func TestConformance(t *testing.T) {
 		Image:   testImage(),
 		RemoveBehind: func(ctx context.Context, id string) error {
 			name, _, _ := strings.Cut(id, ".")
-			return forceDelete(cli, name)
+			return forceDelete(ctx, cli, name)
 		},
 		CreateForeign: func(ctx context.Context, name string) (func(), error) {
-			op, err := cli.CreateInstance(api.InstancesPost{
+			op, err := cli.CreateInstance(ctx, rest.InstancesPost{
 				Name:   name,
-				Type:   api.InstanceTypeContainer,
-				Source: api.InstanceSource{Type: "image", Alias: testImage()},
+				Type:   "container",
+				Source: rest.InstanceSource{Type: "image", Alias: testImage()},
 			})
 			if err == nil {
-				err = op.Wait()
+				_, err = cli.Wait(ctx, op.ID)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("create foreign: %w", err)
 			}
-			return func() { _ = forceDelete(cli, name) }, nil
+			return func() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				_ = forceDelete(ctx, cli, name)
+			}, nil
 		},
 	})
 }
 
-func forceDelete(cli incusclient.InstanceServer, name string) error {
-	if op, err := cli.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Force: true}, ""); err == nil {
-		_ = op.Wait() // fails when already stopped
+func forceDelete(ctx context.Context, cli *rest.Client, name string) error {
+	if op, err := cli.UpdateInstanceState(ctx, name, rest.InstanceStatePut{Action: "stop", Force: true}); err == nil {
+		_, _ = cli.Wait(ctx, op.ID) // fails when already stopped
 	}
-	op, err := cli.DeleteInstance(name)
+	op, err := cli.DeleteInstance(ctx, name)
 	if err != nil {
 		return err
 	}
-	return op.Wait()
+	_, err = cli.Wait(ctx, op.ID)
+	return err
 }
 
 // newSpec makes a spec for a fresh temp workspace; the instance goes with

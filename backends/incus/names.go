@@ -7,9 +7,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/lxc/incus/v6/shared/api"
-
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/backends/incus/rest"
 )
 
 // Incus keeps free-form metadata only under user.* config keys, so berth's
@@ -154,7 +153,7 @@ func mountsFromDevices(devs map[string]map[string]string) []backends.Mount {
 	return out
 }
 
-func fromAPI(in *api.Instance) backends.Instance {
+func fromAPI(in *rest.Instance) backends.Instance {
 	// The instance's own config, not the expanded one: a profile's user.*
 	// keys must not make every instance look berth's.
 	cfg := in.Config
@@ -175,8 +174,8 @@ func fromAPI(in *api.Instance) backends.Instance {
 	return inst
 }
 
-func stateOf(code api.StatusCode) backends.State {
-	if code == api.Running {
+func stateOf(code rest.StatusCode) backends.State {
+	if code == rest.Running {
 		return backends.StateRunning
 	}
 	return backends.StateStopped // stopped, frozen, or in between

@@ -14,10 +14,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/gorilla/websocket"
-	"github.com/lxc/incus/v6/shared/api"
 	"go.uber.org/goleak"
 
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/backends/incus/rest"
 )
 
 // fakeIncusd serves as much of incusd's API as Watch uses: the events
@@ -82,8 +82,8 @@ func (f *fakeIncusd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		json.NewEncoder(w).Encode(map[string]any{"type": typ, "status_code": code, "error_code": code, "error": errMsg, "metadata": meta})
 	}
-	inst := func(name string, cfg map[string]string) api.Instance {
-		return api.Instance{Name: name, StatusCode: api.Running, InstancePut: api.InstancePut{Config: cfg}}
+	inst := func(name string, cfg map[string]string) rest.Instance {
+		return rest.Instance{Name: name, StatusCode: rest.Running, InstancePut: rest.InstancePut{Config: cfg}}
 	}
 	switch {
 	case r.URL.Path == "/1.0/events":
@@ -108,7 +108,7 @@ func (f *fakeIncusd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusNotFound, nil, "Instance not found")
 	case r.URL.Path == "/1.0/instances":
 		f.mu.Lock()
-		var list []api.Instance
+		var list []rest.Instance
 		for name, cfg := range f.instances {
 			list = append(list, inst(name, cfg))
 		}
@@ -132,12 +132,12 @@ func (f *fakeIncusd) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // send writes a lifecycle event on conn.
 func send(t *testing.T, conn *websocket.Conn, action, name string, requested bool) {
 	t.Helper()
-	lc := api.EventLifecycle{Action: action, Source: "/1.0/instances/" + name + "?project=default"}
+	lc := rest.EventLifecycle{Action: action, Source: "/1.0/instances/" + name + "?project=default"}
 	if requested {
-		lc.Requestor = &api.EventLifecycleRequestor{Username: "root", Protocol: "unix"}
+		lc.Requestor = &rest.EventLifecycleRequestor{Username: "root", Protocol: "unix"}
 	}
 	meta, _ := json.Marshal(lc)
-	if err := conn.WriteJSON(api.Event{Type: api.EventTypeLifecycle, Metadata: meta}); err != nil {
+	if err := conn.WriteJSON(rest.Event{Type: rest.EventTypeLifecycle, Metadata: meta}); err != nil {
 		t.Fatal(err)
 	}
 }
