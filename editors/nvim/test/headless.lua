@@ -35,7 +35,7 @@ end
 
 local repo = os.getenv('BERTH_REPO') or uv.cwd()
 local berth_bin = os.getenv('BERTH') or (repo .. '/bin/berth')
-local image = os.getenv('BERTH_TEST_DEBIAN_IMAGE') or 'berth-test/debian:1'
+local image = os.getenv('BERTH_TEST_DEBIAN_IMAGE') or 'berth-test/debian:2'
 local timeout = tonumber(os.getenv('BERTH_NVIM_TIMEOUT_MS') or '') or 120000
 
 -- Messages: keep them, and echo them to the log for the run's output.
