@@ -477,3 +477,58 @@ func TestLSPServerDiesWithBerth(t *testing.T) {
 	<-l.waited
 	waitNoServer(t, e, ws, "pylsp")
 }
+
+const lspGoMain = `package main
+
+import "fmt"
+
+func main() {
+	fmt.Println(helper(1))
+	var unused int
+}
+`
+
+const lspGoUtil = `package main
+
+// helper adds one to x.
+func helper(x int) int { return x + 1 }
+`
+
+// TestLSPGopls drives gopls through berth lsp on Docker's Go image.
+func TestLSPGopls(t *testing.T) {
+	e := needBackend(t, docker.Name)
+	ws := workspace(t, e.b)
+	for name, text := range map[string]string{"go.mod": "module example.com/m\n\ngo 1.19\n", "main.go": lspGoMain, "util.go": lspGoUtil} {
+		if err := os.WriteFile(filepath.Join(ws, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mainGo, utilGo := filepath.Join(ws, "main.go"), filepath.Join(ws, "util.go")
+	l := startLSP(t, e, goImage(), ws, "--", "gopls")
+	l.initialize(ws)
+	l.open(mainGo, "go")
+
+	l.waitDiagnostics(fileURI(mainGo), "unused")
+
+	loc := l.definition(mainGo, posOf(t, mainGo, "fmt.Println(helper", "helper", 1))
+	if loc.URI != fileURI(utilGo) || loc.Range.Start.Line != 3 {
+		t.Errorf("definition of helper = %+v, want %s line 3", loc, fileURI(utilGo))
+	}
+	loc = l.definition(mainGo, posOf(t, mainGo, "fmt.Println", "Println", 1))
+	l.mirrorCheck(e, ws, loc, "/src/fmt/print.go")
+
+	var hover struct {
+		Contents json.RawMessage `json:"contents"`
+	}
+	l.call("textDocument/hover", map[string]any{"textDocument": map[string]string{"uri": fileURI(mainGo)}, "position": posOf(t, mainGo, "fmt.Println(helper", "helper", 1)}, &hover)
+	if !strings.Contains(string(hover.Contents), "func helper(x int) int") {
+		t.Errorf("hover on helper = %s", hover.Contents)
+	}
+
+	var edit json.RawMessage
+	l.call("textDocument/rename", map[string]any{"textDocument": map[string]string{"uri": fileURI(mainGo)}, "position": posOf(t, mainGo, "fmt.Println(helper", "helper", 1), "newName": "assist"}, &edit)
+	checkEditURIs(t, edit, ws, fileURI(mainGo), fileURI(utilGo))
+
+	l.shutdown()
+	waitNoServer(t, e, ws, "gopls")
+}
