@@ -171,18 +171,21 @@ func (w *walker) object(i, depth int) (int, error) {
 }
 
 // stringEnd returns the index just past the string starting at src[i].
-// It looks for quotes and backslashes with bytes.IndexByte, so a long
-// string costs little.
+// It looks for quotes and backslashes with bytes.IndexByte, each byte
+// once, so a long string costs little.
 func stringEnd(src []byte, i int) (int, error) {
-	j := i + 1
+	j, q := i+1, -1 // q: the next quote at or after j, once found
 	for {
-		q := bytes.IndexByte(src[j:], '"')
-		if q < 0 {
-			return 0, errSyntax
+		if q < j {
+			k := bytes.IndexByte(src[j:], '"')
+			if k < 0 {
+				return 0, errSyntax
+			}
+			q = j + k
 		}
-		b := bytes.IndexByte(src[j:j+q], '\\')
+		b := bytes.IndexByte(src[j:q], '\\')
 		if b < 0 {
-			return j + q + 1, nil
+			return q + 1, nil
 		}
 		j += b + 2 // the backslash and the character it escapes
 		if j > len(src) {
