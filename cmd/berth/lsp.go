@@ -80,7 +80,12 @@ func runLSP(cmd *cobra.Command, g *globalFlags, argv []string) error {
 		},
 	}
 	code, err := p.Run(ctx, cmd.InOrStdin(), cmd.OutOrStdout())
-	if err != nil {
+	switch {
+	case errors.Is(err, backends.ErrCommandNotFound):
+		return exitError{code: exitNotFound, msg: err.Error()}
+	case errors.Is(err, backends.ErrNotExecutable):
+		return exitError{code: exitCannotInvoke, msg: err.Error()}
+	case err != nil:
 		return cliErr(err)
 	}
 	if code != 0 {

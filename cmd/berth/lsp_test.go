@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -531,4 +532,23 @@ func TestLSPGopls(t *testing.T) {
 
 	l.shutdown()
 	waitNoServer(t, e, ws, "gopls")
+}
+
+// TestLSPServerNotFound: initialize is answered with -32015 and berth lsp
+// exits 127, as `berth exec` does.
+func TestLSPServerNotFound(t *testing.T) {
+	e := needBackend(t, docker.Name)
+	ws := workspace(t, e.b)
+	l := startLSP(t, e, e.image, ws, "--", "no-such-server")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := l.c.Call(ctx, "initialize", map[string]any{"processId": nil, "rootUri": fileURI(ws), "capabilities": map[string]any{}}, nil)
+	if code(err) != rpc.CodeCommandNotFound {
+		t.Errorf("initialize: %v, want code %d", err, rpc.CodeCommandNotFound)
+	}
+	<-l.waited
+	var ee *exec.ExitError
+	if !errors.As(l.err, &ee) || ee.ExitCode() != 127 {
+		t.Errorf("berth lsp exited with %v, want 127", l.err)
+	}
 }
