@@ -449,8 +449,9 @@ func checkEditURIs(t *testing.T, raw json.RawMessage, ws string, want ...string)
 
 // TestLSPServerDiesWithBerth: no server is left in the container after
 // the editor disconnects, or after berth lsp is killed with SIGKILL.
-func TestLSPServerDiesWithBerth(t *testing.T) {
-	e := needBackend(t, docker.Name)
+func TestLSPServerDiesWithBerth(t *testing.T) { eachBackend(t, testLSPServerDiesWithBerth) }
+
+func testLSPServerDiesWithBerth(t *testing.T, e engine) {
 	ws, mainPy, _ := pyWorkspace(t, e)
 
 	// The editor goes away without shutdown: stdin closes.
