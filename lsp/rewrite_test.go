@@ -242,3 +242,35 @@ func TestPrepareInitialize(t *testing.T) {
 		t.Errorf("got %s", got)
 	}
 }
+
+// TestWindowsHost: on a Windows host, URIs are VS Code's (file:///c%3A/…)
+// and go back with the drive letter as the editor wrote it.
+func TestWindowsHost(t *testing.T) {
+	m, err := pathmap.New(pathmap.Windows, []pathmap.Mount{{Host: `C:\Users\me\proj`, Container: "/workspaces/proj"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRewriter(m, nil, nil, nil)
+	for _, editor := range []string{"file:///c%3A/Users/me/proj/a.go", "file:///C:/Users/me/proj/b.go"} {
+		got, err := r.ToServer([]byte(`{"method":"textDocument/didOpen","params":{"textDocument":{"uri":"` + editor + `"}}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cont := "file:///workspaces/proj/" + editor[len(editor)-4:]
+		if !contains(got, `"uri":"`+cont+`"`) {
+			t.Fatalf("%s went to the server as %s, want %s", editor, got, cont)
+		}
+		back, err := r.ToEditor(context.Background(), []byte(`{"id":1,"result":[{"uri":"`+cont+`"}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !contains(back, `"uri":"`+editor+`"`) {
+			t.Errorf("%s came back as %s", editor, back)
+		}
+	}
+	// A file the editor never named: VS Code's form.
+	back, _ := r.ToEditor(context.Background(), []byte(`{"id":1,"result":{"uri":"file:///workspaces/proj/c.go"}}`))
+	if want := `"uri":"file:///c%3A/Users/me/proj/c.go"`; !contains(back, want) {
+		t.Errorf("got %s, want %s", back, want)
+	}
+}

@@ -237,7 +237,7 @@ func (l *lspClient) shutdown() {
 
 // mirrorCheck checks that loc is a mirror URI whose file holds what the
 // container's file does.
-func (l *lspClient) mirrorCheck(e engine, ws string, loc lspLocation, containerSuffix string) {
+func (l *lspClient) mirrorCheck(e engine, ws string, loc lspLocation, containerSuffix string) (containerPath string) {
 	// The mirror's URIs are the mapper's, percent-encoded; the temp
 	// directories the tests use need none.
 	t := l.t
@@ -260,6 +260,26 @@ func (l *lspClient) mirrorCheck(e engine, ws string, loc lspLocation, containerS
 	}
 	if fi, err := os.Stat(host); err != nil || fi.Mode().Perm()&0o222 != 0 {
 		t.Errorf("mirror file %s should be read-only: %v %v", host, fi.Mode(), err)
+	}
+	return "/" + parts[2]
+}
+
+// lspRunIn runs argv in ws's instance as root, through the engine.
+func lspRunIn(t *testing.T, e engine, ws string, argv ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	inst, err := e.b.Find(ctx, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	p, err := e.b.Exec(ctx, inst.ID, backends.ExecSpec{Argv: argv, User: "root", Stdout: &out, Stderr: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := p.Wait(ctx); err != nil || st.Code != 0 {
+		t.Fatalf("%v: %v %v: %s", argv, st, err, out.String())
 	}
 }
 
@@ -390,7 +410,15 @@ func testLSPPylsp(t *testing.T, e engine) {
 	// Definition into the standard library: a mirror of the container's file.
 	loc = l.definition(mainPy, posOf(t, mainPy, "os.path.join", "join", 1))
 	// (jedi answers posixpath.py or ntpath.py, as os.path is either.)
-	l.mirrorCheck(e, ws, loc, "path.py")
+	lib := l.mirrorCheck(e, ws, loc, "path.py")
+
+	// A change to it in the container, as a pip install makes, shows the
+	// next time a result names it.
+	lspRunIn(t, e, ws, "sh", "-c", "echo '# changed in the container' >> "+lib)
+	loc = l.definition(mainPy, posOf(t, mainPy, "os.path.join", "join", 1))
+	if l.mirrorCheck(e, ws, loc, "path.py") != lib {
+		t.Errorf("the second definition of join is in %s, not %s", loc.URI, lib)
+	}
 
 	// Hover.
 	var hover struct {
