@@ -61,6 +61,8 @@ type Proxy struct {
 	Start  func(ctx context.Context, workspace string) (*Target, error)
 	Stderr io.Writer // the server's stderr, paths mapped
 	Log    *slog.Logger
+	// Trace logs every frame, as relayed, at debug level.
+	Trace bool
 }
 
 // Run serves the editor on in and out until the server exits, and
@@ -209,6 +211,9 @@ func (p *Proxy) up(fr *rpc.FrameReader, first []byte, rw *Rewriter, w io.Writer)
 		if err != nil {
 			p.Log.Warn("lsp: relaying a message from the editor as it is", "err", err)
 		}
+		if p.Trace {
+			p.Log.Debug("lsp: to the server", "frame", string(out))
+		}
 		if err := rpc.WriteFrame(w, out); err != nil {
 			return err
 		}
@@ -233,6 +238,9 @@ func (p *Proxy) down(ctx context.Context, r io.Reader, rw *Rewriter, w io.Writer
 		out, err := rw.ToEditor(ctx, msg)
 		if err != nil {
 			p.Log.Warn("lsp: relaying a message from the server as it is", "err", err)
+		}
+		if p.Trace {
+			p.Log.Debug("lsp: to the editor", "frame", string(out))
 		}
 		if err := rpc.WriteFrame(w, out); err != nil {
 			return err

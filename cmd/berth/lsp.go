@@ -69,7 +69,7 @@ func runLSP(cmd *cobra.Command, g *globalFlags, argv []string) error {
 		}
 	}()
 	p := &lsp.Proxy{
-		Argv: argv, Workspace: ws, Dir: wd, Stderr: cmd.ErrOrStderr(), Log: log,
+		Argv: argv, Workspace: ws, Dir: wd, Stderr: cmd.ErrOrStderr(), Log: log, Trace: g.trace,
 		Start: func(ctx context.Context, ws string) (*lsp.Target, error) {
 			var err error
 			d, err = lspTarget(cmd, g, ws)
@@ -99,6 +99,7 @@ func runLSP(cmd *cobra.Command, g *globalFlags, argv []string) error {
 func lspTarget(cmd *cobra.Command, g *globalFlags, ws string) (*direct, error) {
 	gw := *g
 	gw.workspace = ws
+	gw.trace = false // --trace traces the LSP frames, which the direct path allows
 	if d := openDirect(cmd, &gw); d != nil {
 		return d, nil
 	}
@@ -115,7 +116,7 @@ func lspTarget(cmd *cobra.Command, g *globalFlags, ws string) (*direct, error) {
 	if d := openDirect(cmd, &gw); d != nil {
 		return d, nil
 	}
-	return nil, errors.New("berth lsp runs the server through the agent's door, which this instance lacks: it needs a local engine, and neither --no-agent, --no-fastpath nor --trace")
+	return nil, errors.New("berth lsp runs the server through the agent's door, which this instance lacks: it needs a local engine, and neither --no-agent nor --no-fastpath")
 }
 
 // lspTarget is what the proxy needs of d's instance.
