@@ -14,6 +14,7 @@ import (
 
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/lsp"
+	"github.com/berthdev/berth/pathmap"
 	"github.com/berthdev/berth/rpc"
 	"github.com/berthdev/berth/secrets"
 	"github.com/berthdev/berth/session"
@@ -62,21 +63,18 @@ func runLSP(cmd *cobra.Command, g *globalFlags, argv []string) error {
 			return err
 		}
 	}
-	var d *direct
+	var closeTarget func()
 	defer func() {
-		if d != nil {
-			d.close()
+		if closeTarget != nil {
+			closeTarget()
 		}
 	}()
 	p := &lsp.Proxy{
 		Argv: argv, Workspace: ws, Dir: wd, Stderr: cmd.ErrOrStderr(), Log: log, Trace: g.trace,
 		Start: func(ctx context.Context, ws string) (*lsp.Target, error) {
-			var err error
-			d, err = lspTarget(cmd, g, ws)
-			if err != nil {
-				return nil, err
-			}
-			return d.lspTarget(g)
+			t, closeT, err := lspTarget(cmd, g, ws)
+			closeTarget = closeT
+			return t, err
 		},
 	}
 	code, err := p.Run(ctx, cmd.InOrStdin(), cmd.OutOrStdout())
@@ -95,28 +93,70 @@ func runLSP(cmd *cobra.Command, g *globalFlags, argv []string) error {
 }
 
 // lspTarget reaches ws's running agent through its door, bringing the
-// instance up first, as `berth up` does, when it isn't ready.
-func lspTarget(cmd *cobra.Command, g *globalFlags, ws string) (*direct, error) {
+// instance up first, as `berth up` does, when it isn't ready. Without a
+// door it keeps the session that brought the instance up, and runs the
+// server through it. close releases what it holds.
+func lspTarget(cmd *cobra.Command, g *globalFlags, ws string) (_ *lsp.Target, close func(), _ error) {
 	gw := *g
 	gw.workspace = ws
 	gw.trace = false // --trace traces the LSP frames, which the direct path allows
 	if d := openDirect(cmd, &gw); d != nil {
-		return d, nil
+		t, err := d.lspTarget(g)
+		return t, d.close, err
 	}
-	s, err := openSession(cmd, &gw, cliOptions{progress: true})
+	r := newSessionRunner()
+	s, err := openSession(cmd, &gw, cliOptions{progress: true, notes: r.note})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var inst rpc.Instance
-	err = s.c.Call(cmd.Context(), "berth/up", rpc.UpParams{}, &inst)
-	s.close()
+	if err = s.c.Call(cmd.Context(), "berth/up", rpc.UpParams{}, &inst); err != nil {
+		s.close()
+		return nil, nil, err
+	}
+	if d := openDirect(cmd, &gw); d != nil {
+		s.close()
+		t, err := d.lspTarget(g)
+		return t, d.close, err
+	}
+	r.s = s
+	t, err := sessionTarget(inst, r)
+	if err != nil {
+		s.close()
+		return nil, nil, err
+	}
+	return t, s.close, nil
+}
+
+// sessionTarget is what the proxy needs of inst, reached through r's
+// session.
+func sessionTarget(inst rpc.Instance, r *sessionRunner) (*lsp.Target, error) {
+	mapper, err := session.NewMapper(inst.Mounts)
 	if err != nil {
 		return nil, err
 	}
-	if d := openDirect(cmd, &gw); d != nil {
-		return d, nil
+	t := &lsp.Target{Mapper: mapper, Exec: r.exec}
+	if t.Sync, err = syncMapper(inst.Mounts); err != nil {
+		return nil, err
 	}
-	return nil, errors.New("berth lsp runs the server through the agent's door, which this instance lacks: it needs a local engine, and neither --no-agent nor --no-fastpath")
+	if cache, err := os.UserCacheDir(); err == nil {
+		t.MirrorDir = lsp.MirrorDir(filepath.Join(cache, "berth", "lsp"), inst.Name, inst.ID, inst.Image)
+	}
+	return t, nil
+}
+
+// syncMapper maps the synced mounts among mounts; nil when there are none.
+func syncMapper(mounts []backends.Mount) (*pathmap.Mapper, error) {
+	var synced []backends.Mount
+	for _, mt := range mounts {
+		if mt.Type == session.MountSync {
+			synced = append(synced, mt)
+		}
+	}
+	if len(synced) == 0 {
+		return nil, nil
+	}
+	return session.NewMapper(synced)
 }
 
 // lspTarget is what the proxy needs of d's instance.
@@ -133,16 +173,8 @@ func (d *direct) lspTarget(g *globalFlags) (*lsp.Target, error) {
 		return nil, err
 	}
 	t := &lsp.Target{Mapper: mapper}
-	var synced []backends.Mount
-	for _, mt := range d.prof.Mounts {
-		if mt.Type == session.MountSync {
-			synced = append(synced, mt)
-		}
-	}
-	if len(synced) > 0 {
-		if t.Sync, err = session.NewMapper(synced); err != nil {
-			return nil, err
-		}
+	if t.Sync, err = syncMapper(d.prof.Mounts); err != nil {
+		return nil, err
 	}
 	if cache, err := os.UserCacheDir(); err == nil {
 		t.MirrorDir = lsp.MirrorDir(filepath.Join(cache, "berth", "lsp"), d.prof.Name, d.prof.ID, d.prof.Image)

@@ -581,3 +581,32 @@ func TestLSPServerNotFound(t *testing.T) {
 		t.Errorf("berth lsp exited with %v, want 127", l.err)
 	}
 }
+
+// TestLSPWithoutDoor: with no door to the agent (--no-fastpath, as with a
+// remote engine), berth lsp runs the server through its session's
+// berth/exec, and everything works the same.
+func TestLSPWithoutDoor(t *testing.T) {
+	e := needBackend(t, docker.Name)
+	ws, mainPy, modPy := pyWorkspace(t, e)
+	l := startLSP(t, e, debianImage(e), ws, "--no-fastpath", "--", "pylsp")
+	l.initialize(ws)
+	l.open(mainPy, "python")
+	l.waitDiagnostics(fileURI(mainPy), "undefined_name")
+	loc := l.definition(mainPy, posOf(t, mainPy, "print(helper", "helper", 1))
+	if loc.URI != fileURI(modPy) {
+		t.Errorf("definition of helper = %+v, want %s", loc, fileURI(modPy))
+	}
+	loc = l.definition(mainPy, posOf(t, mainPy, "os.path.join", "join", 1))
+	l.mirrorCheck(e, ws, loc, "path.py")
+	l.shutdown()
+	waitNoServer(t, e, ws, "pylsp")
+
+	// The server dies with berth lsp here too.
+	l = startLSP(t, e, debianImage(e), ws, "--no-fastpath", "--", "pylsp")
+	l.initialize(ws)
+	if err := l.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-l.waited
+	waitNoServer(t, e, ws, "pylsp")
+}
