@@ -19,8 +19,10 @@ import (
 // output comes as berth/output, unmapped. Slower than the door, and the
 // output is text: bytes that are not UTF-8 arrive as U+FFFD.
 //
-// Goroutines: one stdin feeder per process with stdin, which ends with
-// its reader or the process; the session's reader delivers output.
+// Goroutines: per process, a stdin feeder, which ends with its reader or
+// the process, and a pump that writes its output, so that the session's
+// reader never waits on a writer: the proxy may be busy reading a mirrored
+// file through the same session. Wait returns once the pump is done.
 type sessionRunner struct {
 	s *cliSession // set once, before the first exec
 
@@ -75,7 +77,7 @@ func (r *sessionRunner) exec(ctx context.Context, spec backends.ExecSpec) (backe
 	if err := r.s.c.Call(ctx, "berth/exec", params, &res); err != nil {
 		return nil, err
 	}
-	p := &sessionProc{r: r, pid: res.PID, stdout: spec.Stdout, stderr: spec.Stderr, done: make(chan struct{})}
+	p := r.newProc(res.PID, spec.Stdout, spec.Stderr)
 	r.mu.Lock()
 	r.procs[p.pid] = p
 	early := r.pending[p.pid]
@@ -90,46 +92,93 @@ func (r *sessionRunner) exec(ctx context.Context, spec backends.ExecSpec) (backe
 	return p, nil
 }
 
+// maxQueued bounds the output a process's pump holds before the session's
+// reader waits for it.
+const maxQueued = 32 << 20
+
 // sessionProc is one process started through berth/exec.
 type sessionProc struct {
 	r              *sessionRunner
 	pid            string
 	stdout, stderr io.Writer
-	done           chan struct{} // closed at berth/exit, after st is set
-	st             backends.ExitStatus
-	reason         string
+	done           chan struct{} // closed when the exit came and all output is written
+
+	mu     sync.Mutex // guards the following
+	cond   *sync.Cond // signalled when queue, exited or room change
+	queue  []rpc.OutputParams
+	queued int  // bytes in queue
+	exited bool // berth/exit came
+	st     backends.ExitStatus
+	reason string
 }
 
+func (r *sessionRunner) newProc(pid string, stdout, stderr io.Writer) *sessionProc {
+	p := &sessionProc{r: r, pid: pid, stdout: stdout, stderr: stderr, done: make(chan struct{})}
+	p.cond = sync.NewCond(&p.mu)
+	go p.pump()
+	return p
+}
+
+// deliver queues one notification for the pump; it runs on the session's
+// reader.
 func (p *sessionProc) deliver(method string, raw json.RawMessage) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.exited {
+		return
+	}
 	switch method {
 	case "berth/output":
 		var o rpc.OutputParams
 		if json.Unmarshal(raw, &o) != nil {
 			return
 		}
-		w := p.stdout
-		if o.Stream == "stderr" {
-			w = p.stderr
+		for p.queued > maxQueued {
+			p.cond.Wait()
 		}
-		if w != nil {
-			_, _ = io.WriteString(w, o.Text)
-		}
+		p.queue = append(p.queue, o)
+		p.queued += len(o.Text)
 	case "berth/exit":
 		var e rpc.ExitParams
 		if json.Unmarshal(raw, &e) != nil {
 			return
 		}
-		select {
-		case <-p.done:
-			return
-		default:
-		}
 		p.st = backends.ExitStatus{Code: e.Code, Signal: e.Signal}
-		p.reason = e.Reason
+		p.reason, p.exited = e.Reason, true
 		p.r.mu.Lock()
 		delete(p.r.procs, p.pid)
 		p.r.mu.Unlock()
-		close(p.done)
+	default:
+		return
+	}
+	p.cond.Broadcast()
+}
+
+// pump writes the queued output in order, until the exit.
+func (p *sessionProc) pump() {
+	defer close(p.done)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		for len(p.queue) == 0 && !p.exited {
+			p.cond.Wait()
+		}
+		if len(p.queue) == 0 {
+			return
+		}
+		o := p.queue[0]
+		p.queue = p.queue[1:]
+		p.queued -= len(o.Text)
+		p.cond.Broadcast()
+		w := p.stdout
+		if o.Stream == "stderr" {
+			w = p.stderr
+		}
+		p.mu.Unlock()
+		if w != nil {
+			_, _ = io.WriteString(w, o.Text)
+		}
+		p.mu.Lock()
 	}
 }
 
@@ -169,11 +218,18 @@ func (p *sessionProc) feed(ctx context.Context, stdin io.Reader) {
 func (p *sessionProc) Wait(ctx context.Context) (backends.ExitStatus, error) {
 	select {
 	case <-p.done:
+		p.mu.Lock()
+		defer p.mu.Unlock()
 		if p.st.Code == -1 && p.reason != "" {
 			return p.st, errors.New(p.reason)
 		}
 		return p.st, nil
 	case <-p.r.s.c.Done():
+		// No exit will come: let the pump finish with what it has.
+		p.mu.Lock()
+		p.exited = true
+		p.cond.Broadcast()
+		p.mu.Unlock()
 		return backends.ExitStatus{Code: -1}, errors.New("connection to the server lost")
 	case <-ctx.Done():
 		return backends.ExitStatus{Code: -1}, ctx.Err()
