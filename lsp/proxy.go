@@ -172,8 +172,10 @@ func (p *Proxy) Run(ctx context.Context, in io.Reader, out io.Writer) (int, erro
 			ex = <-exited
 		}
 	case err := <-downDone:
-		// The editor stopped reading: nobody is left to serve.
-		kill(fmt.Sprintf("writing to the editor failed: %v", err))
+		if err != nil {
+			// The editor stopped reading: nobody is left to serve.
+			kill(fmt.Sprintf("writing to the editor failed: %v", err))
+		}
 		ex = <-exited
 	case <-ctx.Done():
 		kill("berth lsp was stopped")
