@@ -157,29 +157,32 @@ func (p *Proxy) Run(ctx context.Context, in io.Reader, out io.Writer) (int, erro
 		defer cancel()
 		_ = proc.Kill(kctx)
 	}
+	// Wait for the server, killing it when the editor is gone (after a
+	// grace period if it only closed its end) or berth lsp is stopped.
 	var ex exit
-	select {
-	case ex = <-exited:
-	case err := <-upDone:
-		p.Log.Debug("lsp: the editor closed its end", "err", err)
+	var grace <-chan time.Time
+	stopped := ctx.Done()
+	for waiting := true; waiting; {
 		select {
 		case ex = <-exited:
-		case <-time.After(exitGrace):
+			waiting = false
+		case err := <-upDone:
+			upDone = nil
+			p.Log.Debug("lsp: the editor closed its end", "err", err)
+			grace = time.After(exitGrace)
+		case err := <-downDone:
+			downDone = nil
+			if err != nil {
+				// The editor stopped reading: nobody is left to serve.
+				kill(fmt.Sprintf("writing to the editor failed: %v", err))
+			}
+		case <-grace:
+			grace = nil
 			kill("it did not exit after the editor left")
-			ex = <-exited
-		case <-ctx.Done():
+		case <-stopped:
+			stopped = nil
 			kill("berth lsp was stopped")
-			ex = <-exited
 		}
-	case err := <-downDone:
-		if err != nil {
-			// The editor stopped reading: nobody is left to serve.
-			kill(fmt.Sprintf("writing to the editor failed: %v", err))
-		}
-		ex = <-exited
-	case <-ctx.Done():
-		kill("berth lsp was stopped")
-		ex = <-exited
 	}
 	wg.Wait()
 	if ex.err != nil {

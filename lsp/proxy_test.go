@@ -171,3 +171,19 @@ func TestProxyServerNotFound(t *testing.T) {
 }
 
 var _ backends.Process = (*hostProc)(nil)
+
+// TestProxyKillsLingeringServer: a server that outlives the editor's EOF
+// is killed after exitGrace.
+func TestProxyKillsLingeringServer(t *testing.T) {
+	in, _, done, _ := echoProxy(t, t.TempDir(), []string{"sh", "-c", "cat >/dev/null; exec sleep 100"}, nil)
+	send(t, in, `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"processId":1,"capabilities":{}}}`)
+	in.Close()
+	start := time.Now()
+	r := wait(t, done)
+	if r.err != nil || r.code != 128+9 {
+		t.Errorf("Run = %d, %v; want 137 (killed)", r.code, r.err)
+	}
+	if d := time.Since(start); d < exitGrace-time.Second || d > exitGrace+5*time.Second {
+		t.Errorf("killed after %s, want about %s", d, exitGrace)
+	}
+}
