@@ -24,6 +24,9 @@ import (
 // maxMirrored bounds one mirrored file: bigger ones stay container URIs.
 const maxMirrored = 64 << 20
 
+// fetchers is how many files the mirror copies at once.
+const fetchers = 4
+
 // mirrorTimeout bounds one round of stats and copies.
 const mirrorTimeout = 30 * time.Second
 
@@ -118,22 +121,40 @@ func (mr *Mirror) Ensure(ctx context.Context, paths []string) map[string]bool {
 		mr.log.Warn("lsp: mirror: stat in the container failed", "err", err)
 		return have
 	}
+	var fetch []string
 	for _, p := range uniq {
 		st, ok := stamps[p]
 		if !ok || st.size > maxMirrored {
 			continue
 		}
-		host := mr.hostPath(p)
-		if fi, err := os.Stat(host); err == nil && fi.Mode().IsRegular() && fi.Size() == st.size && fi.ModTime().Unix() == st.mtime {
+		if fi, err := os.Stat(mr.hostPath(p)); err == nil && fi.Mode().IsRegular() && fi.Size() == st.size && fi.ModTime().Unix() == st.mtime {
 			have[p] = true
 			continue
 		}
-		if err := mr.fetch(ctx, p, host, st); err != nil {
-			mr.log.Warn("lsp: mirror: copy failed", "path", p, "err", err)
-			continue
-		}
-		have[p] = true
+		fetch = append(fetch, p)
 	}
+	// A result can name many files (references into a library): copy a
+	// few at a time. Ensure waits for every copier.
+	var (
+		wg  sync.WaitGroup
+		hmu sync.Mutex // guards have
+		sem = make(chan struct{}, fetchers)
+	)
+	for _, p := range fetch {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := mr.fetch(ctx, p, mr.hostPath(p), stamps[p]); err != nil {
+				mr.log.Warn("lsp: mirror: copy failed", "path", p, "err", err)
+				return
+			}
+			hmu.Lock()
+			have[p] = true
+			hmu.Unlock()
+		}()
+	}
+	wg.Wait()
 	return have
 }
 

@@ -2,6 +2,7 @@ package lsp
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -124,5 +125,30 @@ func TestSyncIgnored(t *testing.T) {
 	want := `[{"uri":"` + pathmap.FileURI(filepath.Join(dir, venv)) + `"},{"uri":"file://` + hostWS + `/a.py"}]`
 	if !strings.Contains(string(out), want) {
 		t.Errorf("got %s, want %s", out, want)
+	}
+}
+
+// TestMirrorMany: a result naming many container files mirrors them all.
+func TestMirrorMany(t *testing.T) {
+	lib := t.TempDir()
+	var paths []string
+	for i := range 25 {
+		p := filepath.Join(lib, fmt.Sprintf("m%02d.py", i))
+		if err := os.WriteFile(p, []byte(strings.Repeat("#", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	dir := MirrorDir(t.TempDir(), "i", "id", "img")
+	mr, err := NewMirror(dir, hostExec, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := mr.Ensure(context.Background(), paths)
+	for i, p := range paths {
+		got, err := os.ReadFile(filepath.Join(dir, p))
+		if !have[p] || err != nil || string(got) != strings.Repeat("#", i) {
+			t.Errorf("%s: mirrored %v, %q, %v", p, have[p], got, err)
+		}
 	}
 }
