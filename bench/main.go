@@ -4,6 +4,7 @@
 //
 //	make bench          (or: go run ./bench -backend docker|incus)
 //	go run ./bench -memory   (only the memory scenarios)
+//	go run ./bench -lsp      (only pylsp through berth lsp beside a raw pipe)
 //
 // Peers: the engine's CLI exec (`docker exec`, `incus exec`), an API exec
 // from Go, berth's own plain-exec fallback (--no-agent), host loopback TCP,
@@ -102,6 +103,9 @@ func run() error {
 	}
 	defer eng.close()
 	d := eng.b
+	if *lspOnly && *image == "" {
+		*image = lspImage()
+	}
 	if *image == "" {
 		*image = eng.image
 	}
@@ -147,6 +151,11 @@ func run() error {
 	}
 	defer pb.close()
 	if err := copyFile(ctx, d, inst.ID, fixture); err != nil {
+		return err
+	}
+	if *lspOnly {
+		err := lspBench(&r, eng, bin, ws, inst.ID, inst.Workdir)
+		fmt.Print(r.b.String())
 		return err
 	}
 	if *memoryOnly {

@@ -449,3 +449,12 @@ func unhex(c byte) byte {
 	}
 	return c - 'a' + 10
 }
+
+// ParseFileURI splits a file URI into its percent-decoded path and its
+// verbatim "?query#fragment" suffix, by the rules ToHost and ToContainer
+// use. ok is false for anything but a local file URI with an absolute path.
+func ParseFileURI(s string) (p, suffix string, ok bool) { return parseFileURI(s) }
+
+// FileURI is the file URI of an absolute POSIX path p, percent-encoded as
+// the mapper encodes its URIs.
+func FileURI(p string) string { return "file://" + string(appendEscaped(nil, p)) }

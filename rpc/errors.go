@@ -178,3 +178,8 @@ func toError(err error) *jsonrpc2.Error {
 	}
 	return &jsonrpc2.Error{Code: CodeInternalError, Message: err.Error()}
 }
+
+// ErrorOf is the JSON-RPC error a client sees for err, by the same rules
+// as every berth method's: berth lsp answers an initialize it can't serve
+// with it.
+func ErrorOf(err error) *jsonrpc2.Error { return toError(err) }

@@ -241,6 +241,42 @@ func releaseLater() {
 	})
 }
 
+// FrameReader reads LSP base-protocol frames as berth's own connections
+// do: a malformed frame is an error that IsFrameError recognises, after
+// which reading goes on with the next frame. berth lsp relays frames with
+// it without decoding them into jsonrpc2 messages.
+type FrameReader struct{ fr frameReader }
+
+// NewFrameReader reads frames from r; bodies over limit bytes (MaxFrame
+// when 0) are skipped with a frame error.
+func NewFrameReader(r io.Reader, limit int) *FrameReader {
+	return &FrameReader{fr: frameReader{r: bufio.NewReaderSize(r, readBuffer), limit: limit}}
+}
+
+// ReadFrame returns the next frame's body, which the caller owns.
+func (r *FrameReader) ReadFrame() ([]byte, error) { return r.fr.readFrame() }
+
+// IsFrameError says err is about one bad frame, not the stream.
+func IsFrameError(err error) bool {
+	var fe *frameError
+	return errors.As(err, &fe)
+}
+
+// WriteFrame writes body as one frame, in one Write when it is small.
+func WriteFrame(w io.Writer, body []byte) error {
+	hdr := "Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
+	if len(body) <= readBuffer {
+		buf := make([]byte, 0, len(hdr)+len(body))
+		_, err := w.Write(append(append(buf, hdr...), body...))
+		return err
+	}
+	if _, err := io.WriteString(w, hdr); err != nil {
+		return err
+	}
+	_, err := w.Write(body)
+	return err
+}
+
 // frameReader reads LSP base-protocol frames. After a bad frame whose end
 // it can't know, it resynchronises on the next "Content-Length:" anywhere
 // in the input, so that one bad frame never spoils the ones after it.

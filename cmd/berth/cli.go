@@ -37,6 +37,9 @@ type cliOptions struct {
 	noWorkspace bool // ls, path: no workspace folder needed
 	progress    bool // print window/logMessage (build and hook output) to stderr
 	ownsProcess bool // exec: the output of its process goes to stdout
+	// notes, if set, sees every notification first and takes those it
+	// reports handled: berth lsp routes its processes' output itself.
+	notes func(method string, raw json.RawMessage) bool
 }
 
 // workspaceDir is the CLI's workspace, --workspace or the current
@@ -60,7 +63,7 @@ func openSession(cmd *cobra.Command, g *globalFlags, o cliOptions) (*cliSession,
 	if err != nil {
 		return nil, err
 	}
-	cli := &cliClient{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), exits: make(chan rpc.ExitParams, 1), progress: o.progress}
+	cli := &cliClient{stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(), exits: make(chan rpc.ExitParams, 1), progress: o.progress, notes: o.notes}
 	if !o.ownsProcess {
 		cli.pid = "-" // no process of its own: hook and build output go to stderr as it comes
 	}
@@ -275,6 +278,7 @@ type cliClient struct {
 	exits  chan rpc.ExitParams
 	// progress prints window/logMessage to stderr.
 	progress bool
+	notes    func(method string, raw json.RawMessage) bool // see cliOptions
 
 	mu      sync.Mutex // guards the following
 	pid     string     // the process exec started; "" until its answer
@@ -292,6 +296,9 @@ type procNote struct {
 // Everything else — lifecycle hooks that creating the container ran, an
 // image build's log — goes to stderr, so stdout is the command's alone.
 func (cli *cliClient) notification(method string, raw json.RawMessage) {
+	if cli.notes != nil && cli.notes(method, raw) {
+		return
+	}
 	switch method {
 	case "berth/output", "berth/exit":
 		cli.mu.Lock()

@@ -22,9 +22,9 @@ import (
 // pyflakes) that testdata/images/debian.sh builds for each backend.
 func debianImage(e engine) string {
 	if e.name == docker.Name {
-		return envOr("BERTH_TEST_DEBIAN_IMAGE", "berth-test/debian:1")
+		return envOr("BERTH_TEST_DEBIAN_IMAGE", "berth-test/debian:2")
 	}
-	return envOr("BERTH_TEST_INCUS_DEBIAN_IMAGE", "berth-test/debian-1")
+	return envOr("BERTH_TEST_INCUS_DEBIAN_IMAGE", "berth-test/debian-2")
 }
 
 func envOr(key, def string) string {
@@ -374,7 +374,7 @@ func (d *dapClient) expect(ok func(dap.Message) bool) dap.Message {
 }
 
 // goImage is the Debian test image with golang-go and delve.
-func goImage() string { return envOr("BERTH_TEST_DEBIAN_GO_IMAGE", "berth-test/debian-go:1") }
+func goImage() string { return envOr("BERTH_TEST_DEBIAN_GO_IMAGE", "berth-test/debian-go:2") }
 
 const goTestFile = `package calc
 

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds berth's realistic test image, Debian bookworm with Python, pytest,
-# debugpy and pyflakes, with no registry: debootstrap (minbase) from the
+# debugpy, pyflakes and the pylsp language server, with no registry: debootstrap (minbase) from the
 # machine's own Debian mirror, then apt-get in the chroot. Like the busybox
 # image it has root and user (1000, /home/user), /workspaces, and an
 # /sbin/init for system containers. The root is imported with
-# `docker import` as $BERTH_TEST_DEBIAN_IMAGE (berth-test/debian:1) or with
+# `docker import` as $BERTH_TEST_DEBIAN_IMAGE (berth-test/debian:2) or with
 # `incus image import` as $BERTH_TEST_DEBIAN_INCUS_IMAGE
-# (berth-test/debian-1: Incus reads "a:b" as remote a, image b).
-# BERTH_DEBIAN_GO=1 adds golang-go and delve.
+# (berth-test/debian-2: Incus reads "a:b" as remote a, image b).
+# BERTH_DEBIAN_GO=1 adds golang-go, delve and the gopls language server.
+# The tags end in a version, bumped whenever the package list changes, so
+# that machines holding an older image import the new one.
 #
 # The built root is cached as a tarball under /var/cache/berth, keyed by a
 # hash of this script and the package list, so that importing it again
@@ -19,19 +21,21 @@
 # usage: debian.sh [docker|incus]
 set -euo pipefail
 
-IMAGE=${BERTH_TEST_DEBIAN_IMAGE:-berth-test/debian:1}
-INCUS_IMAGE=${BERTH_TEST_DEBIAN_INCUS_IMAGE:-berth-test/debian-1}
+IMAGE=${BERTH_TEST_DEBIAN_IMAGE:-berth-test/debian:2}
+INCUS_IMAGE=${BERTH_TEST_DEBIAN_INCUS_IMAGE:-berth-test/debian-2}
 ENGINE=${1:-docker}
 CACHE_DIR=${BERTH_CACHE_DIR:-/var/cache/berth}
 APT_ETC=${APT_ETC:-/etc/apt}
 SUITE=bookworm
 # debootstrap's --include (stage 1) and apt-get's packages (stage 2).
 # procps gives ps and pkill; iproute2 gives ip, which /sbin/init uses.
+# pylsp needs setuptools (pkg_resources) for its plugins, which Debian
+# only recommends.
 INCLUDE=python3
-PACKAGES="python3-pytest python3-debugpy python3-pyflakes procps iproute2"
+PACKAGES="python3-pytest python3-debugpy python3-pyflakes python3-pylsp python3-setuptools procps iproute2"
 VARIANT=
 if [ "${BERTH_DEBIAN_GO:-0}" = 1 ]; then
-	PACKAGES="$PACKAGES golang-go delve"
+	PACKAGES="$PACKAGES golang-go delve gopls"
 	VARIANT=-go
 fi
 

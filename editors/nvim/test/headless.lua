@@ -35,7 +35,7 @@ end
 
 local repo = os.getenv('BERTH_REPO') or uv.cwd()
 local berth_bin = os.getenv('BERTH') or (repo .. '/bin/berth')
-local image = os.getenv('BERTH_TEST_DEBIAN_IMAGE') or 'berth-test/debian:1'
+local image = os.getenv('BERTH_TEST_DEBIAN_IMAGE') or 'berth-test/debian:2'
 local timeout = tonumber(os.getenv('BERTH_NVIM_TIMEOUT_MS') or '') or 120000
 
 -- Messages: keep them, and echo them to the log for the run's output.
@@ -273,6 +273,38 @@ local ok, err = pcall(function()
       vim.inspect({ code = shell_code, text = text }))
     vim.cmd('bwipeout! ' .. sbuf)
   end
+
+  -- berth.lsp_cmd: pylsp in the container through berth lsp, with
+  -- vim.lsp.start_client (Neovim 0.7). Definition of add in app.py lands
+  -- in calc.py on the host.
+  local cmd = berth.lsp_cmd({ 'pylsp' })
+  check(vim.deep_equal(cmd, { berth_bin, '--backend', 'docker', '--image', image, 'lsp', '--', 'pylsp' }),
+    'lsp_cmd builds the berth lsp command line', vim.inspect(cmd))
+  local lsp_id = vim.lsp.start_client({ name = 'berth-pylsp', cmd = cmd, root_dir = ws })
+  check(lsp_id ~= nil, 'vim.lsp.start_client on lsp_cmd')
+  vim.cmd('edit ' .. vim.fn.fnameescape(ws .. '/app.py'))
+  local abuf = vim.api.nvim_get_current_buf()
+  vim.lsp.buf_attach_client(abuf, lsp_id)
+  local def
+  vim.wait(timeout, function()
+    local c = vim.lsp.get_client_by_id(lsp_id)
+    if not c or not c.initialized then
+      return false
+    end
+    local res = c.request_sync('textDocument/definition', {
+      textDocument = { uri = vim.uri_from_fname(ws .. '/app.py') },
+      position = { line = 5, character = 13 },
+    }, 10000, abuf)
+    def = res and res.result
+    return def ~= nil and def[1] ~= nil
+  end, 500)
+  local loc = def and def[1] or {}
+  check(loc.uri == vim.uri_from_fname(ws .. '/calc.py'), 'definition through berth lsp is a host URI', vim.inspect(def))
+  vim.lsp.stop_client(lsp_id)
+  vim.wait(10000, function()
+    return vim.lsp.get_client_by_id(lsp_id) == nil
+  end, 100)
+  vim.cmd('bwipeout! ' .. abuf)
 
   -- :BerthDown rm
   vim.cmd('BerthDown rm')

@@ -35,7 +35,7 @@ export XDG_CONFIG_HOME
 trap 'rm -rf "$XDG_CONFIG_HOME"' EXIT
 export BERTH_REPO="$repo"
 export BERTH="${BERTH:-$repo/bin/berth}"
-export BERTH_TEST_DEBIAN_IMAGE="${BERTH_TEST_DEBIAN_IMAGE:-berth-test/debian:1}"
+export BERTH_TEST_DEBIAN_IMAGE="${BERTH_TEST_DEBIAN_IMAGE:-berth-test/debian:2}"
 if [ ! -x "$BERTH" ]; then
 	echo "run.sh: $BERTH is missing: run make build" >&2
 	exit 1

@@ -7,6 +7,7 @@
 import * as vscode from 'vscode';
 import { Berth, errorCode, errorMessage, workspaceParam } from './berth';
 import { attachDebugger, registerDebugging } from './debugging';
+import { LanguageServers } from './languageServers';
 import { ExecPty } from './pty';
 import { BerthTests } from './testing';
 import { CommandLineError, commandArgv } from './logic/cmdline';
@@ -27,6 +28,12 @@ export function activate(context: vscode.ExtensionContext): void {
   status.text = '$(loading~spin) berth';
   status.show();
   context.subscriptions.push(b, tests, status, ...registerDebugging(b));
+
+  // berth.languageServers: language servers in the container, each its
+  // own `berth lsp` process.
+  const servers = new LanguageServers(b.output);
+  context.subscriptions.push(servers);
+  void servers.restart();
 
   // The "berth" terminal profile: the remote user's login shell, through
   // `berth shell`, on a real terminal of VS Code's.

@@ -787,6 +787,37 @@ function M.shell(opts)
   return job, buf
 end
 
+-- M.lsp_cmd returns the `cmd` that runs a language server in the
+-- workspace's container through `berth lsp`, for vim.lsp.start,
+-- vim.lsp.start_client or lspconfig: berth rewrites every URI between host
+-- and container. server is the server's argv in the container, e.g.
+-- {'pylsp'}. Without opts.workspace (or the root setting), berth finds the
+-- workspace from the client's root_dir.
+function M.lsp_cmd(server, opts)
+  opts = opts or {}
+  if type(server) == 'string' then
+    server = { server }
+  end
+  assert(type(server) == 'table' and #server > 0, "berth.lsp_cmd: give the server's command, e.g. {'pylsp'}")
+  local argv = { M.config.cmd[1] }
+  local ws = opts.workspace or M.config.root
+  if ws then
+    vim.list_extend(argv, { '--workspace', ws })
+  end
+  for _, k in ipairs({ 'backend', 'image', 'config' }) do
+    local v = opts[k] or M.config[k]
+    if v ~= nil and v ~= '' then
+      vim.list_extend(argv, { '--' .. k, v })
+    end
+  end
+  if opts.trust or M.config.trust then
+    table.insert(argv, '--trust')
+  end
+  vim.list_extend(argv, { 'lsp', '--' })
+  vim.list_extend(argv, server)
+  return argv
+end
+
 ---------------------------------------------------------------------------
 -- Setup
 ---------------------------------------------------------------------------

@@ -71,7 +71,7 @@ test('package.json has what the marketplace and VS Code need', () => {
   assert.equal(pkg.main, './out/extension.js');
   assert.deepEqual(pkg.activationEvents.slice(0, 2), ['onStartupFinished', 'workspaceContains:.devcontainer/devcontainer.json']);
   const props = Object.keys(pkg.contributes.configuration.properties).sort();
-  assert.deepEqual(props, ['berth.backend', 'berth.image', 'berth.path', 'berth.tcp', 'berth.tokenFile', 'berth.trace.server']);
+  assert.deepEqual(props, ['berth.backend', 'berth.image', 'berth.languageServers', 'berth.path', 'berth.tcp', 'berth.tokenFile', 'berth.trace.server']);
   const dbg = pkg.contributes.debuggers[0];
   assert.equal(dbg.type, 'berth');
   for (const k of ['adapter', 'program', 'module', 'args', 'cwd', 'env', 'justMyCode', 'port', 'connectBack']) {
