@@ -54,7 +54,8 @@ func TestHash(t *testing.T) {
 		same bool
 	}{
 		{name: "reformatted, comments changed, keys reordered", fsys: with(fDevcontainer, hashConfigReformatted), same: true},
-		{name: "unknown key added", fsys: with(fDevcontainer, hashConfig[:len(hashConfig)-1]+`"features": {"x": {}}}`), same: true},
+		{name: "unknown key added", fsys: with(fDevcontainer, hashConfig[:len(hashConfig)-1]+`"fancyNewKey": {"x": {}}}`), same: true},
+		{name: "a Feature added", fsys: with(fDevcontainer, hashConfig[:len(hashConfig)-1]+`"features": {"./x": {}}}`)},
 		{name: "variable resolving to the same value", fsys: base, env: map[string]string{"V": "1"}, same: true},
 		{name: "an unrelated file changes", fsys: with(fContainerfile, "FROM alpine\n"), same: true},
 		{name: "Dockerfile changes", fsys: with("ws/.devcontainer/Dockerfile", "FROM golang:1.26\nRUN true\n")},
