@@ -288,8 +288,18 @@ func (r *resolver) configErr(ref *devcontainer.FeatureRef, option string, kind e
 			e.Line, e.Column = pos[0], pos[1]
 		}
 	}
-	return fmt.Errorf("%w (%w)", e, kind)
+	return &entryError{e, kind}
 }
+
+// entryError is a ConfigError that also wraps one of the package's
+// sentinels, without repeating it in the message.
+type entryError struct {
+	cfg  *devcontainer.ConfigError
+	kind error
+}
+
+func (e *entryError) Error() string   { return e.cfg.Error() }
+func (e *entryError) Unwrap() []error { return []error{e.cfg, e.kind} }
 
 // envName is an option's environment variable, as the spec makes it:
 // non-word characters become '_', leading digits and underscores one '_',

@@ -158,5 +158,5 @@ func cycleError(fs []*Feature, deps map[*Feature][]*Feature, done map[*Feature]b
 			break
 		}
 	}
-	return fmt.Errorf("%w (%w)", e, ErrBadFeature)
+	return &entryError{e, ErrBadFeature}
 }
