@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,7 +192,8 @@ func TestOrder(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ws := t.TempDir()
 			var entries []string
-			for id, extra := range tt.feats {
+			for _, id := range slices.Sorted(maps.Keys(tt.feats)) {
+				extra := tt.feats[id]
 				writeFeature(t, filepath.Join(ws, ".devcontainer", id), id, extra)
 				entries = append(entries, fmt.Sprintf("%q: {}", "./"+id))
 			}
