@@ -8,7 +8,15 @@ set -euo pipefail
 log() { echo "setup/registry: $*" >&2; }
 
 addr=127.0.0.1:5000
-up() { curl -fsS -o /dev/null "http://$addr/v2/" 2>/dev/null; }
+# bash's /dev/tcp: nothing to install to ask whether it answers.
+up() {
+	(
+		exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}" || exit 1
+		printf 'GET /v2/ HTTP/1.0\r\n\r\n' >&3
+		read -r _ status _ <&3 || exit 1
+		[ "$status" = 200 ]
+	) 2>/dev/null
+}
 
 if up; then
 	exit 0
@@ -23,7 +31,7 @@ if ! command -v docker-registry >/dev/null 2>&1; then
 	log "installing docker-registry"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends docker-registry curl >/dev/null
+	apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
 fi
 
 # Loopback only: the tests push to it with plain HTTP.
@@ -56,9 +64,9 @@ fi
 
 if ! up; then
 	# No systemd (a container, CI): run it ourselves, as docker.sh does dockerd.
-	pkill_pid=$(cat /run/berth-registry.pid 2>/dev/null || true)
-	if [ -n "$pkill_pid" ] && kill -0 "$pkill_pid" 2>/dev/null; then
-		kill "$pkill_pid" || true
+	old=$(cat /run/berth-registry.pid 2>/dev/null || true)
+	if [ -n "$old" ] && kill -0 "$old" 2>/dev/null; then
+		kill "$old" || true
 	fi
 	log "starting docker-registry (log: /var/log/berth-registry.log)"
 	nohup docker-registry serve "$conf" >>/var/log/berth-registry.log 2>&1 </dev/null &
