@@ -466,3 +466,18 @@ func sortedDeps(f *Feature) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Merged is cfg after its Features, as `berth config` reports it
+// (mergedConfiguration): Resolve with opts, then devcontainer.Merge of
+// image (the base image's entries, when the caller has read its label;
+// nil otherwise) and the Features' metadata. With opts.Offline it never
+// touches the network, and the Features it could not resolve are
+// returned, not an error.
+func Merged(ctx context.Context, cfg *devcontainer.Config, image []devcontainer.Metadata, opts Options) (*devcontainer.Config, []Unresolved, error) {
+	set, err := Resolve(ctx, cfg, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	entries := append(slices.Clone(image), set.Metadata()...)
+	return devcontainer.Merge(cfg, entries), set.Unresolved, nil
+}

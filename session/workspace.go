@@ -195,6 +195,7 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 			return Instance{}, err
 		}
 	}
+	askCtx := ctx // the user may take a while to answer: no watchdog
 	ctx, touch, cancel := watchdog(ctx, idleTimeout)
 	defer cancel()
 	if opts.Recreate && exists {
@@ -235,9 +236,10 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 		merged := devcontainer.Merge(cfg, plan.entries)
 		if opts.Authorize != nil && !exists {
 			// The base image's own hooks need trust as the config's do.
-			if err := opts.Authorize(ctx, ws, merged); err != nil {
+			if err := opts.Authorize(askCtx, ws, merged); err != nil {
 				return Instance{}, err
 			}
+			touch()
 		}
 		merged.ContainerEnv = instanceEnv(cfg, plan.entries, plan.install == nil)
 		if spec, err = w.m.spec(ws, merged); err != nil {

@@ -155,6 +155,21 @@ func TestFeaturesEndToEnd(t *testing.T) {
 		}
 		check(fmt.Sprintf("up again (offline %v)", offline))
 	}
+
+	// That image, as another workspace's base: its label's hooks run, and
+	// need trust first.
+	other := workspace(t, e.b)
+	writeFile(t, filepath.Join(other, ".devcontainer.json"), `{"image": "`+inst.Image+`"}`)
+	if _, errOut, code := cli(t, e, other, "up"); code != 125 || !strings.Contains(errOut, "image metadata[3] (envcap) postCreateCommand") {
+		t.Errorf("up of an image with hooks in its label, untrusted: code %d\n%s", code, errOut)
+	}
+	if _, errOut, code := cli(t, e, other, "up", "--trust"); code != 0 {
+		t.Fatalf("up --trust: code %d\n%s", code, errOut)
+	}
+	got, errOut, code := cli(t, e, other, "exec", "--", "sh", "-c", "cat /tmp/hooks.log; echo $ENVCAP_HOME; envcap")
+	if want := "feature-postcreate\n/opt/envcap\nenvcap mint\n"; code != 0 || got != want {
+		t.Errorf("image metadata: exec = %q (code %d, %s), want %q", got, code, errOut, want)
+	}
 }
 
 // A failed install names the Feature and ends with its output, and leaves
