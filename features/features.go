@@ -19,12 +19,14 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/berthdev/berth/devcontainer"
 )
@@ -149,7 +151,12 @@ func Resolve(ctx context.Context, cfg *devcontainer.Config, opts Options) (*Set,
 		opts.CacheDir = dir
 	}
 	if opts.HTTP == nil {
-		opts.HTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+		// An address that never answers must fail, not hang: the
+		// cache may still serve.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.DialContext = (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+		tr.ResponseHeaderTimeout = 30 * time.Second
+		opts.HTTP = &http.Client{Transport: tr}
 	}
 	set.LockFile = LockPath(cfg.File)
 	lock, err := readLock(set.LockFile)

@@ -7,6 +7,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -281,7 +282,6 @@ func (r *resolver) pull(ctx context.Context, pr registry.Reference, resource, ta
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnresolved, resource, err)
 	}
-	repo.PlainHTTP = loopbackHost(pr.Registry)
 	client := &auth.Client{Client: r.opts.HTTP, Cache: auth.NewCache()}
 	if store := dockerCredentials(); store != nil {
 		client.Credential = func(ctx context.Context, host string) (auth.Credential, error) {
@@ -290,6 +290,11 @@ func (r *resolver) pull(ctx context.Context, pr registry.Reference, resource, ta
 	}
 	repo.Client = client
 	mdesc, rc, err := repo.FetchReference(ctx, target)
+	if err != nil && loopbackHost(pr.Registry) && plainServer(err) {
+		// A registry on loopback may speak plain HTTP, as docker allows.
+		repo.PlainHTTP = true
+		mdesc, rc, err = repo.FetchReference(ctx, target)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s:%s: %v", ErrUnresolved, resource, target, err)
 	}
@@ -328,6 +333,13 @@ func (r *resolver) pull(ctx context.Context, pr registry.Reference, resource, ta
 		return nil, err
 	}
 	return &Feature{Kind: KindOCI, Resource: resource, Resolved: resolved, Integrity: integrity, Dir: r.contentDir(integrity)}, nil
+}
+
+// plainServer reports whether err says the server answered TLS with
+// plain HTTP.
+func plainServer(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.As(err, &rh) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
 
 // dockerCredentials is the docker CLI's credential file, when there is one.
