@@ -57,18 +57,18 @@ type Step struct {
 func (s *Set) WriteContext(dir, base, imageUser string, u Users) (string, error) {
 	u = u.fill()
 	var df strings.Builder
-	fmt.Fprintf(&df, "# Features of berth: %s\nFROM %s\nUSER root\n", strings.Join(s.Refs(), ", "), base)
+	// One COPY of every Feature and one RUN each: every step of the
+	// engine's builder costs a container.
+	fmt.Fprintf(&df, "# Features of berth: %s\nFROM %s\nUSER root\nCOPY features/ %s/\n", strings.Join(s.Refs(), ", "), base, InstallDir)
 	for i, f := range s.Features {
 		name := fmt.Sprintf("f%d", i)
-		if err := copyTree(f.Dir, filepath.Join(dir, name)); err != nil {
+		if err := copyTree(f.Dir, filepath.Join(dir, "features", name)); err != nil {
 			return "", fmt.Errorf("features: build context: %w", err)
 		}
-		if err := writeInstallFiles(filepath.Join(dir, name), f, u); err != nil {
+		if err := writeInstallFiles(filepath.Join(dir, "features", name), f, u); err != nil {
 			return "", fmt.Errorf("features: build context: %w", err)
 		}
-		target := path.Join(InstallDir, name)
-		fmt.Fprintf(&df, "COPY %s/ %s/\n", name, target)
-		fmt.Fprintf(&df, "RUN /bin/sh %s/berth-install.sh\n", target)
+		fmt.Fprintf(&df, "RUN /bin/sh %s/berth-install.sh\n", path.Join(InstallDir, name))
 		// After its install, as the devcontainer CLI does: the variables
 		// often point at what install.sh put in place.
 		if env := f.Meta.ContainerEnv; len(env) > 0 {
@@ -79,7 +79,6 @@ func (s *Set) WriteContext(dir, base, imageUser string, u Users) (string, error)
 			df.WriteString("\n")
 		}
 	}
-	fmt.Fprintf(&df, "RUN rm -rf %s\n", InstallDir)
 	if imageUser != "" && imageUser != "root" {
 		fmt.Fprintf(&df, "USER %s\n", imageUser)
 	}
