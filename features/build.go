@@ -53,8 +53,9 @@ type Step struct {
 // WriteContext writes a Docker build context into dir, an empty folder:
 // a Dockerfile that adds one layer per Feature onto base, in install
 // order, and each Feature's files. imageUser is the base image's own user,
-// which the result keeps. It returns the Dockerfile's path.
-func (s *Set) WriteContext(dir, base, imageUser string, u Users) (string, error) {
+// which the result keeps; labels go on the result, in one step. It returns
+// the Dockerfile's path.
+func (s *Set) WriteContext(dir, base, imageUser string, u Users, labels map[string]string) (string, error) {
 	u = u.fill()
 	var df strings.Builder
 	// One COPY of every Feature and one RUN each: every step of the
@@ -78,6 +79,13 @@ func (s *Set) WriteContext(dir, base, imageUser string, u Users) (string, error)
 			}
 			df.WriteString("\n")
 		}
+	}
+	if len(labels) > 0 {
+		df.WriteString("LABEL")
+		for _, k := range slices.Sorted(maps.Keys(labels)) {
+			fmt.Fprintf(&df, " %s=%s", dockerQuote(k), dockerQuote(labels[k]))
+		}
+		df.WriteString("\n")
 	}
 	if imageUser != "" && imageUser != "root" {
 		fmt.Fprintf(&df, "USER %s\n", imageUser)
@@ -150,6 +158,13 @@ func envList(m map[string]string) []string {
 		out = append(out, k+"="+m[k])
 	}
 	return out
+}
+
+// dockerQuote quotes s for a Dockerfile instruction, where double-quoted
+// strings take backslash escapes and expand $variables.
+func dockerQuote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`, "\n", `\n`)
+	return `"` + r.Replace(s) + `"`
 }
 
 // shellQuote quotes s for /bin/sh.

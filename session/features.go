@@ -95,11 +95,13 @@ func (m *Manager) planImage(ctx context.Context, ws string, cfg *devcontainer.Co
 		return plan, err
 	}
 	defer os.RemoveAll(dir)
-	dockerfile, err := set.WriteContext(dir, base, info.User, users)
+	label, err := json.Marshal(plan.entries)
 	if err != nil {
 		return plan, err
 	}
-	label, err := json.Marshal(plan.entries)
+	dockerfile, err := set.WriteContext(dir, base, info.User, users, map[string]string{
+		backends.LabelManaged: "true", backends.LabelWorkspace: ws, devcontainer.LabelMetadata: string(label),
+	})
 	if err != nil {
 		return plan, err
 	}
@@ -107,7 +109,6 @@ func (m *Manager) planImage(ctx context.Context, ws string, cfg *devcontainer.Co
 	var tail tailBuffer
 	err = b.Build(ctx, backends.BuildSpec{
 		Context: dir, Dockerfile: dockerfile, Tag: plan.image,
-		Labels: map[string]string{backends.LabelManaged: "true", backends.LabelWorkspace: ws, devcontainer.LabelMetadata: string(label)},
 	}, io.MultiWriter(blog, &tail))
 	if err != nil {
 		return plan, featureFailed(err, tail.String())
