@@ -303,7 +303,13 @@ func finishJSON(fsys fs.FS, src Source, file, ws string, data []byte, env func(s
 		return nil, err
 	}
 	c.Source = src
+	// Local Features are build inputs too: editing one makes the
+	// container stale.
+	inputs := localFeatureInputs(fsys, filepath.Dir(file), c.Features)
 	if c.Build == nil {
+		if len(inputs) > 0 {
+			c.Hash = computeHash(c, inputs...)
+		}
 		return c, nil
 	}
 	df, found, err := readIfExists(fsys, c.Build.Dockerfile)
@@ -315,8 +321,33 @@ func finishJSON(fsys fs.FS, src Source, file, ws string, data []byte, env func(s
 		// and the user gets the config file named.
 		return nil, &ConfigError{File: file, Field: "build.dockerfile", Msg: c.Build.Dockerfile + " does not exist"}
 	}
-	c.Hash = computeHash(c, df)
+	c.Hash = computeHash(c, append([][]byte{df}, inputs...)...)
 	return c, nil
+}
+
+// localFeatureInputs lists the files of the local Features (./path), as
+// name and contents, for the hash. A folder that can't be read adds
+// nothing: resolving the Features reports it.
+func localFeatureInputs(fsys fs.FS, dir string, refs []FeatureRef) [][]byte {
+	var out [][]byte
+	for _, f := range refs {
+		if !strings.HasPrefix(f.ID, "./") && !strings.HasPrefix(f.ID, "../") {
+			continue
+		}
+		root := toFSPath(hostPath(dir, f.ID))
+		_ = fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			data, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return nil
+			}
+			out = append(out, []byte(p), data)
+			return nil
+		})
+	}
+	return out
 }
 
 func containerfileConfig(src Source, file, context, ws string, data []byte) *Config {

@@ -103,3 +103,34 @@ func TestHashOtherSources(t *testing.T) {
 		t.Errorf("image hash not stable: %s then %s", img1, again)
 	}
 }
+
+// A local Feature's files are build inputs: editing one makes the
+// container stale, and so does nothing else there.
+func TestHashLocalFeatures(t *testing.T) {
+	base := fstest.MapFS{
+		fDevcontainer:                         file(`{"image": "debian", "features": {"./tools": {}}}`),
+		"ws/.devcontainer/tools/install.sh":   file("#!/bin/sh\necho one\n"),
+		"ws/.devcontainer/tools/feature.json": file(`{"id": "tools"}`),
+		"ws/.devcontainer/other/install.sh":   file("#!/bin/sh\n"),
+	}
+	hash := func(fsys fstest.MapFS) string {
+		t.Helper()
+		c, err := discover(fsys, "/ws", "", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Hash
+	}
+	with := func(name, data string) fstest.MapFS {
+		f := maps.Clone(base)
+		f[name] = file(data)
+		return f
+	}
+	h := hash(base)
+	if hash(with("ws/.devcontainer/tools/install.sh", "#!/bin/sh\necho two\n")) == h {
+		t.Error("editing the Feature's install.sh kept the hash")
+	}
+	if hash(with("ws/.devcontainer/other/install.sh", "#!/bin/sh\necho two\n")) != h {
+		t.Error("editing a folder no Feature names changed the hash")
+	}
+}
