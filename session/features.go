@@ -128,6 +128,40 @@ func featureFailed(err error, log string) error {
 	return fmt.Errorf("the Feature %s failed to install (%w); the end of its log:\n%s", name, err, strings.TrimSpace(out))
 }
 
+// substituteEntries replaces, in the entries' mounts and containerEnv,
+// the variables that the spec resolves in image metadata and Features:
+// ${devcontainerId} (stable for the workspace), ${localWorkspaceFolder}
+// and ${containerWorkspaceFolder}. Docker-in-docker style Features name
+// their volumes after ${devcontainerId}.
+func substituteEntries(entries []devcontainer.Metadata, ws, workdir string) []devcontainer.Metadata {
+	sum := sha256.Sum256([]byte("berth devcontainerId\x00" + ws))
+	r := strings.NewReplacer(
+		"${devcontainerId}", hex.EncodeToString(sum[:])[:16],
+		"${localWorkspaceFolder}", ws,
+		"${containerWorkspaceFolder}", workdir,
+	)
+	out := make([]devcontainer.Metadata, len(entries))
+	for i, e := range entries {
+		if len(e.Mounts) > 0 {
+			ms := make([]devcontainer.Mount, len(e.Mounts))
+			for j, m := range e.Mounts {
+				m.Source, m.Target = r.Replace(m.Source), r.Replace(m.Target)
+				ms[j] = m
+			}
+			e.Mounts = ms
+		}
+		if len(e.ContainerEnv) > 0 {
+			env := make(map[string]string, len(e.ContainerEnv))
+			for k, v := range e.ContainerEnv {
+				env[k] = r.Replace(v)
+			}
+			e.ContainerEnv = env
+		}
+		out[i] = e
+	}
+	return out
+}
+
 // labelEntries parses image metadata; what can't be read is logged and
 // skipped: an image's label must not make its workspace unusable.
 func labelEntries(label, what string, log *slog.Logger) []devcontainer.Metadata {

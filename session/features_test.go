@@ -70,3 +70,21 @@ func TestFeatureFailed(t *testing.T) {
 		t.Errorf("without a marker: %v", err)
 	}
 }
+
+func TestSubstituteEntries(t *testing.T) {
+	in := []devcontainer.Metadata{{
+		Mounts:       []devcontainer.Mount{{Type: "volume", Source: "dind-${devcontainerId}", Target: "/var/lib/docker"}},
+		ContainerEnv: map[string]string{"W": "${containerWorkspaceFolder}/bin", "H": "${localWorkspaceFolder}"},
+	}}
+	a := substituteEntries(in, "/home/u/a", "/workspaces/a")
+	b := substituteEntries(in, "/home/u/b", "/workspaces/b")
+	if src := a[0].Mounts[0].Source; strings.Contains(src, "$") || src == b[0].Mounts[0].Source {
+		t.Errorf("volume names %q and %q: want them substituted and different per workspace", src, b[0].Mounts[0].Source)
+	}
+	if a[0].ContainerEnv["W"] != "/workspaces/a/bin" || a[0].ContainerEnv["H"] != "/home/u/a" {
+		t.Errorf("env = %v", a[0].ContainerEnv)
+	}
+	if in[0].Mounts[0].Source != "dind-${devcontainerId}" {
+		t.Error("the input changed")
+	}
+}

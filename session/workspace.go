@@ -233,6 +233,7 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 		}
 	}
 	if len(plan.entries) > 0 {
+		plan.entries = substituteEntries(plan.entries, ws, cfg.WorkspaceFolder)
 		merged := devcontainer.Merge(cfg, plan.entries)
 		if opts.Authorize != nil && !exists {
 			// The base image's own hooks need trust as the config's do.
