@@ -96,6 +96,7 @@ func TestFeaturesEndToEnd(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &inst); err != nil || !strings.HasPrefix(inst.Image, "berth-features/") {
 		t.Fatalf("up = %s (%v), want an image of berth-features", out, err)
 	}
+	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", inst.Image).Run() })
 	check := func(when string) {
 		t.Helper()
 		got, errOut, code := cli(t, e, ws, "exec", "--", "sh", "-c", "hello; envcap; echo $ENVCAP_HOME; cat /usr/local/share/berth-order /tmp/hooks.log /usr/local/share/berth-hello-users")
