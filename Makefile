@@ -41,6 +41,7 @@ deps: deps-demo
 	@bash testdata/setup/incus.sh || $(TOLERATE)
 	@bash testdata/images/busybox.sh incus || $(TOLERATE)
 	@bash testdata/images/debian.sh incus || $(TOLERATE)
+	@bash testdata/setup/registry.sh || $(TOLERATE)
 
 vet:
 	$(GO) vet ./...

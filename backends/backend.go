@@ -83,6 +83,15 @@ type Spec struct {
 	Mounts    []Mount           // at least the workspace mount
 	Labels    map[string]string // extra labels; berth's own are added by the backend
 	Env       []string          // KEY=VALUE for the whole instance
+	// Engine settings from devcontainer.json, image metadata and Features.
+	CapAdd, SecurityOpt []string
+	Privileged          bool
+	// InitProcess is devcontainer.json's init: an init process (tini)
+	// reaps zombies. (Init, above, is berth's own main process.)
+	InitProcess bool
+	// Entrypoint lists Features' entrypoint scripts, run in order before
+	// the instance's main process.
+	Entrypoint []string
 
 	// Init, when set, is the instance's main process in place of the
 	// backend's own keep-alive: it must stay up and exit promptly on
@@ -182,6 +191,20 @@ type BuildSpec struct {
 type Builder interface {
 	Build(ctx context.Context, spec BuildSpec, log io.Writer) error
 	ImageExists(ctx context.Context, ref string) (bool, error)
+}
+
+// ImageInfo is what berth reads of an image without running it.
+type ImageInfo struct {
+	ID     string            // the engine's id (digest or fingerprint)
+	User   string            // the image's default user; "" for root
+	Labels map[string]string // Docker labels, or Incus image properties
+}
+
+// ImageInspector is implemented by backends that can read an image's
+// labels (devcontainer.metadata among them), fetching the image first when
+// the engine can.
+type ImageInspector interface {
+	InspectImage(ctx context.Context, ref string) (ImageInfo, error)
 }
 
 // ErrBuild means an image build failed; the error says at which step.

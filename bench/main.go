@@ -5,6 +5,7 @@
 //	make bench          (or: go run ./bench -backend docker|incus)
 //	go run ./bench -memory   (only the memory scenarios)
 //	go run ./bench -lsp      (only pylsp through berth lsp beside a raw pipe)
+//	go run ./bench -features (only `up` of a Features config, cold and warm)
 //
 // Peers: the engine's CLI exec (`docker exec`, `incus exec`), an API exec
 // from Go, berth's own plain-exec fallback (--no-agent), host loopback TCP,
@@ -95,6 +96,16 @@ func run() error {
 	ctx := context.Background()
 	bin, err := filepath.Abs(*berthBin)
 	if err != nil {
+		return err
+	}
+	if *featuresOnly {
+		img := *image
+		if img == "" {
+			img = "berth-test/busybox:1"
+		}
+		var r report
+		err := featuresBench(&r, bin, img)
+		fmt.Print(r.b.String())
 		return err
 	}
 	eng, err := newEngine(ctx, *engineArg)

@@ -83,6 +83,30 @@ type Config struct {
 	// ShutdownAction is "none" or "stopContainer" (the default);
 	// "stopCompose" is read as "stopContainer".
 	ShutdownAction string
+	// Engine settings, from the config's own keys and, after Merge, from
+	// image metadata and Features.
+	CapAdd      []string `json:",omitempty"` // capAdd, runArgs --cap-add, Features
+	SecurityOpt []string `json:",omitempty"` // securityOpt, runArgs --security-opt, Features
+	Privileged  bool     `json:",omitempty"` // privileged, runArgs --privileged, Features
+	Init        bool     `json:",omitempty"` // init, runArgs --init, Features
+	// Entrypoints are Features' entrypoint scripts, in install order.
+	Entrypoints []string `json:",omitempty"`
+	// OverrideCommand is overrideCommand; nil means the spec's default.
+	OverrideCommand *bool `json:",omitempty"`
+	// Features lists the features key's entries, in file order.
+	Features []FeatureRef `json:",omitempty"`
+	// OverrideFeatureInstallOrder is overrideFeatureInstallOrder: Feature
+	// ids installed first, in this order, as far as dependencies allow.
+	OverrideFeatureInstallOrder []string `json:",omitempty"`
+	// Metadata is what Merge took in: image-metadata entries (the base
+	// image's label, then one per Feature), in order. Their lifecycle
+	// commands run before the config's own.
+	Metadata []Metadata `json:",omitempty"`
+	// Keys that image metadata also carries.
+	UserEnvProbe        string                    `json:",omitempty"`
+	UpdateRemoteUserUID *bool                     `json:",omitempty"`
+	WaitFor             string                    `json:",omitempty"`
+	PortsAttributes     map[string]PortAttributes `json:",omitempty"`
 	// Berth holds customizations.berth.
 	Berth BerthSettings
 	// Unknown lists what was ignored, roughly in file order: unknown or
@@ -125,6 +149,30 @@ type Hook struct {
 	Shell    string           // string form: run with /bin/sh -c
 	Argv     []string         // array form: run directly
 	Parallel map[string]*Hook // object form: named commands run in parallel, each a Shell or an Argv
+}
+
+// FeatureRef is one entry of the features key.
+type FeatureRef struct {
+	// ID is the reference as written: "./local-folder", an OCI reference
+	// such as "registry.example/ns/feature:1", or an https:// tarball URL.
+	ID string
+	// Options are the user's option values: strings, booleans, or numbers
+	// as their JSON text. A string given instead of an object is the
+	// "version" option.
+	Options map[string]any
+	// Where the entry's key, and each option's value, are in the file,
+	// for errors. They do not count towards Hash.
+	Line, Column int               `json:"-"`
+	OptionPos    map[string][2]int `json:"-"`
+}
+
+// PortAttributes is one entry of portsAttributes.
+type PortAttributes struct {
+	Label            string `json:"label,omitempty"`
+	OnAutoForward    string `json:"onAutoForward,omitempty"`
+	Protocol         string `json:"protocol,omitempty"`
+	RequireLocalPort *bool  `json:"requireLocalPort,omitempty"`
+	ElevateIfNeeded  *bool  `json:"elevateIfNeeded,omitempty"`
 }
 
 // BerthSettings is customizations.berth.
@@ -255,7 +303,13 @@ func finishJSON(fsys fs.FS, src Source, file, ws string, data []byte, env func(s
 		return nil, err
 	}
 	c.Source = src
+	// Local Features are build inputs too: editing one makes the
+	// container stale.
+	inputs := localFeatureInputs(fsys, filepath.Dir(file), c.Features)
 	if c.Build == nil {
+		if len(inputs) > 0 {
+			c.Hash = computeHash(c, inputs...)
+		}
 		return c, nil
 	}
 	df, found, err := readIfExists(fsys, c.Build.Dockerfile)
@@ -267,8 +321,33 @@ func finishJSON(fsys fs.FS, src Source, file, ws string, data []byte, env func(s
 		// and the user gets the config file named.
 		return nil, &ConfigError{File: file, Field: "build.dockerfile", Msg: c.Build.Dockerfile + " does not exist"}
 	}
-	c.Hash = computeHash(c, df)
+	c.Hash = computeHash(c, append([][]byte{df}, inputs...)...)
 	return c, nil
+}
+
+// localFeatureInputs lists the files of the local Features (./path), as
+// name and contents, for the hash. A folder that can't be read adds
+// nothing: resolving the Features reports it.
+func localFeatureInputs(fsys fs.FS, dir string, refs []FeatureRef) [][]byte {
+	var out [][]byte
+	for _, f := range refs {
+		if !strings.HasPrefix(f.ID, "./") && !strings.HasPrefix(f.ID, "../") {
+			continue
+		}
+		root := toFSPath(hostPath(dir, f.ID))
+		_ = fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			data, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return nil
+			}
+			out = append(out, []byte(p), data)
+			return nil
+		})
+	}
+	return out
 }
 
 func containerfileConfig(src Source, file, context, ws string, data []byte) *Config {

@@ -54,7 +54,8 @@ func TestHash(t *testing.T) {
 		same bool
 	}{
 		{name: "reformatted, comments changed, keys reordered", fsys: with(fDevcontainer, hashConfigReformatted), same: true},
-		{name: "unknown key added", fsys: with(fDevcontainer, hashConfig[:len(hashConfig)-1]+`"features": {"x": {}}}`), same: true},
+		{name: "unknown key added", fsys: with(fDevcontainer, hashConfig[:len(hashConfig)-1]+`"fancyNewKey": {"x": {}}}`), same: true},
+		{name: "a Feature added", fsys: with(fDevcontainer, hashConfig[:len(hashConfig)-1]+`"features": {"./x": {}}}`)},
 		{name: "variable resolving to the same value", fsys: base, env: map[string]string{"V": "1"}, same: true},
 		{name: "an unrelated file changes", fsys: with(fContainerfile, "FROM alpine\n"), same: true},
 		{name: "Dockerfile changes", fsys: with("ws/.devcontainer/Dockerfile", "FROM golang:1.26\nRUN true\n")},
@@ -100,5 +101,36 @@ func TestHashOtherSources(t *testing.T) {
 	}
 	if again := hash(fstest.MapFS{}, "alpine:3"); again != img1 {
 		t.Errorf("image hash not stable: %s then %s", img1, again)
+	}
+}
+
+// A local Feature's files are build inputs: editing one makes the
+// container stale, and so does nothing else there.
+func TestHashLocalFeatures(t *testing.T) {
+	base := fstest.MapFS{
+		fDevcontainer:                         file(`{"image": "debian", "features": {"./tools": {}}}`),
+		"ws/.devcontainer/tools/install.sh":   file("#!/bin/sh\necho one\n"),
+		"ws/.devcontainer/tools/feature.json": file(`{"id": "tools"}`),
+		"ws/.devcontainer/other/install.sh":   file("#!/bin/sh\n"),
+	}
+	hash := func(fsys fstest.MapFS) string {
+		t.Helper()
+		c, err := discover(fsys, "/ws", "", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Hash
+	}
+	with := func(name, data string) fstest.MapFS {
+		f := maps.Clone(base)
+		f[name] = file(data)
+		return f
+	}
+	h := hash(base)
+	if hash(with("ws/.devcontainer/tools/install.sh", "#!/bin/sh\necho two\n")) == h {
+		t.Error("editing the Feature's install.sh kept the hash")
+	}
+	if hash(with("ws/.devcontainer/other/install.sh", "#!/bin/sh\necho two\n")) != h {
+		t.Error("editing a folder no Feature names changed the hash")
 	}
 }

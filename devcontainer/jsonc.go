@@ -20,8 +20,9 @@ type node struct {
 }
 
 type member struct {
-	key string
-	val *node
+	key    string
+	keyOff int // byte offset of the key's opening quote
+	val    *node
 }
 
 // get returns the value of key, the last one if key is repeated (as
@@ -169,7 +170,7 @@ func toNode(v *hujson.Value) *node {
 		for i := range t.Members {
 			m := &t.Members[i]
 			key, _ := m.Name.Value.(hujson.Literal)
-			n.members = append(n.members, member{key: key.String(), val: toNode(&m.Value)})
+			n.members = append(n.members, member{key: key.String(), keyOff: m.Name.StartOffset, val: toNode(&m.Value)})
 		}
 	case *hujson.Array:
 		n.kind = '['

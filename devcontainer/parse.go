@@ -147,6 +147,10 @@ func (p *parser) top(root *node) error {
 			c.ShutdownAction, err = p.shutdownAction(v)
 		case "customizations":
 			err = p.customizations(v)
+		case "features":
+			c.Features, err = p.features(v)
+		case "overrideFeatureInstallOrder":
+			c.OverrideFeatureInstallOrder, err = p.strings(v, m.key)
 		case composeKey:
 			p.composed = m.key
 			p.unknown(m.key)
@@ -603,4 +607,77 @@ func (p *parser) toAny(n *node, field string) (any, error) {
 		return out, nil
 	}
 	return nil, nil
+}
+
+// strings reads an array of strings; null means none.
+func (p *parser) strings(n *node, field string) ([]string, error) {
+	if n.isNull() {
+		return nil, nil
+	}
+	if n.kind != '[' {
+		return nil, p.wrongType(n, field, "an array of strings")
+	}
+	var out []string
+	for i, e := range n.elems {
+		if e.kind != '"' {
+			return nil, p.wrongType(e, fmt.Sprintf("%s[%d]", field, i), "a string")
+		}
+		out = append(out, e.str)
+	}
+	return out, nil
+}
+
+// features reads the features object: each key a Feature reference, each
+// value its options (an object), a version (a string), or true for none.
+func (p *parser) features(n *node) ([]FeatureRef, error) {
+	if n.isNull() {
+		return nil, nil
+	}
+	if n.kind != '{' {
+		return nil, p.wrongType(n, "features", "an object of Features and their options")
+	}
+	var out []FeatureRef
+	for _, m := range unique(n) {
+		field := fmt.Sprintf("features[%q]", m.key)
+		id := strings.TrimSpace(m.key)
+		if id == "" {
+			return nil, p.errorf(m.val, field, "a Feature needs a reference")
+		}
+		f := FeatureRef{ID: id}
+		f.Line, f.Column = position(p.src, m.keyOff)
+		v := m.val
+		switch v.kind {
+		case 'n', 't':
+		case '"':
+			f.Options = map[string]any{"version": v.str}
+			l, c := position(p.src, v.off)
+			f.OptionPos = map[string][2]int{"version": {l, c}}
+		case '{':
+			for _, o := range unique(v) {
+				var val any
+				switch o.val.kind {
+				case '"':
+					val = o.val.str
+				case '0':
+					val = o.val.str
+				case 't':
+					val = true
+				case 'f':
+					val = false
+				default:
+					return nil, p.wrongType(o.val, field+"."+o.key, "a string or a boolean")
+				}
+				if f.Options == nil {
+					f.Options, f.OptionPos = map[string]any{}, map[string][2]int{}
+				}
+				f.Options[o.key] = val
+				l, c := position(p.src, o.val.off)
+				f.OptionPos[o.key] = [2]int{l, c}
+			}
+		default:
+			return nil, p.wrongType(v, field, "an object of options")
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }

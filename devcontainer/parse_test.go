@@ -57,7 +57,7 @@ func TestParse(t *testing.T) {
 				PostCreate:      &Hook{Shell: "yarn install --frozen-lockfile"},
 				RemoteUser:      "node",
 				ShutdownAction:  "stopContainer",
-				Unknown:         []string{"features"},
+				Features:        []FeatureRef{{ID: "ghcr.io/devcontainers/features/github-cli:1", Line: 10, Column: 3}},
 			},
 		},
 		{

@@ -13,6 +13,7 @@ import (
 	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/devcontainer"
+	"github.com/berthdev/berth/features"
 	"github.com/berthdev/berth/session"
 	"github.com/berthdev/berth/tools"
 	"github.com/berthdev/berth/work"
@@ -108,6 +109,8 @@ var sentinelCodes = []struct {
 	{work.ErrNoFramework, CodeInvalidParams},
 	{work.ErrBadRequest, CodeInvalidParams},
 	{devcontainer.ErrBadConfig, CodeBadConfig},
+	{features.ErrUnresolved, CodeBadConfig},
+	{features.ErrBadFeature, CodeBadConfig},
 	{session.ErrBadConfig, CodeBadConfig},
 	{backends.ErrBuild, CodeBuildFailed},
 	{session.ErrHookFailed, CodeHookFailed},

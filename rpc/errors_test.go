@@ -12,6 +12,7 @@ import (
 
 	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/features"
 	"github.com/berthdev/berth/session"
 )
 
@@ -28,11 +29,13 @@ func TestToErrorSentinels(t *testing.T) {
 		}
 	}
 	wantCodes := map[error]int64{
-		session.ErrBind:       CodeBindFailed,
-		agent.ErrLost:         CodeAgentLost,
-		session.ErrHookFailed: CodeHookFailed,
-		backends.ErrBuild:     CodeBuildFailed,
-		context.Canceled:      CodeRequestCancelled,
+		session.ErrBind:        CodeBindFailed,
+		agent.ErrLost:          CodeAgentLost,
+		session.ErrHookFailed:  CodeHookFailed,
+		backends.ErrBuild:      CodeBuildFailed,
+		features.ErrUnresolved: CodeBadConfig,
+		features.ErrBadFeature: CodeBadConfig,
+		context.Canceled:       CodeRequestCancelled,
 	}
 	for err, want := range wantCodes {
 		if got := toError(err).Code; got != want {

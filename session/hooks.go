@@ -74,9 +74,18 @@ func (w *Workspace) lifecycle(ctx context.Context, r *Ready, opts EnsureOptions)
 	if cfg == nil {
 		return nil
 	}
+	if fi := r.install; fi != nil {
+		// Once, at creation, before any hook: a failure leaves no
+		// instance behind.
+		r.install = nil
+		if err := w.installFeatures(ctx, r, fi); err != nil {
+			return w.removeHalfBuilt(ctx, r, err)
+		}
+	}
 	create := createCommands(cfg)
 	hasCreate := len(create) > 0 && (r.Created || r.Labels[LabelHooks] == "true")
-	if !hasCreate && cfg.PostStart == nil {
+	postStart := stageHooks(cfg, "postStartCommand")
+	if !hasCreate && len(postStart) == 0 {
 		return nil
 	}
 	run := opts.Hooks
@@ -98,7 +107,7 @@ func (w *Workspace) lifecycle(ctx context.Context, r *Ready, opts EnsureOptions)
 			return err
 		}
 	}
-	if cfg.PostStart == nil {
+	if len(postStart) == 0 {
 		return nil
 	}
 	token := ""
@@ -116,32 +125,64 @@ func (w *Workspace) lifecycle(ctx context.Context, r *Ready, opts EnsureOptions)
 		}
 	}
 	backends.Report(ctx, "running postStartCommand")
-	for _, h := range runHook(ctx, *r, "postStartCommand", cfg.PostStart, run) {
-		r.Hooks = append(r.Hooks, h)
-		if h.failed() {
-			w.log.Warn("postStartCommand failed", "name", h.Name, "code", h.Code, "err", h.Err)
+	for _, nh := range postStart {
+		for _, h := range runHook(ctx, *r, nh, run) {
+			r.Hooks = append(r.Hooks, h)
+			if h.failed() {
+				w.log.Warn("postStartCommand failed", "name", h.Name, "code", h.Code, "err", h.Err)
+			}
 		}
 	}
 	return nil
 }
 
+// namedHook is one lifecycle command of one stage.
 type namedHook struct {
-	name string
+	name string // the stage: onCreateCommand, …
+	// from names the image-metadata entry it comes from: a Feature's id,
+	// or "image metadata[i]"; "" for the configuration's own.
+	from string
 	hook *devcontainer.Hook
 }
 
-// createCommands lists the configuration's create hooks, in the order
-// they run.
+// stageHooks lists a stage's commands in the order they run: every
+// image-metadata entry's (the base image's, then the Features'), then the
+// configuration's own.
+func stageHooks(cfg *devcontainer.Config, stage string) []namedHook {
+	var out []namedHook
+	for i, m := range cfg.Metadata {
+		if h := m.Hook(stage); h != nil {
+			from := m.ID
+			if from == "" {
+				from = fmt.Sprintf("image metadata[%d]", i)
+			}
+			out = append(out, namedHook{name: stage, from: from, hook: h})
+		}
+	}
+	var own *devcontainer.Hook
+	switch stage {
+	case "onCreateCommand":
+		own = cfg.OnCreate
+	case "updateContentCommand":
+		own = cfg.UpdateContent
+	case "postCreateCommand":
+		own = cfg.PostCreate
+	case "postStartCommand":
+		own = cfg.PostStart
+	case "postAttachCommand":
+		own = cfg.PostAttach
+	}
+	if own != nil {
+		out = append(out, namedHook{name: stage, hook: own})
+	}
+	return out
+}
+
+// createCommands lists the create hooks, in the order they run.
 func createCommands(cfg *devcontainer.Config) []namedHook {
 	var out []namedHook
-	for _, h := range []namedHook{
-		{"onCreateCommand", cfg.OnCreate},
-		{"updateContentCommand", cfg.UpdateContent},
-		{"postCreateCommand", cfg.PostCreate},
-	} {
-		if h.hook != nil {
-			out = append(out, h)
-		}
+	for _, stage := range []string{"onCreateCommand", "updateContentCommand", "postCreateCommand"} {
+		out = append(out, stageHooks(cfg, stage)...)
 	}
 	return out
 }
@@ -183,7 +224,7 @@ func (w *Workspace) createHooks(ctx context.Context, r *Ready, st instanceState,
 	var failed *HookRun
 	for _, h := range hooks {
 		backends.Report(ctx, "running %s", h.name)
-		for _, hr := range runHook(ctx, *r, h.name, h.hook, run) {
+		for _, hr := range runHook(ctx, *r, h, run) {
 			r.Hooks = append(r.Hooks, hr)
 			if hr.failed() && failed == nil {
 				failed = &hr
@@ -231,9 +272,17 @@ func ownerGone(owner string) bool {
 }
 
 // runHook runs a lifecycle command in its three forms: a string through
-// /bin/sh, an array directly, an object's entries in parallel.
-func runHook(ctx context.Context, r Ready, name string, h *devcontainer.Hook, run HookFunc) []HookRun {
+// /bin/sh, an array directly, an object's entries in parallel. A command
+// from image metadata is named after its entry ("node", "node/build").
+func runHook(ctx context.Context, r Ready, nh namedHook, run HookFunc) []HookRun {
+	name, h := nh.name, nh.hook
 	one := func(entry string, h *devcontainer.Hook) HookRun {
+		switch {
+		case nh.from != "" && entry != "":
+			entry = nh.from + "/" + entry
+		case nh.from != "":
+			entry = nh.from
+		}
 		argv := h.Argv
 		if h.Shell != "" {
 			argv = []string{"/bin/sh", "-c", h.Shell}

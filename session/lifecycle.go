@@ -127,12 +127,14 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 	if !c.firstUp(w) {
 		return res, nil
 	}
-	if cfg.PostAttach != nil {
+	if attach := stageHooks(cfg, "postAttachCommand"); len(attach) > 0 {
 		backends.Report(ctx, "running postAttachCommand")
-		for _, h := range runHook(ctx, r, "postAttachCommand", cfg.PostAttach, c.hookRunner()) {
-			res.Hooks = append(res.Hooks, h)
-			if h.failed() {
-				c.log.Warn("postAttachCommand failed", "name", h.Name, "code", h.Code, "err", h.Err)
+		for _, nh := range attach {
+			for _, h := range runHook(ctx, r, nh, c.hookRunner()) {
+				res.Hooks = append(res.Hooks, h)
+				if h.failed() {
+					c.log.Warn("postAttachCommand failed", "name", h.Name, "code", h.Code, "err", h.Err)
+				}
 			}
 		}
 	}

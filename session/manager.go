@@ -70,7 +70,8 @@ type Instance struct {
 	// doesn't run them again on its own (recreate does).
 	HookError string
 
-	synthetic bool // Config stands in for none: the instance is used as it is
+	synthetic bool            // Config stands in for none: the instance is used as it is
+	install   *featureInstall // Features to install before its hooks: it was just created without them
 }
 
 // AgentStatus says how berth reaches an instance's processes.
@@ -345,6 +346,8 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 		Mounts:    []backends.Mount{{Host: ws, Container: wd}},
 		Env:       envList(cfg.ContainerEnv),
 		Labels:    map[string]string{LabelConfigHash: cfg.Hash, LabelConfigSource: string(cfg.Source)},
+		CapAdd:    cfg.CapAdd, SecurityOpt: cfg.SecurityOpt, Privileged: cfg.Privileged, InitProcess: cfg.Init,
+		Entrypoint: cfg.Entrypoints,
 	}
 	if len(createCommands(cfg)) > 0 {
 		spec.Labels[LabelHooks] = "true"

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -194,6 +195,7 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 			return Instance{}, err
 		}
 	}
+	askCtx := ctx // the user may take a while to answer: no watchdog
 	ctx, touch, cancel := watchdog(ctx, idleTimeout)
 	defer cancel()
 	if opts.Recreate && exists {
@@ -210,17 +212,49 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 		}
 		exists = false
 	}
+	var plan imagePlan
 	if exists {
 		// Reuse it, stale or not: rebuilding is the user's call (recreate).
-		spec.Image = prior.Image
-	} else if cfg.Build != nil {
+		// Its image metadata is what it was created with.
+		plan.image = prior.Image
+		plan.entries = labelEntries(prior.Labels[LabelMetadata], "the "+LabelMetadata+" label of "+prior.Name, w.log)
+	} else if !synthetic {
 		blog := opts.BuildLog
 		if blog == nil {
 			blog = io.Discard
 		}
-		if err := w.m.build(ctx, ws, cfg, touchWriter{blog, touch}); err != nil {
+		if cfg.Build != nil {
+			if err := w.m.build(ctx, ws, cfg, touchWriter{blog, touch}); err != nil {
+				return Instance{}, w.m.engineErr(ctx, "build", err)
+			}
+		}
+		if plan, err = w.m.planImage(ctx, ws, cfg, touchWriter{blog, touch}, w.log); err != nil {
 			return Instance{}, w.m.engineErr(ctx, "build", err)
 		}
+	}
+	if len(plan.entries) > 0 {
+		plan.entries = substituteEntries(plan.entries, ws, cfg.WorkspaceFolder)
+		merged := devcontainer.Merge(cfg, plan.entries)
+		if opts.Authorize != nil && !exists {
+			// The base image's own hooks need trust as the config's do.
+			if err := opts.Authorize(askCtx, ws, merged); err != nil {
+				return Instance{}, err
+			}
+			touch()
+		}
+		merged.ContainerEnv = instanceEnv(cfg, plan.entries, plan.install == nil)
+		if spec, err = w.m.spec(ws, merged); err != nil {
+			return Instance{}, err
+		}
+		cfg = merged
+		label, err := json.Marshal(plan.entries)
+		if err != nil {
+			return Instance{}, err
+		}
+		spec.Labels[LabelMetadata] = string(label)
+	}
+	if plan.image != "" {
+		spec.Image = plan.image
 	}
 	inst, created, err := w.m.backend.Ensure(ctx, spec)
 	if err != nil {
@@ -230,6 +264,9 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 		Instance: inst, Backend: w.m.backend.Name(), Created: created,
 		Started: created || (exists && prior.State != backends.StateRunning),
 		Config:  cfg, synthetic: synthetic,
+	}
+	if created {
+		out.install = plan.install
 	}
 	out.Agent = w.m.agentStatus(ctx, inst, false)
 	out.Stale = !created && cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash

@@ -26,6 +26,7 @@ const (
 	KindCommand Kind = "command" // a lifecycle command runs
 	KindMount   Kind = "mount"   // a host path outside the workspace is bind-mounted
 	KindBuild   Kind = "build"   // an image build reads host files outside the workspace
+	KindFeature Kind = "feature" // a Feature's install script runs as root
 )
 
 // Finding is one thing a configuration does that needs the user's trust.
@@ -46,6 +47,8 @@ func (f Finding) String() string {
 		return fmt.Sprintf("runs %s (%s)", f.Field, f.Detail)
 	case KindMount:
 		return fmt.Sprintf("bind-mounts the host path %s (%s)", f.Path, f.Field)
+	case KindFeature:
+		return fmt.Sprintf("installs the Feature %s as root (%s)", f.Detail, f.Field)
 	}
 	return fmt.Sprintf("builds from the host path %s (%s)", f.Path, f.Field)
 }
@@ -69,14 +72,32 @@ const detailMax = 80
 // tmpfs mounts reach no host path. None means the configuration needs no
 // trust. resolve resolves a host path's symlinks as far as it exists.
 //
-// Keys berth ignores (Config.Unknown: runArgs, initializeCommand,
-// features, ...) do nothing, so they need no trust; a key berth learns to
+// Features run their install scripts as root, and image-metadata entries
+// (Config.Metadata, after devcontainer.Merge) bring lifecycle commands of
+// their own: both are listed.
+//
+// Keys berth ignores (Config.Unknown: runArgs, initializeCommand, ...) do
+// nothing, so they need no trust; a key berth learns to
 // apply must be classified here first (TestClassifyCoversConfig).
 func Classify(ws string, cfg *devcontainer.Config, resolve func(string) string) []Finding {
 	if cfg == nil {
 		return nil
 	}
 	var out []Finding
+	for _, f := range cfg.Features {
+		out = append(out, Finding{Kind: KindFeature, Field: fmt.Sprintf("features[%q]", f.ID), Detail: f.ID})
+	}
+	for i, m := range cfg.Metadata {
+		who := fmt.Sprintf("image metadata[%d]", i)
+		if m.ID != "" {
+			who = fmt.Sprintf("image metadata[%d] (%s)", i, m.ID)
+		}
+		for _, stage := range []string{"onCreateCommand", "updateContentCommand", "postCreateCommand", "postStartCommand", "postAttachCommand"} {
+			if h := m.Hook(stage); h != nil {
+				out = append(out, Finding{Kind: KindCommand, Field: who + " " + stage, Detail: hookText(h)})
+			}
+		}
+	}
 	for _, h := range []struct {
 		field string
 		hook  *devcontainer.Hook

@@ -77,7 +77,21 @@ func TestClassify(t *testing.T) {
 			{Kind: KindBuild, Field: "build.context", Path: "/", Detail: "sent to the engine as the build context"},
 			{Kind: KindBuild, Field: "build.dockerfile", Path: "/srv/Dockerfile", Detail: "the Dockerfile"},
 		}},
-		{name: "ignored keys do nothing", cfg: &devcontainer.Config{Image: "debian", Unknown: []string{"runArgs", "initializeCommand", "privileged", "capAdd", "features"}}},
+		{name: "ignored keys do nothing", cfg: &devcontainer.Config{Image: "debian", Unknown: []string{"runArgs", "initializeCommand", "privileged", "capAdd"}}},
+		{name: "Features and image metadata", cfg: &devcontainer.Config{
+			Image:    "debian",
+			Features: []devcontainer.FeatureRef{{ID: "./tools"}, {ID: "registry.example/f/node:1"}},
+			Metadata: []devcontainer.Metadata{
+				{PostCreate: &devcontainer.Hook{Shell: "from the base image"}},
+				{ID: "node", OnCreate: &devcontainer.Hook{Argv: []string{"npm", "i"}}, ContainerEnv: map[string]string{"A": "1"}},
+				{ID: "quiet"},
+			},
+		}, want: []Finding{
+			{Kind: KindFeature, Field: `features["./tools"]`, Detail: "./tools"},
+			{Kind: KindFeature, Field: `features["registry.example/f/node:1"]`, Detail: "registry.example/f/node:1"},
+			{Kind: KindCommand, Field: "image metadata[0] postCreateCommand", Detail: "from the base image"},
+			{Kind: KindCommand, Field: "image metadata[1] (node) onCreateCommand", Detail: "npm i"},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,6 +111,13 @@ func TestClassifyCoversConfig(t *testing.T) {
 		// Checked by Classify.
 		"OnCreate": "gated", "UpdateContent": "gated", "PostCreate": "gated", "PostStart": "gated", "PostAttach": "gated",
 		"Mounts": "gated", "WorkspaceMount": "gated", "Build": "gated",
+		"Features": "gated", "Metadata": "gated",
+		// Engine settings: what they grant is the container's, and a
+		// configuration that asks for them runs nothing by itself.
+		// Entrypoints come from Features, which are gated.
+		"CapAdd": "harmless", "SecurityOpt": "harmless", "Privileged": "harmless", "Init": "harmless",
+		"Entrypoints": "harmless", "OverrideCommand": "harmless", "OverrideFeatureInstallOrder": "harmless",
+		"UserEnvProbe": "harmless", "UpdateRemoteUserUID": "harmless", "WaitFor": "harmless", "PortsAttributes": "harmless",
 		// Reach nothing on the host: the image is the engine's, the rest
 		// is the container's own, forwardPorts listen on loopback only.
 		"Source": "harmless", "File": "harmless", "Image": "harmless", "WorkspaceFolder": "harmless",

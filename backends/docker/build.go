@@ -33,6 +33,25 @@ func (b *Backend) ImageExists(ctx context.Context, ref string) (bool, error) {
 	return false, b.mapErr("inspect image "+ref, err, nil)
 }
 
+var _ backends.ImageInspector = (*Backend)(nil)
+
+// InspectImage implements backends.ImageInspector, pulling the image when
+// it is not here.
+func (b *Backend) InspectImage(ctx context.Context, ref string) (backends.ImageInfo, error) {
+	if _, err := b.ensureImage(ctx, ref); err != nil {
+		return backends.ImageInfo{}, err
+	}
+	img, err := b.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		return backends.ImageInfo{}, b.mapErr("inspect image "+ref, err, backends.ErrImageNotFound)
+	}
+	info := backends.ImageInfo{ID: img.ID}
+	if img.Config != nil {
+		info.User, info.Labels = img.Config.User, img.Config.Labels
+	}
+	return info, nil
+}
+
 // Build implements backends.Builder with the engine's build API. The
 // context goes up as a tar that honours .dockerignore, as the docker CLI
 // sends it.

@@ -595,6 +595,22 @@ func (b *Backend) imageSource(ctx context.Context, ref string) (src rest.Instanc
 	return rest.InstanceSource{}, "", fmt.Errorf("incus: image %q is not a local alias or fingerprint (%s): %w", ref, hint, backends.ErrImageNotFound)
 }
 
+var _ backends.ImageInspector = (*Backend)(nil)
+
+// InspectImage implements backends.ImageInspector: an Incus image's
+// properties stand in for labels.
+func (b *Backend) InspectImage(ctx context.Context, ref string) (backends.ImageInfo, error) {
+	src, _, err := b.imageSource(ctx, ref)
+	if err != nil {
+		return backends.ImageInfo{}, err
+	}
+	img, err := b.c.Image(ctx, src.Fingerprint)
+	if err != nil {
+		return backends.ImageInfo{}, b.mapErr("image "+ref, err, backends.ErrImageNotFound)
+	}
+	return backends.ImageInfo{ID: img.Fingerprint, Labels: img.Properties}, nil
+}
+
 // Stop implements backends.Backend.
 func (b *Backend) Stop(ctx context.Context, id string) error {
 	in, err := b.getManaged(ctx, id)

@@ -90,8 +90,9 @@ type InstanceStatePut struct {
 
 // Image is a local image.
 type Image struct {
-	Fingerprint  string `json:"fingerprint"`
-	Architecture string `json:"architecture"`
+	Fingerprint  string            `json:"fingerprint"`
+	Architecture string            `json:"architecture"`
+	Properties   map[string]string `json:"properties"`
 }
 
 // ImageAlias names an image.

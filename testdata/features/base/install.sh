@@ -1,0 +1,4 @@
+#!/bin/sh
+set -e
+mkdir -p /usr/local/share
+echo base >> /usr/local/share/berth-order
