@@ -62,13 +62,13 @@ type parser struct {
 	c    *Config
 
 	// Collected while reading the top level, settled by imageOrBuild.
-	image, legacyDockerfile           string
-	build, legacyContext              *node
-	dockerfile, context, target       string
-	args                              map[string]string
-	composeNode                       *node // dockerComposeFile
-	composeFiles, runServices         []string
-	service                           string
+	image, legacyDockerfile     string
+	build, legacyContext        *node
+	dockerfile, context, target string
+	args                        map[string]string
+	composeNode                 *node // dockerComposeFile
+	composeFiles, runServices   []string
+	service                     string
 }
 
 func (p *parser) errorf(n *node, field, format string, args ...any) error {
