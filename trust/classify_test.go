@@ -77,6 +77,12 @@ func TestClassify(t *testing.T) {
 			{Kind: KindBuild, Field: "build.context", Path: "/", Detail: "sent to the engine as the build context"},
 			{Kind: KindBuild, Field: "build.dockerfile", Path: "/srv/Dockerfile", Detail: "the Dockerfile"},
 		}},
+		{name: "every compose file, inside the workspace or not", cfg: &devcontainer.Config{
+			Compose: &devcontainer.Compose{Files: []string{ws + "/.devcontainer/compose.yml", "/srv/compose.yml"}, Service: "app"},
+		}, want: []Finding{
+			{Kind: KindCompose, Field: "dockerComposeFile[0]", Path: ws + "/.devcontainer/compose.yml", Detail: "its services can bind host paths and run with any privilege"},
+			{Kind: KindCompose, Field: "dockerComposeFile[1]", Path: "/srv/compose.yml", Detail: "its services can bind host paths and run with any privilege"},
+		}},
 		{name: "ignored keys do nothing", cfg: &devcontainer.Config{Image: "debian", Unknown: []string{"runArgs", "initializeCommand", "privileged", "capAdd", "features"}}},
 	}
 	for _, tt := range tests {
@@ -96,7 +102,9 @@ func TestClassifyCoversConfig(t *testing.T) {
 	decided := map[string]string{
 		// Checked by Classify.
 		"OnCreate": "gated", "UpdateContent": "gated", "PostCreate": "gated", "PostStart": "gated", "PostAttach": "gated",
-		"Mounts": "gated", "WorkspaceMount": "gated", "Build": "gated",
+		"Mounts": "gated", "WorkspaceMount": "gated", "Build": "gated", "Compose": "gated",
+		// Only says whether berth replaces the container's command.
+		"OverrideCommand": "harmless",
 		// Reach nothing on the host: the image is the engine's, the rest
 		// is the container's own, forwardPorts listen on loopback only.
 		"Source": "harmless", "File": "harmless", "Image": "harmless", "WorkspaceFolder": "harmless",
