@@ -20,6 +20,11 @@ const (
 	LabelWorkspace = "berth.workspace" // absolute host path of the workspace
 	LabelWorkdir   = "berth.workdir"   // container path the workspace is mounted at
 	LabelVersion   = "berth.version"   // berth version that created the instance
+	// LabelCompose is set on an instance that is a Docker Compose dev
+	// service: the project's name.
+	LabelCompose = "berth.compose"
+	// LabelComposeService is Compose's own label of a container's service.
+	LabelComposeService = "com.docker.compose.service"
 )
 
 // Sentinel errors. Backends wrap them with %w and context; callers test with

@@ -32,14 +32,12 @@ import (
 // Labels of Compose on its containers.
 const (
 	composeProjectLabel = "com.docker.compose.project"
-	composeServiceLabel = "com.docker.compose.service"
+	composeServiceLabel = backends.LabelComposeService
 	composeFilesLabel   = "com.docker.compose.project.config_files"
 	composeDirLabel     = "com.docker.compose.project.working_dir"
 )
 
-// labelCompose marks a berth instance that is a Compose dev service; its
-// value is the project name.
-const labelCompose = "berth.compose"
+const labelCompose = backends.LabelCompose
 
 // overrideName is berth's override file in ComposeSpec.StateDir.
 const overrideName = "docker-compose.berth.yml"
