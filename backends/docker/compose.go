@@ -505,10 +505,12 @@ func composeFiles(labels map[string]string) []string {
 	return out
 }
 
-// Down implements backends.Downer: for a Compose dev service, stop (or
-// remove, with `down`) every service of its project, through the Compose
-// CLI and the files Compose recorded; through the engine's API when those
-// files are gone.
+// Down implements backends.Downer. For a Compose dev service it stops
+// every container of the project through the engine, at once, so that
+// berth's exit (shutdownAction) is not held up by a Compose CLI's start;
+// remove runs `down` with the files Compose recorded on the container,
+// which also removes the project's networks, and falls back to removing
+// the containers through the engine when those files are gone.
 func (b *Backend) Down(ctx context.Context, id string, remove bool) error {
 	c, err := b.cli.ContainerInspect(ctx, id)
 	if err != nil {
@@ -528,35 +530,39 @@ func (b *Backend) Down(ctx context.Context, id string, remove bool) error {
 		}
 		return b.Stop(ctx, id)
 	}
-	files, dir := composeFiles(labels), labels[composeDirLabel]
-	readable := len(files) > 0 && dir != ""
-	for _, f := range files {
-		if _, err := os.Stat(f); err != nil {
-			readable = false
+	if remove {
+		files, dir := composeFiles(labels), labels[composeDirLabel]
+		readable := len(files) > 0 && dir != ""
+		for _, f := range files {
+			if _, err := os.Stat(f); err != nil {
+				readable = false
+			}
+		}
+		if readable {
+			_, err := b.compose(ctx, project, dir, files, nil, "down", "-t", strconv.Itoa(stopTimeout))
+			if err == nil || ctx.Err() != nil {
+				return err
+			}
+			b.log.Warn("compose down failed; removing the project's containers through the engine", "project", project, "err", err)
 		}
 	}
-	if readable {
-		op := []string{"stop", "-t", strconv.Itoa(stopTimeout)}
-		if remove {
-			op = []string{"down", "-t", strconv.Itoa(stopTimeout)}
-		}
-		_, err := b.compose(ctx, project, dir, files, nil, op...)
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
-		b.log.Warn("compose failed; stopping the project through the engine", "project", project, "err", err)
-	}
-	list, err := b.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", composeProjectLabel+"="+project))})
+	list, err := b.cli.ContainerList(ctx, container.ListOptions{All: remove, Filters: filters.NewArgs(filters.Arg("label", composeProjectLabel+"="+project))})
 	if err != nil {
 		return b.mapErr("list "+project, err, nil)
 	}
-	var errs []error
-	for _, pc := range list {
-		if remove {
-			errs = append(errs, b.Remove(ctx, pc.ID))
-		} else {
-			errs = append(errs, b.Stop(ctx, pc.ID))
-		}
+	errs := make([]error, len(list))
+	var wg sync.WaitGroup
+	for i, pc := range list {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if remove {
+				errs[i] = b.Remove(ctx, pc.ID)
+			} else {
+				errs[i] = b.Stop(ctx, pc.ID)
+			}
+		}()
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
