@@ -36,6 +36,7 @@ deps-demo:
 
 # deps is everything the tests use.
 deps: deps-demo
+	@bash testdata/setup/compose.sh || $(TOLERATE)
 	@bash testdata/images/debian.sh docker || $(TOLERATE)
 	@BERTH_DEBIAN_GO=1 BERTH_TEST_DEBIAN_IMAGE=berth-test/debian-go:1 bash testdata/images/debian.sh docker || $(TOLERATE)
 	@bash testdata/setup/incus.sh || $(TOLERATE)
