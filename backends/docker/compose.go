@@ -215,9 +215,12 @@ func remoteBinds(cfg composeConfig, started []string, host string) error {
 			src, spec := "", ""
 			switch v.Kind {
 			case yaml.ScalarNode:
+				// SOURCE:TARGET[:MODE] binds when SOURCE is a path; a lone
+				// TARGET is an anonymous volume.
 				spec = v.Value
-				src, _, _ = strings.Cut(v.Value, ":")
-				if !strings.HasPrefix(src, "/") && !strings.HasPrefix(src, ".") && !strings.HasPrefix(src, "~") {
+				var ok bool
+				src, _, ok = strings.Cut(v.Value, ":")
+				if !ok || !strings.HasPrefix(src, "/") && !strings.HasPrefix(src, ".") && !strings.HasPrefix(src, "~") {
 					src = ""
 				}
 			case yaml.MappingNode:
