@@ -64,7 +64,7 @@ func TestOverride(t *testing.T) {
 			}}, Volumes: map[string]map[string]any{"cache": {"name": "cache"}}},
 		},
 		{
-			name: "the keep-alive, in a version without init",
+			name:    "the keep-alive, in a version without init",
 			version: "3.4",
 			want: doc{Version: "3.4", Services: map[string]svc{"app": {
 				Entrypoint: keepAlive[:1], Command: keepAlive[1:],
