@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -389,32 +390,8 @@ func TestComposeRemoteBind(t *testing.T) {
 	composeCLI(t)
 	ws, _ := composeWorkspace(t, e)
 	trustWorkspace(t, ws)
-	// A TCP front for the local socket makes the engine look remote.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				u, err := net.Dial("unix", "/var/run/docker.sock")
-				if err != nil {
-					return
-				}
-				defer u.Close()
-				go io.Copy(u, c)
-				io.Copy(c, u)
-			}()
-		}
-	}()
 	cmd := exec.Command(berthBin, "--backend", "docker", "--workspace", ws, "up")
-	cmd.Env = append(os.Environ(), "DOCKER_HOST=tcp://"+ln.Addr().String())
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+remoteEngine(t))
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Fatalf("up on a remote engine with a bind mount succeeded:\n%s", out)
@@ -423,6 +400,70 @@ func TestComposeRemoteBind(t *testing.T) {
 		if !strings.Contains(string(out), w) {
 			t.Errorf("output lacks %q:\n%s", w, out)
 		}
+	}
+}
+
+// remoteEngine is a DOCKER_HOST that makes the local engine look remote: a
+// TCP front for its socket, closed after the test.
+func remoteEngine(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("unix", "/var/run/docker.sock")
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, u)
+			mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(u, c); u.Close() }()
+			go func() { defer wg.Done(); io.Copy(c, u); c.Close() }()
+		}
+	}()
+	return "tcp://" + ln.Addr().String()
+}
+
+// On a remote engine a Compose workspace without host binds comes up, with
+// the workspace copied in and kept in sync.
+func TestComposeRemoteSync(t *testing.T) {
+	e := needBackend(t, docker.Name)
+	composeCLI(t)
+	ws, project := composeWorkspace(t, e)
+	writeFile(t, filepath.Join(ws, ".devcontainer", "docker-compose.dev.yml"), "services:\n  app:\n    environment:\n      FROM_DEV_FILE: remote\n")
+	writeFile(t, filepath.Join(ws, "src", "hello.txt"), "copied in\n")
+	trustWorkspace(t, ws)
+	cmd := exec.Command(berthBin, "--backend", "docker", "--workspace", ws, "exec", "--", "sh", "-c",
+		"cat /workspaces/"+project+"/src/hello.txt; echo $FROM_DEV_FILE; echo ping | nc -w 1 db 5432")
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+remoteEngine(t))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "copied in\nremote\nping\n") {
+		t.Errorf("exec on a remote engine: %v\n%s", err, out)
 	}
 }
 
