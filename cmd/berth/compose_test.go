@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net"
 	"os"
@@ -322,6 +323,48 @@ func TestComposeKilledBerth(t *testing.T) {
 	}
 	if _, err := e.b.Find(context.Background(), ws); err == nil {
 		t.Error("an instance is labelled as the workspace's after the interrupted up")
+	}
+}
+
+// Two berth processes bringing one Compose workspace up at once end with
+// one dev service, which both report.
+func TestComposeConcurrentUp(t *testing.T) {
+	e := needBackend(t, docker.Name)
+	composeCLI(t)
+	ws, project := composeWorkspace(t, e)
+	trustWorkspace(t, ws)
+	type result struct {
+		out, stderr string
+		code        int
+	}
+	results := make(chan result, 2)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, stderr, code := cli(t, e, ws, "up")
+			results <- result{out, stderr, code}
+		}()
+	}
+	wg.Wait()
+	close(results)
+	var ids []string
+	for r := range results {
+		if r.code != 0 {
+			t.Fatalf("berth up: %d\n%s", r.code, r.stderr)
+		}
+		var inst rpc.Instance
+		if err := json.Unmarshal([]byte(r.out), &inst); err != nil {
+			t.Fatalf("berth up printed %q: %v", r.out, err)
+		}
+		ids = append(ids, inst.ID)
+	}
+	if ids[0] != ids[1] {
+		t.Errorf("two ups made two instances: %v", ids)
+	}
+	if got := projectStates(t, project); len(got) != 2 {
+		t.Errorf("services = %v, want app and db once", got)
 	}
 }
 
