@@ -367,8 +367,18 @@ func (b *Backend) ensureCompose(ctx context.Context, spec backends.Spec) (backen
 	}
 	inst, err := b.Find(ctx, spec.Workspace)
 	switch {
+	case err == nil && inst.Labels[labelCompose] != cs.Project:
+		// The workspace's instance predates this configuration: it is
+		// used as it is, stale, until the user recreates it.
+		inst, err = b.start(ctx, inst)
+		return inst, false, err
 	case err == nil && inst.State == backends.StateRunning:
-		return inst, false, b.startOthers(ctx, inst, cs)
+		if err := b.startOthers(ctx, inst, cs); err != nil {
+			// The dev service works without them; the user sees why
+			// the others are missing in the log.
+			b.log.Warn("could not start the Compose project's other services", "project", cs.Project, "err", err)
+		}
+		return inst, false, nil
 	case err != nil && !errors.Is(err, backends.ErrNotFound):
 		return backends.Instance{}, false, err
 	}
@@ -384,8 +394,10 @@ func (b *Backend) ensureCompose(ctx context.Context, spec backends.Spec) (backen
 		return backends.Instance{}, false, err
 	}
 	defer unlock()
-	if inst, err := b.Find(ctx, spec.Workspace); err == nil && inst.State == backends.StateRunning {
-		return inst, inst.ID != prior, nil
+	if inst, err := b.findDev(ctx, spec.Workspace, cs); err == nil && inst.State == backends.StateRunning {
+		// Another berth brought it up while this one waited.
+		inst, err := b.inspectManaged(ctx, inst.ID)
+		return inst, err == nil && inst.ID != prior, err
 	}
 
 	out, err := b.compose(ctx, cs.Project, cs.Dir, cs.Files, cs.Env, "config")
@@ -434,9 +446,9 @@ func (b *Backend) composeUp(ctx context.Context, spec backends.Spec, version str
 	if _, err := b.compose(ctx, cs.Project, cs.Dir, files, cs.Env, append([]string{"up", "--no-start"}, services...)...); err != nil {
 		return backends.Instance{}, err
 	}
-	dev, err := b.Find(ctx, spec.Workspace)
+	dev, err := b.findDev(ctx, spec.Workspace, cs)
 	if err != nil {
-		return backends.Instance{}, fmt.Errorf("docker: compose made no container for the service %q with berth's labels: %w", cs.Service, err)
+		return backends.Instance{}, err
 	}
 	made = dev.ID
 	if dev.State != backends.StateRunning && spec.Files != nil && withInit {
@@ -467,6 +479,22 @@ func (b *Backend) composeUp(ctx context.Context, spec backends.Spec, version str
 	}
 	b.log.Info("compose project up", "instance", inst.Name, "workspace", spec.Workspace, "project", cs.Project)
 	return inst, nil
+}
+
+// findDev finds the dev service's container among the workspace's
+// instances by Compose's labels too.
+func (b *Backend) findDev(ctx context.Context, ws string, cs *backends.ComposeSpec) (backends.Instance, error) {
+	list, err := b.list(ctx, filters.Arg("label", backends.LabelWorkspace+"="+ws), filters.Arg("label", composeProjectLabel+"="+cs.Project),
+		filters.Arg("label", composeServiceLabel+"="+cs.Service))
+	if err != nil {
+		return backends.Instance{}, err
+	}
+	for _, inst := range list {
+		if inst.Workspace == ws {
+			return inst, nil
+		}
+	}
+	return backends.Instance{}, fmt.Errorf("docker: compose made no container of the service %q with berth's labels: %w", cs.Service, backends.ErrCompose)
 }
 
 // startOthers starts the project's other containers when some are
