@@ -101,6 +101,34 @@ func removeProject(ctx context.Context, project string) {
 	_ = cli.NetworkRemove(ctx, project+"-default")
 }
 
+// sweepComposeProjects removes what earlier runs left of the tests'
+// Compose projects: those whose project directory is gone.
+func sweepComposeProjects(ctx context.Context) {
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return
+	}
+	defer cli.Close()
+	list, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "com.docker.compose.project"))})
+	if err != nil {
+		return
+	}
+	gone := map[string]bool{}
+	for _, c := range list {
+		p := c.Labels["com.docker.compose.project"]
+		if !strings.HasPrefix(p, "berth-compose-") {
+			continue
+		}
+		if _, err := os.Stat(c.Labels["com.docker.compose.project.working_dir"]); err == nil {
+			continue
+		}
+		gone[p] = true
+	}
+	for p := range gone {
+		removeProject(ctx, p)
+	}
+}
+
 // projectStates maps each service of a project to its container's state.
 func projectStates(t *testing.T, project string) map[string]string {
 	t.Helper()
