@@ -187,3 +187,19 @@ func TestComposeError(t *testing.T) {
 		t.Errorf("tail = %q, want the last lines within 10 bytes", got)
 	}
 }
+
+// Without a Compose CLI, berth says how to get one.
+func TestNoComposeCLI(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("BERTH_COMPOSE", "")
+	var c composeCLI
+	_, err := c.get(t.Context())
+	if !errors.Is(err, backends.ErrNotSupported) || !strings.Contains(err.Error(), "apt-get install docker-compose") {
+		t.Errorf("no Compose CLI: %v, want ErrNotSupported saying how to install one", err)
+	}
+	t.Setenv("BERTH_COMPOSE", "/opt/compose --verbose")
+	c = composeCLI{}
+	if argv, err := c.get(t.Context()); err != nil || !cmp.Equal(argv, []string{"/opt/compose", "--verbose"}) {
+		t.Errorf("BERTH_COMPOSE: %v, %v", argv, err)
+	}
+}

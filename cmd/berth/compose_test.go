@@ -538,6 +538,29 @@ func TestComposeRemoteSync(t *testing.T) {
 	}
 }
 
+// Without runServices every service starts, and COMPOSE_PROFILES in
+// berth's environment reaches Compose, as in the user's shell.
+func TestComposeProfiles(t *testing.T) {
+	e := needBackend(t, docker.Name)
+	composeCLI(t)
+	ws, project := composeWorkspace(t, e)
+	dc := filepath.Join(ws, ".devcontainer", "devcontainer.json")
+	data, err := os.ReadFile(dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dc, strings.Replace(string(data), `"runServices": ["app", "db"],`, "", 1))
+	trustWorkspace(t, ws)
+	cmd := exec.Command(berthBin, "--backend", "docker", "--workspace", ws, "up")
+	cmd.Env = append(os.Environ(), "COMPOSE_PROFILES=extra")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("berth up: %v\n%s", err, out)
+	}
+	if got := projectStates(t, project); got["app"] != "running" || got["db"] != "running" || got["worker"] != "running" {
+		t.Errorf("services = %v, want app, db and the extra profile's worker running", got)
+	}
+}
+
 // Incus runs no Compose project, and says so.
 func TestComposeOnIncus(t *testing.T) {
 	e := needBackend(t, incus.Name)
