@@ -355,12 +355,21 @@ func TestComposeKilledBerth(t *testing.T) {
 }
 
 // Two berth processes bringing one Compose workspace up at once end with
-// one dev service, which both report.
+// one dev service, which both report. Without runServices every service
+// starts, and COMPOSE_PROFILES in berth's environment reaches Compose, as
+// in the user's shell.
 func TestComposeConcurrentUp(t *testing.T) {
 	e := needBackend(t, docker.Name)
 	composeCLI(t)
 	ws, project := composeWorkspace(t, e)
+	dc := filepath.Join(ws, ".devcontainer", "devcontainer.json")
+	data, err := os.ReadFile(dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dc, strings.Replace(string(data), `"runServices": ["app", "db"],`, "", 1))
 	trustWorkspace(t, ws)
+	t.Setenv("COMPOSE_PROFILES", "extra")
 	type result struct {
 		out, stderr string
 		code        int
@@ -391,8 +400,8 @@ func TestComposeConcurrentUp(t *testing.T) {
 	if ids[0] != ids[1] {
 		t.Errorf("two ups made two instances: %v", ids)
 	}
-	if got := projectStates(t, project); len(got) != 2 {
-		t.Errorf("services = %v, want app and db once", got)
+	if got := projectStates(t, project); len(got) != 3 || got["app"] != "running" || got["db"] != "running" || got["worker"] != "running" {
+		t.Errorf("services = %v, want app, db and the extra profile's worker running, once each", got)
 	}
 }
 
@@ -535,29 +544,6 @@ func TestComposeRemoteSync(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "copied in\nremote\nping\n") {
 		t.Errorf("exec on a remote engine: %v\n%s", err, out)
-	}
-}
-
-// Without runServices every service starts, and COMPOSE_PROFILES in
-// berth's environment reaches Compose, as in the user's shell.
-func TestComposeProfiles(t *testing.T) {
-	e := needBackend(t, docker.Name)
-	composeCLI(t)
-	ws, project := composeWorkspace(t, e)
-	dc := filepath.Join(ws, ".devcontainer", "devcontainer.json")
-	data, err := os.ReadFile(dc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, dc, strings.Replace(string(data), `"runServices": ["app", "db"],`, "", 1))
-	trustWorkspace(t, ws)
-	cmd := exec.Command(berthBin, "--backend", "docker", "--workspace", ws, "up")
-	cmd.Env = append(os.Environ(), "COMPOSE_PROFILES=extra")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("berth up: %v\n%s", err, out)
-	}
-	if got := projectStates(t, project); got["app"] != "running" || got["db"] != "running" || got["worker"] != "running" {
-		t.Errorf("services = %v, want app, db and the extra profile's worker running", got)
 	}
 }
 
