@@ -443,7 +443,14 @@ func (b *Backend) composeUp(ctx context.Context, spec backends.Spec, version str
 		return backends.Instance{}, err
 	}
 	backends.Report(ctx, "creating Compose project %s", cs.Project)
-	if _, err := b.compose(ctx, cs.Project, cs.Dir, files, cs.Env, append([]string{"up", "--no-start"}, services...)...); err != nil {
+	create := []string{"up", "--no-start"}
+	if prior == "" {
+		// A new dev service (the first, or a recreate) gets its image
+		// built anew, as the devcontainer CLI's rebuild does; the engine's
+		// build cache keeps an unchanged one quick.
+		create = append(create, "--build")
+	}
+	if _, err := b.compose(ctx, cs.Project, cs.Dir, files, cs.Env, append(create, services...)...); err != nil {
 		return backends.Instance{}, err
 	}
 	dev, err := b.findDev(ctx, spec.Workspace, cs)

@@ -405,6 +405,43 @@ func TestComposeConcurrentUp(t *testing.T) {
 	}
 }
 
+// A dev service built from a Dockerfile is built anew by recreate.
+func TestComposeBuildRecreate(t *testing.T) {
+	e := needBackend(t, docker.Name)
+	composeCLI(t)
+	ws, project := composeWorkspace(t, e)
+	image := "berth-test/compose-build:" + project
+	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", image).Run() })
+	writeFile(t, filepath.Join(ws, ".devcontainer", "Dockerfile"), "FROM berth-test/busybox:1\nRUN echo v1 > /version\n")
+	writeFile(t, filepath.Join(ws, ".devcontainer", "docker-compose.dev.yml"), `services:
+  app:
+    image: `+image+`
+    build:
+      context: .devcontainer
+      dockerfile: Dockerfile
+`)
+	trustWorkspace(t, ws)
+	version := func() string {
+		t.Helper()
+		out, stderr, code := cli(t, e, ws, "exec", "--", "cat", "/version")
+		if code != 0 {
+			t.Fatalf("berth exec: %d %s", code, stderr)
+		}
+		return strings.TrimSpace(out)
+	}
+	if got := version(); got != "v1" {
+		t.Errorf("/version = %q, want v1", got)
+	}
+	writeFile(t, filepath.Join(ws, ".devcontainer", "Dockerfile"), "FROM berth-test/busybox:1\nRUN echo v2 > /version\n")
+	trustWorkspace(t, ws)
+	if _, stderr, code := cli(t, e, ws, "up", "--recreate"); code != 0 {
+		t.Fatalf("berth up --recreate: %d %s", code, stderr)
+	}
+	if got := version(); got != "v2" {
+		t.Errorf("/version after recreate = %q, want v2", got)
+	}
+}
+
 // Bad input: every error names what is wrong, and nothing half-made is
 // left labelled as the workspace's instance.
 func TestComposeErrors(t *testing.T) {
