@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -116,6 +117,39 @@ type composeFile struct {
 	name     string
 	services map[string]bool
 	include  bool // it includes other files, whose services berth doesn't read
+	// dockerfiles are the services' Dockerfiles, relative to the project
+	// directory, when they are plain paths.
+	dockerfiles []string
+}
+
+// dockerfileOf returns the Dockerfile of a service's build section, a
+// path relative to the project directory (or absolute); "" when it has
+// none or it isn't a plain local path (a URL, a variable).
+func dockerfileOf(build any) string {
+	context, dockerfile := "", "Dockerfile"
+	switch b := build.(type) {
+	case string:
+		context = b
+	case map[string]any:
+		context = "."
+		if c, ok := b["context"].(string); ok {
+			context = c
+		}
+		if d, ok := b["dockerfile"].(string); ok {
+			dockerfile = d
+		}
+	default:
+		return ""
+	}
+	for _, p := range []string{context, dockerfile} {
+		if p == "" || strings.Contains(p, "$") || strings.Contains(p, "://") || strings.HasPrefix(p, "git@") {
+			return ""
+		}
+	}
+	if filepath.IsAbs(filepath.FromSlash(dockerfile)) {
+		return filepath.FromSlash(dockerfile)
+	}
+	return filepath.Join(filepath.FromSlash(context), filepath.FromSlash(dockerfile))
 }
 
 // yamlLine matches the line yaml reports in its errors.
@@ -147,8 +181,13 @@ func readComposeFile(file string, data []byte) (composeFile, error) {
 		return composeFile{}, e
 	}
 	cf := composeFile{name: doc.Name, services: map[string]bool{}, include: doc.Include != nil}
-	for s := range doc.Services {
+	for s, v := range doc.Services {
 		cf.services[s] = true
+		if m, ok := v.(map[string]any); ok {
+			if df := dockerfileOf(m["build"]); df != "" {
+				cf.dockerfiles = append(cf.dockerfiles, df)
+			}
+		}
 	}
 	return cf, nil
 }
@@ -162,6 +201,7 @@ func finishCompose(fsys fs.FS, c *Config, ws string, env func(string) (string, b
 	services := map[string]bool{}
 	checkable := true
 	name := ""
+	var dockerfiles []string
 	for i, f := range cc.Files {
 		data, found, err := readIfExists(fsys, f)
 		if err != nil {
@@ -182,6 +222,20 @@ func finishCompose(fsys fs.FS, c *Config, ws string, env func(string) (string, b
 		}
 		checkable = checkable && !cf.include
 		inputs = append(inputs, data)
+		dockerfiles = append(dockerfiles, cf.dockerfiles...)
+	}
+	// The services' Dockerfiles count too, so that a changed one makes
+	// the instance stale; a missing one is Compose's to report.
+	slices.Sort(dockerfiles)
+	for _, df := range slices.Compact(dockerfiles) {
+		if !filepath.IsAbs(df) {
+			df = filepath.Join(cc.Dir, df)
+		}
+		data, _, err := readIfExists(fsys, df)
+		if err != nil {
+			return nil, err
+		}
+		inputs = append(inputs, []byte(df), data)
 	}
 	if checkable {
 		if !services[cc.Service] {

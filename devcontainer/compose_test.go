@@ -109,7 +109,28 @@ services:
   db:
     <<: *base
 `),
-		"ws/.devcontainer/docker-compose.dev.yml": file("services:\n  app:\n    environment:\n      A: b\n"),
+		"ws/.devcontainer/docker-compose.dev.yml": file("services:\n  app:\n    environment:\n      A: b\n  db:\n    build:\n      context: docker\n      dockerfile: Dockerfile.dev\n"),
+		"ws/.devcontainer/docker/Dockerfile.dev":  file("FROM a\n"),
+	}
+}
+
+func TestDockerfileOf(t *testing.T) {
+	tests := []struct {
+		build any
+		want  string
+	}{
+		{".", "Dockerfile"},
+		{"../app", "../app/Dockerfile"},
+		{map[string]any{"context": "docker", "dockerfile": "dev.Dockerfile"}, "docker/dev.Dockerfile"},
+		{map[string]any{"dockerfile": "/abs/Dockerfile"}, "/abs/Dockerfile"},
+		{map[string]any{"context": "https://github.com/a/b.git"}, ""},
+		{map[string]any{"context": "${CTX}"}, ""},
+		{nil, ""},
+	}
+	for _, tt := range tests {
+		if got := dockerfileOf(tt.build); got != tt.want {
+			t.Errorf("dockerfileOf(%v) = %q, want %q", tt.build, got, tt.want)
+		}
 	}
 }
 
@@ -189,6 +210,9 @@ func TestDiscoverComposeHash(t *testing.T) {
 			f["ws/.devcontainer/docker-compose.dev.yml"] = file("services:\n  app:\n    environment:\n      A: c\n")
 		},
 		".env": func(f fstest.MapFS) { f["ws/.devcontainer/.env"] = file("TAG=2\n") },
+		"a service's Dockerfile": func(f fstest.MapFS) {
+			f["ws/.devcontainer/docker/Dockerfile.dev"] = file("FROM b\n")
+		},
 	} {
 		if hash(edit) == base {
 			t.Errorf("changing %s keeps the hash", name)
