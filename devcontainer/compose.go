@@ -34,6 +34,9 @@ type Compose struct {
 	// .devcontainer folder and the folder's name otherwise, as the
 	// devcontainer CLI names it, lowercased and sanitised as Compose does.
 	Project string
+	// Dockerfiles are the host paths of the Dockerfiles of services with a
+	// local build section, which Discover reads into the hash.
+	Dockerfiles []string
 }
 
 // composeKey reads one of the Compose keys of devcontainer.json.
@@ -235,6 +238,7 @@ func finishCompose(fsys fs.FS, c *Config, ws string, env func(string) (string, b
 		if err != nil {
 			return nil, err
 		}
+		cc.Dockerfiles = append(cc.Dockerfiles, df)
 		inputs = append(inputs, []byte(df), data)
 	}
 	if checkable {
