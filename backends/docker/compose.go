@@ -532,6 +532,20 @@ func (b *Backend) startOthers(ctx context.Context, dev backends.Instance, cs *ba
 	return err
 }
 
+// forgetOverride deletes berth's override file, and its folder when
+// nothing else is left there, once the project is gone.
+func forgetOverride(files []string) {
+	for _, f := range files {
+		if filepath.Base(f) != overrideName {
+			continue
+		}
+		dir := filepath.Dir(f)
+		_ = os.Remove(f)
+		_ = os.Remove(filepath.Join(dir, "lock"))
+		_ = os.Remove(dir) // fails, harmlessly, when not empty
+	}
+}
+
 // composeFiles are the -f files Compose recorded on a container.
 func composeFiles(labels map[string]string) []string {
 	var out []string
@@ -578,6 +592,9 @@ func (b *Backend) Down(ctx context.Context, id string, remove bool) error {
 		}
 		if readable {
 			_, err := b.compose(ctx, project, dir, files, nil, "down", "-t", strconv.Itoa(stopTimeout))
+			if err == nil {
+				forgetOverride(files)
+			}
 			if err == nil || ctx.Err() != nil {
 				return err
 			}

@@ -28,6 +28,7 @@ import (
 	"github.com/berthdev/berth/backends/incus"
 	"github.com/berthdev/berth/devcontainer"
 	"github.com/berthdev/berth/rpc"
+	"github.com/berthdev/berth/session"
 )
 
 // These tests hold berth to docs/protocol.md, "Docker Compose": the dev
@@ -82,6 +83,9 @@ func composeWorkspace(t *testing.T, e engine) (ws, project string) {
 			}
 		}
 		removeProject(ctx, project)
+		if cache, err := os.UserCacheDir(); err == nil {
+			os.RemoveAll(filepath.Join(cache, "berth", "compose", session.InstanceName(ws)))
+		}
 	})
 	return ws, project
 }
@@ -252,6 +256,11 @@ func TestComposeEndToEnd(t *testing.T) {
 	}
 	if got := projectStates(t, project); len(got) != 0 {
 		t.Errorf("after down --rm: %v, want no container", got)
+	}
+	if cache, err := os.UserCacheDir(); err == nil {
+		if _, err := os.Stat(filepath.Join(cache, "berth", "compose", session.InstanceName(ws), "docker-compose.berth.yml")); err == nil {
+			t.Error("berth's override file outlived the project")
+		}
 	}
 }
 
