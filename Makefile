@@ -9,7 +9,7 @@ export BERTH_TEST_IMAGE ?= berth-test/busybox:1
 # a setup failure fails the run.
 TOLERATE = { [ "$$CI" != true ] && [ -z "$$BERTH_REQUIRE" ] && echo "make: continuing without it; daemon tests will skip" >&2; }
 
-.PHONY: all build agents agents-check test vet unit deps deps-demo demo bench clean nvim-test vscode-test fuzz
+.PHONY: all build agents agents-check test vet unit deps deps-demo demo bench clean nvim-test vscode-test fuzz compose-v5-test
 
 all: build
 
@@ -36,6 +36,7 @@ deps-demo:
 
 # deps is everything the tests use.
 deps: deps-demo
+	@bash testdata/setup/compose.sh || $(TOLERATE)
 	@bash testdata/images/debian.sh docker || $(TOLERATE)
 	@BERTH_DEBIAN_GO=1 BERTH_TEST_DEBIAN_IMAGE=berth-test/debian-go:2 bash testdata/images/debian.sh docker || $(TOLERATE)
 	@bash testdata/setup/incus.sh || $(TOLERATE)
@@ -58,6 +59,12 @@ test: deps vet agents-check
 FUZZTIME ?= 2s
 fuzz:
 	@GO=$(GO) FUZZTIME=$(FUZZTIME) bash testdata/fuzz.sh
+
+# compose-v5-test runs the Compose tests with Docker Compose v5 instead of
+# Debian's docker-compose 1.29; building v5 takes minutes, so make test
+# doesn't (see testdata/setup/compose-v5.sh).
+compose-v5-test: deps
+	BERTH_COMPOSE=$$(bash testdata/setup/compose-v5.sh) $(GO) test -race -count=1 -run 'TestCompose' ./cmd/berth/
 
 # nvim-test runs the Neovim plugin headless against bin/berth and Docker.
 nvim-test: build

@@ -20,6 +20,11 @@ const (
 	LabelWorkspace = "berth.workspace" // absolute host path of the workspace
 	LabelWorkdir   = "berth.workdir"   // container path the workspace is mounted at
 	LabelVersion   = "berth.version"   // berth version that created the instance
+	// LabelCompose is set on an instance that is a Docker Compose dev
+	// service: the project's name.
+	LabelCompose = "berth.compose"
+	// LabelComposeService is Compose's own label of a container's service.
+	LabelComposeService = "com.docker.compose.service"
 )
 
 // Sentinel errors. Backends wrap them with %w and context; callers test with
@@ -49,6 +54,13 @@ var (
 	ErrBadCwd = errors.New("no such working directory")
 	// ErrNotSupported means the backend cannot do this operation.
 	ErrNotSupported = errors.New("not supported by backend")
+	// ErrComposeConfig means Docker Compose can't use a project's files as
+	// they are: Compose rejected them, or a service binds a host path that
+	// a remote engine can't see.
+	ErrComposeConfig = errors.New("compose configuration rejected")
+	// ErrCompose means the Compose CLI failed to bring a project up; the
+	// error carries the end of its output.
+	ErrCompose = errors.New("docker compose failed")
 )
 
 // State is an instance's coarse run state.
@@ -107,6 +119,38 @@ type Spec struct {
 	// image that has nothing else. A backend calls it only for one of
 	// InitPlatforms.
 	Files func(platform string) (io.Reader, error)
+
+	// Compose, when set, makes the instance the dev service of a Docker
+	// Compose project, which the backend brings up with the user's Compose
+	// CLI; Image is then unused. The rest of Spec applies to the dev
+	// service. Backends without Compose fail with ErrNotSupported.
+	Compose *ComposeSpec
+}
+
+// ComposeSpec is the Docker Compose part of a Spec.
+type ComposeSpec struct {
+	Files       []string // compose files' host paths, in order
+	Service     string   // the dev service: the instance
+	RunServices []string // services to start; nil starts them all
+	Project     string   // the project name (-p)
+	Dir         string   // the project directory, where Compose reads .env
+	// Env is added to the Compose CLI's environment (berth's own is
+	// passed on, COMPOSE_PROFILES included).
+	Env []string
+	// KeepCommand keeps the service's own entrypoint and command
+	// (overrideCommand: false): Init is then unused.
+	KeepCommand bool
+	// StateDir is a host directory of berth's own where the backend keeps
+	// the override file that makes the service berth's instance.
+	StateDir string
+}
+
+// Downer is implemented by backends whose instance may be one service of
+// a project (Docker Compose). Down stops, or removes, the instance with
+// every service of its project; for an instance of its own it is Stop or
+// Remove. Stop and Remove act on the instance alone.
+type Downer interface {
+	Down(ctx context.Context, id string, remove bool) error
 }
 
 // Instance is a berth-managed container as the engine reports it.

@@ -54,7 +54,7 @@ type Config struct {
 	// File is the absolute host path of the config file: the
 	// devcontainer.json, or the Containerfile itself; "" for SourceImage.
 	File string
-	// Image is the image to run. It is empty when Build is set.
+	// Image is the image to run. It is empty when Build or Compose is set.
 	Image string
 	// Build is nil unless the image is built from a Dockerfile.
 	Build *Build
@@ -80,8 +80,9 @@ type Config struct {
 	PostCreate    *Hook
 	PostStart     *Hook
 	PostAttach    *Hook
-	// ShutdownAction is "none" or "stopContainer" (the default);
-	// "stopCompose" is read as "stopContainer".
+	// ShutdownAction is "none" or "stopContainer" (the default); with
+	// Compose it is "none" or "stopCompose" (the default there), which
+	// stops every service of the project.
 	ShutdownAction string
 	// Engine settings, from the config's own keys and, after Merge, from
 	// image metadata and Features.
@@ -107,6 +108,9 @@ type Config struct {
 	UpdateRemoteUserUID *bool                     `json:",omitempty"`
 	WaitFor             string                    `json:",omitempty"`
 	PortsAttributes     map[string]PortAttributes `json:",omitempty"`
+	// Compose is set for a Docker Compose configuration, which has no
+	// Image or Build of its own.
+	Compose *Compose `json:",omitempty"`
 	// Berth holds customizations.berth.
 	Berth BerthSettings
 	// Unknown lists what was ignored, roughly in file order: unknown or
@@ -190,7 +194,8 @@ type BerthSettings struct {
 type ConfigError struct {
 	File string
 	// Line and Column are 1-based; Column counts characters. Both are 0 when
-	// the problem has no single position.
+	// the problem has no single position; Column alone is 0 when only the
+	// line is known (YAML compose files).
 	Line, Column int
 	// Field is the path of the offending value, such as "forwardPorts[1]";
 	// "" for syntax errors.
@@ -202,7 +207,10 @@ func (e *ConfigError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
 	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Column)
+		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Column > 0 {
+			fmt.Fprintf(&b, ":%d", e.Column)
+		}
 	}
 	b.WriteString(": ")
 	if e.Field != "" {
@@ -306,6 +314,14 @@ func finishJSON(fsys fs.FS, src Source, file, ws string, data []byte, env func(s
 	// Local Features are build inputs too: editing one makes the
 	// container stale.
 	inputs := localFeatureInputs(fsys, filepath.Dir(file), c.Features)
+	if c.Compose != nil {
+		more, err := finishCompose(fsys, c, ws, env)
+		if err != nil {
+			return nil, err
+		}
+		c.Hash = computeHash(c, append(inputs, more...)...)
+		return c, nil
+	}
 	if c.Build == nil {
 		if len(inputs) > 0 {
 			c.Hash = computeHash(c, inputs...)

@@ -28,6 +28,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(`{"image": "a", "workspaceMount": "copy", "forwardPorts": ["[::1]:1", 2]}`))
 	f.Add([]byte("\ufeff{\"image\": \"${localEnv:A:${b}}\"} //"))
+	f.Add([]byte(`{"dockerComposeFile": ["../a.yml", "b.yml",], "service": "app", "runServices": ["db"], "overrideCommand": false}`))
 
 	env := mapEnv(map[string]string{"HOME": "/home/u", "EMPTY": ""})
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -59,6 +60,25 @@ func FuzzParse(f *testing.F) {
 		}
 		if c2.Hash != c.Hash {
 			t.Fatalf("minimizing changed the hash\n%s\n%s", data, min)
+		}
+	})
+}
+
+// FuzzReadComposeFile checks that reading a compose file never panics and
+// that its errors are *ConfigErrors naming the file.
+func FuzzReadComposeFile(f *testing.F) {
+	f.Add([]byte("x-base: &base\n  image: a\nservices:\n  app:\n    <<: *base\n"))
+	f.Add([]byte("name: shop\nservices:\n  app: {}\ninclude: [other.yml]\n"))
+	f.Add([]byte("services:\n  - app\n"))
+	f.Add([]byte("services: [\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, err := readComposeFile("/ws/compose.yml", data)
+		if err == nil {
+			return
+		}
+		var ce *ConfigError
+		if !errors.As(err, &ce) || !errors.Is(err, ErrBadConfig) || ce.File != "/ws/compose.yml" || ce.Line < 0 {
+			t.Fatalf("error %v (%T) is not a *ConfigError naming the file", err, err)
 		}
 	})
 }

@@ -11,11 +11,6 @@ import (
 
 var utf8BOM = []byte("\xef\xbb\xbf")
 
-// composeKey marks a Docker Compose config, which berth does not support.
-// It goes to Config.Unknown like any other key; it only sharpens the error
-// about a missing image.
-const composeKey = "dockerComposeFile"
-
 // Parse reads a devcontainer.json. file is its absolute host path, used to
 // resolve build paths and to name it in errors; ws is the host workspace
 // folder; env looks up ${localEnv:VAR} (nil means no variable is set).
@@ -67,10 +62,13 @@ type parser struct {
 	c    *Config
 
 	// Collected while reading the top level, settled by imageOrBuild.
-	image, legacyDockerfile, composed string
-	build, legacyContext              *node
-	dockerfile, context, target       string
-	args                              map[string]string
+	image, legacyDockerfile     string
+	build, legacyContext        *node
+	dockerfile, context, target string
+	args                        map[string]string
+	composeNode                 *node // dockerComposeFile
+	composeFiles, runServices   []string
+	service                     string
 }
 
 func (p *parser) errorf(n *node, field, format string, args ...any) error {
@@ -151,9 +149,10 @@ func (p *parser) top(root *node) error {
 			c.Features, err = p.features(v)
 		case "overrideFeatureInstallOrder":
 			c.OverrideFeatureInstallOrder, err = p.strings(v, m.key)
-		case composeKey:
-			p.composed = m.key
-			p.unknown(m.key)
+		case "dockerComposeFile", "service", "runServices":
+			err = p.composeKey(m)
+		case "overrideCommand":
+			c.OverrideCommand, err = p.boolPtr(v, m.key)
 		default:
 			p.unknown(m.key)
 		}
@@ -164,7 +163,13 @@ func (p *parser) top(root *node) error {
 	if c.ShutdownAction == "" {
 		c.ShutdownAction = defaultShutdownAction
 	}
-	return p.imageOrBuild()
+	if err := p.imageOrBuild(); err != nil {
+		return err
+	}
+	if c.Compose != nil && c.ShutdownAction != "none" {
+		c.ShutdownAction = "stopCompose"
+	}
+	return nil
 }
 
 // readBuild reads the build object.
@@ -202,6 +207,9 @@ func (p *parser) readBuild(n *node) error {
 // the devcontainer CLI.
 func (p *parser) imageOrBuild() error {
 	c := p.c
+	if ok, err := p.compose(); ok || err != nil {
+		return err
+	}
 	dockerfile, context := p.dockerfile, p.context
 	if dockerfile == "" {
 		dockerfile = p.legacyDockerfile
@@ -239,10 +247,7 @@ func (p *parser) imageOrBuild() error {
 		}
 		return nil
 	}
-	msg := "neither image nor build.dockerfile is set"
-	if p.composed != "" {
-		msg = "Docker Compose configs (dockerComposeFile) are not supported: set image or build.dockerfile"
-	}
+	msg := "neither image, build.dockerfile nor dockerComposeFile is set"
 	if !p.build.isNull() {
 		return p.errorf(p.build, "build", "%s", msg)
 	}
@@ -258,6 +263,18 @@ func (p *parser) str(n *node, field string) (string, error) {
 		return n.str, nil
 	}
 	return "", p.wrongType(n, field, "a string")
+}
+
+// boolPtr reads a boolean; null means unset.
+func (p *parser) boolPtr(n *node, field string) (*bool, error) {
+	switch {
+	case n.isNull():
+		return nil, nil
+	case n.kind == 't', n.kind == 'f':
+		v := n.kind == 't'
+		return &v, nil
+	}
+	return nil, p.wrongType(n, field, "a boolean")
 }
 
 // envMap reads an object of environment variables or build args. Numbers
@@ -499,9 +516,10 @@ func (p *parser) shutdownAction(n *node) (string, error) {
 	case "none":
 		return s, nil
 	case "", "stopContainer", "stopCompose":
+		// A Compose configuration makes it stopCompose (top).
 		return defaultShutdownAction, nil
 	}
-	return "", p.errorf(n, "shutdownAction", "unknown value %q (want none or stopContainer)", s)
+	return "", p.errorf(n, "shutdownAction", "unknown value %q (want none, stopContainer or stopCompose)", s)
 }
 
 // customizations reads customizations.berth; other tools' sections are

@@ -241,9 +241,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad/unterminated-comment.json", ConfigError{Line: 3, Column: 2,
 			Msg: "unterminated /* comment"}},
 		{"bad/no-image.json", ConfigError{
-			Msg: "neither image nor build.dockerfile is set"}},
-		{"bad/compose.json", ConfigError{
-			Msg: "Docker Compose configs (dockerComposeFile) are not supported: set image or build.dockerfile"}},
+			Msg: "neither image, build.dockerfile nor dockerComposeFile is set"}},
 		{"bad/mount-no-target.json", ConfigError{Line: 4, Column: 3, Field: "mounts[0]",
 			Msg: "mount has no target"}},
 		{"bad/hook-nested.json", ConfigError{Line: 5, Column: 13, Field: "postAttachCommand.nested",
@@ -258,7 +256,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad/env-array.json", ConfigError{Line: 3, Column: 22, Field: "remoteEnv.A",
 			Msg: "want a string, got an array"}},
 		{"bad/shutdown.json", ConfigError{Line: 3, Column: 20, Field: "shutdownAction",
-			Msg: `unknown value "halt" (want none or stopContainer)`}},
+			Msg: `unknown value "halt" (want none, stopContainer or stopCompose)`}},
 		{"bad/top-array.json", ConfigError{Line: 1, Column: 1,
 			Msg: "want an object at the top level, got an array"}},
 		{"bad/berth-agent.json", ConfigError{Line: 3, Column: 42, Field: "customizations.berth.agent",
@@ -398,7 +396,7 @@ func TestParseSmallErrors(t *testing.T) {
 		{`{"image": "a", "postStartCommand": 1}`, "f:1:36: postStartCommand: want a string, an array of strings or an object of commands, got a number"},
 		{`{"image": 1}`, "f:1:11: image: want a string, got a number"},
 		{`{"build": "Dockerfile"}`, "f:1:11: build: want an object, got a string"},
-		{`{"build": {"args": {}}}`, "f:1:11: build: neither image nor build.dockerfile is set"},
+		{`{"build": {"args": {}}}`, "f:1:11: build: neither image, build.dockerfile nor dockerComposeFile is set"},
 		{`{"workspaceFolder": []}`, "f:1:21: workspaceFolder: want a string, got an array"},
 		{`{"image": "a", "customizations": {"berth": {"test": {"n": 1e999}}}}`, "f:1:59: customizations.berth.test.n: number 1e999 is out of range"},
 		{`{"image": "a", "customizations": {"berth": []}}`, "f:1:44: customizations.berth: want an object, got an array"},

@@ -49,7 +49,7 @@ const (
 	CodeBindFailed         = -32023 // a tunnel's port could not be listened on
 	CodeAgentLost          = -32024 // the agent's connection died mid-call
 	CodeBadConfig          = -32025 // the workspace's configuration is broken or unsupported
-	CodeBuildFailed        = -32026 // the image build failed
+	CodeBuildFailed        = -32026 // the image build, or docker compose up, failed
 	CodeHookFailed         = -32027 // a create hook failed in a new container
 	CodeUnauthorized       = -32028 // no valid token, or a peer of another user; the connection closes
 	CodeUntrusted          = -32029 // the workspace's configuration needs trust it doesn't have
@@ -113,6 +113,8 @@ var sentinelCodes = []struct {
 	{features.ErrBadFeature, CodeBadConfig},
 	{session.ErrBadConfig, CodeBadConfig},
 	{backends.ErrBuild, CodeBuildFailed},
+	{backends.ErrComposeConfig, CodeBadConfig},
+	{backends.ErrCompose, CodeBuildFailed},
 	{session.ErrHookFailed, CodeHookFailed},
 	{tools.ErrBadFormat, CodeInvalidParams},
 	{tools.ErrBadRequest, CodeInvalidParams},

@@ -122,6 +122,9 @@ type Instance struct {
 	// HookError says why the container's create hooks failed, with the
 	// end of their output; berth doesn't run them again on its own.
 	HookError string `json:"hookError,omitempty"`
+	// Compose is set when the instance is the dev service of a Docker
+	// Compose project.
+	Compose *ComposeInfo `json:"compose,omitempty"`
 
 	// berth/up only.
 	BuildPID  string          `json:"buildPid,omitempty"` // pseudo-pid of the image build's log
@@ -167,6 +170,12 @@ func toAgentStatus(st session.AgentStatus) AgentStatus {
 	return AgentStatus{Enabled: st.Enabled, Reason: st.Reason, AgentBuild: toAgentBuild(st.Build), Connected: st.Connected}
 }
 
+// ComposeInfo names an instance's Compose project and service.
+type ComposeInfo struct {
+	Project string `json:"project"`
+	Service string `json:"service"`
+}
+
 // toInstance reports an instance; a hook's failure may quote its output,
 // so secrets are masked in it.
 func (c *conn) toInstance(in session.Instance) Instance {
@@ -179,6 +188,9 @@ func (c *conn) toInstance(in session.Instance) Instance {
 	}
 	if in.Config != nil {
 		out.ConfigSource, out.ConfigFile = string(in.Config.Source), in.Config.File
+	}
+	if p := in.Labels[backends.LabelCompose]; p != "" {
+		out.Compose = &ComposeInfo{Project: p, Service: in.Labels[backends.LabelComposeService]}
 	}
 	return out
 }

@@ -550,6 +550,24 @@ func TestConfigChanged(t *testing.T) {
 	}
 }
 
+// A Compose configuration's inputs are watched too: its compose files
+// and the project's .env.
+func TestConfigChangedCompose(t *testing.T) {
+	e := newMemEnv(t, memEnvOptions{Files: composeFiles(`"service": "app"`)})
+	c, sink := e.client(nil, false)
+	cfg, err := e.m.Workspace(e.ws).Config("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.watchConfig(e.ws, cfg)
+	file := filepath.Join(e.ws, ".env")
+	writeHostFile(t, file, "TAG=2\n")
+	sink.wait(t, "configChanged", func() bool { return len(sink.configs) > 0 })
+	if diff := cmp.Diff([][]string{{file}}, sink.configs); diff != "" {
+		t.Errorf("configChanged (-want +got):\n%s", diff)
+	}
+}
+
 // A synced workspace's changes reach the instance.
 func TestSync(t *testing.T) {
 	e := newMemEnv(t, memEnvOptions{Sync: true, Files: map[string]string{

@@ -227,14 +227,14 @@ func (w *Workspace) detach(ctx context.Context) {
 		w.log.Info("last session of this berth gone; others remain, so the container stays", "sessions", n)
 		return
 	}
-	w.log.Info("last editor session gone: stopping the container (shutdownAction stopContainer)")
+	w.log.Info("last editor session gone: stopping the container", "shutdownAction", cfg.ShutdownAction)
 	if err := w.Down(ctx, false); err != nil {
 		w.log.Warn("shutdownAction: stop failed", "err", err)
 	}
 }
 
 func stopsOnLeave(cfg *devcontainer.Config) bool {
-	if cfg == nil || cfg.ShutdownAction != "stopContainer" {
+	if cfg == nil || (cfg.ShutdownAction != "stopContainer" && cfg.ShutdownAction != "stopCompose") {
 		return false
 	}
 	switch cfg.Source {

@@ -335,7 +335,7 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 	if cfg.Build != nil {
 		image = buildTag(ws, cfg)
 	}
-	if image == "" {
+	if image == "" && cfg.Compose == nil {
 		return backends.Spec{}, fmt.Errorf("%w for %s: pass an image to berth/up, set initializationOptions.image, --image or BERTH_IMAGE, or add a devcontainer.json or Dockerfile", ErrNoImage, ws)
 	}
 	spec := backends.Spec{
@@ -372,6 +372,15 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 	for _, mt := range cfg.Mounts {
 		spec.Mounts = append(spec.Mounts, backends.Mount{Host: mt.Source, Container: mt.Target, Type: mt.Type, ReadOnly: mt.ReadOnly})
 	}
+	if cc := cfg.Compose; cc != nil {
+		spec.Compose = &backends.ComposeSpec{
+			Files: cc.Files, Service: cc.Service, RunServices: cc.RunServices,
+			Project: cc.Project, Dir: cc.Dir,
+			// overrideCommand defaults to true for Compose too.
+			KeepCommand: cfg.OverrideCommand != nil && !*cfg.OverrideCommand,
+			StateDir:    composeStateDir(spec.Name),
+		}
+	}
 	if set := m.agents; len(set) > 0 && (cfg.Berth.Agent == nil || *cfg.Berth.Agent) {
 		// The agent doubles as the instance's main process, so images
 		// need nothing at all, not even a shell.
@@ -389,6 +398,17 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 		}
 	}
 	return spec, nil
+}
+
+// composeStateDir is where the backend keeps a Compose project's
+// override file: in berth's cache, not the workspace, and lasting, since
+// Compose records the file and a later down reads it.
+func composeStateDir(name string) string {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = filepath.Join(os.TempDir(), fmt.Sprintf("berth-%d", os.Getuid()))
+	}
+	return filepath.Join(base, "berth", "compose", name)
 }
 
 // buildTag names a built image by its inputs, so an unchanged config never

@@ -65,6 +65,11 @@ func (w *configWatcher) watch(ws string, cfg *devcontainer.Config) {
 	if cfg.File != "" {
 		sp.files[cfg.File] = true
 	}
+	if cc := cfg.Compose; cc != nil {
+		for _, f := range append(append([]string{filepath.Join(cc.Dir, ".env")}, cc.Files...), cc.Dockerfiles...) {
+			sp.files[f] = true
+		}
+	}
 	if b := cfg.Build; b != nil {
 		sp.files[b.Dockerfile] = true
 		sp.files[filepath.Join(b.Context, ".dockerignore")] = true

@@ -371,6 +371,18 @@ func (w *Workspace) Down(ctx context.Context, remove bool) error {
 	w.dropRunner("the container was stopped by berth")
 	ctx, _, cancel := watchdog(ctx, idleTimeout)
 	defer cancel()
+	if d, ok := w.m.backend.(backends.Downer); ok {
+		// The instance may be one service of a Compose project: down
+		// takes the whole project with it.
+		w.setOwnStop()
+		if remove {
+			w.log.Info("removing instance", "instance", inst.Name)
+		}
+		if err := d.Down(ctx, inst.ID, remove); err != nil && !errors.Is(err, backends.ErrNotFound) {
+			return w.m.engineErr(ctx, "down", err)
+		}
+		return nil
+	}
 	if remove {
 		w.setOwnStop()
 		w.log.Info("removing instance", "instance", inst.Name)

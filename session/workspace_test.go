@@ -202,6 +202,7 @@ func TestEnsureErrors(t *testing.T) {
 			e.mem.SetError("Ensure", fmt.Errorf("memory: injected: %w", backends.ErrUnavailable))
 		}, want: backends.ErrUnavailable},
 		{name: "manager closed", setup: func(e *memEnv) { e.m.Close() }, want: ErrClosed},
+		{name: "compose on a backend without it", opts: memEnvOptions{Files: composeFiles(`"service": "app"`)}, want: backends.ErrNotSupported},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -454,4 +455,49 @@ func TestFrozenEngine(t *testing.T) {
 			t.Errorf("the process ended with %+v", ex)
 		}
 	})
+}
+
+// composeFiles is a Compose workspace whose devcontainer.json adds extra.
+func composeFiles(extra string) map[string]string {
+	return map[string]string{
+		".devcontainer/devcontainer.json": `{"dockerComposeFile": ["../compose.yml"], "forwardPorts": ["db:5432"], ` + extra + `}`,
+		"compose.yml":                     "services:\n  app:\n    image: x\n  db:\n    image: y\n",
+	}
+}
+
+// A Compose configuration becomes a Spec whose Compose part names the
+// project, and the rest of which applies to the dev service.
+func TestSpecCompose(t *testing.T) {
+	tests := []struct {
+		extra string
+		want  backends.ComposeSpec
+	}{
+		{`"service": "app"`, backends.ComposeSpec{Service: "app"}},
+		{`"service": "app", "runServices": ["db"], "overrideCommand": false`, backends.ComposeSpec{Service: "app", RunServices: []string{"db"}, KeepCommand: true}},
+	}
+	for _, tt := range tests {
+		e := newMemEnv(t, memEnvOptions{Files: composeFiles(tt.extra), Image: "-"})
+		cfg, err := e.m.Workspace(e.ws).Config("", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, err := e.m.spec(e.ws, cfg)
+		if err != nil {
+			t.Fatalf("spec: %v", err)
+		}
+		want := tt.want
+		want.Files = []string{filepath.Join(e.ws, "compose.yml")}
+		want.Project = devcontainer.ProjectName(filepath.Base(e.ws))
+		want.Dir = e.ws
+		want.StateDir = composeStateDir(spec.Name)
+		if spec.Compose == nil {
+			t.Fatalf("spec.Compose is nil")
+		}
+		if diff := cmp.Diff(want, *spec.Compose); diff != "" {
+			t.Errorf("spec.Compose (-want +got):\n%s", diff)
+		}
+		if spec.Image != "" || len(spec.Mounts) == 0 || spec.Mounts[0].Host != e.ws {
+			t.Errorf("spec: image %q, mounts %+v; want no image and the workspace mount", spec.Image, spec.Mounts)
+		}
+	}
 }

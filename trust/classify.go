@@ -27,6 +27,10 @@ const (
 	KindMount   Kind = "mount"   // a host path outside the workspace is bind-mounted
 	KindBuild   Kind = "build"   // an image build reads host files outside the workspace
 	KindFeature Kind = "feature" // a Feature's install script runs as root
+	// KindCompose is a Docker Compose file: its services can bind any host
+	// path, run privileged and build from anywhere, so it always needs
+	// trust, wherever it lies.
+	KindCompose Kind = "compose"
 )
 
 // Finding is one thing a configuration does that needs the user's trust.
@@ -49,6 +53,8 @@ func (f Finding) String() string {
 		return fmt.Sprintf("bind-mounts the host path %s (%s)", f.Path, f.Field)
 	case KindFeature:
 		return fmt.Sprintf("installs the Feature %s as root (%s)", f.Detail, f.Field)
+	case KindCompose:
+		return fmt.Sprintf("runs the Docker Compose file %s (%s)", f.Path, f.Field)
 	}
 	return fmt.Sprintf("builds from the host path %s (%s)", f.Path, f.Field)
 }
@@ -68,7 +74,8 @@ const detailMax = 80
 // Classify lists what cfg, the resolved configuration of the workspace ws
 // (a resolved host path), does that needs trust: lifecycle commands, bind
 // mounts of host paths outside the workspace (workspaceMount included),
-// and image builds whose Dockerfile or context lies outside it. Volumes and
+// image builds whose Dockerfile or context lies outside it, and every
+// Docker Compose file, which can do all of that itself. Volumes and
 // tmpfs mounts reach no host path. None means the configuration needs no
 // trust. resolve resolves a host path's symlinks as far as it exists.
 //
@@ -140,6 +147,12 @@ func Classify(ws string, cfg *devcontainer.Config, resolve func(string) string) 
 			if real, ok := outside(in.path); ok {
 				out = append(out, Finding{Kind: KindBuild, Field: in.field, Path: real, Detail: in.detail})
 			}
+		}
+	}
+	if cc := cfg.Compose; cc != nil {
+		for i, f := range cc.Files {
+			out = append(out, Finding{Kind: KindCompose, Field: fmt.Sprintf("dockerComposeFile[%d]", i), Path: resolve(filepath.Clean(f)),
+				Detail: "its services can bind host paths and run with any privilege"})
 		}
 	}
 	return out

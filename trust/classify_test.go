@@ -92,6 +92,12 @@ func TestClassify(t *testing.T) {
 			{Kind: KindCommand, Field: "image metadata[0] postCreateCommand", Detail: "from the base image"},
 			{Kind: KindCommand, Field: "image metadata[1] (node) onCreateCommand", Detail: "npm i"},
 		}},
+		{name: "every compose file, inside the workspace or not", cfg: &devcontainer.Config{
+			Compose: &devcontainer.Compose{Files: []string{ws + "/.devcontainer/compose.yml", "/srv/compose.yml"}, Service: "app"},
+		}, want: []Finding{
+			{Kind: KindCompose, Field: "dockerComposeFile[0]", Path: ws + "/.devcontainer/compose.yml", Detail: "its services can bind host paths and run with any privilege"},
+			{Kind: KindCompose, Field: "dockerComposeFile[1]", Path: "/srv/compose.yml", Detail: "its services can bind host paths and run with any privilege"},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,7 +117,7 @@ func TestClassifyCoversConfig(t *testing.T) {
 		// Checked by Classify.
 		"OnCreate": "gated", "UpdateContent": "gated", "PostCreate": "gated", "PostStart": "gated", "PostAttach": "gated",
 		"Mounts": "gated", "WorkspaceMount": "gated", "Build": "gated",
-		"Features": "gated", "Metadata": "gated",
+		"Features": "gated", "Metadata": "gated", "Compose": "gated",
 		// Engine settings: what they grant is the container's, and a
 		// configuration that asks for them runs nothing by itself.
 		// Entrypoints come from Features, which are gated.

@@ -40,9 +40,10 @@ const stopTimeout = 3 // seconds
 
 // Backend is a Docker engine.
 type Backend struct {
-	cli     *client.Client
-	log     *slog.Logger
-	version string // berth version, recorded on instances
+	cli        *client.Client
+	log        *slog.Logger
+	version    string     // berth version, recorded on instances
+	composeCLI composeCLI // the user's Compose CLI, found on first use
 }
 
 var (
@@ -50,6 +51,7 @@ var (
 	_ backends.Platformer = (*Backend)(nil)
 	_ backends.Localer    = (*Backend)(nil)
 	_ backends.NetNSer    = (*Backend)(nil)
+	_ backends.Downer     = (*Backend)(nil)
 )
 
 // New connects to the engine named by the environment (DOCKER_HOST and
@@ -205,6 +207,9 @@ func stateOf(s string) backends.State {
 
 // Ensure implements backends.Backend.
 func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Instance, bool, error) {
+	if spec.Compose != nil {
+		return b.ensureCompose(ctx, spec)
+	}
 	inst, err := b.Find(ctx, spec.Workspace)
 	switch {
 	case err == nil:

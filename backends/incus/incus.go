@@ -316,6 +316,9 @@ func (b *Backend) getManaged(ctx context.Context, id string) (*rest.Instance, er
 
 // Ensure implements backends.Backend.
 func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Instance, bool, error) {
+	if spec.Compose != nil {
+		return backends.Instance{}, false, fmt.Errorf("incus: Docker Compose configurations need the docker backend (--backend docker): Incus runs no Compose projects: %w", backends.ErrNotSupported)
+	}
 	unlock, err := b.locks.lock(ctx, spec.Workspace)
 	if err != nil {
 		return backends.Instance{}, false, err

@@ -281,6 +281,9 @@ func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Inst
 	if spec.Workspace == "" {
 		return backends.Instance{}, false, errors.New("memory: ensure: spec has no workspace")
 	}
+	if spec.Compose != nil {
+		return backends.Instance{}, false, fmt.Errorf("memory: Docker Compose configurations need the docker backend: %w", backends.ErrNotSupported)
+	}
 	for {
 		b.mu.Lock()
 		if in := b.byWS[spec.Workspace]; in != nil {

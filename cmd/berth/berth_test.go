@@ -60,6 +60,7 @@ func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	if b, err := docker.New(slog.New(slog.DiscardHandler), "test"); err == nil {
 		backendtest.Sweep(ctx, b)
+		sweepComposeProjects(ctx)
 		b.Close()
 	}
 	if b, err := incus.New(slog.New(slog.DiscardHandler), "test"); err == nil {
