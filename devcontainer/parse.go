@@ -32,7 +32,7 @@ func Parse(data []byte, file, ws string, env func(string) (string, bool)) (*Conf
 		return nil, err
 	}
 	c := &Config{File: file}
-	p := &parser{src: src, file: file, dir: filepath.Dir(file), c: c}
+	p := &parser{src: src, file: file, dir: filepath.Dir(file), ws: ws, env: env, c: c}
 	if root.kind != '{' {
 		return nil, p.wrongType(root, "", "an object at the top level")
 	}
@@ -64,6 +64,8 @@ type parser struct {
 	src  []byte
 	file string
 	dir  string // folder of the config file, for relative build paths
+	ws   string // host workspace folder, for runArgs' relative paths
+	env  func(string) (string, bool)
 	c    *Config
 
 	// Collected while reading the top level, settled by imageOrBuild.
@@ -71,6 +73,7 @@ type parser struct {
 	build, legacyContext              *node
 	dockerfile, context, target       string
 	args                              map[string]string
+	runArgsNode                       *node
 }
 
 func (p *parser) errorf(n *node, field, format string, args ...any) error {
@@ -147,6 +150,41 @@ func (p *parser) top(root *node) error {
 			c.ShutdownAction, err = p.shutdownAction(v)
 		case "customizations":
 			err = p.customizations(v)
+		case "initializeCommand":
+			c.InitializeCommand, err = p.hook(v, m.key, true)
+		case "waitFor":
+			c.WaitFor, err = p.enum(v, m.key, hookNames...)
+		case "userEnvProbe":
+			c.UserEnvProbe, err = p.enum(v, m.key, "none", "interactiveShell", "loginShell", "loginInteractiveShell")
+		case "updateRemoteUserUID":
+			c.UpdateRemoteUserUID, err = p.optBool(v, m.key)
+		case "overrideCommand":
+			c.OverrideCommand, err = p.optBool(v, m.key)
+		case "privileged":
+			c.Privileged, err = p.boolean(v, m.key)
+		case "init":
+			c.Init, err = p.boolean(v, m.key)
+		case "capAdd":
+			c.CapAdd, err = p.strList(v, m.key)
+		case "securityOpt":
+			c.SecurityOpt, err = p.strList(v, m.key)
+		case "appPort":
+			c.AppPort, err = p.appPort(v)
+		case "portsAttributes":
+			c.PortsAttributes, err = p.portsAttributes(v)
+		case "otherPortsAttributes":
+			if !v.isNull() {
+				var a PortAttributes
+				a, err = p.portAttributes(v, m.key)
+				c.OtherPortsAttributes = &a
+			}
+		case "hostRequirements":
+			c.HostRequirements, err = p.hostRequirements(v)
+		case "runArgs":
+			p.runArgsNode = v // after the loop: it adds to containerEnv, capAdd...
+		case "settings", "extensions":
+			// Legacy editor-only keys (VS Code's, before customizations):
+			// accepted, and nothing for berth to do.
 		case composeKey:
 			p.composed = m.key
 			p.unknown(m.key)
@@ -159,6 +197,9 @@ func (p *parser) top(root *node) error {
 	}
 	if c.ShutdownAction == "" {
 		c.ShutdownAction = defaultShutdownAction
+	}
+	if err := p.runArgs(p.runArgsNode); err != nil {
+		return err
 	}
 	return p.imageOrBuild()
 }
