@@ -105,45 +105,49 @@ type Config struct {
 	// "stopCompose" is read as "stopContainer".
 	ShutdownAction string
 
+	// The fields from here on are omitzero so that a config that doesn't
+	// use them keeps the hash, and the container, it had before berth
+	// knew them.
+
 	// Engine settings, from their own keys and from runArgs.
-	CapAdd      []string // capAdd, runArgs --cap-add, Features
-	SecurityOpt []string // securityOpt, runArgs --security-opt, Features
-	Privileged  bool     // privileged, runArgs --privileged, Features
+	CapAdd      []string `json:",omitzero"` // capAdd, runArgs --cap-add, Features
+	SecurityOpt []string `json:",omitzero"` // securityOpt, runArgs --security-opt, Features
+	Privileged  bool     `json:",omitzero"` // privileged, runArgs --privileged, Features
 	// Init asks for an init process that reaps zombies. Docker instances
 	// always run docker-init and Incus instances boot the image's own
 	// init, so berth satisfies it whatever its value.
-	Init        bool
-	Entrypoints []string // Features' entrypoint scripts, in install order
+	Init        bool     `json:",omitzero"`
+	Entrypoints []string `json:",omitzero"` // Features' entrypoint scripts, in install order
 	// OverrideCommand is nil for the spec's default (true for image and
 	// Dockerfile configs): berth's own main process replaces the image's.
 	// false keeps the image's entrypoint and command as the main process.
-	OverrideCommand *bool
+	OverrideCommand *bool `json:",omitzero"`
 
 	// InitializeCommand runs on the host, in the workspace folder, before
 	// anything else of an up.
-	InitializeCommand *Hook
+	InitializeCommand *Hook `json:",omitzero"`
 	// WaitFor names the lifecycle command calls other than up wait for
 	// before they go on ("" is the spec's default, updateContentCommand);
 	// later commands finish in the background.
-	WaitFor string
+	WaitFor string `json:",omitzero"`
 	// UserEnvProbe is how the remote user's environment is captured, once
 	// per container: none, interactiveShell, loginShell or
 	// loginInteractiveShell ("" is the spec's default,
 	// loginInteractiveShell).
-	UserEnvProbe string
+	UserEnvProbe string `json:",omitzero"`
 	// UpdateRemoteUserUID, nil for the default (true), matches the remote
 	// user's uid and gid to the host user's on Linux hosts.
-	UpdateRemoteUserUID *bool
+	UpdateRemoteUserUID *bool `json:",omitzero"`
 	// AppPort are ports published on the host, in docker's -p form
 	// ("3000", "127.0.0.1:8080:80").
-	AppPort              []string
-	PortsAttributes      map[string]PortAttributes // by port, range ("3000-3010") or host:port
-	OtherPortsAttributes *PortAttributes
-	HostRequirements     *HostRequirements
+	AppPort              []string                  `json:",omitzero"`
+	PortsAttributes      map[string]PortAttributes `json:",omitzero"` // by port, range ("3000-3010") or host:port
+	OtherPortsAttributes *PortAttributes           `json:",omitzero"`
+	HostRequirements     *HostRequirements         `json:",omitzero"`
 	// Run holds what runArgs sets that has no key of its own; its
 	// --cap-add and the like land in the fields above, -e in
 	// ContainerEnv and -u in ContainerUser.
-	Run RunArgs
+	Run RunArgs `json:",omitzero"`
 
 	// Berth holds customizations.berth.
 	Berth BerthSettings
