@@ -72,6 +72,8 @@ var (
 	_ backends.Platformer = (*Backend)(nil)
 	_ backends.Localer    = (*Backend)(nil)
 	_ backends.NetNSer    = (*Backend)(nil)
+	_ backends.Checker    = (*Backend)(nil)
+	_ backends.Resourcer  = (*Backend)(nil)
 )
 
 // New connects to the daemon named by the environment. It does not contact
@@ -422,6 +424,7 @@ func (b *Backend) create(ctx context.Context, name string, spec backends.Spec, p
 			Devices: diskDevices(spec, shift),
 		},
 	}
+	engineConfig(spec, !b.remote, req.Config, req.Devices)
 	backends.Report(ctx, "creating container %s from %s", name, spec.Image)
 	err := b.run(ctx, func() (incus.Operation, error) { return b.srv.CreateInstance(req) })
 	if err != nil {
