@@ -345,3 +345,24 @@ func ParseSize(s string) (int64, error) {
 	}
 	return int64(f * float64(mult)), nil
 }
+
+// AttributesOf returns the portsAttributes entry for port: the entry of
+// that port, or of a range ("3000-3010") holding it, else
+// otherPortsAttributes, else none.
+func (c *Config) AttributesOf(port int) PortAttributes {
+	if a, ok := c.PortsAttributes[strconv.Itoa(port)]; ok {
+		return a
+	}
+	for k, a := range c.PortsAttributes {
+		lo, hi, ok := strings.Cut(k, "-")
+		l, err1 := strconv.Atoi(strings.TrimSpace(lo))
+		h, err2 := strconv.Atoi(strings.TrimSpace(hi))
+		if ok && err1 == nil && err2 == nil && l <= port && port <= h {
+			return a
+		}
+	}
+	if c.OtherPortsAttributes != nil {
+		return *c.OtherPortsAttributes
+	}
+	return PortAttributes{}
+}

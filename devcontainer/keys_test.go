@@ -87,7 +87,7 @@ func TestParseKeyErrors(t *testing.T) {
 		{`{"image": "a", "runArgs": ["--mount", "type=bind,target=/x"]}`, `f:1:39: runArgs[1]: bind mount has no source`},
 		{`{"image": "a", "runArgs": "--init"}`, `f:1:27: runArgs: want an array of strings, got a string`},
 		{`{"image": "a", "runArgs": [1]}`, `f:1:28: runArgs[0]: want a string, got a number`},
-		{`{"image": "a", "waitFor": "later"}`, `f:1:27: waitFor: unknown value "later" (want initializeCommand, onCreateCommand, updateContentCommand, postCreateCommand, postStartCommand or postAttachCommand)`},
+		{`{"image": "a", "waitFor": "later"}`, `f:1:27: waitFor: unknown value "later" (want initializeCommand, onCreateCommand, updateContentCommand, postCreateCommand or postStartCommand)`},
 		{`{"image": "a", "userEnvProbe": "bash"}`, `f:1:32: userEnvProbe: unknown value "bash" (want none, interactiveShell, loginShell or loginInteractiveShell)`},
 		{`{"image": "a", "privileged": "yes"}`, `f:1:30: privileged: want a boolean, got a string`},
 		{`{"image": "a", "capAdd": "SYS_PTRACE"}`, `f:1:26: capAdd: want an array of strings, got a string`},
@@ -120,5 +120,18 @@ func TestParseSize(t *testing.T) {
 		if _, err := ParseSize(in); err == nil {
 			t.Errorf("ParseSize(%q): no error", in)
 		}
+	}
+}
+
+func TestAttributesOf(t *testing.T) {
+	c := &Config{PortsAttributes: map[string]PortAttributes{"3000": {Label: "web"}, "9000-9010": {Label: "range"}}}
+	for port, want := range map[int]string{3000: "web", 9005: "range", 9011: ""} {
+		if got := c.AttributesOf(port).Label; got != want {
+			t.Errorf("AttributesOf(%d).Label = %q, want %q", port, got, want)
+		}
+	}
+	c.OtherPortsAttributes = &PortAttributes{Label: "other"}
+	if got := c.AttributesOf(1).Label; got != "other" {
+		t.Errorf("AttributesOf(1).Label = %q, want other", got)
 	}
 }

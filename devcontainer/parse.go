@@ -153,7 +153,7 @@ func (p *parser) top(root *node) error {
 		case "initializeCommand":
 			c.InitializeCommand, err = p.hook(v, m.key, true)
 		case "waitFor":
-			c.WaitFor, err = p.enum(v, m.key, hookNames...)
+			c.WaitFor, err = p.enum(v, m.key, hookNames[:5]...) // postAttach waits for an editor
 		case "userEnvProbe":
 			c.UserEnvProbe, err = p.enum(v, m.key, "none", "interactiveShell", "loginShell", "loginInteractiveShell")
 		case "updateRemoteUserUID":

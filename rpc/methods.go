@@ -16,6 +16,7 @@ import (
 	"github.com/berthdev/berth/devcontainer"
 	"github.com/berthdev/berth/secrets"
 	"github.com/berthdev/berth/session"
+	"go.lsp.dev/protocol"
 )
 
 // methods is the dispatch table.
@@ -218,6 +219,10 @@ func up(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	}
 	out := c.toInstance(res.Instance)
 	out.BuildPID = res.BuildPID
+	out.Warnings = res.Warnings
+	for _, w := range res.Warnings {
+		c.notify("window/showMessage", protocol.ShowMessageParams{Type: protocol.MessageTypeWarning, Message: "berth: " + w})
+	}
 	for _, h := range res.Hooks {
 		out.Hooks = append(out.Hooks, HookRun{Hook: h.Hook, Name: h.Name, PID: h.PID, Code: h.Code, Error: c.s.mask(h.Err)})
 	}

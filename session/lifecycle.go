@@ -142,6 +142,10 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 			host = "127.0.0.1"
 		}
 		t, err := c.Forward(ctx, opts.Workspace, opts.Image, host, p.Port, p.Port)
+		if err != nil && cfg.AttributesOf(p.Port).RequireLocalPort {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("forwardPorts: port %d not forwarded: requireLocalPort is set and host port %d is taken (%v)", p.Port, p.Port, err))
+			continue
+		}
 		if err != nil {
 			// The same host port may be taken: any port will do.
 			t, err = c.Forward(ctx, opts.Workspace, opts.Image, host, p.Port, 0)

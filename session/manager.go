@@ -18,6 +18,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -66,6 +67,10 @@ type Instance struct {
 	Stale   bool // its configuration changed since it was created
 	Config  *devcontainer.Config
 	Agent   AgentStatus
+	// Warnings name what berth leaves out of the configuration, and where
+	// the engine's host falls short of hostRequirements; set by the call
+	// that resolved the configuration (Ensure, not a cached answer).
+	Warnings []string
 	// HookError says why the container's create hooks failed; berth
 	// doesn't run them again on its own (recreate does).
 	HookError string
@@ -366,10 +371,13 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 			return backends.Spec{}, fmt.Errorf("%w: workspaceMount must be a bind mount of the workspace, got type %q", ErrBadConfig, wm.Type)
 		}
 	}
-	for _, mt := range cfg.Mounts {
+	for _, mt := range append(slices.Clip(cfg.Mounts), cfg.Run.Mounts...) {
 		spec.Mounts = append(spec.Mounts, backends.Mount{Host: mt.Source, Container: mt.Target, Type: mt.Type, ReadOnly: mt.ReadOnly})
 	}
-	if set := m.agents; len(set) > 0 && (cfg.Berth.Agent == nil || *cfg.Berth.Agent) {
+	if err := engineSpec(&spec, cfg); err != nil {
+		return backends.Spec{}, err
+	}
+	if set := m.agents; len(set) > 0 && (cfg.Berth.Agent == nil || *cfg.Berth.Agent) && !spec.KeepCommand {
 		// The agent doubles as the instance's main process, so images
 		// need nothing at all, not even a shell.
 		spec.Init = []string{agent.InitPath, "init"}

@@ -194,6 +194,15 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 			return Instance{}, err
 		}
 	}
+	var warnings []string
+	if !synthetic {
+		warnings = w.m.warnings(cfg, spec)
+		// On the host, before anything else; it may take its time (a
+		// fetch, a login), so before the watchdog.
+		if err := w.initialize(ctx, cfg.InitializeCommand); err != nil {
+			return Instance{}, err
+		}
+	}
 	ctx, touch, cancel := watchdog(ctx, idleTimeout)
 	defer cancel()
 	if opts.Recreate && exists {
@@ -232,6 +241,13 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 		Config:  cfg, synthetic: synthetic,
 	}
 	out.Agent = w.m.agentStatus(ctx, inst, false)
+	if !synthetic {
+		warnings = append(warnings, w.m.hostShortfall(ctx, cfg.HostRequirements)...)
+	}
+	out.Warnings = warnings
+	for _, msg := range warnings {
+		w.log.Warn(msg)
+	}
 	out.Stale = !created && cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash
 	if out.Stale {
 		backends.Report(ctx, "container %s is stale: its configuration changed; berth/up with recreate rebuilds it", inst.Name)
@@ -271,9 +287,6 @@ func (w *Workspace) Config(explicit, image string) (*devcontainer.Config, error)
 	cfg, err := devcontainer.Discover(w.path, explicit, image, os.LookupEnv)
 	if err != nil {
 		return nil, err
-	}
-	if len(cfg.Unknown) > 0 || len(cfg.Berth.Unknown) > 0 {
-		w.log.Info("ignoring unsupported config keys", "file", cfg.File, "keys", append(cfg.Unknown, cfg.Berth.Unknown...))
 	}
 	w.mu.Lock()
 	w.cfg = cfg
