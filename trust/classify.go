@@ -26,6 +26,12 @@ const (
 	KindCommand Kind = "command" // a lifecycle command runs
 	KindMount   Kind = "mount"   // a host path outside the workspace is bind-mounted
 	KindBuild   Kind = "build"   // an image build reads host files outside the workspace
+	// KindPrivilege: the container gets powers over the host: privileged,
+	// added capabilities, a relaxed security profile, the host's network,
+	// ports published on the host's addresses.
+	KindPrivilege Kind = "privilege"
+	KindDevice    Kind = "device" // a host device or GPU is passed in
+	KindFile      Kind = "file"   // a host file outside the workspace is read into the container (--env-file)
 )
 
 // Finding is one thing a configuration does that needs the user's trust.
@@ -46,6 +52,12 @@ func (f Finding) String() string {
 		return fmt.Sprintf("runs %s (%s)", f.Field, f.Detail)
 	case KindMount:
 		return fmt.Sprintf("bind-mounts the host path %s (%s)", f.Path, f.Field)
+	case KindPrivilege:
+		return fmt.Sprintf("%s (%s)", f.Detail, f.Field)
+	case KindDevice:
+		return fmt.Sprintf("passes in the host device %s (%s)", f.Detail, f.Field)
+	case KindFile:
+		return fmt.Sprintf("reads the host file %s into the container (%s)", f.Path, f.Field)
 	}
 	return fmt.Sprintf("builds from the host path %s (%s)", f.Path, f.Field)
 }
@@ -63,20 +75,29 @@ func Summary(fs []Finding) string {
 const detailMax = 80
 
 // Classify lists what cfg, the resolved configuration of the workspace ws
-// (a resolved host path), does that needs trust: lifecycle commands, bind
-// mounts of host paths outside the workspace (workspaceMount included),
-// and image builds whose Dockerfile or context lies outside it. Volumes and
+// (a resolved host path), does that needs trust: initializeCommand (on
+// the host), lifecycle commands and entrypoints, bind mounts of host paths
+// outside the workspace (workspaceMount and runArgs' included), host files
+// read into the container (--env-file), image builds whose Dockerfile or
+// context lies outside it, and powers over the host (privileged, capAdd,
+// securityOpt, the host's network, appPort, devices and GPUs). Volumes and
 // tmpfs mounts reach no host path. None means the configuration needs no
 // trust. resolve resolves a host path's symlinks as far as it exists.
 //
-// Keys berth ignores (Config.Unknown: runArgs, initializeCommand,
-// features, ...) do nothing, so they need no trust; a key berth learns to
-// apply must be classified here first (TestClassifyCoversConfig).
+// Keys berth ignores (Config.Unknown) do nothing, so they need no trust;
+// a key berth learns to apply must be classified here first
+// (TestClassifyCoversConfig).
 func Classify(ws string, cfg *devcontainer.Config, resolve func(string) string) []Finding {
 	if cfg == nil {
 		return nil
 	}
 	var out []Finding
+	if h := cfg.InitializeCommand; h != nil {
+		out = append(out, Finding{Kind: KindCommand, Field: "initializeCommand", Detail: "on the host: " + hookText(h)})
+	}
+	for i, e := range cfg.Entrypoints {
+		out = append(out, Finding{Kind: KindCommand, Field: fmt.Sprintf("entrypoint[%d]", i), Detail: hookText(&devcontainer.Hook{Shell: e})})
+	}
 	for _, h := range []struct {
 		field string
 		hook  *devcontainer.Hook
@@ -108,6 +129,20 @@ func Classify(ws string, cfg *devcontainer.Config, resolve func(string) string) 
 			out = append(out, Finding{Kind: KindMount, Field: fmt.Sprintf("mounts[%d]", i), Path: real, Detail: "at " + m.Target})
 		}
 	}
+	for i, m := range cfg.Run.Mounts {
+		if !isBind(m.Type) || m.Source == "" {
+			continue
+		}
+		if real, ok := outside(m.Source); ok {
+			out = append(out, Finding{Kind: KindMount, Field: fmt.Sprintf("runArgs mount %d", i), Path: real, Detail: "at " + m.Target})
+		}
+	}
+	for _, f := range cfg.Run.EnvFiles {
+		if real, ok := outside(f); ok {
+			out = append(out, Finding{Kind: KindFile, Field: "runArgs --env-file", Path: real})
+		}
+	}
+	out = append(out, privileges(cfg)...)
 	if b := cfg.Build; b != nil {
 		for _, in := range []struct{ field, path, detail string }{
 			{"build.context", b.Context, "sent to the engine as the build context"},
@@ -159,4 +194,32 @@ func hookText(h *devcontainer.Hook) string {
 		s = string(r[:detailMax-1]) + "…"
 	}
 	return s
+}
+
+// privileges lists the powers over the host a configuration gives its
+// container, and the host devices it passes in.
+func privileges(cfg *devcontainer.Config) []Finding {
+	var out []Finding
+	if cfg.Privileged {
+		out = append(out, Finding{Kind: KindPrivilege, Field: "privileged", Detail: "runs the container privileged, with every device and capability of the host"})
+	}
+	for _, c := range cfg.CapAdd {
+		out = append(out, Finding{Kind: KindPrivilege, Field: "capAdd", Detail: "adds the capability " + c})
+	}
+	for _, o := range cfg.SecurityOpt {
+		out = append(out, Finding{Kind: KindPrivilege, Field: "securityOpt", Detail: "sets the security option " + o})
+	}
+	if n := cfg.Run.Network; n == "host" || strings.HasPrefix(n, "container:") {
+		out = append(out, Finding{Kind: KindPrivilege, Field: "runArgs --network", Detail: "joins the network " + n})
+	}
+	for _, p := range cfg.AppPort {
+		out = append(out, Finding{Kind: KindPrivilege, Field: "appPort", Detail: "publishes " + p + " on the host's network"})
+	}
+	for _, d := range cfg.Run.Devices {
+		out = append(out, Finding{Kind: KindDevice, Field: "runArgs --device", Detail: d})
+	}
+	if g := cfg.Run.GPUs; g != "" {
+		out = append(out, Finding{Kind: KindDevice, Field: "runArgs --gpus", Detail: "GPUs " + g})
+	}
+	return out
 }
