@@ -24,17 +24,32 @@ const composeKey = "dockerComposeFile"
 // config alone: Discover adds the Dockerfile's contents. Every error wraps
 // ErrBadConfig and is a *ConfigError.
 func Parse(data []byte, file, ws string, env func(string) (string, bool)) (*Config, error) {
-	// Editors on Windows may save a BOM; columns on line 1 ignore it, as
-	// editors do.
-	src := bytes.TrimPrefix(data, utf8BOM)
-	root, err := parseJSONC(src, file)
+	c := &Config{File: file}
+	root, p, err := load(data, c, ws, env)
 	if err != nil {
 		return nil, err
 	}
-	c := &Config{File: file}
+	if err := p.top(root); err != nil {
+		return nil, err
+	}
+	c.Hash = computeHash(c)
+	return c, nil
+}
+
+// load parses a devcontainer.json into a tree with its variables
+// substituted, and sets c.WorkspaceFolder, which they may use.
+func load(data []byte, c *Config, ws string, env func(string) (string, bool)) (*node, *parser, error) {
+	// Editors on Windows may save a BOM; columns on line 1 ignore it, as
+	// editors do.
+	file := c.File
+	src := bytes.TrimPrefix(data, utf8BOM)
+	root, err := parseJSONC(src, file)
+	if err != nil {
+		return nil, nil, err
+	}
 	p := &parser{src: src, file: file, dir: filepath.Dir(file), ws: ws, env: env, c: c}
 	if root.kind != '{' {
-		return nil, p.wrongType(root, "", "an object at the top level")
+		return nil, nil, p.wrongType(root, "", "an object at the top level")
 	}
 
 	// workspaceFolder first: every other value may use
@@ -43,7 +58,7 @@ func Parse(data []byte, file, ws string, env func(string) (string, bool)) (*Conf
 	c.WorkspaceFolder = defaultWorkspaceFolder(ws)
 	if n := root.get("workspaceFolder"); !n.isNull() {
 		if n.kind != '"' {
-			return nil, p.wrongType(n, "workspaceFolder", "a string")
+			return nil, nil, p.wrongType(n, "workspaceFolder", "a string")
 		}
 		if wf := s.replace(n.str); wf != "" {
 			c.WorkspaceFolder = wf
@@ -51,12 +66,23 @@ func Parse(data []byte, file, ws string, env func(string) (string, bool)) (*Conf
 	}
 	s.containerWS = c.WorkspaceFolder
 	s.walk(root)
+	return root, p, nil
+}
 
-	if err := p.top(root); err != nil {
+// Document returns a devcontainer.json as plain JSON values (comments
+// gone, the last of repeated keys kept) with its variables substituted as
+// Parse substitutes them: the "configuration" of the devcontainer CLI's
+// read-configuration. Errors are as Parse's.
+func Document(data []byte, file, ws string, env func(string) (string, bool)) (map[string]any, error) {
+	root, p, err := load(data, &Config{File: file}, ws, env)
+	if err != nil {
 		return nil, err
 	}
-	c.Hash = computeHash(c)
-	return c, nil
+	v, err := p.toAny(root, "")
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]any), nil
 }
 
 // parser turns the substituted tree into a Config.

@@ -158,6 +158,10 @@ func (m *Manager) AgentEnabled() (bool, string) {
 // Agents returns the agent builds the manager installs, by platform.
 func (m *Manager) Agents() agent.Set { return m.agents }
 
+// DefaultImage is the image for workspaces that configure none; "" for
+// none.
+func (m *Manager) DefaultImage() string { return m.defaultImage }
+
 // Backend returns the manager's backend.
 func (m *Manager) Backend() backends.Backend { return m.backend }
 

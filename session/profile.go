@@ -162,7 +162,7 @@ func (w *Workspace) publish(ctx context.Context) {
 		Agent: e.client.Known(), ConfigHash: cfg.Hash,
 		User: cfg.RemoteUser, Workdir: r.Workdir, Mounts: MountsOf(r.Instance.Instance),
 		ID: r.ID, Name: r.Name, Image: r.Image, ConfigSource: string(cfg.Source), ConfigFile: cfg.File,
-		UpNeedsEngine: cfg.PostAttach != nil || len(cfg.ForwardPorts) > 0 || r.Labels[LabelSync] == "true",
+		UpNeedsEngine: cfg.PostAttach != nil || len(cfg.ForwardPorts) > 0 || r.Labels[LabelSync] == "true" || cfg.InitializeCommand != nil || len(r.Warnings) > 0,
 	}
 	if p.User == "" {
 		p.User = cfg.ContainerUser

@@ -16,9 +16,12 @@ import (
 // its own user namespace.
 var droppedCaps = []string{"MAC_ADMIN", "MAC_OVERRIDE", "SYS_MODULE", "SYS_TIME", "SYS_RAWIO"}
 
-// Unsupported implements backends.Checker: what an Incus system container
-// can't take from a devcontainer's engine settings.
-func (b *Backend) Unsupported(spec backends.Spec) []string {
+// Unsupported implements backends.Checker with the package's Unsupported.
+func (b *Backend) Unsupported(spec backends.Spec) []string { return Unsupported(spec) }
+
+// Unsupported is what an Incus system container can't take from a
+// devcontainer's engine settings. It asks nothing of any daemon.
+func Unsupported(spec backends.Spec) []string {
 	var out []string
 	for _, c := range spec.CapAdd {
 		name := strings.TrimPrefix(strings.ToUpper(c), "CAP_")

@@ -290,6 +290,15 @@ func (cli *cliClient) notification(method string, raw json.RawMessage) {
 			return
 		}
 		cli.deliver(method, raw)
+	case "window/showMessage":
+		// Warnings: what berth leaves out of the configuration. Always
+		// said, whatever the verb.
+		var p struct {
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(raw, &p) == nil {
+			fmt.Fprintln(cli.stderr, p.Message)
+		}
 	case "window/logMessage":
 		if !cli.progress {
 			return
