@@ -10,6 +10,9 @@ import (
 // names one of them.
 var hookNames = []string{"initializeCommand", "onCreateCommand", "updateContentCommand", "postCreateCommand", "postStartCommand", "postAttachCommand"}
 
+// HookNames lists the lifecycle commands in the order they run.
+func HookNames() []string { return append([]string(nil), hookNames...) }
+
 // HookIndex is name's place in the order lifecycle commands run, or -1.
 func HookIndex(name string) int {
 	for i, n := range hookNames {

@@ -49,7 +49,7 @@ func (c *Client) Workspace(ws string) *Workspace {
 // output streamed to this client, and an editor session counts as
 // attached from then on.
 func (c *Client) ensure(ctx context.Context, w *Workspace, image string) (Ready, error) {
-	r, err := w.Ensure(ctx, EnsureOptions{Image: image, Config: c.ConfigPath(), Hooks: c.hookRunner(), Authorize: c.authorize})
+	r, err := w.Ensure(ctx, EnsureOptions{Image: image, Config: c.ConfigPath(), Hooks: c.hookRunner(), Background: c.backgroundHooks(), Authorize: c.authorize})
 	if err != nil {
 		return Ready{}, err
 	}
@@ -71,6 +71,17 @@ func (c *Client) hookRunner() HookFunc {
 			hr.Tail = tail(string(run.Stdout)+string(run.Stderr), hookTail)
 		}
 		return hr
+	}
+}
+
+// backgroundHooks runs the lifecycle commands left to the background
+// (waitFor) as the client's would run, with its user and environment, but
+// as the workspace's processes: they outlive the client.
+func (c *Client) backgroundHooks() HookFunc {
+	return func(ctx context.Context, r Ready, hook, entry string, argv []string) HookRun {
+		opts := ExecOptions{Workspace: r.ws.path, Argv: argv}
+		c.applyConfig(ctx, r.ws, r, &opts)
+		return r.ws.runHookAs(ctx, r, hook, entry, backends.ExecSpec{Argv: argv, User: opts.User, Env: envList(opts.Env)})
 	}
 }
 
@@ -100,7 +111,7 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 	}
 	w := c.Workspace(opts.Workspace)
 	blog := &buildLog{c: c}
-	r, err := w.Ensure(ctx, EnsureOptions{Image: opts.Image, Config: opts.Config, Recreate: opts.Recreate, Fresh: true, BuildLog: blog, Hooks: c.hookRunner(), Authorize: c.authorize})
+	r, err := w.Ensure(ctx, EnsureOptions{Image: opts.Image, Config: opts.Config, Recreate: opts.Recreate, Fresh: true, WaitAll: true, BuildLog: blog, Hooks: c.hookRunner(), Authorize: c.authorize})
 	blog.finish(err)
 	if err != nil {
 		return UpResult{}, err

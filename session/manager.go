@@ -94,7 +94,9 @@ type AgentStatus struct {
 // process uses it, and it holds one Workspace per workspace folder.
 //
 // Goroutines: the event watcher (started with the first Workspace, when
-// the backend is a backends.Watcher), which Close cancels and waits for.
+// the backend is a backends.Watcher), and the lifecycle hooks a
+// Workspace leaves to the background (waitFor); Close cancels both and
+// waits for them, bounded.
 type Manager struct {
 	backend      backends.Backend
 	log          *slog.Logger
@@ -108,6 +110,7 @@ type Manager struct {
 	ctx    context.Context // the manager's lifetime: ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the event watcher
+	bg     sync.WaitGroup // hooks left to the background (Workspace.background)
 
 	mu         sync.Mutex // guards the following
 	workspaces map[string]*Workspace
@@ -222,6 +225,10 @@ func (m *Manager) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	waitCtx(ctx, &wg)
+	// Background hooks end with their agent, which dropRunner stopped.
+	if !waitCtx(ctx, &m.bg) {
+		m.log.Debug("background hooks still ending; not waiting for them")
+	}
 	// The watcher returns once its ctx ends, but a reconnect in progress
 	// may hold it up to its handshake timeout: don't wait that out.
 	ctx, cancel = context.WithTimeout(context.Background(), closeTimeout)

@@ -47,6 +47,7 @@ type Workspace struct {
 	lastState string               // last state reported to clients
 	published string               // the agent socket and config hash of the profile last written
 	recreates int                  // recreations so far, for runs that lost a race with one
+	bgDone    chan struct{}        // closed when the hooks left to the background end; nil: none ran
 }
 
 // Ready is a workspace's running instance and what reaches it, as of one
@@ -81,6 +82,12 @@ type EnsureOptions struct {
 	Fresh    bool      // ask the engine even when berth knows the instance runs
 	BuildLog io.Writer // receives an image build's log; may be nil
 	Hooks    HookFunc  // runs lifecycle commands; nil runs them without output
+	// WaitAll waits for every lifecycle hook (berth/up); otherwise those
+	// after the configuration's waitFor finish in the background.
+	WaitAll bool
+	// Background runs the hooks left to the background, with no output
+	// and on no connection; nil runs them as runHookQuiet does.
+	Background HookFunc
 	// Authorize lets the configuration act (create, start, run hooks),
 	// or says why not; nil lets it. Clients pass their trust check.
 	Authorize func(ctx context.Context, ws string, cfg *devcontainer.Config) error
@@ -151,6 +158,12 @@ func (w *Workspace) Ensure(ctx context.Context, opts EnsureOptions) (Ready, erro
 	r := Ready{Instance: inst, Mapper: mapper, ws: w}
 	if err := w.lifecycle(ctx, &r, opts); err != nil {
 		return Ready{}, err
+	}
+	if opts.WaitAll {
+		// Hooks an earlier call left to the background count too.
+		if err := w.waitBackground(ctx); err != nil {
+			return Ready{}, err
+		}
 	}
 	w.mu.Lock()
 	keep := r
