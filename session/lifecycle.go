@@ -357,8 +357,9 @@ func (c *Client) SetSecrets(env map[string]string) {
 
 // applyConfig fills an exec's defaults from the workspace configuration
 // and the client: remoteUser (else containerUser), and the environment in
-// layers, each winning over the one before: remoteEnv, the client's
-// secrets, then what the call gives. berth's own probes get none of it.
+// layers, each winning over the one before: the remote user's shell
+// environment (userEnvProbe), remoteEnv, the client's secrets, then what
+// the call gives. berth's own probes get none of it.
 func (c *Client) applyConfig(ctx context.Context, w *Workspace, r Ready, opts *ExecOptions) {
 	if opts.Internal {
 		return
@@ -366,13 +367,17 @@ func (c *Client) applyConfig(ctx context.Context, w *Workspace, r Ready, opts *E
 	c.mu.Lock()
 	secretEnv := c.secrets
 	c.mu.Unlock()
-	var remoteEnv map[string]string
+	var remoteEnv, userEnv map[string]string
 	if cfg := r.Config; cfg != nil {
-		if opts.User == "" {
-			opts.User = cfg.RemoteUser
-			if opts.User == "" {
-				opts.User = cfg.ContainerUser
-			}
+		remote := cfg.RemoteUser
+		if remote == "" {
+			remote = cfg.ContainerUser
+		}
+		if opts.User == "" || opts.User == remote {
+			// The remote user's shell environment, under everything else;
+			// another user's process doesn't get it.
+			opts.User = remote
+			userEnv = w.userEnv(ctx, r, remote)
 		}
 		if len(cfg.RemoteEnv) > 0 {
 			var containerEnv map[string]string
@@ -385,10 +390,10 @@ func (c *Client) applyConfig(ctx context.Context, w *Workspace, r Ready, opts *E
 			remoteEnv = cfg.ResolveRemoteEnv(containerEnv)
 		}
 	}
-	if len(remoteEnv) == 0 && len(secretEnv) == 0 {
+	if len(userEnv) == 0 && len(remoteEnv) == 0 && len(secretEnv) == 0 {
 		return
 	}
-	opts.Env = secrets.Merge(remoteEnv, secretEnv, opts.Env)
+	opts.Env = secrets.Merge(userEnv, remoteEnv, secretEnv, opts.Env)
 }
 
 // containerEnv reads the instance's environment, for ${containerEnv:VAR}.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/secrets"
 )
 
 // A Profile is what `berth exec` and `berth up` from a shell need to reach
@@ -176,6 +177,9 @@ func (w *Workspace) publish(ctx context.Context) {
 			}
 		}
 		p.Env = cfg.ResolveRemoteEnv(containerEnv)
+	}
+	if ue := w.userEnv(ctx, *r, p.User); len(ue) > 0 {
+		p.Env = secrets.Merge(ue, p.Env)
 	}
 	if err := writeProfile(dir, p); err != nil {
 		w.log.Debug("exec profile not written; the shell takes the full path", "err", err)

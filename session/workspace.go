@@ -36,18 +36,19 @@ type Workspace struct {
 
 	agentMu sync.Mutex // serialises starting the agent
 
-	mu        sync.Mutex           // guards the following
-	ready     *Ready               // the running instance as last ensured; nil: ensure again
-	cfg       *devcontainer.Config // last resolved
-	runner    *agentEntry          // the agent of ready's instance; nil: not chosen yet
-	netns     *string              // the instance's netns path, once looked up
-	clients   map[*Client]bool     // clients that used the workspace: they hear of changes
-	editors   int                  // editor sessions of this process attached
-	ownStopAt time.Time            // when berth itself last stopped or removed it
-	lastState string               // last state reported to clients
-	published string               // the agent socket and config hash of the profile last written
-	recreates int                  // recreations so far, for runs that lost a race with one
-	bgDone    chan struct{}        // closed when the hooks left to the background end; nil: none ran
+	mu        sync.Mutex                   // guards the following
+	ready     *Ready                       // the running instance as last ensured; nil: ensure again
+	cfg       *devcontainer.Config         // last resolved
+	runner    *agentEntry                  // the agent of ready's instance; nil: not chosen yet
+	netns     *string                      // the instance's netns path, once looked up
+	clients   map[*Client]bool             // clients that used the workspace: they hear of changes
+	editors   int                          // editor sessions of this process attached
+	ownStopAt time.Time                    // when berth itself last stopped or removed it
+	lastState string                       // last state reported to clients
+	published string                       // the agent socket and config hash of the profile last written
+	recreates int                          // recreations so far, for runs that lost a race with one
+	bgDone    chan struct{}                // closed when the hooks left to the background end; nil: none ran
+	probed    map[string]map[string]string // userEnvProbe's environments, by instance start, user and probe
 }
 
 // Ready is a workspace's running instance and what reaches it, as of one
