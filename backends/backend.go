@@ -143,6 +143,13 @@ type Checker interface {
 	Unsupported(spec Spec) []string
 }
 
+// IDMapper is implemented by backends whose engine may map the host
+// user's ids into instances itself (user namespace remapping, Podman's
+// keep-id), where updateRemoteUserUID must not.
+type IDMapper interface {
+	MapsIDs() bool
+}
+
 // HostResources is what the engine's host offers, for hostRequirements.
 type HostResources struct {
 	CPUs    int

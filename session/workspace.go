@@ -157,6 +157,9 @@ func (w *Workspace) Ensure(ctx context.Context, opts EnsureOptions) (Ready, erro
 		return Ready{}, err
 	}
 	r := Ready{Instance: inst, Mapper: mapper, ws: w}
+	if inst.Created && !inst.synthetic {
+		w.updateRemoteUID(ctx, r)
+	}
 	if err := w.lifecycle(ctx, &r, opts); err != nil {
 		return Ready{}, err
 	}
@@ -260,7 +263,7 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 	}
 	out.Warnings = warnings
 	for _, msg := range warnings {
-		w.log.Warn(msg)
+		w.log.Info(msg)
 	}
 	out.Stale = !created && cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash
 	if out.Stale {

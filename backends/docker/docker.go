@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -42,6 +43,9 @@ type Backend struct {
 	cli     *client.Client
 	log     *slog.Logger
 	version string // berth version, recorded on instances
+
+	idsOnce sync.Once // guards mapsIDs, set once by MapsIDs
+	mapsIDs bool
 }
 
 var (
@@ -50,6 +54,7 @@ var (
 	_ backends.Localer    = (*Backend)(nil)
 	_ backends.NetNSer    = (*Backend)(nil)
 	_ backends.Resourcer  = (*Backend)(nil)
+	_ backends.IDMapper   = (*Backend)(nil)
 )
 
 // New connects to the engine named by the environment (DOCKER_HOST and

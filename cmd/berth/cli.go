@@ -390,6 +390,7 @@ func isURI(p string) bool { return len(p) > 5 && p[:5] == "file:" }
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // commands in configurations use < and >
 	return enc.Encode(v)
 }
 
