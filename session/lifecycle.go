@@ -121,6 +121,14 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 		// Up behind the door now, so that the next berth from a shell
 		// finds the agent, and the profile, ready.
 		if ac, _ := w.agent(ctx, r); ac != nil {
+			if cfg := r.Config; cfg != nil {
+				// The profile carries the probed environment: probe now.
+				remote := cfg.RemoteUser
+				if remote == "" {
+					remote = cfg.ContainerUser
+				}
+				w.userEnv(ctx, r, remote)
+			}
 			w.publish(ctx)
 		}
 	}

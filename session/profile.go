@@ -178,7 +178,13 @@ func (w *Workspace) publish(ctx context.Context) {
 		}
 		p.Env = cfg.ResolveRemoteEnv(containerEnv)
 	}
-	if ue := w.userEnv(ctx, *r, p.User); len(ue) > 0 {
+	// Only a probe already made: publish runs inside exec, which the
+	// probe itself uses. Until then, the shell takes the full path.
+	ue, known := w.probedEnv(*r, p.User)
+	if !known {
+		return
+	}
+	if len(ue) > 0 {
 		p.Env = secrets.Merge(ue, p.Env)
 	}
 	if err := writeProfile(dir, p); err != nil {

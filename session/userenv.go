@@ -43,7 +43,7 @@ func (w *Workspace) userEnv(ctx context.Context, r Ready, user string) map[strin
 	if flags == "" {
 		return nil
 	}
-	key := runnerKey(r.Instance.Instance) + "\x00" + user + "\x00" + mode
+	key := probeKey(r, user, mode)
 	w.mu.Lock()
 	env, ok := w.probed[key]
 	w.mu.Unlock()
@@ -70,6 +70,22 @@ func (w *Workspace) userEnv(ctx context.Context, r Ready, user string) map[strin
 	}
 	w.remember(key, env)
 	return env
+}
+
+func probeKey(r Ready, user, mode string) string {
+	return runnerKey(r.Instance.Instance) + "\x00" + user + "\x00" + mode
+}
+
+// probedEnv is userEnv without probing: known is false until a probe (or
+// the container's cache) has answered.
+func (w *Workspace) probedEnv(r Ready, user string) (env map[string]string, known bool) {
+	if r.Config == nil || r.synthetic || r.Config.EffectiveUserEnvProbe() == "none" {
+		return nil, true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	env, known = w.probed[probeKey(r, user, r.Config.EffectiveUserEnvProbe())]
+	return env, known
 }
 
 func (w *Workspace) remember(key string, env map[string]string) {
