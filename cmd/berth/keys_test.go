@@ -273,9 +273,28 @@ func TestUpdateRemoteUserUID(t *testing.T) {
 		t.Skipf("no docker group for a non-root user to reach the engine: %v", err)
 	}
 	const uid = 4321
-	ws := workspace(t, e.b)
+	// Everything the other user needs lies in a folder it can reach.
+	base, err := os.MkdirTemp("", "berth-uid-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	ws, home, bin := filepath.Join(base, "ws"), filepath.Join(base, "home"), filepath.Join(base, "berth")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if inst, err := e.b.Find(ctx, ws); err == nil {
+			_ = e.b.Remove(ctx, inst.ID)
+		}
+	})
 	writeFile(t, filepath.Join(ws, ".devcontainer", "devcontainer.json"), `{"image": "`+e.image+`", "remoteUser": "user"}`)
-	home := t.TempDir()
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, berthBin, bin, 0o755)
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, d := range []string{ws, home} {
 		if out, err := exec.Command("chown", "-R", fmt.Sprintf("%d:%d", uid, uid), d).CombinedOutput(); err != nil {
 			t.Fatalf("chown: %v %s", err, out)
@@ -285,7 +304,7 @@ func TestUpdateRemoteUserUID(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "setpriv", append([]string{fmt.Sprintf("--reuid=%d", uid), fmt.Sprintf("--regid=%d", uid), "--groups=" + grp.Gid,
-			"env", "HOME=" + home, "XDG_CONFIG_HOME=" + home + "/.config", "XDG_RUNTIME_DIR=" + home + "/run", berthBin, "--backend", e.name, "--workspace", ws}, args...)...)
+			"env", "HOME=" + home, "XDG_CONFIG_HOME=" + home + "/.config", "XDG_RUNTIME_DIR=" + home + "/run", bin, "--backend", e.name, "--workspace", ws}, args...)...)
 		var out, errb strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		err := cmd.Run()
