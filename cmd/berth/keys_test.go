@@ -323,3 +323,26 @@ func TestUpdateRemoteUserUID(t *testing.T) {
 }
 
 func fileUID(fi os.FileInfo) int { return int(fi.Sys().(*syscall.Stat_t).Uid) }
+
+// overrideCommand false: the image's own entrypoint and command are the
+// container's main process, as containerUser; berth's agent comes in
+// with an exec. appPort publishes on the engine's host.
+func TestOverrideCommandFalse(t *testing.T) {
+	e := needBackend(t, docker.Name)
+	ws := fixture(t, e, "keys-override")
+	trustWorkspace(t, ws)
+	b := startBerth(t, e)
+	b.initialize(ws, &rpc.InitializationOptions{})
+	var inst rpc.Instance
+	b.mustCall("berth/up", rpc.UpParams{}, &inst)
+	if !inst.Agent.Enabled {
+		t.Errorf("agent: %+v; want it started with an exec", inst.Agent)
+	}
+	if got := b.runOut("cat", "/tmp/main-ran"); got != "user\n" {
+		t.Errorf("the image's command ran as %q, want containerUser", got)
+	}
+	out, err := exec.Command("docker", "inspect", "--format", `{{json .Config.Cmd}} {{(index (index .HostConfig.PortBindings "8080/tcp") 0).HostIp}}`, inst.Name).CombinedOutput()
+	if want := `["id -un > /tmp/main-ran; exec sleep 1000000"] 127.0.0.1` + "\n"; err != nil || string(out) != want {
+		t.Errorf("docker inspect = %q, %v; want %q", out, err, want)
+	}
+}
