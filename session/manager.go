@@ -388,7 +388,7 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 	if err := engineSpec(&spec, cfg); err != nil {
 		return backends.Spec{}, err
 	}
-	if set := m.agents; len(set) > 0 && (cfg.Berth.Agent == nil || *cfg.Berth.Agent) && !spec.KeepCommand {
+	if set := m.agents; len(set) > 0 && (cfg.Berth.Agent == nil || *cfg.Berth.Agent) {
 		// The agent doubles as the instance's main process, so images
 		// need nothing at all, not even a shell.
 		spec.Init = []string{agent.InitPath, "init"}
