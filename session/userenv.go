@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -61,9 +62,16 @@ func (w *Workspace) userEnv(ctx context.Context, r Ready, user string) map[strin
 	}
 	env, err := w.probe(ctx, r, user, flags)
 	if err != nil {
-		w.log.Warn("userEnvProbe failed; processes get the container's environment", "user", user, "probe", mode, "err", err)
+		// Said once per container: an image without a shell fails the
+		// same way every time, and is cached like a success.
+		w.log.Info("userEnvProbe failed; processes get the container's environment", "user", user, "probe", mode, "err", err)
 		env = map[string]string{}
-	} else if data, err := json.Marshal(env); err == nil {
+		if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, backends.ErrUnavailable) {
+			w.remember(key, env) // transient: probe again in the next berth
+			return env
+		}
+	}
+	if data, err := json.Marshal(env); err == nil {
 		if err := w.writeFile(ctx, r.ID, file, data); err != nil {
 			w.log.Debug("probed environment not cached in the container", "err", err)
 		}
