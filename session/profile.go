@@ -14,7 +14,6 @@ import (
 
 	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
-	"github.com/berthdev/berth/secrets"
 )
 
 // A Profile is what `berth exec` and `berth up` from a shell need to reach
@@ -35,8 +34,11 @@ type Profile struct {
 	Agent      agent.Known `json:"agent"`      // the agent it speaks for: its door socket names its start
 	ConfigHash string      `json:"configHash"` // the configuration's hash, the instance's too
 
-	User    string            `json:"user,omitempty"` // remoteUser, else containerUser
-	Env     map[string]string `json:"env,omitempty"`  // remoteEnv, resolved
+	User string            `json:"user,omitempty"` // remoteUser, else containerUser
+	Env  map[string]string `json:"env,omitempty"`  // remoteEnv, resolved
+	// UserEnv is User's probed shell environment (userEnvProbe), under
+	// Env, for processes of that user only.
+	UserEnv map[string]string `json:"userEnv,omitempty"`
 	Workdir string            `json:"workdir"`
 	Mounts  []backends.Mount  `json:"mounts"` // MountsOf the instance: what maps paths
 
@@ -51,8 +53,9 @@ type Profile struct {
 	UpNeedsEngine bool `json:"upNeedsEngine,omitempty"`
 }
 
-// profileVersion changes with the meaning of Profile's fields.
-const profileVersion = 2
+// profileVersion changes with the meaning of Profile's fields: 3 added
+// UserEnv, which an older profile would silently lack.
+const profileVersion = 3
 
 // maxProfile bounds the profile file berth reads.
 const maxProfile = 1 << 20
@@ -184,9 +187,7 @@ func (w *Workspace) publish(ctx context.Context) {
 	if !known {
 		return
 	}
-	if len(ue) > 0 {
-		p.Env = secrets.Merge(ue, p.Env)
-	}
+	p.UserEnv = ue
 	if err := writeProfile(dir, p); err != nil {
 		w.log.Debug("exec profile not written; the shell takes the full path", "err", err)
 		return
