@@ -52,6 +52,20 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ForeignInstanceUntouched", s.foreign)
 	t.Run("Events", s.events)
 	t.Run("EngineSettings", s.engineSettings)
+	t.Run("Resources", s.resources)
+}
+
+// resources: a backends.Resourcer tells its engine host's CPUs and memory.
+func (s *suite) resources(t *testing.T) {
+	r, ok := s.b.(backends.Resourcer)
+	if !ok {
+		t.Skip("not a Resourcer")
+	}
+	res, err := r.Resources(ctxFor(t))
+	if err != nil || res.CPUs < 1 || res.Memory < 1<<20 {
+		t.Errorf("Resources = %+v, %v; want the host's CPUs and memory", res, err)
+	}
+	t.Logf("%+v", res)
 }
 
 // engineSettings: the spec's environment and labels reach the instance,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/go-connections/nat"
@@ -153,7 +154,14 @@ func (b *Backend) Resources(ctx context.Context) (backends.HostResources, error)
 		return backends.HostResources{}, b.mapErr("info", err, nil)
 	}
 	_, nvidia := info.Runtimes["nvidia"]
-	return backends.HostResources{CPUs: info.NCPU, Memory: info.MemTotal, GPU: nvidia, GPUKnown: true}, nil
+	out := backends.HostResources{CPUs: info.NCPU, Memory: info.MemTotal, GPU: nvidia, GPUKnown: true}
+	// The engine doesn't report free space; on this host, its data root
+	// tells.
+	var fs syscall.Statfs_t
+	if b.Local() && info.DockerRootDir != "" && syscall.Statfs(info.DockerRootDir, &fs) == nil {
+		out.Storage = int64(fs.Bavail) * int64(fs.Bsize)
+	}
+	return out, nil
 }
 
 // MapsIDs implements backends.IDMapper: a daemon with user namespace

@@ -104,8 +104,20 @@ func (b *Backend) Resources(ctx context.Context) (backends.HostResources, error)
 	if err != nil {
 		return backends.HostResources{}, b.mapErr("resources", err, nil)
 	}
-	return backends.HostResources{
+	out := backends.HostResources{
 		CPUs: int(res.CPU.Total), Memory: int64(res.Memory.Total),
 		GPU: res.GPU.Total > 0, GPUKnown: true,
-	}, nil
+	}
+	// Free space in the pool new instances' root disks come from, when
+	// the default profile names one.
+	if prof, _, err := b.api(ctx).GetProfile("default"); err == nil {
+		for _, d := range prof.Devices {
+			if d["type"] == "disk" && d["path"] == "/" && d["pool"] != "" {
+				if pr, err := b.api(ctx).GetStoragePoolResources(d["pool"]); err == nil && pr.Space.Total > pr.Space.Used {
+					out.Storage = int64(pr.Space.Total - pr.Space.Used)
+				}
+			}
+		}
+	}
+	return out, nil
 }
