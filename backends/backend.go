@@ -95,15 +95,26 @@ type Spec struct {
 	Mounts    []Mount           // at least the workspace mount
 	Labels    map[string]string // extra labels; berth's own are added by the backend
 	Env       []string          // KEY=VALUE for the whole instance
-	// Engine settings from devcontainer.json, image metadata and Features.
-	CapAdd, SecurityOpt []string
-	Privileged          bool
-	// InitProcess is devcontainer.json's init: an init process (tini)
-	// reaps zombies. (Init, above, is berth's own main process.)
-	InitProcess bool
-	// Entrypoint lists Features' entrypoint scripts, run in order before
-	// the instance's main process.
+	// Engine settings from the configuration (capAdd, runArgs, Features).
+	// A backend that can't honour one names it in Unsupported (Checker).
+	CapAdd      []string
+	SecurityOpt []string
+	Privileged  bool
+	// Entrypoint are shell lines (Features' entrypoint scripts) run, in
+	// order, before the main process, which they must not block.
 	Entrypoint []string
+	// KeepCommand runs the image's own entrypoint and command as the main
+	// process (overrideCommand: false) instead of Init or the keep-alive.
+	KeepCommand bool
+	User        string        // the main process's user, with KeepCommand
+	Devices     []string      // host devices, docker's HOST[:CONTAINER[:PERMS]]
+	GPUs        string        // "all", a count, or "device=ID,..."; "" for none
+	ExtraHosts  []string      // HOST:IP entries for /etc/hosts
+	Network     string        // the network to join; "" for the engine's default
+	ShmSize     int64         // bytes of /dev/shm; 0 for the engine's default
+	Ulimits     []Ulimit      // resource limits of the main process
+	Hostname    string        // "" for the engine's default
+	Publish     []PortPublish // ports published on the engine's host (appPort)
 
 	// Init, when set, is the instance's main process in place of the
 	// backend's own keep-alive: it must stay up and exit promptly on
@@ -151,6 +162,51 @@ type ComposeSpec struct {
 // Remove. Stop and Remove act on the instance alone.
 type Downer interface {
 	Down(ctx context.Context, id string, remove bool) error
+}
+
+// Ulimit is one resource limit; -1 is unlimited.
+type Ulimit struct {
+	Name       string // as docker names them: nofile, nproc, core...
+	Soft, Hard int64
+}
+
+// PortPublish publishes a container port on the engine's host.
+type PortPublish struct {
+	HostIP        string // "" for every address
+	HostPort      string // "" lets the engine pick
+	ContainerPort string
+	Proto         string // tcp or udp
+}
+
+// Checker is implemented by backends that can't honour every field of a
+// Spec. Unsupported names each one that Ensure would leave out, with what
+// it asked for, in words for a warning; none means all are honoured.
+// It asks nothing of the engine.
+type Checker interface {
+	Unsupported(spec Spec) []string
+}
+
+// IDMapper is implemented by backends whose engine may map the host
+// user's ids into instances itself (user namespace remapping, Podman's
+// keep-id), where updateRemoteUserUID must not.
+type IDMapper interface {
+	MapsIDs() bool
+}
+
+// HostResources is what the engine's host offers, for hostRequirements.
+type HostResources struct {
+	CPUs    int
+	Memory  int64 // bytes
+	Storage int64 // bytes free where instances live; 0 when unknown
+	GPU     bool  // a GPU is available to instances
+	// GPUKnown says GPU was checked; false when the engine can't tell.
+	GPUKnown bool
+}
+
+// Resourcer is implemented by backends that can tell what their engine's
+// host offers. The host may be remote: this is the engine's, not berth's.
+type Resourcer interface {
+	Resources(ctx context.Context) (HostResources, error)
 }
 
 // Instance is a berth-managed container as the engine reports it.

@@ -50,13 +50,13 @@ func (p *parser) composeKey(m member) error {
 		case v.kind == '"':
 			p.composeFiles = []string{v.str}
 		default:
-			p.composeFiles, err = p.strList(v, m.key, "a file name or an array of file names")
+			p.composeFiles, err = p.names(v, m.key, "a file name or an array of file names")
 		}
 	case "service":
 		p.service, err = p.str(m.val, m.key)
 	case "runServices":
 		if !m.val.isNull() {
-			p.runServices, err = p.strList(m.val, m.key, "an array of service names")
+			p.runServices, err = p.names(m.val, m.key, "an array of service names")
 			if p.runServices == nil {
 				p.runServices = []string{}
 			}
@@ -65,19 +65,12 @@ func (p *parser) composeKey(m member) error {
 	return err
 }
 
-// strList reads an array of strings.
-func (p *parser) strList(n *node, field, want string) ([]string, error) {
+// names reads an array of strings, wanting what want says.
+func (p *parser) names(n *node, field, want string) ([]string, error) {
 	if n.kind != '[' {
 		return nil, p.wrongType(n, field, want)
 	}
-	var out []string
-	for i, e := range n.elems {
-		if e.kind != '"' {
-			return nil, p.wrongType(e, fmt.Sprintf("%s[%d]", field, i), "a string")
-		}
-		out = append(out, e.str)
-	}
-	return out, nil
+	return p.strList(n, field)
 }
 
 // compose settles Config.Compose once the top level is read. A Compose

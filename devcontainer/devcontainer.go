@@ -2,9 +2,10 @@
 // the part of devcontainer.json that berth acts on.
 //
 // Discover looks, in order, at an explicit config path, at
-// .devcontainer/devcontainer.json, at .devcontainer.json, at a Containerfile
-// or Dockerfile in the workspace root and finally at a fallback image, and
-// returns the first it finds as a Config. devcontainer.json files are JSONC:
+// .devcontainer/devcontainer.json, at .devcontainer.json, at named configs
+// (.devcontainer/<name>/devcontainer.json: the only one, or an error
+// listing them), at a Containerfile or Dockerfile in the workspace root and
+// finally at a fallback image, and returns the first it finds as a Config. devcontainer.json files are JSONC:
 // comments and trailing commas are allowed. Variables such as
 // ${localWorkspaceFolder} and ${localEnv:VAR:default} are substituted in every
 // string value at parse time; ${containerEnv:VAR} is left for
@@ -20,6 +21,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 var (
@@ -30,7 +32,25 @@ var (
 	// it is not valid JSONC, a value has the wrong type, or a required value
 	// is missing. Such errors are *ConfigError values.
 	ErrBadConfig = errors.New("bad container config")
+	// ErrAmbiguousConfig means the workspace has several named configs
+	// (.devcontainer/<name>/devcontainer.json), none at the root, and no
+	// choice was made. Such errors are *AmbiguousError values.
+	ErrAmbiguousConfig = errors.New("several container configs")
 )
+
+// AmbiguousError lists the named configs to choose from. It wraps
+// ErrAmbiguousConfig.
+type AmbiguousError struct {
+	Workspace  string
+	Candidates []string // absolute host paths, sorted
+}
+
+func (e *AmbiguousError) Error() string {
+	return fmt.Sprintf("devcontainer: %s has %d configurations and none was chosen: pick one with --config or initializationOptions.config: %s",
+		e.Workspace, len(e.Candidates), strings.Join(e.Candidates, ", "))
+}
+
+func (e *AmbiguousError) Unwrap() error { return ErrAmbiguousConfig }
 
 // Source says where a Config came from.
 type Source string
@@ -39,6 +59,7 @@ const (
 	SourceExplicit         Source = "explicit"           // the --config option or initializationOptions.config
 	SourceDevcontainerJSON Source = "devcontainer.json"  // .devcontainer/devcontainer.json
 	SourceDotDevcontainer  Source = ".devcontainer.json" // .devcontainer.json in the workspace root
+	SourceNamed            Source = "named"              // .devcontainer/<name>/devcontainer.json, the only one
 	SourceContainerfile    Source = "containerfile"      // a Containerfile or Dockerfile in the workspace root
 	SourceImage            Source = "image"              // the image option or BERTH_IMAGE
 )
@@ -84,33 +105,63 @@ type Config struct {
 	// Compose it is "none" or "stopCompose" (the default there), which
 	// stops every service of the project.
 	ShutdownAction string
-	// Engine settings, from the config's own keys and, after Merge, from
-	// image metadata and Features.
-	CapAdd      []string `json:",omitempty"` // capAdd, runArgs --cap-add, Features
-	SecurityOpt []string `json:",omitempty"` // securityOpt, runArgs --security-opt, Features
-	Privileged  bool     `json:",omitempty"` // privileged, runArgs --privileged, Features
-	Init        bool     `json:",omitempty"` // init, runArgs --init, Features
-	// Entrypoints are Features' entrypoint scripts, in install order.
-	Entrypoints []string `json:",omitempty"`
-	// OverrideCommand is overrideCommand; nil means the spec's default.
-	OverrideCommand *bool `json:",omitempty"`
+
+	// The fields from here on are omitzero so that a config that doesn't
+	// use them keeps the hash, and the container, it had before berth
+	// knew them.
+
+	// Engine settings, from their own keys and from runArgs.
+	CapAdd      []string `json:",omitzero"` // capAdd, runArgs --cap-add, Features
+	SecurityOpt []string `json:",omitzero"` // securityOpt, runArgs --security-opt, Features
+	Privileged  bool     `json:",omitzero"` // privileged, runArgs --privileged, Features
+	// Init asks for an init process that reaps zombies. Docker instances
+	// always run docker-init and Incus instances boot the image's own
+	// init, so berth satisfies it whatever its value.
+	Init        bool     `json:",omitzero"`
+	Entrypoints []string `json:",omitzero"` // Features' entrypoint scripts, in install order
+	// OverrideCommand is nil for the spec's default (true for image and
+	// Dockerfile configs): berth's own main process replaces the image's.
+	// false keeps the image's entrypoint and command as the main process.
+	OverrideCommand *bool `json:",omitzero"`
+
+	// InitializeCommand runs on the host, in the workspace folder, before
+	// anything else of an up.
+	InitializeCommand *Hook `json:",omitzero"`
+	// WaitFor names the lifecycle command calls other than up wait for
+	// before they go on ("" is the spec's default, updateContentCommand);
+	// later commands finish in the background.
+	WaitFor string `json:",omitzero"`
+	// UserEnvProbe is how the remote user's environment is captured, once
+	// per container: none, interactiveShell, loginShell or
+	// loginInteractiveShell ("" is the spec's default,
+	// loginInteractiveShell).
+	UserEnvProbe string `json:",omitzero"`
+	// UpdateRemoteUserUID, nil for the default (true), matches the remote
+	// user's uid and gid to the host user's on Linux hosts.
+	UpdateRemoteUserUID *bool `json:",omitzero"`
+	// AppPort are ports published on the host, in docker's -p form
+	// ("3000", "127.0.0.1:8080:80").
+	AppPort              []string                  `json:",omitzero"`
+	PortsAttributes      map[string]PortAttributes `json:",omitzero"` // by port, range ("3000-3010") or host:port
+	OtherPortsAttributes *PortAttributes           `json:",omitzero"`
+	HostRequirements     *HostRequirements         `json:",omitzero"`
+	// Run holds what runArgs sets that has no key of its own; its
+	// --cap-add and the like land in the fields above, -e in
+	// ContainerEnv and -u in ContainerUser.
+	Run RunArgs `json:",omitzero"`
 	// Features lists the features key's entries, in file order.
-	Features []FeatureRef `json:",omitempty"`
+	Features []FeatureRef `json:",omitzero"`
 	// OverrideFeatureInstallOrder is overrideFeatureInstallOrder: Feature
 	// ids installed first, in this order, as far as dependencies allow.
-	OverrideFeatureInstallOrder []string `json:",omitempty"`
+	OverrideFeatureInstallOrder []string `json:",omitzero"`
 	// Metadata is what Merge took in: image-metadata entries (the base
 	// image's label, then one per Feature), in order. Their lifecycle
 	// commands run before the config's own.
-	Metadata []Metadata `json:",omitempty"`
-	// Keys that image metadata also carries.
-	UserEnvProbe        string                    `json:",omitempty"`
-	UpdateRemoteUserUID *bool                     `json:",omitempty"`
-	WaitFor             string                    `json:",omitempty"`
-	PortsAttributes     map[string]PortAttributes `json:",omitempty"`
+	Metadata []Metadata `json:",omitzero"`
 	// Compose is set for a Docker Compose configuration, which has no
 	// Image or Build of its own.
-	Compose *Compose `json:",omitempty"`
+	Compose *Compose `json:",omitzero"`
+
 	// Berth holds customizations.berth.
 	Berth BerthSettings
 	// Unknown lists what was ignored, roughly in file order: unknown or
@@ -170,13 +221,50 @@ type FeatureRef struct {
 	OptionPos    map[string][2]int `json:"-"`
 }
 
-// PortAttributes is one entry of portsAttributes.
+// PortAttributes is one entry of portsAttributes, or otherPortsAttributes.
 type PortAttributes struct {
-	Label            string `json:"label,omitempty"`
-	OnAutoForward    string `json:"onAutoForward,omitempty"`
-	Protocol         string `json:"protocol,omitempty"`
-	RequireLocalPort *bool  `json:"requireLocalPort,omitempty"`
-	ElevateIfNeeded  *bool  `json:"elevateIfNeeded,omitempty"`
+	Label string `json:"label,omitempty"`
+	// OnAutoForward is notify (the spec's default), openBrowser,
+	// openBrowserOnce, openPreview, silent or ignore. berth reports it;
+	// editors act on it.
+	OnAutoForward string `json:"onAutoForward,omitempty"`
+	// RequireLocalPort makes forwardPorts fail rather than pick another
+	// host port when the same one is taken.
+	RequireLocalPort bool   `json:"requireLocalPort,omitempty"`
+	ElevateIfNeeded  bool   `json:"elevateIfNeeded,omitempty"`
+	Protocol         string `json:"protocol,omitempty"` // http or https
+}
+
+// HostRequirements is hostRequirements: the least the engine's host must
+// have. Zero means no requirement.
+type HostRequirements struct {
+	CPUs    int
+	Memory  int64 // bytes
+	Storage int64 // bytes
+	// GPU is "" (none asked), "required" or "optional".
+	GPU string
+}
+
+// RunArgs is the part of runArgs that has no devcontainer key of its own.
+type RunArgs struct {
+	Devices    []string          // --device, docker's HOST[:CONTAINER[:PERMS]]
+	GPUs       string            // --gpus: "all", a count, or "device=0,1"
+	EnvFiles   []string          // --env-file: absolute host paths, read at create
+	ExtraHosts []string          // --add-host, HOST:IP
+	Network    string            // --network
+	ShmSize    int64             // --shm-size, bytes
+	Ulimits    []Ulimit          // --ulimit
+	Labels     map[string]string // --label
+	Hostname   string            // --hostname
+	// Mounts are -v and --mount. They also count as mounts: they are
+	// kept here, not in Config.Mounts, so errors and trust name runArgs.
+	Mounts []Mount
+}
+
+// Ulimit is one --ulimit NAME=SOFT[:HARD].
+type Ulimit struct {
+	Name       string
+	Soft, Hard int64
 }
 
 // BerthSettings is customizations.berth.
@@ -276,6 +364,22 @@ func discover(fsys fs.FS, ws, explicit, fallbackImage string, env func(string) (
 		if found {
 			return finishJSON(fsys, j.src, p, ws, data, env)
 		}
+	}
+	named, err := namedConfigs(fsys, ws)
+	if err != nil {
+		return nil, err
+	}
+	switch len(named) {
+	case 0:
+		looked = append(looked, filepath.Join(ws, ".devcontainer", "*", "devcontainer.json"))
+	case 1:
+		data, _, err := readIfExists(fsys, named[0])
+		if err != nil {
+			return nil, err
+		}
+		return finishJSON(fsys, SourceNamed, named[0], ws, data, env)
+	default:
+		return nil, &AmbiguousError{Workspace: ws, Candidates: named}
 	}
 	// Containerfile first: it is the name podman and buildah prefer, and a
 	// repository with both most likely keeps Dockerfile for older tooling.
@@ -407,4 +511,56 @@ func defaultWorkspaceFolder(ws string) string {
 		return defaultWorkspacesParent
 	}
 	return path.Join(defaultWorkspacesParent, base)
+}
+
+// Candidates lists every devcontainer.json of the workspace ws that
+// --config may name: .devcontainer/devcontainer.json, .devcontainer.json
+// and the named ones, in the order Discover prefers them.
+func Candidates(ws string) ([]string, error) {
+	ws, err := filepath.Abs(ws)
+	if err != nil {
+		return nil, fmt.Errorf("devcontainer: workspace %s: %w", ws, err)
+	}
+	return candidates(osFS{}, ws)
+}
+
+func candidates(fsys fs.FS, ws string) ([]string, error) {
+	var out []string
+	for _, rel := range []string{".devcontainer/devcontainer.json", ".devcontainer.json"} {
+		p := filepath.Join(ws, filepath.FromSlash(rel))
+		_, found, err := readIfExists(fsys, p)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out = append(out, p)
+		}
+	}
+	named, err := namedConfigs(fsys, ws)
+	return append(out, named...), err
+}
+
+// namedConfigs lists .devcontainer/<name>/devcontainer.json, sorted by name.
+func namedConfigs(fsys fs.FS, ws string) ([]string, error) {
+	dir := filepath.Join(ws, ".devcontainer")
+	entries, err := fs.ReadDir(fsys, toFSPath(dir))
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("devcontainer: %s: %w", dir, err)
+	}
+	var out []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name(), "devcontainer.json")
+		if _, found, err := readIfExists(fsys, p); err != nil {
+			return nil, err
+		} else if found {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }

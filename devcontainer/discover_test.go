@@ -87,6 +87,23 @@ func TestDiscoverOrder(t *testing.T) {
 			want: result{Source: SourceDotDevcontainer, File: "/ws/.devcontainer.json", Image: "debian", RemoteUser: fDot},
 		},
 		{
+			name: "the root config beats named ones", fsys: workspace(fDevcontainer, "ws/.devcontainer/py/devcontainer.json", "ws/.devcontainer/go/devcontainer.json"),
+			want: result{Source: SourceDevcontainerJSON, File: "/ws/.devcontainer/devcontainer.json", Image: "debian", RemoteUser: fDevcontainer},
+		},
+		{
+			name: ".devcontainer.json beats named ones", fsys: workspace(fDot, "ws/.devcontainer/py/devcontainer.json", "ws/.devcontainer/go/devcontainer.json"),
+			want: result{Source: SourceDotDevcontainer, File: "/ws/.devcontainer.json", Image: "debian", RemoteUser: fDot},
+		},
+		{
+			name: "a single named config is picked", fsys: workspace("ws/.devcontainer/py/devcontainer.json", fDockerfile),
+			want: result{Source: SourceNamed, File: "/ws/.devcontainer/py/devcontainer.json", Image: "debian", RemoteUser: "ws/.devcontainer/py/devcontainer.json"},
+		},
+		{
+			name: "explicit picks a named config", fsys: workspace("ws/.devcontainer/py/devcontainer.json", "ws/.devcontainer/go/devcontainer.json"),
+			explicit: ".devcontainer/go/devcontainer.json",
+			want:     result{Source: SourceExplicit, File: "/ws/.devcontainer/go/devcontainer.json", Image: "debian", RemoteUser: "ws/.devcontainer/go/devcontainer.json"},
+		},
+		{
 			name: "Containerfile beats Dockerfile", fsys: workspace(all[3:]...), image: "alpine",
 			want: result{Source: SourceContainerfile, File: "/ws/Containerfile",
 				Build: &Build{Dockerfile: "/ws/Containerfile", Context: "/ws"}},
@@ -136,7 +153,20 @@ func TestDiscoverErrors(t *testing.T) {
 			name: "nothing at all", fsys: fstest.MapFS{"ws/main.go": file("package main")},
 			wantIs: ErrNoConfig,
 			want: "devcontainer: looked for /ws/.devcontainer/devcontainer.json, /ws/.devcontainer.json, " +
-				"/ws/Containerfile, /ws/Dockerfile, and neither the image option nor BERTH_IMAGE is set: no container config",
+				"/ws/.devcontainer/*/devcontainer.json, /ws/Containerfile, /ws/Dockerfile, and neither the image option nor BERTH_IMAGE is set: no container config",
+		},
+		{
+			name:   "several named configs and no choice",
+			fsys:   workspace("ws/.devcontainer/py/devcontainer.json", "ws/.devcontainer/go/devcontainer.json", "ws/.devcontainer/docs/README.md", fDockerfile),
+			wantIs: ErrAmbiguousConfig,
+			want: "devcontainer: /ws has 2 configurations and none was chosen: pick one with --config or initializationOptions.config: " +
+				"/ws/.devcontainer/go/devcontainer.json, /ws/.devcontainer/py/devcontainer.json",
+		},
+		{
+			name:   "a broken named config is an error",
+			fsys:   fstest.MapFS{"ws/.devcontainer/py/devcontainer.json": file(`{"image": 1}`)},
+			wantIs: ErrBadConfig,
+			want:   "/ws/.devcontainer/py/devcontainer.json:1:11: image: want a string, got a number",
 		},
 		{
 			name: "explicit config missing", fsys: workspace(fDevcontainer), explicit: "nope.json",
@@ -230,5 +260,20 @@ func TestDiscoverDisk(t *testing.T) {
 		if !errors.Is(err, fs.ErrPermission) {
 			t.Errorf("Discover with an unreadable config: %v, want fs.ErrPermission", err)
 		}
+	}
+}
+
+func TestCandidates(t *testing.T) {
+	fsys := workspace(fDevcontainer, fDot, "ws/.devcontainer/py/devcontainer.json", "ws/.devcontainer/go/devcontainer.json", "ws/.devcontainer/x/other.json", fDockerfile)
+	got, err := candidates(fsys, "/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/ws/.devcontainer/devcontainer.json", "/ws/.devcontainer.json", "/ws/.devcontainer/go/devcontainer.json", "/ws/.devcontainer/py/devcontainer.json"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("candidates (-want +got):\n%s", diff)
+	}
+	if got, err := candidates(fstest.MapFS{"ws/a": file("")}, "/ws"); err != nil || len(got) != 0 {
+		t.Errorf("candidates of an empty workspace = %v, %v", got, err)
 	}
 }

@@ -176,26 +176,6 @@ func (p *parser) metadata(n *node, prefix string) (Metadata, error) {
 	return md, nil
 }
 
-// portsAttributes reads an object of port attributes by port or range.
-func (p *parser) portsAttributes(n *node, field string) (map[string]PortAttributes, error) {
-	if n.isNull() {
-		return nil, nil
-	}
-	if n.kind != '{' {
-		return nil, p.wrongType(n, field, "an object of port attributes")
-	}
-	v, err := p.toAny(n, field)
-	if err != nil {
-		return nil, err
-	}
-	data, _ := json.Marshal(v)
-	var out map[string]PortAttributes
-	if err := json.Unmarshal(data, &out); err != nil {
-		return nil, p.errorf(n, field, "%v", err)
-	}
-	return out, nil
-}
-
 // MarshalJSON writes the entry in the spec's format, as a
 // devcontainer.metadata label holds it.
 func (m Metadata) MarshalJSON() ([]byte, error) {

@@ -19,17 +19,32 @@ var utf8BOM = []byte("\xef\xbb\xbf")
 // config alone: Discover adds the Dockerfile's contents. Every error wraps
 // ErrBadConfig and is a *ConfigError.
 func Parse(data []byte, file, ws string, env func(string) (string, bool)) (*Config, error) {
-	// Editors on Windows may save a BOM; columns on line 1 ignore it, as
-	// editors do.
-	src := bytes.TrimPrefix(data, utf8BOM)
-	root, err := parseJSONC(src, file)
+	c := &Config{File: file}
+	root, p, err := load(data, c, ws, env)
 	if err != nil {
 		return nil, err
 	}
-	c := &Config{File: file}
-	p := &parser{src: src, file: file, dir: filepath.Dir(file), c: c}
+	if err := p.top(root); err != nil {
+		return nil, err
+	}
+	c.Hash = computeHash(c)
+	return c, nil
+}
+
+// load parses a devcontainer.json into a tree with its variables
+// substituted, and sets c.WorkspaceFolder, which they may use.
+func load(data []byte, c *Config, ws string, env func(string) (string, bool)) (*node, *parser, error) {
+	// Editors on Windows may save a BOM; columns on line 1 ignore it, as
+	// editors do.
+	file := c.File
+	src := bytes.TrimPrefix(data, utf8BOM)
+	root, err := parseJSONC(src, file)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &parser{src: src, file: file, dir: filepath.Dir(file), ws: ws, env: env, c: c}
 	if root.kind != '{' {
-		return nil, p.wrongType(root, "", "an object at the top level")
+		return nil, nil, p.wrongType(root, "", "an object at the top level")
 	}
 
 	// workspaceFolder first: every other value may use
@@ -38,7 +53,7 @@ func Parse(data []byte, file, ws string, env func(string) (string, bool)) (*Conf
 	c.WorkspaceFolder = defaultWorkspaceFolder(ws)
 	if n := root.get("workspaceFolder"); !n.isNull() {
 		if n.kind != '"' {
-			return nil, p.wrongType(n, "workspaceFolder", "a string")
+			return nil, nil, p.wrongType(n, "workspaceFolder", "a string")
 		}
 		if wf := s.replace(n.str); wf != "" {
 			c.WorkspaceFolder = wf
@@ -46,12 +61,23 @@ func Parse(data []byte, file, ws string, env func(string) (string, bool)) (*Conf
 	}
 	s.containerWS = c.WorkspaceFolder
 	s.walk(root)
+	return root, p, nil
+}
 
-	if err := p.top(root); err != nil {
+// Document returns a devcontainer.json as plain JSON values (comments
+// gone, the last of repeated keys kept) with its variables substituted as
+// Parse substitutes them: the "configuration" of the devcontainer CLI's
+// read-configuration. Errors are as Parse's.
+func Document(data []byte, file, ws string, env func(string) (string, bool)) (map[string]any, error) {
+	root, p, err := load(data, &Config{File: file}, ws, env)
+	if err != nil {
 		return nil, err
 	}
-	c.Hash = computeHash(c)
-	return c, nil
+	v, err := p.toAny(root, "")
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]any), nil
 }
 
 // parser turns the substituted tree into a Config.
@@ -59,6 +85,8 @@ type parser struct {
 	src  []byte
 	file string
 	dir  string // folder of the config file, for relative build paths
+	ws   string // host workspace folder, for runArgs' relative paths
+	env  func(string) (string, bool)
 	c    *Config
 
 	// Collected while reading the top level, settled by imageOrBuild.
@@ -69,6 +97,7 @@ type parser struct {
 	composeNode                 *node // dockerComposeFile
 	composeFiles, runServices   []string
 	service                     string
+	runArgsNode                 *node
 }
 
 func (p *parser) errorf(n *node, field, format string, args ...any) error {
@@ -153,6 +182,39 @@ func (p *parser) top(root *node) error {
 			err = p.composeKey(m)
 		case "overrideCommand":
 			c.OverrideCommand, err = p.boolPtr(v, m.key)
+		case "initializeCommand":
+			c.InitializeCommand, err = p.hook(v, m.key, true)
+		case "waitFor":
+			c.WaitFor, err = p.enum(v, m.key, hookNames[:5]...) // postAttach waits for an editor
+		case "userEnvProbe":
+			c.UserEnvProbe, err = p.enum(v, m.key, "none", "interactiveShell", "loginShell", "loginInteractiveShell")
+		case "updateRemoteUserUID":
+			c.UpdateRemoteUserUID, err = p.optBool(v, m.key)
+		case "privileged":
+			c.Privileged, err = p.boolean(v, m.key)
+		case "init":
+			c.Init, err = p.boolean(v, m.key)
+		case "capAdd":
+			c.CapAdd, err = p.strList(v, m.key)
+		case "securityOpt":
+			c.SecurityOpt, err = p.strList(v, m.key)
+		case "appPort":
+			c.AppPort, err = p.appPort(v)
+		case "portsAttributes":
+			c.PortsAttributes, err = p.portsAttributes(v, m.key)
+		case "otherPortsAttributes":
+			if !v.isNull() {
+				var a PortAttributes
+				a, err = p.portAttributes(v, m.key)
+				c.OtherPortsAttributes = &a
+			}
+		case "hostRequirements":
+			c.HostRequirements, err = p.hostRequirements(v)
+		case "runArgs":
+			p.runArgsNode = v // after the loop: it adds to containerEnv, capAdd...
+		case "settings", "extensions":
+			// Legacy editor-only keys (VS Code's, before customizations):
+			// accepted, and nothing for berth to do.
 		default:
 			p.unknown(m.key)
 		}
@@ -162,6 +224,9 @@ func (p *parser) top(root *node) error {
 	}
 	if c.ShutdownAction == "" {
 		c.ShutdownAction = defaultShutdownAction
+	}
+	if err := p.runArgs(p.runArgsNode); err != nil {
+		return err
 	}
 	if err := p.imageOrBuild(); err != nil {
 		return err

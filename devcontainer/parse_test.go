@@ -82,7 +82,9 @@ func TestParse(t *testing.T) {
 				OnCreate:        &Hook{Shell: "make tools"},
 				PostStart:       &Hook{Argv: []string{"go", "mod", "download"}},
 				ShutdownAction:  "stopContainer",
-				Unknown:         []string{"build.cacheFrom", "runArgs"},
+				CapAdd:          []string{"SYS_PTRACE"},
+				SecurityOpt:     []string{"seccomp=unconfined"},
+				Unknown:         []string{"build.cacheFrom"},
 			},
 		},
 		{
@@ -94,7 +96,7 @@ func TestParse(t *testing.T) {
 				PostCreate:      &Hook{Shell: "pip3 install --user -r requirements.txt"},
 				RemoteUser:      "vscode",
 				ShutdownAction:  "stopContainer",
-				Unknown:         []string{"appPort", "settings", "extensions"},
+				AppPort:         []string{"8000"},
 			},
 		},
 		{
@@ -193,7 +195,7 @@ func TestParse(t *testing.T) {
 					Agent:   ptr(false),
 					Unknown: []string{"telemetry", "theme"},
 				},
-				Unknown: []string{"hostRequirements"},
+				HostRequirements: &HostRequirements{CPUs: 4},
 			},
 		},
 		{

@@ -55,6 +55,7 @@ const (
 	CodeUntrusted          = -32029 // the workspace's configuration needs trust it doesn't have
 	CodeRefusedPath        = -32030 // a refused workspace or bind-mount source
 	CodeNotExecutable      = -32031 // the executable exists but cannot be run
+	CodeAmbiguousConfig    = -32032 // several named configurations and none chosen; data.candidates lists them
 )
 
 // paramError is a bad request parameter; its message names the field.
@@ -108,6 +109,7 @@ var sentinelCodes = []struct {
 	{backends.ErrBadCwd, CodeInvalidParams},
 	{work.ErrNoFramework, CodeInvalidParams},
 	{work.ErrBadRequest, CodeInvalidParams},
+	{devcontainer.ErrAmbiguousConfig, CodeAmbiguousConfig},
 	{devcontainer.ErrBadConfig, CodeBadConfig},
 	{features.ErrUnresolved, CodeBadConfig},
 	{features.ErrBadFeature, CodeBadConfig},
@@ -116,6 +118,7 @@ var sentinelCodes = []struct {
 	{backends.ErrComposeConfig, CodeBadConfig},
 	{backends.ErrCompose, CodeBuildFailed},
 	{session.ErrHookFailed, CodeHookFailed},
+	{session.ErrInitializeFailed, CodeHookFailed},
 	{tools.ErrBadFormat, CodeInvalidParams},
 	{tools.ErrBadRequest, CodeInvalidParams},
 	{context.Canceled, CodeRequestCancelled},
@@ -175,6 +178,15 @@ func toError(err error) *jsonrpc2.Error {
 		return &jsonrpc2.Error{Code: CodeInvalidParams, Message: fmt.Sprintf("invalid params: %s: expected %s, got %s", field, jsonType(te.Type), te.Value)}
 	case errors.As(err, &se):
 		return &jsonrpc2.Error{Code: CodeInvalidParams, Message: "invalid params: " + se.Error()}
+	}
+	var ae *devcontainer.AmbiguousError
+	if errors.As(err, &ae) {
+		// Editors offer the candidates as a choice.
+		e := &jsonrpc2.Error{Code: CodeAmbiguousConfig, Message: err.Error()}
+		e.SetError(struct {
+			Candidates []string `json:"candidates"`
+		}{ae.Candidates})
+		return e
 	}
 	for _, sc := range sentinelCodes {
 		if errors.Is(err, sc.err) {

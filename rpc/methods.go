@@ -16,6 +16,7 @@ import (
 	"github.com/berthdev/berth/devcontainer"
 	"github.com/berthdev/berth/secrets"
 	"github.com/berthdev/berth/session"
+	"go.lsp.dev/protocol"
 )
 
 // methods is the dispatch table.
@@ -43,6 +44,40 @@ var methods = map[string]method{
 	"berth/inspect":     {handle: inspect},
 	"berth/debug":       {handle: debug},
 	"berth/sync":        {handle: syncMethod},
+
+	"berth/readConfiguration": {handle: readConfiguration},
+}
+
+// ReadConfigurationParams are berth/readConfiguration's params.
+type ReadConfigurationParams struct {
+	Workspace string `json:"workspace,omitempty"`
+	Config    string `json:"config,omitempty"` // overrides initializationOptions.config
+}
+
+// readConfiguration answers from the workspace's files alone: it never
+// touches the engine or the network.
+func readConfiguration(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	var p ReadConfigurationParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
+	ws, err := c.workspace(p.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	mgr, client, image := c.session()
+	explicit := p.Config
+	if explicit == "" {
+		explicit = client.ConfigPath()
+	}
+	if image == "" {
+		image = mgr.DefaultImage()
+	}
+	var check func(backends.Spec) []string
+	if ch, ok := mgr.Backend().(backends.Checker); ok {
+		check = ch.Unsupported
+	}
+	return session.ReadConfiguration(ws, explicit, image, check)
 }
 
 // SyncResult answers berth/sync.
@@ -218,6 +253,10 @@ func up(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	}
 	out := c.toInstance(res.Instance)
 	out.BuildPID = res.BuildPID
+	out.Warnings = res.Warnings
+	for _, w := range res.Warnings {
+		c.notify("window/showMessage", protocol.ShowMessageParams{Type: protocol.MessageTypeWarning, Message: "berth: " + w})
+	}
 	for _, h := range res.Hooks {
 		out.Hooks = append(out.Hooks, HookRun{Hook: h.Hook, Name: h.Name, PID: h.PID, Code: h.Code, Error: c.s.mask(h.Err)})
 	}

@@ -235,7 +235,7 @@ func TestStatusListUpDown(t *testing.T) {
 // Hooks run once per container; a failing create hook fails the call that
 // made the container with -32027, isn't run again, and status says so.
 func TestHooksOverRPC(t *testing.T) {
-	e := newEnv(t, envOptions{Files: dcFiles(`"onCreateCommand": "echo onCreate >> /tmp/hooks.log", "postCreateCommand": "echo postCreate >> /tmp/hooks.log; echo it broke >&2; exit 3", "postStartCommand": "echo postStart >> /tmp/hooks.log"`)})
+	e := newEnv(t, envOptions{Files: dcFiles(`"waitFor": "postCreateCommand", "onCreateCommand": "echo onCreate >> /tmp/hooks.log", "postCreateCommand": "echo postCreate >> /tmp/hooks.log; echo it broke >&2; exit 3", "postStartCommand": "echo postStart >> /tmp/hooks.log"`)})
 	c := e.dial()
 	err := c.call("berth/exec", rpc.ExecParams{Argv: []string{"true"}}, nil)
 	if code(err) != rpc.CodeHookFailed {

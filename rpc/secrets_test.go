@@ -74,7 +74,7 @@ func TestSecrets(t *testing.T) {
 
 // A failing hook's output is quoted in errors and in status: masked.
 func TestSecretsInHookErrors(t *testing.T) {
-	e := newEnv(t, envOptions{Files: dcFiles(`"postCreateCommand": "echo token is $CLIENT_TOKEN; exit 3"`)})
+	e := newEnv(t, envOptions{Files: dcFiles(`"waitFor": "postCreateCommand", "postCreateCommand": "echo token is $CLIENT_TOKEN; exit 3"`)})
 	c := e.connect(false)
 	c.mustCall("initialize", rpc.InitializeParams{RootURI: "file://" + e.ws, InitializationOptions: &rpc.InitializationOptions{
 		Secrets: map[string]string{"CLIENT_TOKEN": clientSecret}, Trust: true,

@@ -127,6 +127,10 @@ type Instance struct {
 	Compose *ComposeInfo `json:"compose,omitempty"`
 
 	// berth/up only.
+	// Warnings name what berth leaves out of the configuration, and where
+	// the engine's host falls short of hostRequirements; each was also
+	// sent as window/showMessage.
+	Warnings  []string        `json:"warnings,omitempty"`
 	BuildPID  string          `json:"buildPid,omitempty"` // pseudo-pid of the image build's log
 	Hooks     []HookRun       `json:"hooks,omitempty"`
 	Forwarded []ForwardResult `json:"forwarded,omitempty"` // forwardPorts

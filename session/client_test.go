@@ -444,7 +444,7 @@ func TestRemoteUserAndEnv(t *testing.T) {
 // don't get them.
 func TestSecretsEnv(t *testing.T) {
 	e := newMemEnv(t, memEnvOptions{
-		Files: dcFiles(`"remoteEnv": {"TOKEN": "from-remoteEnv", "MODE": "remote"}, "postCreateCommand": "echo $TOKEN $MODE > /tmp/hook.log"`),
+		Files: dcFiles(`"remoteEnv": {"TOKEN": "from-remoteEnv", "MODE": "remote"}, "waitFor": "postCreateCommand", "postCreateCommand": "echo $TOKEN $MODE > /tmp/hook.log"`),
 	})
 	c, _ := e.client(nil, false)
 	c.SetSecrets(map[string]string{"TOKEN": "s3cr3t", "MODE": "secret", "ONLY": "only-secret"})

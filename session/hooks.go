@@ -46,6 +46,7 @@ type instanceState struct {
 	Owner   string `json:"owner,omitempty"`   // host:pid of the berth that runs them
 	Error   string `json:"error,omitempty"`   // why they failed, with the output's tail
 	Started string `json:"started,omitempty"` // the start postStartCommand last ran for
+	Reached string `json:"reached,omitempty"` // the last create hook done while they run
 }
 
 // HookRun is the outcome of one lifecycle command.
@@ -69,11 +70,18 @@ const createWait = 20 * time.Second
 
 // lifecycle runs the hooks that r's creation or start calls for, keeping
 // the bookkeeping in the instance. The caller holds op.
+//
+// With opts.WaitAll (berth/up) every hook has run when it returns. Other
+// calls wait for the hooks up to the configuration's waitFor (by default
+// updateContentCommand); the rest run in the background, owned by the
+// workspace rather than by the caller's connection.
 func (w *Workspace) lifecycle(ctx context.Context, r *Ready, opts EnsureOptions) error {
 	cfg := r.Config
 	if cfg == nil {
 		return nil
 	}
+	create := createCommands(cfg)
+	hasCreate := len(create) > 0 && (r.Created || r.Labels[LabelHooks] == "true")
 	if fi := r.install; fi != nil {
 		// Once, at creation, before any hook: a failure leaves no
 		// instance behind.
@@ -82,8 +90,6 @@ func (w *Workspace) lifecycle(ctx context.Context, r *Ready, opts EnsureOptions)
 			return w.removeHalfBuilt(ctx, r, err)
 		}
 	}
-	create := createCommands(cfg)
-	hasCreate := len(create) > 0 && (r.Created || r.Labels[LabelHooks] == "true")
 	postStart := stageHooks(cfg, "postStartCommand")
 	if !hasCreate && len(postStart) == 0 {
 		return nil
@@ -96,6 +102,15 @@ func (w *Workspace) lifecycle(ctx context.Context, r *Ready, opts EnsureOptions)
 	if err != nil {
 		return err
 	}
+	waitIdx := devcontainer.HookIndex(cfg.EffectiveWaitFor())
+	if opts.WaitAll {
+		waitIdx = len(devcontainer.HookNames())
+	}
+	bgRun := opts.Background
+	if bgRun == nil {
+		bgRun = w.runHookQuiet
+	}
+	var later []namedHook // create hooks left for the background
 	if hasCreate {
 		if r.Created && r.Labels[LabelSync] == "true" {
 			if err := w.copyIn(ctx, r.Instance.Instance); err != nil {
@@ -103,29 +118,67 @@ func (w *Workspace) lifecycle(ctx context.Context, r *Ready, opts EnsureOptions)
 			}
 			r.copied = true
 		}
-		if st, err = w.createHooks(ctx, r, st, create, run); err != nil {
+		var here bool
+		if st, here, err = w.claimCreate(ctx, r, st, waitIdx); err != nil {
 			return err
 		}
-	}
-	if len(postStart) == 0 {
-		return nil
-	}
-	token := ""
-	if !r.Instance.Instance.Started.IsZero() {
-		token = r.Instance.Instance.Started.UTC().Format(time.RFC3339Nano)
-	}
-	if token == "" && !r.Started || token != "" && st.Started == token {
-		return nil
-	}
-	st.Started = token
-	if token != "" {
-		// Claimed before it runs: another berth seeing this start skips it.
-		if err := w.writeState(ctx, r.ID, st); err != nil {
-			return err
+		if here {
+			var now []namedHook
+			for _, h := range create {
+				if devcontainer.HookIndex(h.name) <= waitIdx {
+					now = append(now, h)
+				} else {
+					later = append(later, h)
+				}
+			}
+			if st, err = w.runCreate(ctx, r, st, now, run, len(later) == 0); err != nil {
+				return err
+			}
 		}
 	}
+	start := false
+	if len(postStart) > 0 {
+		token := ""
+		if !r.Instance.Instance.Started.IsZero() {
+			token = r.Instance.Instance.Started.UTC().Format(time.RFC3339Nano)
+		}
+		if start = !(token == "" && !r.Started || token != "" && st.Started == token); start && token != "" {
+			// Claimed before it runs: another berth seeing this start
+			// skips it.
+			st.Started = token
+			if err := w.writeState(ctx, r.ID, st); err != nil {
+				return err
+			}
+		}
+	}
+	startNow := start && waitIdx >= devcontainer.HookIndex("postStartCommand")
+	if start && !startNow || len(later) > 0 {
+		rr := *r
+		rr.Hooks = nil
+		startLater := start && !startNow
+		w.background(func(ctx context.Context) {
+			if len(later) > 0 {
+				var err error
+				if st, err = w.runCreate(ctx, &rr, st, later, bgRun, true); err != nil {
+					w.log.Warn("create hooks failed in the background", "err", err)
+					return
+				}
+			}
+			if startLater {
+				w.postStart(ctx, &rr, bgRun)
+			}
+		})
+	}
+	if startNow {
+		w.postStart(ctx, r, run)
+	}
+	return nil
+}
+
+// postStart runs postStartCommand, which lifecycle claimed.
+func (w *Workspace) postStart(ctx context.Context, r *Ready, run HookFunc) {
 	backends.Report(ctx, "running postStartCommand")
-	for _, nh := range postStart {
+	for _, nh := range stageHooks(r.Config, "postStartCommand") {
 		for _, h := range runHook(ctx, *r, nh, run) {
 			r.Hooks = append(r.Hooks, h)
 			if h.failed() {
@@ -133,10 +186,40 @@ func (w *Workspace) lifecycle(ctx context.Context, r *Ready, opts EnsureOptions)
 			}
 		}
 	}
-	return nil
 }
 
-// namedHook is one lifecycle command of one stage.
+// background runs f on the manager's lifetime, not the caller's: hooks
+// that waitFor leaves behind finish whoever asked. WaitBackground waits
+// for the latest; Manager.Close cancels and waits.
+func (w *Workspace) background(f func(ctx context.Context)) {
+	done := make(chan struct{})
+	w.mu.Lock()
+	w.bgDone = done
+	w.mu.Unlock()
+	w.m.bg.Add(1)
+	go func() {
+		defer w.m.bg.Done()
+		defer close(done)
+		f(w.m.ctx)
+	}()
+}
+
+// waitBackground waits for the hooks running in the background, if any.
+func (w *Workspace) waitBackground(ctx context.Context) error {
+	w.mu.Lock()
+	done := w.bgDone
+	w.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 type namedHook struct {
 	name string // the stage: onCreateCommand, …
 	// from names the image-metadata entry it comes from: a Feature's id,
@@ -187,18 +270,21 @@ func createCommands(cfg *devcontainer.Config) []namedHook {
 	return out
 }
 
-// createHooks runs the create hooks once per container: here when this
-// call created it (or its creator vanished), else it waits for whichever
-// berth runs them.
-func (w *Workspace) createHooks(ctx context.Context, r *Ready, st instanceState, hooks []namedHook, run HookFunc) (instanceState, error) {
+// claimCreate decides who runs the create hooks, once per container:
+// this call when it created the container (or their runner vanished);
+// otherwise it waits for whichever berth runs them, until they are done,
+// or have reached the hook at waitIdx.
+func (w *Workspace) claimCreate(ctx context.Context, r *Ready, st instanceState, waitIdx int) (instanceState, bool, error) {
 	deadline := time.Now().Add(createWait)
 	for !r.Created {
 		switch {
 		case st.Create == createDone:
-			return st, nil
+			return st, false, nil
 		case st.Create == createFailed:
 			r.HookError = st.Error
-			return st, nil
+			return st, false, nil
+		case st.Create == createRunning && st.Reached != "" && devcontainer.HookIndex(st.Reached) >= waitIdx:
+			return st, false, nil
 		case st.Create == createRunning && ownerGone(st.Owner):
 			w.log.Warn("the berth running the create hooks is gone; running them again", "owner", st.Owner)
 		case st.Create == "" && time.Now().After(deadline):
@@ -206,21 +292,28 @@ func (w *Workspace) createHooks(ctx context.Context, r *Ready, st instanceState,
 		default:
 			select {
 			case <-ctx.Done():
-				return st, ctx.Err()
+				return st, false, ctx.Err()
 			case <-time.After(200 * time.Millisecond):
 			}
 			var err error
 			if st, err = w.readState(ctx, r.ID); err != nil {
-				return st, err
+				return st, false, err
 			}
 			continue
 		}
 		break
 	}
-	st.Create, st.Owner, st.Error = createRunning, hostID(), ""
+	st.Create, st.Owner, st.Error, st.Reached = createRunning, hostID(), "", ""
 	if err := w.writeState(ctx, r.ID, st); err != nil {
-		return st, err
+		return st, false, err
 	}
+	return st, true, nil
+}
+
+// runCreate runs create hooks in order, recording in the instance how far
+// they got; last says they are the final ones, after which they are done.
+// A failure is recorded, and returned.
+func (w *Workspace) runCreate(ctx context.Context, r *Ready, st instanceState, hooks []namedHook, run HookFunc, last bool) (instanceState, error) {
 	var failed *HookRun
 	for _, h := range hooks {
 		backends.Report(ctx, "running %s", h.name)
@@ -233,6 +326,16 @@ func (w *Workspace) createHooks(ctx context.Context, r *Ready, st instanceState,
 		if failed != nil {
 			break
 		}
+		st.Reached = h.name
+		if !last {
+			// Callers waiting for this hook may go on.
+			if err := w.writeState(ctx, r.ID, st); err != nil {
+				return st, err
+			}
+		}
+	}
+	if failed == nil && !last {
+		return st, nil
 	}
 	st.Create, st.Owner = createDone, ""
 	var herr error
@@ -315,9 +418,16 @@ func runHook(ctx context.Context, r Ready, nh namedHook, run HookFunc) []HookRun
 
 // runHookQuiet runs a lifecycle command for no client in particular.
 func (w *Workspace) runHookQuiet(ctx context.Context, r Ready, hook, entry string, argv []string) HookRun {
+	return w.runHookAs(ctx, r, hook, entry, backends.ExecSpec{Argv: argv})
+}
+
+// runHookAs runs a lifecycle command as spec says (its user and
+// environment), keeping the tail of its output.
+func (w *Workspace) runHookAs(ctx context.Context, r Ready, hook, entry string, spec backends.ExecSpec) HookRun {
 	var out tailBuffer
 	hr := HookRun{Hook: hook, Name: entry}
-	proc, err := w.exec(ctx, r, backends.ExecSpec{Argv: argv, Cwd: r.Workdir, Stdout: &out, Stderr: &out}, nil)
+	spec.Cwd, spec.Stdout, spec.Stderr = r.Workdir, &out, &out
+	proc, err := w.exec(ctx, r, spec, nil)
 	if err != nil {
 		hr.Err = err.Error()
 		return hr

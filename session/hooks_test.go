@@ -16,7 +16,10 @@ import (
 )
 
 // lifecycleHooks logs every lifecycle command's run into the instance.
+// Every call waits for all of them (waitFor postStartCommand);
+// TestWaitFor covers the default.
 const lifecycleHooks = `
+	"waitFor": "postStartCommand",
 	"onCreateCommand": "echo onCreate >> /tmp/create.log",
 	"updateContentCommand": ["sh", "-c", "echo updateContent >> /tmp/create.log"],
 	"postCreateCommand": {"a": "echo a >> /tmp/post-a.log", "b": ["sh", "-c", "echo b >> /tmp/post-b.log"]},
@@ -254,7 +257,7 @@ func TestCreateHookFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := newMemEnv(t, memEnvOptions{Files: dcFiles(tt.hooks + `, "postStartCommand": "echo start >> /tmp/start.log"`)})
+			e := newMemEnv(t, memEnvOptions{Files: dcFiles(tt.hooks + `, "waitFor": "postCreateCommand", "postStartCommand": "echo start >> /tmp/start.log"`)})
 			c, _ := e.client(nil, false)
 			_, err := c.Run(testCtx(t), ExecOptions{Workspace: e.ws, Argv: []string{"echo", "the command"}}, 0)
 			if !errors.Is(err, ErrHookFailed) {
@@ -304,7 +307,7 @@ func TestCreateHookFailure(t *testing.T) {
 // Hooks run without a client (Workspace.Ensure with no HookFunc) keep the
 // end of their output for the error.
 func TestQuietHooks(t *testing.T) {
-	e := newMemEnv(t, memEnvOptions{Files: dcFiles(`"postCreateCommand": "echo first; echo last words >&2; exit 5", "postStartCommand": "false"`)})
+	e := newMemEnv(t, memEnvOptions{Files: dcFiles(`"waitFor": "postCreateCommand", "postCreateCommand": "echo first; echo last words >&2; exit 5", "postStartCommand": "false"`)})
 	w := e.m.Workspace(e.ws)
 	_, err := w.Ensure(testCtx(t), EnsureOptions{})
 	if !errors.Is(err, ErrHookFailed) || !strings.Contains(err.Error(), "exited with code 5:\nfirst\nlast words") {
@@ -404,7 +407,7 @@ func TestCreateHooksOfAnotherBerth(t *testing.T) {
 
 // An unreadable state file counts as none.
 func TestUnreadableInstanceState(t *testing.T) {
-	e := newMemEnv(t, memEnvOptions{Files: dcFiles(`"postCreateCommand": "exit 1"`)})
+	e := newMemEnv(t, memEnvOptions{Files: dcFiles(`"waitFor": "postCreateCommand", "postCreateCommand": "exit 1"`)})
 	c, _ := e.client(nil, false)
 	if _, err := c.Ready(testCtx(t), e.ws, ""); !errors.Is(err, ErrHookFailed) {
 		t.Fatalf("err %v, want ErrHookFailed", err)
@@ -452,4 +455,71 @@ func TestSyncedWorkspaceBeforeCreateHooks(t *testing.T) {
 	if res.Labels[LabelSync] != "true" {
 		t.Errorf("labels %v lack %s", res.Labels, LabelSync)
 	}
+}
+
+// waitFor: a call other than up waits for the hooks up to waitFor (by
+// default updateContentCommand); the rest finish in the background, owned
+// by the workspace, even after the client that started them is gone; up
+// waits for every one.
+func TestWaitFor(t *testing.T) {
+	const hooks = `
+	"onCreateCommand": "echo onCreate >> /tmp/create.log",
+	"updateContentCommand": "echo updateContent >> /tmp/create.log",
+	"postCreateCommand": {"a": "sleep 1; echo a >> /tmp/post-a.log", "b": "echo b >> /tmp/post-b.log"},
+	"postStartCommand": "sleep 1; echo start >> /tmp/start.log"`
+	t.Run("default: exec waits up to updateContentCommand", func(t *testing.T) {
+		e := newMemEnv(t, memEnvOptions{Files: dcFiles(hooks)})
+		c, _ := e.client(nil, false)
+		if res := e.run(c, "cat", "/tmp/create.log", "/tmp/post-a.log"); res.Stdout != "onCreate\nupdateContent\n" {
+			t.Errorf("the first command saw %q, want only the hooks up to updateContentCommand", res.Stdout)
+		}
+		c.Close(testCtx(t)) // the background hooks are not the client's
+		w := e.m.Workspace(e.ws)
+		if err := w.waitBackground(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		e.wantHookLog("after the background hooks", onceCreated)
+		if st := e.instanceState(); st.Create != createDone || st.Owner != "" {
+			t.Errorf("state %+v, want create done", st)
+		}
+	})
+	t.Run("up waits for every hook", func(t *testing.T) {
+		e := newMemEnv(t, memEnvOptions{Files: dcFiles(hooks)})
+		c, _ := e.client(nil, false)
+		e.run(c, "true")
+		if _, err := c.Up(testCtx(t), UpOptions{Workspace: e.ws}); err != nil {
+			t.Fatal(err)
+		}
+		e.wantHookLog("after up", onceCreated)
+	})
+	t.Run("waitFor onCreateCommand", func(t *testing.T) {
+		e := newMemEnv(t, memEnvOptions{Files: dcFiles(`"waitFor": "onCreateCommand", ` + hooks)})
+		c, _ := e.client(nil, false)
+		if res := e.run(c, "cat", "/tmp/create.log"); res.Stdout != "onCreate\n" && res.Stdout != "onCreate\nupdateContent\n" {
+			t.Errorf("the first command saw %q", res.Stdout)
+		}
+		// Another berth waits only as far as waitFor too.
+		other, _ := e.client(e.manager(testImage), false)
+		if res := e.run(other, "cat", "/tmp/create.log"); !strings.HasPrefix(res.Stdout, "onCreate\n") {
+			t.Errorf("another berth's first command saw %q", res.Stdout)
+		}
+		if err := e.m.Workspace(e.ws).waitBackground(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		e.wantHookLog("after the background hooks", onceCreated)
+	})
+	t.Run("a background failure is recorded", func(t *testing.T) {
+		e := newMemEnv(t, memEnvOptions{Files: dcFiles(`"postCreateCommand": "echo broke >&2; exit 7"`)})
+		c, _ := e.client(nil, false)
+		if res := e.run(c, "echo", "hi"); res.Stdout != "hi\n" {
+			t.Errorf("the first command said %q", res.Stdout)
+		}
+		if err := e.m.Workspace(e.ws).waitBackground(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		inst, err := e.m.Workspace(e.ws).Status(testCtx(t), "", "")
+		if err != nil || inst == nil || !strings.Contains(inst.HookError, "postCreateCommand exited with code 7") || !strings.Contains(inst.HookError, "broke") {
+			t.Errorf("Status: %+v, %v; want the background failure as hookError", inst, err)
+		}
+	})
 }

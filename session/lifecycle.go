@@ -49,7 +49,7 @@ func (c *Client) Workspace(ws string) *Workspace {
 // output streamed to this client, and an editor session counts as
 // attached from then on.
 func (c *Client) ensure(ctx context.Context, w *Workspace, image string) (Ready, error) {
-	r, err := w.Ensure(ctx, EnsureOptions{Image: image, Config: c.ConfigPath(), Hooks: c.hookRunner(), Authorize: c.authorize})
+	r, err := w.Ensure(ctx, EnsureOptions{Image: image, Config: c.ConfigPath(), Hooks: c.hookRunner(), Background: c.backgroundHooks(), Authorize: c.authorize})
 	if err != nil {
 		return Ready{}, err
 	}
@@ -71,6 +71,17 @@ func (c *Client) hookRunner() HookFunc {
 			hr.Tail = tail(string(run.Stdout)+string(run.Stderr), hookTail)
 		}
 		return hr
+	}
+}
+
+// backgroundHooks runs the lifecycle commands left to the background
+// (waitFor) as the client's would run, with its user and environment, but
+// as the workspace's processes: they outlive the client.
+func (c *Client) backgroundHooks() HookFunc {
+	return func(ctx context.Context, r Ready, hook, entry string, argv []string) HookRun {
+		opts := ExecOptions{Workspace: r.ws.path, Argv: argv}
+		c.applyConfig(ctx, r.ws, r, &opts)
+		return r.ws.runHookAs(ctx, r, hook, entry, backends.ExecSpec{Argv: argv, User: opts.User, Env: envList(opts.Env)})
 	}
 }
 
@@ -100,7 +111,7 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 	}
 	w := c.Workspace(opts.Workspace)
 	blog := &buildLog{c: c}
-	r, err := w.Ensure(ctx, EnsureOptions{Image: opts.Image, Config: opts.Config, Recreate: opts.Recreate, Fresh: true, BuildLog: blog, Hooks: c.hookRunner(), Authorize: c.authorize})
+	r, err := w.Ensure(ctx, EnsureOptions{Image: opts.Image, Config: opts.Config, Recreate: opts.Recreate, Fresh: true, WaitAll: true, BuildLog: blog, Hooks: c.hookRunner(), Authorize: c.authorize})
 	blog.finish(err)
 	if err != nil {
 		return UpResult{}, err
@@ -110,6 +121,14 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 		// Up behind the door now, so that the next berth from a shell
 		// finds the agent, and the profile, ready.
 		if ac, _ := w.agent(ctx, r); ac != nil {
+			if cfg := r.Config; cfg != nil {
+				// The profile carries the probed environment: probe now.
+				remote := cfg.RemoteUser
+				if remote == "" {
+					remote = cfg.ContainerUser
+				}
+				w.userEnv(ctx, r, remote)
+			}
 			w.publish(ctx)
 		}
 	}
@@ -144,6 +163,10 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 			host = "127.0.0.1"
 		}
 		t, err := c.Forward(ctx, opts.Workspace, opts.Image, host, p.Port, p.Port)
+		if err != nil && cfg.AttributesOf(p.Port).RequireLocalPort {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("forwardPorts: port %d not forwarded: requireLocalPort is set and host port %d is taken (%v)", p.Port, p.Port, err))
+			continue
+		}
 		if err != nil {
 			// The same host port may be taken: any port will do.
 			t, err = c.Forward(ctx, opts.Workspace, opts.Image, host, p.Port, 0)
@@ -344,8 +367,9 @@ func (c *Client) SetSecrets(env map[string]string) {
 
 // applyConfig fills an exec's defaults from the workspace configuration
 // and the client: remoteUser (else containerUser), and the environment in
-// layers, each winning over the one before: remoteEnv, the client's
-// secrets, then what the call gives. berth's own probes get none of it.
+// layers, each winning over the one before: the remote user's shell
+// environment (userEnvProbe), remoteEnv, the client's secrets, then what
+// the call gives. berth's own probes get none of it.
 func (c *Client) applyConfig(ctx context.Context, w *Workspace, r Ready, opts *ExecOptions) {
 	if opts.Internal {
 		return
@@ -353,13 +377,17 @@ func (c *Client) applyConfig(ctx context.Context, w *Workspace, r Ready, opts *E
 	c.mu.Lock()
 	secretEnv := c.secrets
 	c.mu.Unlock()
-	var remoteEnv map[string]string
+	var remoteEnv, userEnv map[string]string
 	if cfg := r.Config; cfg != nil {
-		if opts.User == "" {
-			opts.User = cfg.RemoteUser
-			if opts.User == "" {
-				opts.User = cfg.ContainerUser
-			}
+		remote := cfg.RemoteUser
+		if remote == "" {
+			remote = cfg.ContainerUser
+		}
+		if opts.User == "" || opts.User == remote {
+			// The remote user's shell environment, under everything else;
+			// another user's process doesn't get it.
+			opts.User = remote
+			userEnv = w.userEnv(ctx, r, remote)
 		}
 		if len(cfg.RemoteEnv) > 0 {
 			var containerEnv map[string]string
@@ -372,10 +400,10 @@ func (c *Client) applyConfig(ctx context.Context, w *Workspace, r Ready, opts *E
 			remoteEnv = cfg.ResolveRemoteEnv(containerEnv)
 		}
 	}
-	if len(remoteEnv) == 0 && len(secretEnv) == 0 {
+	if len(userEnv) == 0 && len(remoteEnv) == 0 && len(secretEnv) == 0 {
 		return
 	}
-	opts.Env = secrets.Merge(remoteEnv, secretEnv, opts.Env)
+	opts.Env = secrets.Merge(userEnv, remoteEnv, secretEnv, opts.Env)
 }
 
 // containerEnv reads the instance's environment, for ${containerEnv:VAR}.

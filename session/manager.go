@@ -18,6 +18,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -66,6 +67,10 @@ type Instance struct {
 	Stale   bool // its configuration changed since it was created
 	Config  *devcontainer.Config
 	Agent   AgentStatus
+	// Warnings name what berth leaves out of the configuration, and where
+	// the engine's host falls short of hostRequirements; set by the call
+	// that resolved the configuration (Ensure, not a cached answer).
+	Warnings []string
 	// HookError says why the container's create hooks failed; berth
 	// doesn't run them again on its own (recreate does).
 	HookError string
@@ -90,7 +95,9 @@ type AgentStatus struct {
 // process uses it, and it holds one Workspace per workspace folder.
 //
 // Goroutines: the event watcher (started with the first Workspace, when
-// the backend is a backends.Watcher), which Close cancels and waits for.
+// the backend is a backends.Watcher), and the lifecycle hooks a
+// Workspace leaves to the background (waitFor); Close cancels both and
+// waits for them, bounded.
 type Manager struct {
 	backend      backends.Backend
 	log          *slog.Logger
@@ -104,6 +111,7 @@ type Manager struct {
 	ctx    context.Context // the manager's lifetime: ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the event watcher
+	bg     sync.WaitGroup // hooks left to the background (Workspace.background)
 
 	mu         sync.Mutex // guards the following
 	workspaces map[string]*Workspace
@@ -153,6 +161,10 @@ func (m *Manager) AgentEnabled() (bool, string) {
 
 // Agents returns the agent builds the manager installs, by platform.
 func (m *Manager) Agents() agent.Set { return m.agents }
+
+// DefaultImage is the image for workspaces that configure none; "" for
+// none.
+func (m *Manager) DefaultImage() string { return m.defaultImage }
 
 // Backend returns the manager's backend.
 func (m *Manager) Backend() backends.Backend { return m.backend }
@@ -214,6 +226,10 @@ func (m *Manager) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	waitCtx(ctx, &wg)
+	// Background hooks end with their agent, which dropRunner stopped.
+	if !waitCtx(ctx, &m.bg) {
+		m.log.Debug("background hooks still ending; not waiting for them")
+	}
 	// The watcher returns once its ctx ends, but a reconnect in progress
 	// may hold it up to its handshake timeout: don't wait that out.
 	ctx, cancel = context.WithTimeout(context.Background(), closeTimeout)
@@ -346,8 +362,6 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 		Mounts:    []backends.Mount{{Host: ws, Container: wd}},
 		Env:       envList(cfg.ContainerEnv),
 		Labels:    map[string]string{LabelConfigHash: cfg.Hash, LabelConfigSource: string(cfg.Source)},
-		CapAdd:    cfg.CapAdd, SecurityOpt: cfg.SecurityOpt, Privileged: cfg.Privileged, InitProcess: cfg.Init,
-		Entrypoint: cfg.Entrypoints,
 	}
 	if len(createCommands(cfg)) > 0 {
 		spec.Labels[LabelHooks] = "true"
@@ -369,8 +383,11 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 			return backends.Spec{}, fmt.Errorf("%w: workspaceMount must be a bind mount of the workspace, got type %q", ErrBadConfig, wm.Type)
 		}
 	}
-	for _, mt := range cfg.Mounts {
+	for _, mt := range append(slices.Clip(cfg.Mounts), cfg.Run.Mounts...) {
 		spec.Mounts = append(spec.Mounts, backends.Mount{Host: mt.Source, Container: mt.Target, Type: mt.Type, ReadOnly: mt.ReadOnly})
+	}
+	if err := engineSpec(&spec, cfg); err != nil {
+		return backends.Spec{}, err
 	}
 	if cc := cfg.Compose; cc != nil {
 		spec.Compose = &backends.ComposeSpec{

@@ -34,8 +34,11 @@ type Profile struct {
 	Agent      agent.Known `json:"agent"`      // the agent it speaks for: its door socket names its start
 	ConfigHash string      `json:"configHash"` // the configuration's hash, the instance's too
 
-	User    string            `json:"user,omitempty"` // remoteUser, else containerUser
-	Env     map[string]string `json:"env,omitempty"`  // remoteEnv, resolved
+	User string            `json:"user,omitempty"` // remoteUser, else containerUser
+	Env  map[string]string `json:"env,omitempty"`  // remoteEnv, resolved
+	// UserEnv is User's probed shell environment (userEnvProbe), under
+	// Env, for processes of that user only.
+	UserEnv map[string]string `json:"userEnv,omitempty"`
 	Workdir string            `json:"workdir"`
 	Mounts  []backends.Mount  `json:"mounts"` // MountsOf the instance: what maps paths
 
@@ -50,8 +53,9 @@ type Profile struct {
 	UpNeedsEngine bool `json:"upNeedsEngine,omitempty"`
 }
 
-// profileVersion changes with the meaning of Profile's fields.
-const profileVersion = 2
+// profileVersion changes with the meaning of Profile's fields: 3 added
+// UserEnv, which an older profile would silently lack.
+const profileVersion = 3
 
 // maxProfile bounds the profile file berth reads.
 const maxProfile = 1 << 20
@@ -162,7 +166,7 @@ func (w *Workspace) publish(ctx context.Context) {
 		Agent: e.client.Known(), ConfigHash: cfg.Hash,
 		User: cfg.RemoteUser, Workdir: r.Workdir, Mounts: MountsOf(r.Instance.Instance),
 		ID: r.ID, Name: r.Name, Image: r.Image, ConfigSource: string(cfg.Source), ConfigFile: cfg.File,
-		UpNeedsEngine: len(stageHooks(cfg, "postAttachCommand")) > 0 || len(cfg.ForwardPorts) > 0 || r.Labels[LabelSync] == "true",
+		UpNeedsEngine: len(stageHooks(cfg, "postAttachCommand")) > 0 || len(cfg.ForwardPorts) > 0 || r.Labels[LabelSync] == "true" || cfg.InitializeCommand != nil || len(r.Warnings) > 0,
 	}
 	if p.User == "" {
 		p.User = cfg.ContainerUser
@@ -177,6 +181,13 @@ func (w *Workspace) publish(ctx context.Context) {
 		}
 		p.Env = cfg.ResolveRemoteEnv(containerEnv)
 	}
+	// Only a probe already made: publish runs inside exec, which the
+	// probe itself uses. Until then, the shell takes the full path.
+	ue, known := w.probedEnv(*r, p.User)
+	if !known {
+		return
+	}
+	p.UserEnv = ue
 	if err := writeProfile(dir, p); err != nil {
 		w.log.Debug("exec profile not written; the shell takes the full path", "err", err)
 		return

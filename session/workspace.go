@@ -37,17 +37,19 @@ type Workspace struct {
 
 	agentMu sync.Mutex // serialises starting the agent
 
-	mu        sync.Mutex           // guards the following
-	ready     *Ready               // the running instance as last ensured; nil: ensure again
-	cfg       *devcontainer.Config // last resolved
-	runner    *agentEntry          // the agent of ready's instance; nil: not chosen yet
-	netns     *string              // the instance's netns path, once looked up
-	clients   map[*Client]bool     // clients that used the workspace: they hear of changes
-	editors   int                  // editor sessions of this process attached
-	ownStopAt time.Time            // when berth itself last stopped or removed it
-	lastState string               // last state reported to clients
-	published string               // the agent socket and config hash of the profile last written
-	recreates int                  // recreations so far, for runs that lost a race with one
+	mu        sync.Mutex                   // guards the following
+	ready     *Ready                       // the running instance as last ensured; nil: ensure again
+	cfg       *devcontainer.Config         // last resolved
+	runner    *agentEntry                  // the agent of ready's instance; nil: not chosen yet
+	netns     *string                      // the instance's netns path, once looked up
+	clients   map[*Client]bool             // clients that used the workspace: they hear of changes
+	editors   int                          // editor sessions of this process attached
+	ownStopAt time.Time                    // when berth itself last stopped or removed it
+	lastState string                       // last state reported to clients
+	published string                       // the agent socket and config hash of the profile last written
+	recreates int                          // recreations so far, for runs that lost a race with one
+	bgDone    chan struct{}                // closed when the hooks left to the background end; nil: none ran
+	probed    map[string]map[string]string // userEnvProbe's environments, by instance start, user and probe
 }
 
 // Ready is a workspace's running instance and what reaches it, as of one
@@ -82,6 +84,12 @@ type EnsureOptions struct {
 	Fresh    bool      // ask the engine even when berth knows the instance runs
 	BuildLog io.Writer // receives an image build's log; may be nil
 	Hooks    HookFunc  // runs lifecycle commands; nil runs them without output
+	// WaitAll waits for every lifecycle hook (berth/up); otherwise those
+	// after the configuration's waitFor finish in the background.
+	WaitAll bool
+	// Background runs the hooks left to the background, with no output
+	// and on no connection; nil runs them as runHookQuiet does.
+	Background HookFunc
 	// Authorize lets the configuration act (create, start, run hooks),
 	// or says why not; nil lets it. Clients pass their trust check.
 	Authorize func(ctx context.Context, ws string, cfg *devcontainer.Config) error
@@ -150,8 +158,17 @@ func (w *Workspace) Ensure(ctx context.Context, opts EnsureOptions) (Ready, erro
 		return Ready{}, err
 	}
 	r := Ready{Instance: inst, Mapper: mapper, ws: w}
+	if inst.Created && !inst.synthetic {
+		w.updateRemoteUID(ctx, r)
+	}
 	if err := w.lifecycle(ctx, &r, opts); err != nil {
 		return Ready{}, err
+	}
+	if opts.WaitAll {
+		// Hooks an earlier call left to the background count too.
+		if err := w.waitBackground(ctx); err != nil {
+			return Ready{}, err
+		}
 	}
 	w.mu.Lock()
 	keep := r
@@ -192,6 +209,15 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 		// Before anything is made or run; the user may take a while to
 		// answer, so before the watchdog too.
 		if err := opts.Authorize(ctx, ws, cfg); err != nil {
+			return Instance{}, err
+		}
+	}
+	var warnings []string
+	if !synthetic {
+		warnings = w.m.warnings(cfg, spec)
+		// On the host, before anything else; it may take its time (a
+		// fetch, a login), so before the watchdog.
+		if err := w.initialize(ctx, cfg.InitializeCommand); err != nil {
 			return Instance{}, err
 		}
 	}
@@ -269,6 +295,13 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 		out.install = plan.install
 	}
 	out.Agent = w.m.agentStatus(ctx, inst, false)
+	if !synthetic {
+		warnings = append(warnings, w.m.hostShortfall(ctx, cfg.HostRequirements)...)
+	}
+	out.Warnings = warnings
+	for _, msg := range warnings {
+		w.log.Info(msg)
+	}
 	out.Stale = !created && cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash
 	if out.Stale {
 		backends.Report(ctx, "container %s is stale: its configuration changed; berth/up with recreate rebuilds it", inst.Name)
@@ -308,9 +341,6 @@ func (w *Workspace) Config(explicit, image string) (*devcontainer.Config, error)
 	cfg, err := devcontainer.Discover(w.path, explicit, image, os.LookupEnv)
 	if err != nil {
 		return nil, err
-	}
-	if len(cfg.Unknown) > 0 || len(cfg.Berth.Unknown) > 0 {
-		w.log.Info("ignoring unsupported config keys", "file", cfg.File, "keys", append(cfg.Unknown, cfg.Berth.Unknown...))
 	}
 	w.mu.Lock()
 	w.cfg = cfg

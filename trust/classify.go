@@ -31,6 +31,12 @@ const (
 	// path, run privileged and build from anywhere, so it always needs
 	// trust, wherever it lies.
 	KindCompose Kind = "compose"
+	// KindPrivilege: the container gets powers over the host: privileged,
+	// added capabilities, a relaxed security profile, the host's network,
+	// ports published on the host's addresses.
+	KindPrivilege Kind = "privilege"
+	KindDevice    Kind = "device" // a host device or GPU is passed in
+	KindFile      Kind = "file"   // a host file outside the workspace is read into the container (--env-file)
 )
 
 // Finding is one thing a configuration does that needs the user's trust.
@@ -55,6 +61,12 @@ func (f Finding) String() string {
 		return fmt.Sprintf("installs the Feature %s as root (%s)", f.Detail, f.Field)
 	case KindCompose:
 		return fmt.Sprintf("runs the Docker Compose file %s (%s)", f.Path, f.Field)
+	case KindPrivilege:
+		return fmt.Sprintf("%s (%s)", f.Detail, f.Field)
+	case KindDevice:
+		return fmt.Sprintf("passes in the host device %s (%s)", f.Detail, f.Field)
+	case KindFile:
+		return fmt.Sprintf("reads the host file %s into the container (%s)", f.Path, f.Field)
 	}
 	return fmt.Sprintf("builds from the host path %s (%s)", f.Path, f.Field)
 }
@@ -72,25 +84,34 @@ func Summary(fs []Finding) string {
 const detailMax = 80
 
 // Classify lists what cfg, the resolved configuration of the workspace ws
-// (a resolved host path), does that needs trust: lifecycle commands, bind
-// mounts of host paths outside the workspace (workspaceMount included),
-// image builds whose Dockerfile or context lies outside it, and every
-// Docker Compose file, which can do all of that itself. Volumes and
+// (a resolved host path), does that needs trust: initializeCommand (on
+// the host), lifecycle commands and entrypoints, bind mounts of host paths
+// outside the workspace (workspaceMount and runArgs' included), host files
+// read into the container (--env-file), image builds whose Dockerfile or
+// context lies outside it, and powers over the host (privileged, capAdd,
+// securityOpt, the host's network, appPort, devices and GPUs). Volumes and
 // tmpfs mounts reach no host path. None means the configuration needs no
 // trust. resolve resolves a host path's symlinks as far as it exists.
 //
 // Features run their install scripts as root, and image-metadata entries
 // (Config.Metadata, after devcontainer.Merge) bring lifecycle commands of
-// their own: both are listed.
+// their own, and every Docker Compose file can do all of the above: all
+// are listed.
 //
-// Keys berth ignores (Config.Unknown: runArgs, initializeCommand, ...) do
-// nothing, so they need no trust; a key berth learns to
-// apply must be classified here first (TestClassifyCoversConfig).
+// Keys berth ignores (Config.Unknown) do nothing, so they need no trust;
+// a key berth learns to apply must be classified here first
+// (TestClassifyCoversConfig).
 func Classify(ws string, cfg *devcontainer.Config, resolve func(string) string) []Finding {
 	if cfg == nil {
 		return nil
 	}
 	var out []Finding
+	if h := cfg.InitializeCommand; h != nil {
+		out = append(out, Finding{Kind: KindCommand, Field: "initializeCommand", Detail: "on the host: " + hookText(h)})
+	}
+	for i, e := range cfg.Entrypoints {
+		out = append(out, Finding{Kind: KindCommand, Field: fmt.Sprintf("entrypoint[%d]", i), Detail: hookText(&devcontainer.Hook{Shell: e})})
+	}
 	for _, f := range cfg.Features {
 		out = append(out, Finding{Kind: KindFeature, Field: fmt.Sprintf("features[%q]", f.ID), Detail: f.ID})
 	}
@@ -136,6 +157,20 @@ func Classify(ws string, cfg *devcontainer.Config, resolve func(string) string) 
 			out = append(out, Finding{Kind: KindMount, Field: fmt.Sprintf("mounts[%d]", i), Path: real, Detail: "at " + m.Target})
 		}
 	}
+	for i, m := range cfg.Run.Mounts {
+		if !isBind(m.Type) || m.Source == "" {
+			continue
+		}
+		if real, ok := outside(m.Source); ok {
+			out = append(out, Finding{Kind: KindMount, Field: fmt.Sprintf("runArgs mount %d", i), Path: real, Detail: "at " + m.Target})
+		}
+	}
+	for _, f := range cfg.Run.EnvFiles {
+		if real, ok := outside(f); ok {
+			out = append(out, Finding{Kind: KindFile, Field: "runArgs --env-file", Path: real})
+		}
+	}
+	out = append(out, privileges(cfg)...)
 	if b := cfg.Build; b != nil {
 		for _, in := range []struct{ field, path, detail string }{
 			{"build.context", b.Context, "sent to the engine as the build context"},
@@ -193,4 +228,32 @@ func hookText(h *devcontainer.Hook) string {
 		s = string(r[:detailMax-1]) + "…"
 	}
 	return s
+}
+
+// privileges lists the powers over the host a configuration gives its
+// container, and the host devices it passes in.
+func privileges(cfg *devcontainer.Config) []Finding {
+	var out []Finding
+	if cfg.Privileged {
+		out = append(out, Finding{Kind: KindPrivilege, Field: "privileged", Detail: "runs the container privileged, with every device and capability of the host"})
+	}
+	for _, c := range cfg.CapAdd {
+		out = append(out, Finding{Kind: KindPrivilege, Field: "capAdd", Detail: "adds the capability " + c})
+	}
+	for _, o := range cfg.SecurityOpt {
+		out = append(out, Finding{Kind: KindPrivilege, Field: "securityOpt", Detail: "sets the security option " + o})
+	}
+	if n := cfg.Run.Network; n == "host" || strings.HasPrefix(n, "container:") {
+		out = append(out, Finding{Kind: KindPrivilege, Field: "runArgs --network", Detail: "joins the network " + n})
+	}
+	for _, p := range cfg.AppPort {
+		out = append(out, Finding{Kind: KindPrivilege, Field: "appPort", Detail: "publishes " + p + " on the host's network"})
+	}
+	for _, d := range cfg.Run.Devices {
+		out = append(out, Finding{Kind: KindDevice, Field: "runArgs --device", Detail: d})
+	}
+	if g := cfg.Run.GPUs; g != "" {
+		out = append(out, Finding{Kind: KindDevice, Field: "runArgs --gpus", Detail: "GPUs " + g})
+	}
+	return out
 }

@@ -77,7 +77,6 @@ func TestClassify(t *testing.T) {
 			{Kind: KindBuild, Field: "build.context", Path: "/", Detail: "sent to the engine as the build context"},
 			{Kind: KindBuild, Field: "build.dockerfile", Path: "/srv/Dockerfile", Detail: "the Dockerfile"},
 		}},
-		{name: "ignored keys do nothing", cfg: &devcontainer.Config{Image: "debian", Unknown: []string{"runArgs", "initializeCommand", "privileged", "capAdd"}}},
 		{name: "Features and image metadata", cfg: &devcontainer.Config{
 			Image:    "debian",
 			Features: []devcontainer.FeatureRef{{ID: "./tools"}, {ID: "registry.example/f/node:1"}},
@@ -98,6 +97,30 @@ func TestClassify(t *testing.T) {
 			{Kind: KindCompose, Field: "dockerComposeFile[0]", Path: ws + "/.devcontainer/compose.yml", Detail: "its services can bind host paths and run with any privilege"},
 			{Kind: KindCompose, Field: "dockerComposeFile[1]", Path: "/srv/compose.yml", Detail: "its services can bind host paths and run with any privilege"},
 		}},
+		{name: "initializeCommand runs on the host", cfg: &devcontainer.Config{InitializeCommand: &devcontainer.Hook{Argv: []string{"./scripts/prepare.sh"}}}, want: []Finding{
+			{Kind: KindCommand, Field: "initializeCommand", Detail: "on the host: ./scripts/prepare.sh"},
+		}},
+		{name: "engine powers", cfg: &devcontainer.Config{
+			Privileged: true, CapAdd: []string{"SYS_ADMIN"}, SecurityOpt: []string{"seccomp=unconfined"}, AppPort: []string{"3000"},
+			Entrypoints: []string{"/usr/local/share/docker-init.sh"},
+			Run: devcontainer.RunArgs{Network: "host", Devices: []string{"/dev/fuse"}, GPUs: "all",
+				EnvFiles: []string{ws + "/.env", "/home/u/.aws/env"},
+				Mounts:   []devcontainer.Mount{{Type: "bind", Source: "/var/run/docker.sock", Target: "/var/run/docker.sock"}, {Type: "bind", Source: ws + "/x", Target: "/x"}, {Type: "volume", Source: "v", Target: "/v"}}},
+		}, want: []Finding{
+			{Kind: KindCommand, Field: "entrypoint[0]", Detail: "/usr/local/share/docker-init.sh"},
+			{Kind: KindMount, Field: "runArgs mount 0", Path: "/var/run/docker.sock", Detail: "at /var/run/docker.sock"},
+			{Kind: KindFile, Field: "runArgs --env-file", Path: "/home/u/.aws/env"},
+			{Kind: KindPrivilege, Field: "privileged", Detail: "runs the container privileged, with every device and capability of the host"},
+			{Kind: KindPrivilege, Field: "capAdd", Detail: "adds the capability SYS_ADMIN"},
+			{Kind: KindPrivilege, Field: "securityOpt", Detail: "sets the security option seccomp=unconfined"},
+			{Kind: KindPrivilege, Field: "runArgs --network", Detail: "joins the network host"},
+			{Kind: KindPrivilege, Field: "appPort", Detail: "publishes 3000 on the host's network"},
+			{Kind: KindDevice, Field: "runArgs --device", Detail: "/dev/fuse"},
+			{Kind: KindDevice, Field: "runArgs --gpus", Detail: "GPUs all"},
+		}},
+		{name: "harmless engine settings", cfg: &devcontainer.Config{Init: true, WaitFor: "postCreateCommand", UserEnvProbe: "none",
+			Run: devcontainer.RunArgs{Hostname: "dev", ShmSize: 1 << 30, Network: "bridge", Labels: map[string]string{"a": "b"}, ExtraHosts: []string{"db:10.0.0.1"}}}},
+		{name: "ignored keys do nothing", cfg: &devcontainer.Config{Image: "debian", Unknown: []string{"runArgs", "initializeCommand", "privileged", "capAdd", "features"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,17 +141,20 @@ func TestClassifyCoversConfig(t *testing.T) {
 		"OnCreate": "gated", "UpdateContent": "gated", "PostCreate": "gated", "PostStart": "gated", "PostAttach": "gated",
 		"Mounts": "gated", "WorkspaceMount": "gated", "Build": "gated",
 		"Features": "gated", "Metadata": "gated", "Compose": "gated",
-		// Engine settings: what they grant is the container's, and a
-		// configuration that asks for them runs nothing by itself.
-		// Entrypoints come from Features, which are gated.
-		"CapAdd": "harmless", "SecurityOpt": "harmless", "Privileged": "harmless", "Init": "harmless",
-		"Entrypoints": "harmless", "OverrideCommand": "harmless", "OverrideFeatureInstallOrder": "harmless",
-		"UserEnvProbe": "harmless", "UpdateRemoteUserUID": "harmless", "WaitFor": "harmless", "PortsAttributes": "harmless",
+		"OverrideFeatureInstallOrder": "harmless",
 		// Reach nothing on the host: the image is the engine's, the rest
 		// is the container's own, forwardPorts listen on loopback only.
 		"Source": "harmless", "File": "harmless", "Image": "harmless", "WorkspaceFolder": "harmless",
 		"ContainerEnv": "harmless", "RemoteEnv": "harmless", "RemoteUser": "harmless", "ContainerUser": "harmless",
 		"ForwardPorts": "harmless", "ShutdownAction": "harmless", "Berth": "harmless", "Unknown": "harmless", "Hash": "harmless",
+		// Commands on the host, entrypoints, powers over the host, host
+		// devices and files: checked by Classify.
+		"InitializeCommand": "gated", "Entrypoints": "gated", "CapAdd": "gated", "SecurityOpt": "gated", "Privileged": "gated",
+		"AppPort": "gated", "Run": "gated (mounts, env files, devices, GPUs, network host; the rest is the container's own)",
+		// The container's own business: its init, its own command, its
+		// users and shell, and what editors show.
+		"Init": "harmless", "OverrideCommand": "harmless (the image's own command)", "WaitFor": "harmless", "UserEnvProbe": "harmless",
+		"UpdateRemoteUserUID": "harmless", "PortsAttributes": "harmless", "OtherPortsAttributes": "harmless", "HostRequirements": "harmless",
 	}
 	typ := reflect.TypeFor[devcontainer.Config]()
 	for i := range typ.NumField() {

@@ -28,6 +28,9 @@ type Harness struct {
 	// CreateForeign creates a container without berth's labels under the
 	// given name and returns a cleanup.
 	CreateForeign func(ctx context.Context, name string) (cleanup func(), err error)
+	// Kernel says processes run on a real kernel, whose /proc and limits
+	// show the spec's engine settings; the memory backend has none.
+	Kernel bool
 }
 
 // Run runs every contract behaviour of backends.Backend against h.
@@ -48,6 +51,64 @@ func Run(t *testing.T, h Harness) {
 	t.Run("RemovedBehindBack", s.removedBehind)
 	t.Run("ForeignInstanceUntouched", s.foreign)
 	t.Run("Events", s.events)
+	t.Run("EngineSettings", s.engineSettings)
+	t.Run("Resources", s.resources)
+}
+
+// resources: a backends.Resourcer tells its engine host's CPUs and memory.
+func (s *suite) resources(t *testing.T) {
+	r, ok := s.b.(backends.Resourcer)
+	if !ok {
+		t.Skip("not a Resourcer")
+	}
+	res, err := r.Resources(ctxFor(t))
+	if err != nil || res.CPUs < 1 || res.Memory < 1<<20 {
+		t.Errorf("Resources = %+v, %v; want the host's CPUs and memory", res, err)
+	}
+	t.Logf("%+v", res)
+}
+
+// engineSettings: the spec's environment and labels reach the instance,
+// and, on a real kernel, its added capabilities and resource limits,
+// unless the backend names them as unsupported.
+func (s *suite) engineSettings(t *testing.T) {
+	spec := s.spec(t)
+	spec.Env = []string{"BERTH_SUITE=engine settings"}
+	spec.Labels["com.example.suite"] = "yes"
+	spec.CapAdd = []string{"SYS_PTRACE"}
+	spec.Ulimits = []backends.Ulimit{{Name: "nofile", Soft: 1024, Hard: 2048}}
+	unsupported := ""
+	if c, ok := s.b.(backends.Checker); ok {
+		unsupported = strings.Join(c.Unsupported(spec), "\n")
+	}
+	inst, _, err := s.b.Ensure(ctxFor(t), spec)
+	if err != nil {
+		t.Fatalf("Ensure: %v", err)
+	}
+	if code, out, _ := run(t, s.b, inst.ID, backends.ExecSpec{Argv: []string{"sh", "-c", "echo $BERTH_SUITE"}}); code != 0 || out != "engine settings\n" {
+		t.Errorf("env: code %d, %q", code, out)
+	}
+	found, err := s.b.Find(ctxFor(t), spec.Workspace)
+	if err != nil || found.Labels["com.example.suite"] != "yes" {
+		t.Errorf("Find: labels %v, %v; want com.example.suite=yes", found.Labels, err)
+	}
+	if !s.h.Kernel {
+		return
+	}
+	if !strings.Contains(unsupported, "SYS_PTRACE") {
+		_, out, _ := run(t, s.b, inst.ID, backends.ExecSpec{Argv: []string{"sh", "-c", "grep CapEff /proc/self/status | cut -f2"}})
+		var caps uint64
+		fmt.Sscanf(strings.TrimSpace(out), "%x", &caps)
+		const capSysPtrace = 19
+		if caps&(1<<capSysPtrace) == 0 {
+			t.Errorf("CapEff %s lacks SYS_PTRACE", strings.TrimSpace(out))
+		}
+	}
+	if !strings.Contains(unsupported, "ulimit") {
+		if _, out, _ := run(t, s.b, inst.ID, backends.ExecSpec{Argv: []string{"sh", "-c", "ulimit -Hn"}}); out != "2048\n" {
+			t.Errorf("hard nofile limit %q, want 2048", out)
+		}
+	}
 }
 
 type suite struct {

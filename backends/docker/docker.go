@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -44,6 +45,9 @@ type Backend struct {
 	log        *slog.Logger
 	version    string     // berth version, recorded on instances
 	composeCLI composeCLI // the user's Compose CLI, found on first use
+
+	idsOnce sync.Once // guards mapsIDs, set once by MapsIDs
+	mapsIDs bool
 }
 
 var (
@@ -52,6 +56,8 @@ var (
 	_ backends.Localer    = (*Backend)(nil)
 	_ backends.NetNSer    = (*Backend)(nil)
 	_ backends.Downer     = (*Backend)(nil)
+	_ backends.Resourcer  = (*Backend)(nil)
+	_ backends.IDMapper   = (*Backend)(nil)
 )
 
 // New connects to the engine named by the environment (DOCKER_HOST and
@@ -219,14 +225,14 @@ func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Inst
 		return backends.Instance{}, false, err
 	}
 
-	platform, err := b.ensureImage(ctx, spec.Image)
+	img, err := b.ensureImage(ctx, spec.Image)
 	if err != nil {
 		return backends.Instance{}, false, err
 	}
-	if !slices.Contains(spec.InitPlatforms, platform) {
+	if !slices.Contains(spec.InitPlatforms, img.platform) || spec.KeepCommand {
 		spec.Init, spec.Files = nil, nil
 	}
-	id, err := b.create(ctx, spec, platform)
+	id, err := b.create(ctx, spec, img)
 	if errors.Is(err, errNameTaken) {
 		// Another caller (maybe another berth process) won the race; adopt
 		// its instance, which carries the same deterministic name.
@@ -250,7 +256,8 @@ func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Inst
 
 var errNameTaken = errors.New("name taken")
 
-func (b *Backend) create(ctx context.Context, spec backends.Spec, platform string) (string, error) {
+func (b *Backend) create(ctx context.Context, spec backends.Spec, img imageInfo) (string, error) {
+	platform := img.platform
 	labels := map[string]string{}
 	for k, v := range spec.Labels {
 		labels[k] = v
@@ -271,20 +278,25 @@ func (b *Backend) create(ctx context.Context, spec backends.Spec, platform strin
 		}
 		mounts = append(mounts, mt)
 	}
+	// docker-init runs as PID 1 whatever the config's "init" says: it
+	// reaps zombies and forwards signals, and costs nothing.
 	init := true
-	entry := keepAlive
-	if len(spec.Init) > 0 {
-		entry = spec.Init
-	}
+	entry, cmd := mainProcess(spec, img.Config.Entrypoint, img.Config.Cmd)
 	cfg := &container.Config{
 		Image:      spec.Image,
 		Entrypoint: entry,
-		Cmd:        nil,
+		Cmd:        cmd,
 		Env:        spec.Env,
 		WorkingDir: spec.Workdir,
 		Labels:     labels,
 	}
+	if spec.KeepCommand {
+		cfg.User = spec.User
+	}
 	hc := &container.HostConfig{Mounts: mounts, Init: &init}
+	if err := engineSettings(spec, cfg, hc); err != nil {
+		return "", err
+	}
 	backends.Report(ctx, "creating container %s from %s", spec.Name, spec.Image)
 	resp, err := b.cli.ContainerCreate(ctx, cfg, hc, nil, nil, spec.Name)
 	if cerrdefs.IsConflict(err) {
@@ -357,33 +369,47 @@ func (b *Backend) start(ctx context.Context, inst backends.Instance) (backends.I
 	return b.inspectManaged(ctx, inst.ID)
 }
 
+// imageInfo is what creating a container needs to know of its image.
+type imageInfo struct {
+	platform string // GOOS/GOARCH
+	Config   struct{ Entrypoint, Cmd []string }
+}
+
 // ensureImage makes sure ref is present, pulling it if needed, and returns
-// its platform as GOOS/GOARCH.
-func (b *Backend) ensureImage(ctx context.Context, ref string) (string, error) {
+// its platform and default command.
+func (b *Backend) ensureImage(ctx context.Context, ref string) (imageInfo, error) {
 	if ref == "" {
-		return "", fmt.Errorf("docker: no image given: %w", backends.ErrImageNotFound)
+		return imageInfo{}, fmt.Errorf("docker: no image given: %w", backends.ErrImageNotFound)
 	}
 	img, err := b.cli.ImageInspect(ctx, ref)
 	if err == nil {
-		return img.Os + "/" + img.Architecture, nil
+		return infoOf(img), nil
 	}
 	if !cerrdefs.IsNotFound(err) {
-		return "", b.mapErr("inspect image "+ref, err, backends.ErrImageNotFound)
+		return imageInfo{}, b.mapErr("inspect image "+ref, err, backends.ErrImageNotFound)
 	}
 	backends.Report(ctx, "pulling image %s", ref)
 	rc, err := b.cli.ImagePull(ctx, ref, image.PullOptions{})
 	if err != nil {
-		return "", fmt.Errorf("docker: image %q is not present locally and could not be pulled (%v): %w", ref, err, backends.ErrImageNotFound)
+		return imageInfo{}, fmt.Errorf("docker: image %q is not present locally and could not be pulled (%v): %w", ref, err, backends.ErrImageNotFound)
 	}
 	defer rc.Close()
 	if err := b.followPull(ctx, ref, rc); err != nil {
-		return "", fmt.Errorf("docker: image %q is not present locally and could not be pulled (%v): %w", ref, err, backends.ErrImageNotFound)
+		return imageInfo{}, fmt.Errorf("docker: image %q is not present locally and could not be pulled (%v): %w", ref, err, backends.ErrImageNotFound)
 	}
 	img, err = b.cli.ImageInspect(ctx, ref)
 	if err != nil {
-		return "", b.mapErr("inspect image "+ref, err, backends.ErrImageNotFound)
+		return imageInfo{}, b.mapErr("inspect image "+ref, err, backends.ErrImageNotFound)
 	}
-	return img.Os + "/" + img.Architecture, nil
+	return infoOf(img), nil
+}
+
+func infoOf(img image.InspectResponse) imageInfo {
+	info := imageInfo{platform: img.Os + "/" + img.Architecture}
+	if img.Config != nil {
+		info.Config.Entrypoint, info.Config.Cmd = img.Config.Entrypoint, img.Config.Cmd
+	}
+	return info
 }
 
 // followPull reads the engine's JSON progress stream, forwarding its steps

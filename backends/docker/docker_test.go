@@ -38,6 +38,7 @@ func TestConformance(t *testing.T) {
 	t.Cleanup(func() { cli.Close() })
 	backendtest.Run(t, backendtest.Harness{
 		Backend: b,
+		Kernel:  true,
 		Image:   backendtest.Image(),
 		RemoveBehind: func(ctx context.Context, id string) error {
 			return cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})

@@ -64,6 +64,8 @@ var (
 	_ backends.Platformer = (*Backend)(nil)
 	_ backends.Localer    = (*Backend)(nil)
 	_ backends.NetNSer    = (*Backend)(nil)
+	_ backends.Checker    = (*Backend)(nil)
+	_ backends.Resourcer  = (*Backend)(nil)
 )
 
 // New connects to the daemon named by the environment. It does not contact
@@ -376,6 +378,7 @@ func (b *Backend) create(ctx context.Context, name string, spec backends.Spec, p
 		Config:  instanceConfig(spec, b.version),
 		Devices: diskDevices(spec, shift),
 	}
+	engineConfig(spec, !b.remote, req.Config, req.Devices)
 	backends.Report(ctx, "creating container %s from %s", name, spec.Image)
 	err := b.run(ctx, func(ctx context.Context) (*rest.Operation, error) { return b.c.CreateInstance(ctx, req) })
 	if err != nil {

@@ -63,6 +63,7 @@ func TestConformance(t *testing.T) {
 	cli := rawClient(t)
 	backendtest.Run(t, backendtest.Harness{
 		Backend: b,
+		Kernel:  true,
 		Image:   testImage(),
 		RemoveBehind: func(ctx context.Context, id string) error {
 			name, _, _ := strings.Cut(id, ".")

@@ -309,6 +309,15 @@ func (cli *cliClient) notification(method string, raw json.RawMessage) {
 			return
 		}
 		cli.deliver(method, raw)
+	case "window/showMessage":
+		// Warnings: what berth leaves out of the configuration. Always
+		// said, whatever the verb.
+		var p struct {
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(raw, &p) == nil {
+			fmt.Fprintln(cli.stderr, p.Message)
+		}
 	case "window/logMessage":
 		if !cli.progress {
 			return
@@ -400,6 +409,7 @@ func isURI(p string) bool { return len(p) > 5 && p[:5] == "file:" }
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // commands in configurations use < and >
 	return enc.Encode(v)
 }
 

@@ -132,15 +132,16 @@ func (d *direct) exec(cmd *cobra.Command, g *globalFlags, f execFlags, env map[s
 		return false, err
 	}
 	user := f.user
-	if user == "" {
-		user = d.prof.User
+	var userEnv map[string]string
+	if user == "" || user == d.prof.User {
+		user, userEnv = d.prof.User, d.prof.UserEnv
 	}
 	stdout := mapper.NewWriter(cmd.OutOrStdout())
 	stderr := mapper.NewWriter(cmd.ErrOrStderr())
 	spec := backends.ExecSpec{
 		Argv:   argv,
 		Cwd:    session.ContainerCwd(mapper, f.workdir, d.prof.Workdir),
-		Env:    session.EnvList(secrets.Merge(d.prof.Env, secretEnv, env)),
+		Env:    session.EnvList(secrets.Merge(userEnv, d.prof.Env, secretEnv, env)),
 		User:   user,
 		Stdout: stdout,
 		Stderr: stderr,

@@ -68,7 +68,7 @@ func TestDirectExec(t *testing.T) { eachBackend(t, testDirectExec) }
 
 func testDirectExec(t *testing.T, e engine) {
 	ws := workspace(t, e.b)
-	writeConfig(t, ws, `{"image": "`+e.image+`", "remoteEnv": {"FROM_CONFIG": "remote ${containerEnv:HOSTNAME}"}, "postStartCommand": "echo x >> /starts"}`)
+	writeConfig(t, ws, `{"image": "`+e.image+`", "remoteEnv": {"FROM_CONFIG": "remote ${containerEnv:HOSTNAME}"}, "waitFor": "postStartCommand", "postStartCommand": "echo x >> /starts"}`)
 	full := []string{"BERTH_NO_DIRECT=1"}
 	upOut, errOut, code := cliEnv(t, e, ws, full, "--trust", "up")
 	if code != 0 {
@@ -151,7 +151,7 @@ func testDirectExec(t *testing.T, e engine) {
 
 	// A changed configuration: the direct path steps aside, and the full
 	// path says the instance is stale.
-	writeConfig(t, ws, `{"image": "`+e.image+`", "containerEnv": {"NEW": "1"}, "postStartCommand": "echo x >> /starts"}`)
+	writeConfig(t, ws, `{"image": "`+e.image+`", "containerEnv": {"NEW": "1"}, "waitFor": "postStartCommand", "postStartCommand": "echo x >> /starts"}`)
 	if pid := directAgent(t, e, ws); pid != "" {
 		t.Errorf("berth exec after the configuration changed took the direct path")
 	}
@@ -160,7 +160,7 @@ func testDirectExec(t *testing.T, e engine) {
 	if code != 0 || json.Unmarshal([]byte(out), &stale) != nil || !stale.Stale {
 		t.Errorf("berth up after the configuration changed: code %d, %s; want stale", code, out)
 	}
-	writeConfig(t, ws, `{"image": "`+e.image+`", "remoteEnv": {"FROM_CONFIG": "remote ${containerEnv:HOSTNAME}"}, "postStartCommand": "echo x >> /starts"}`)
+	writeConfig(t, ws, `{"image": "`+e.image+`", "remoteEnv": {"FROM_CONFIG": "remote ${containerEnv:HOSTNAME}"}, "waitFor": "postStartCommand", "postStartCommand": "echo x >> /starts"}`)
 
 	// A restarted instance has a new agent: berth takes the full path,
 	// which runs postStartCommand before the command.

@@ -32,12 +32,14 @@ const hooksLog = "create\nupdate\npostcreate\nstart\n"
 
 // hooksWorkspace makes a workspace whose devcontainer.json logs each
 // lifecycle hook to /tmp/hooks.log. Its shutdownAction is the spec's
-// default, stopContainer.
+// default, stopContainer; every call waits for every hook (waitFor
+// postStartCommand: TestWaitForDefault covers the default).
 func hooksWorkspace(t *testing.T, e engine) string {
 	t.Helper()
 	ws := workspace(t, e.b)
 	writeFile(t, filepath.Join(ws, ".devcontainer", "devcontainer.json"), `{
 	"image": "`+e.image+`",
+	"waitFor": "postStartCommand",
 	"onCreateCommand": "echo create >> /tmp/hooks.log",
 	"updateContentCommand": "echo update >> /tmp/hooks.log",
 	"postCreateCommand": "echo postcreate >> /tmp/hooks.log",

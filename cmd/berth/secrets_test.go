@@ -58,6 +58,7 @@ func testSecretsEndToEnd(t *testing.T, e engine) {
 	ws := workspace(t, e.b)
 	writeFile(t, filepath.Join(ws, ".devcontainer", "devcontainer.json"), `{
 	"image": "`+e.image+`",
+	"waitFor": "postCreateCommand",
 	"postCreateCommand": "echo $FILE_SECRET > /tmp/hook-saw; echo $INIT_SECRET >> /tmp/hook-saw"
 }`)
 	file := filepath.Join(t.TempDir(), "secrets.json")

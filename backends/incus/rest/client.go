@@ -458,6 +458,27 @@ func (c *Client) Image(ctx context.Context, fingerprint string) (*Image, error) 
 	return &img, err
 }
 
+// Resources returns what the server's host has: CPUs, memory, GPUs.
+func (c *Client) Resources(ctx context.Context) (*Resources, error) {
+	var r Resources
+	_, err := c.get(ctx, "/1.0/resources", nil, &r)
+	return &r, err
+}
+
+// Profile returns a profile.
+func (c *Client) Profile(ctx context.Context, name string) (*Profile, error) {
+	var p Profile
+	_, err := c.get(ctx, "/1.0/profiles/"+url.PathEscape(name), nil, &p)
+	return &p, err
+}
+
+// StoragePoolResources returns a storage pool's space.
+func (c *Client) StoragePoolResources(ctx context.Context, pool string) (*StoragePoolResources, error) {
+	var r StoragePoolResources
+	_, err := c.get(ctx, "/1.0/storage-pools/"+url.PathEscape(pool)+"/resources", nil, &r)
+	return &r, err
+}
+
 // Operation returns an operation as it is now.
 func (c *Client) Operation(ctx context.Context, id string) (*Operation, error) {
 	var op Operation

@@ -169,3 +169,30 @@ const (
 	LifecycleInstanceStopped   = "instance-stopped"
 	LifecycleInstanceDeleted   = "instance-deleted"
 )
+
+// Resources is the part of /1.0/resources berth reads.
+type Resources struct {
+	CPU struct {
+		Total uint64 `json:"total"`
+	} `json:"cpu"`
+	Memory struct {
+		Total uint64 `json:"total"`
+	} `json:"memory"`
+	GPU struct {
+		Total uint64 `json:"total"`
+	} `json:"gpu"`
+}
+
+// Profile is the part of a profile berth reads.
+type Profile struct {
+	Name    string                       `json:"name"`
+	Devices map[string]map[string]string `json:"devices"`
+}
+
+// StoragePoolResources is a storage pool's space, in bytes.
+type StoragePoolResources struct {
+	Space struct {
+		Used  uint64 `json:"used"`
+		Total uint64 `json:"total"`
+	} `json:"space"`
+}
