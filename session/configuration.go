@@ -1,11 +1,15 @@
 package session
 
 import (
+	"context"
 	"fmt"
+	"maps"
 	"os"
+	"strings"
 
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/devcontainer"
+	"github.com/berthdev/berth/features"
 )
 
 // Configuration is a workspace's configuration as berth/readConfiguration
@@ -17,7 +21,7 @@ type Configuration struct {
 	// image key it amounts to.
 	Configuration map[string]any `json:"configuration"`
 	// MergedConfiguration is Configuration after Features and the base
-	// image's metadata (MergeConfiguration).
+	// image's metadata, offline (mergeConfiguration).
 	MergedConfiguration map[string]any `json:"mergedConfiguration"`
 	// Unsupported names what berth leaves out or could not resolve.
 	Unsupported []string `json:"unsupported"`
@@ -26,13 +30,63 @@ type Configuration struct {
 	File   string `json:"file,omitempty"`
 }
 
-// MergeConfiguration computes the merged configuration from the parsed
-// one and its document, offline: no network, no engine. It returns the
-// merged document and what it could not resolve (a Feature of an
-// unreachable registry, say). Until Features and image metadata are
-// merged, it is the configuration itself.
-var MergeConfiguration = func(cfg *devcontainer.Config, doc map[string]any) (map[string]any, []string) {
-	return doc, nil
+// mergeConfiguration computes the merged configuration from the parsed
+// one and its document, offline: Features come from the lock file and
+// the cache only, and the engine is not asked for the base image's label.
+// It returns the merged document and what it could not resolve (a Feature
+// of a registry never reached, say).
+func mergeConfiguration(cfg *devcontainer.Config, doc map[string]any) (map[string]any, []string) {
+	merged, unresolved, err := features.Merged(context.Background(), cfg, nil, features.Options{Offline: true})
+	if err != nil {
+		return doc, []string{err.Error()}
+	}
+	var missing []string
+	for _, u := range unresolved {
+		missing = append(missing, fmt.Sprintf("features[%q]: not resolved offline: %v", u.Ref, u.Err))
+	}
+	out := maps.Clone(doc)
+	set := func(k string, v any, ok bool) {
+		if ok {
+			out[k] = v
+		}
+	}
+	set("containerEnv", merged.ContainerEnv, len(merged.ContainerEnv) > 0)
+	set("remoteEnv", merged.RemoteEnv, len(merged.RemoteEnv) > 0)
+	set("capAdd", merged.CapAdd, len(merged.CapAdd) > 0)
+	set("securityOpt", merged.SecurityOpt, len(merged.SecurityOpt) > 0)
+	set("privileged", true, merged.Privileged)
+	set("init", true, merged.Init)
+	set("entrypoints", merged.Entrypoints, len(merged.Entrypoints) > 0)
+	set("remoteUser", merged.RemoteUser, merged.RemoteUser != "")
+	set("containerUser", merged.ContainerUser, merged.ContainerUser != "")
+	// As the devcontainer CLI merges them: each stage's commands in the
+	// order they run, the Features' first.
+	for _, stage := range devcontainer.HookNames() {
+		var cmds []any
+		for _, nh := range stageHooks(merged, stage) {
+			cmds = append(cmds, hookDoc(nh.hook))
+		}
+		if len(cmds) > 0 {
+			delete(out, stage)
+			out[strings.TrimSuffix(stage, "Command")+"Commands"] = cmds
+		}
+	}
+	return out, missing
+}
+
+// hookDoc is a lifecycle command as devcontainer.json spells it.
+func hookDoc(h *devcontainer.Hook) any {
+	switch {
+	case h.Argv != nil:
+		return h.Argv
+	case h.Parallel != nil:
+		m := map[string]any{}
+		for k, e := range h.Parallel {
+			m[k] = hookDoc(e)
+		}
+		return m
+	}
+	return h.Shell
 }
 
 // ReadConfiguration reads the configuration of the workspace ws without
@@ -75,7 +129,7 @@ func ReadConfiguration(ws, explicit, image string, unsupported func(backends.Spe
 			out.Unsupported = append(out.Unsupported, unsupported(spec)...)
 		}
 	}
-	merged, unresolved := MergeConfiguration(cfg, out.Configuration)
+	merged, unresolved := mergeConfiguration(cfg, out.Configuration)
 	out.MergedConfiguration = merged
 	out.Unsupported = append(out.Unsupported, unresolved...)
 	return out, nil
