@@ -15,11 +15,11 @@ import (
 // berth/up says what it leaves out, in its result and as
 // window/showMessage warnings.
 func TestUpWarnings(t *testing.T) {
-	e := newEnv(t, envOptions{Files: dcFiles(`"features": {"ghcr.io/x/y:1": {}}, "customizations": {"berth": {"frobnicate": 1}}, "settings": {}`)})
+	e := newEnv(t, envOptions{Files: dcFiles(`"futureKey": {"x": 1}, "customizations": {"berth": {"frobnicate": 1}}, "settings": {}`)})
 	c := e.dial()
 	var up rpc.Instance
 	c.mustCall("berth/up", nil, &up)
-	if len(up.Warnings) != 2 || !strings.Contains(up.Warnings[0], "berth ignores features") || !strings.Contains(up.Warnings[1], "customizations.berth.frobnicate") {
+	if len(up.Warnings) != 2 || !strings.Contains(up.Warnings[0], "berth ignores futureKey") || !strings.Contains(up.Warnings[1], "customizations.berth.frobnicate") {
 		t.Fatalf("warnings = %q", up.Warnings)
 	}
 	shown := decode[protocol.ShowMessageParams](t, c.notes.all(), "window/showMessage")
