@@ -98,7 +98,7 @@ func (p *parser) optBool(n *node, field string) (*bool, error) {
 	return &b, nil
 }
 
-// strList reads an array of strings.
+// strList reads an array of strings; null means none.
 func (p *parser) strList(n *node, field string) ([]string, error) {
 	if n.isNull() {
 		return nil, nil

@@ -119,9 +119,9 @@ func (p *parser) metadata(n *node, prefix string) (Metadata, error) {
 		case "privileged":
 			md.Privileged, err = boolp(v, f)
 		case "capAdd":
-			md.CapAdd, err = p.strings(v, f)
+			md.CapAdd, err = p.strList(v, f)
 		case "securityOpt":
-			md.SecurityOpt, err = p.strings(v, f)
+			md.SecurityOpt, err = p.strList(v, f)
 		case "entrypoint":
 			md.Entrypoint, err = p.str(v, f)
 		case "mounts":

@@ -177,7 +177,7 @@ func (p *parser) top(root *node) error {
 		case "features":
 			c.Features, err = p.features(v)
 		case "overrideFeatureInstallOrder":
-			c.OverrideFeatureInstallOrder, err = p.strings(v, m.key)
+			c.OverrideFeatureInstallOrder, err = p.strList(v, m.key)
 		case "dockerComposeFile", "service", "runServices":
 			err = p.composeKey(m)
 		case "overrideCommand":
@@ -690,24 +690,6 @@ func (p *parser) toAny(n *node, field string) (any, error) {
 		return out, nil
 	}
 	return nil, nil
-}
-
-// strings reads an array of strings; null means none.
-func (p *parser) strings(n *node, field string) ([]string, error) {
-	if n.isNull() {
-		return nil, nil
-	}
-	if n.kind != '[' {
-		return nil, p.wrongType(n, field, "an array of strings")
-	}
-	var out []string
-	for i, e := range n.elems {
-		if e.kind != '"' {
-			return nil, p.wrongType(e, fmt.Sprintf("%s[%d]", field, i), "a string")
-		}
-		out = append(out, e.str)
-	}
-	return out, nil
 }
 
 // features reads the features object: each key a Feature reference, each
