@@ -310,6 +310,9 @@ func TestExecStreams(t *testing.T) {
 	var mu sync.Mutex
 	var stdinGot bytes.Buffer
 	var ctlConn *websocket.Conn
+	// As cat does, the output comes after the input has been read: a
+	// client may let go of stdin once the output has ended.
+	stdinRead := make(chan struct{})
 	c := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/1.0/instances/a/exec":
@@ -331,12 +334,15 @@ func TestExecStreams(t *testing.T) {
 					stdinGot.Write(data)
 					mu.Unlock()
 				}
+				close(stdinRead)
 				conn.Close()
 			case "s1":
+				<-stdinRead
 				_ = conn.WriteMessage(websocket.BinaryMessage, []byte("out"))
 				_ = conn.WriteMessage(websocket.TextMessage, nil)
 				conn.Close()
 			case "s2":
+				<-stdinRead
 				_ = conn.WriteMessage(websocket.BinaryMessage, []byte("err"))
 				_ = conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 				conn.Close()
