@@ -527,9 +527,19 @@ const lspGoUtil = `package main
 func helper(x int) int { return x + 1 }
 `
 
-// TestLSPGopls drives gopls through berth lsp on Docker's Go image.
-func TestLSPGopls(t *testing.T) {
-	e := needBackend(t, docker.Name)
+// TestLSPGopls drives gopls through berth lsp on each engine's Go image.
+func TestLSPGopls(t *testing.T) { eachBackend(t, testLSPGopls) }
+
+// goImageOn is the Go test image as e names it: Incus reads "a:b" as
+// remote a, image b.
+func goImageOn(e engine) string {
+	if e.name == docker.Name {
+		return goImage()
+	}
+	return envOr("BERTH_TEST_INCUS_DEBIAN_GO_IMAGE", "berth-test/debian-go-2")
+}
+
+func testLSPGopls(t *testing.T, e engine) {
 	ws := workspace(t, e.b)
 	for name, text := range map[string]string{"go.mod": "module example.com/m\n\ngo 1.19\n", "main.go": lspGoMain, "util.go": lspGoUtil} {
 		if err := os.WriteFile(filepath.Join(ws, name), []byte(text), 0o644); err != nil {
@@ -537,7 +547,7 @@ func TestLSPGopls(t *testing.T) {
 		}
 	}
 	mainGo, utilGo := filepath.Join(ws, "main.go"), filepath.Join(ws, "util.go")
-	l := startLSP(t, e, goImage(), ws, "--", "gopls")
+	l := startLSP(t, e, goImageOn(e), ws, "--", "gopls")
 	l.initialize(ws)
 	l.open(mainGo, "go")
 
