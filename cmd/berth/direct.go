@@ -88,26 +88,48 @@ func tryDirect(ctx context.Context, g *globalFlags, log *slog.Logger) (*direct, 
 	if prof.Backend != g.backend || prof.Workspace != ws {
 		return nil, fmt.Errorf("the profile is for %s on %s", prof.Workspace, prof.Backend)
 	}
+	ctx, cancel := context.WithTimeout(ctx, directTimeout)
+	defer cancel()
+	// The door is dialled while the configuration is checked: one waits on
+	// the agent, the other on the CPU.
+	type attached struct {
+		ac  *agent.Client
+		err error
+	}
+	door := make(chan attached, 1)
+	go func() {
+		// Only the agent the profile was written for: another is another
+		// start of the instance, whose hooks may not have run.
+		ac, err := agent.AttachKnown(ctx, hostDir, prof.Agent, log)
+		door <- attached{ac, err}
+	}()
 	// The configuration as the full path would resolve it now: a change
 	// since the profile was written means a stale instance, which the full
 	// path reports.
+	cfgErr := checkProfileConfig(ws, g, prof)
+	a := <-door
+	switch {
+	case a.err != nil:
+		return nil, a.err
+	case cfgErr != nil:
+		a.ac.Close()
+		return nil, cfgErr
+	}
+	log.Debug("direct path: through the running agent's door", "agent", a.ac.PID(), "socket", prof.Agent.Socket)
+	return &direct{ws: ws, prof: prof, ac: a.ac, log: log}, nil
+}
+
+// checkProfileConfig fails when the workspace's configuration is not the
+// one prof was written for.
+func checkProfileConfig(ws string, g *globalFlags, prof *session.Profile) error {
 	cfg, err := devcontainer.Discover(ws, g.config, g.image, os.LookupEnv)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if cfg.Hash != prof.ConfigHash {
-		return nil, errors.New("the configuration changed since the instance was made ready")
+		return errors.New("the configuration changed since the instance was made ready")
 	}
-	ctx, cancel := context.WithTimeout(ctx, directTimeout)
-	defer cancel()
-	// Only the agent the profile was written for: another is another
-	// start of the instance, whose hooks may not have run.
-	ac, err := agent.AttachKnown(ctx, hostDir, prof.Agent, log)
-	if err != nil {
-		return nil, err
-	}
-	log.Debug("direct path: through the running agent's door", "agent", ac.PID(), "socket", prof.Agent.Socket)
-	return &direct{ws: ws, prof: prof, ac: ac, log: log}, nil
+	return nil
 }
 
 func (d *direct) close() {
