@@ -131,8 +131,8 @@ func testPortsAutoForward(t *testing.T, e engine) {
 	ports := b.waitPorts(ws, func(ps map[int]rpc.Port) bool {
 		return ps[7010].TunnelID != "" && ps[7025].Port != 0 && ps[7040].TunnelID != ""
 	})
-	if p := ports[7010]; p.Label != "web" || p.OnAutoForward != "openBrowser" || p.BindAddress != "0.0.0.0" || p.Process == nil || p.Process.Name != "echoserver" || p.HostPort == 0 {
-		t.Errorf("port 7010 = %+v, want label web, openBrowser, on 0.0.0.0, by echoserver, forwarded", p)
+	if p := ports[7010]; p.Label != "web" || p.OnAutoForward != "openBrowser" || (p.BindAddress != "0.0.0.0" && p.BindAddress != "::") || p.Process == nil || p.Process.Name != "echoserver" || p.HostPort == 0 {
+		t.Errorf("port 7010 = %+v, want label web, openBrowser, on 0.0.0.0 or ::, by echoserver, forwarded", p)
 	}
 	if p := ports[7025]; p.Label != "quiet" || p.OnAutoForward != "ignore" || p.TunnelID != "" || p.BindAddress != "127.0.0.1" {
 		t.Errorf("port 7025 = %+v, want label quiet, ignore, not forwarded", p)
@@ -173,8 +173,9 @@ func testPortsAutoForward(t *testing.T, e engine) {
 	b.mustCall("berth/closeTunnel", rpc.CloseTunnelParams{TunnelID: ports[7010].TunnelID}, nil)
 	b.waitPorts(ws, func(ps map[int]rpc.Port) bool { return ps[7010].Port != 0 && ps[7010].TunnelID == "" })
 	time.Sleep(1500 * time.Millisecond) // several scans
-	b.mustCall("berth/ports", rpc.WorkspaceParams{Workspace: ws}, &res)
-	for _, p := range res.Ports {
+	var again rpc.PortsResult
+	b.mustCall("berth/ports", rpc.WorkspaceParams{Workspace: ws}, &again)
+	for _, p := range again.Ports {
 		if p.Port == 7010 && p.TunnelID != "" {
 			t.Errorf("port 7010 auto-forwarded again after closeTunnel: %+v", p)
 		}
