@@ -64,6 +64,7 @@ type Client struct {
 
 	mu        sync.Mutex // guards the following
 	listeners map[uint64]func(net.Conn)
+	browse    func(ctx context.Context, url string) error // takes $BROWSER requests; nil: none
 }
 
 // Options tune Start.
@@ -800,6 +801,10 @@ func (c *Client) acceptOn(sess *yamux.Session) {
 			var req request
 			err := readJSONMax(st, frameRequest, &req, maxJSON)
 			<-pending
+			if err == nil && req.Op == opBrowse {
+				c.answerBrowse(st, req.URL)
+				return
+			}
 			if err != nil || req.Op != opConn || req.Listener == 0 {
 				st.Close()
 				return
@@ -819,6 +824,93 @@ func (c *Client) acceptOn(sess *yamux.Session) {
 			}
 			handle(st)
 		}()
+	}
+}
+
+// answerBrowse hands a $BROWSER request to the handler WatchPorts set, and
+// answers the agent.
+func (c *Client) answerBrowse(st *yamux.Stream, url string) {
+	defer st.Close()
+	c.mu.Lock()
+	handle := c.browse
+	c.mu.Unlock()
+	err := CheckBrowseURL(url)
+	if err == nil && handle == nil {
+		err = errors.New("this berth session takes no $BROWSER requests")
+	}
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), browseTimeout)
+		err = handle(ctx, url)
+		cancel()
+	}
+	rep := reply{}
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	_ = st.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_ = writeJSON(st, frameReply, rep)
+}
+
+// Proto is the protocol the agent speaks; ProtoPorts and later watch
+// ports.
+func (c *Client) Proto() int { return c.proto[0] }
+
+// ErrNoPortWatch means the agent predates the port watch (ProtoPorts).
+var ErrNoPortWatch = errors.New("the agent predates the port watch")
+
+// WatchPorts reports the instance's listening TCP sockets to onPorts: all
+// of them at once, then again each time they change, until ctx ends or
+// the connection does; it returns why it stopped. The agent's own
+// listeners are never reported. With browse non-nil, the agent also
+// passes the $BROWSER helper's requests (already checked with
+// CheckBrowseURL) to browse while the watch lasts, the newest watch of all
+// berth connections taking them; its error goes back to the helper.
+func (c *Client) WatchPorts(ctx context.Context, onPorts func([]ListenPort), browse func(ctx context.Context, url string) error) error {
+	if c.proto[0] < ProtoPorts {
+		return ErrNoPortWatch
+	}
+	if browse != nil {
+		c.mu.Lock()
+		c.browse = browse
+		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			c.browse = nil
+			c.mu.Unlock()
+		}()
+	}
+	var rep reply
+	st, err := c.open(ctx, request{Op: opWatch, Browse: browse != nil}, &rep)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() {
+		_ = st.SetReadDeadline(time.Now())
+		st.Close()
+	})
+	defer stop()
+	defer st.Close()
+	var buf []byte
+	for {
+		typ, payload, err := readFrameMax(st, buf, maxFrame)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return c.lost(err)
+		}
+		buf = payload[:0]
+		if typ != framePorts {
+			return fmt.Errorf("%w: %q on a port watch", errBadFrame, typ)
+		}
+		var m portsMsg
+		if err := json.Unmarshal(payload, &m); err != nil {
+			return fmt.Errorf("%w: ports: %w", errBadFrame, err)
+		}
+		if err := checkPorts(&m); err != nil {
+			return err
+		}
+		onPorts(m.Ports)
 	}
 }
 

@@ -89,7 +89,7 @@ func Launch(ctx context.Context, stdin io.Reader, stdout io.Writer, exe string, 
 // then closes, and serves the door's connections until ctx ends or another
 // agent's door has replaced its own and its last connection has ended.
 func Daemon(ctx context.Context, stdin io.Reader, stdout io.WriteCloser, log *slog.Logger, version string) error {
-	return daemon(ctx, stdin, stdout, log, version, doorConfig{runDir: RunDir, privDir: DoorDir, initNS: inInitPidNS()})
+	return daemon(ctx, stdin, stdout, log, version, doorConfig{runDir: RunDir, privDir: DoorDir, initNS: inInitPidNS(), browseDir: BrowseDir, browserLink: BrowserPath})
 }
 
 func daemon(ctx context.Context, stdin io.Reader, stdout io.WriteCloser, log *slog.Logger, version string, cfg doorConfig) error {
@@ -116,6 +116,13 @@ func daemon(ctx context.Context, stdin io.Reader, stdout io.WriteCloser, log *sl
 	answer(reply{Version: version, Proto: protoVersion, MinProto: minProto, PID: os.Getpid()})
 	log.Info("door open", "socket", req.Addr, "pid", os.Getpid())
 	s := newServer(log, version)
+	if cfg.browseDir != "" {
+		if stop, err := s.openBrowse(cfg.browseDir, cfg.browserLink); err != nil {
+			log.Debug("no $BROWSER socket", "err", err)
+		} else {
+			defer stop()
+		}
+	}
 	s.serveDoor(ctx, d)
 	return nil
 }

@@ -85,6 +85,8 @@ type doorConfig struct {
 	runDir  string // the door's directory: RunDir in an instance
 	privDir string // made root's alone before the door opens; "" leaves it
 	initNS  bool   // the agent shares the host's pid namespace
+
+	browseDir, browserLink string // the $BROWSER socket's directory and helper; "": none
 }
 
 // openDoor makes the socket name in cfg.runDir, 0600 and owned by the run

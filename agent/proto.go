@@ -48,6 +48,8 @@ const (
 	frameSignal  = 's' // berth → agent: JSON signalMsg
 	frameResize  = 'r' // berth → agent: JSON resizeMsg
 
+	framePorts = 'l' // agent → berth, on a watch stream: JSON portsMsg
+
 	frameChallenge = 'n' // door, agent → berth: version and the agent's nonce
 	frameProof     = 'p' // door, each way: proof of the instance's key
 )
@@ -65,8 +67,10 @@ const (
 	opExec   = "exec"
 	opDial   = "dial"
 	opListen = "listen"
-	opConn   = "conn" // agent → berth: a connection accepted by a listen
-	opDoor   = "door" // berth → agent launcher, on the exec's stdio: open the door
+	opConn   = "conn"   // agent → berth: a connection accepted by a listen
+	opDoor   = "door"   // berth → agent launcher, on the exec's stdio: open the door
+	opWatch  = "watch"  // berth → agent: report listening ports (proto 3)
+	opBrowse = "browse" // agent → berth: the $BROWSER helper asks to open URL (proto 3)
 )
 
 // Protocol versions. The hello reply carries the agent's protocol and the
@@ -74,10 +78,16 @@ const (
 // its own protocol, whatever its build, and replaces only one whose range
 // doesn't. A change that an older berth or agent can't ignore bumps
 // protoVersion; dropping support for an old berth bumps minProto.
+//
+// Protocol 3 added the port watch (opWatch) and the $BROWSER bridge
+// (opBrowse); berth asks an agent of protocol 2 for neither.
 const (
-	protoVersion = 2
+	protoVersion = 3
 	minProto     = 2
 )
+
+// ProtoPorts is the first protocol with the port watch and $BROWSER.
+const ProtoPorts = 3
 
 // DoorDir holds RunDir. The agent keeps it root's alone (0700), so that
 // non-root processes in the instance cannot reach the socket even when
@@ -115,6 +125,11 @@ type request struct {
 	// every connection must prove Key (see door.go). Only the launcher's
 	// exec carries this: the key crosses no other wire.
 	Key []byte `json:"key,omitempty"`
+
+	// watch: also take the $BROWSER helper's requests
+	Browse bool `json:"browse,omitempty"`
+	// browse
+	URL string `json:"url,omitempty"`
 }
 
 // Reply error kinds, so berth can map them to sentinels.

@@ -37,9 +37,10 @@ import (
 // listener; the door's accept loop. run waits for a connection's; the
 // serve functions wait for every connection's run.
 type Server struct {
-	log     *slog.Logger
-	version string
-	wg      sync.WaitGroup // run, per connection
+	log      *slog.Logger
+	version  string
+	wg       sync.WaitGroup // run, per connection
+	browsers browserSet     // connections that take $BROWSER requests
 
 	mu     sync.Mutex // guards the following
 	conns  map[*conn]bool
@@ -68,11 +69,28 @@ func newServer(log *slog.Logger, version string) *Server {
 // Serve runs the agent on rwc (its stdin and stdout) until the stream ends
 // or ctx is done, then kills every process group it started.
 func Serve(ctx context.Context, rwc io.ReadWriteCloser, log *slog.Logger, version string) error {
+	return serve(ctx, rwc, log, version, "", "")
+}
+
+// ServeInstance is Serve in an instance: it also serves the $BROWSER
+// helper's socket in BrowseDir, and links BrowserPath to the agent.
+func ServeInstance(ctx context.Context, rwc io.ReadWriteCloser, log *slog.Logger, version string) error {
+	return serve(ctx, rwc, log, version, BrowseDir, BrowserPath)
+}
+
+func serve(ctx context.Context, rwc io.ReadWriteCloser, log *slog.Logger, version, browseDir, browserLink string) error {
 	sess, err := yamux.Server(newJoinedConn(rwc), muxConfig())
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	s := newServer(log, version)
+	if browseDir != "" {
+		if stop, err := s.openBrowse(browseDir, browserLink); err != nil {
+			log.Debug("no $BROWSER socket", "err", err)
+		} else {
+			defer stop()
+		}
+	}
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
 	defer stop()
 	s.run(sess)
@@ -146,6 +164,8 @@ func (c *conn) handle(st *yamux.Stream) {
 		c.dial(st, req)
 	case opListen:
 		c.listen(st, req)
+	case opWatch:
+		c.watch(st, req)
 	default:
 		_ = writeJSON(st, frameReply, reply{Error: fmt.Sprintf("unknown op %q", req.Op)})
 	}

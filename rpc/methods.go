@@ -45,6 +45,9 @@ var methods = map[string]method{
 	"berth/debug":       {handle: debug},
 	"berth/sync":        {handle: syncMethod},
 
+	// Ports (ports.go)
+	"berth/ports": {handle: portsMethod, inline: true},
+
 	"berth/readConfiguration": {handle: readConfiguration},
 }
 
@@ -703,6 +706,7 @@ func tunnels(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 		ti := TunnelInfo{
 			TunnelID: t.ID, Workspace: t.Workspace, Direction: t.Direction, Host: "127.0.0.1",
 			HostPort: t.HostPort, ContainerHost: t.ContainerHost, ContainerPort: t.ContainerPort, Active: t.Active,
+			Auto: t.Auto,
 		}
 		if t.HostSocket != "" {
 			ti.Host, ti.HostSocket = "", t.HostSocket

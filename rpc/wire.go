@@ -276,6 +276,7 @@ type TunnelInfo struct {
 	ContainerHost string `json:"containerHost"`
 	ContainerPort int    `json:"containerPort"`
 	Active        int    `json:"active"`
+	Auto          bool   `json:"auto,omitempty"` // an auto-forward of a detected port (berth/ports)
 }
 
 // ExecResult answers berth/exec.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/url"
 	"path"
 	"sort"
@@ -232,6 +233,17 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, out *ou
 func (c *Client) startOn(ctx context.Context, w *Workspace, r Ready, id string, opts ExecOptions, out *outbox,
 	output func(stream, text string), exit func(backends.ExitStatus, error)) (*Process, error) {
 	c.applyConfig(ctx, w, r, &opts)
+	if !opts.Internal {
+		if _, set := opts.Env["BROWSER"]; !set {
+			if ac, _ := w.agent(ctx, r); ac != nil && ac.Proto() >= agent.ProtoPorts {
+				// The agent's helper opens URLs on the host (see PortSink).
+				env := make(map[string]string, len(opts.Env)+1)
+				maps.Copy(env, opts.Env)
+				env["BROWSER"] = agent.BrowserPath
+				opts.Env = env
+			}
+		}
+	}
 	p := &Process{
 		id: id, workspace: opts.Workspace, argv: opts.Argv, kind: opts.Kind, tty: opts.TTY,
 		out: out, done: make(chan struct{}),
@@ -624,6 +636,7 @@ func (c *Client) Close(ctx context.Context) {
 		w.mu.Lock()
 		delete(w.clients, c)
 		w.mu.Unlock()
+		w.stopPorts(false)
 	}
 }
 

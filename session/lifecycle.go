@@ -54,6 +54,7 @@ func (c *Client) ensure(ctx context.Context, w *Workspace, image string) (Ready,
 		return Ready{}, err
 	}
 	c.attach(ctx, w, r)
+	c.watchPorts(w)
 	return r, nil
 }
 
@@ -117,6 +118,7 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 		return UpResult{}, err
 	}
 	c.attach(ctx, w, r)
+	c.watchPorts(w)
 	if w.m.fastDirOf(r.Instance.Instance) != "" {
 		// Up behind the door now, so that the next berth from a shell
 		// finds the agent, and the profile, ready.

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berthdev/berth/agent"
@@ -112,6 +113,8 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the event watcher
 	bg     sync.WaitGroup // hooks left to the background (Workspace.background)
+
+	autoIDs atomic.Uint64 // numbers auto-forwards: "a1", "a2", ...
 
 	mu         sync.Mutex // guards the following
 	workspaces map[string]*Workspace
@@ -220,6 +223,7 @@ func (m *Manager) Close() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			w.stopPorts(true)
 			w.dropRunner("shutting down")
 		}()
 	}

@@ -27,7 +27,8 @@ type TunnelInfo struct {
 	HostSocket    string // host side, a unix socket; "" for a port
 	ContainerHost string
 	ContainerPort int
-	Active        int // connections open now
+	Active        int  // connections open now
+	Auto          bool // an auto-forward of a detected port: the workspace's, shared by its clients
 }
 
 // tunnel is one open tunnel.
@@ -284,13 +285,17 @@ func (c *Client) CloseTunnel(id string) error {
 	delete(c.tunnels, id)
 	c.mu.Unlock()
 	if !ok {
+		if c.closeAutoForward(id) {
+			return nil
+		}
 		return fmt.Errorf("%w: %q", ErrNoSuchTunnel, id)
 	}
 	t.close()
 	return nil
 }
 
-// Tunnels lists the client's open tunnels, all or one workspace's.
+// Tunnels lists the client's open tunnels, all or one workspace's, and
+// then the auto-forwards of the workspaces it uses.
 func (c *Client) Tunnels(ws string) []TunnelInfo {
 	c.mu.Lock()
 	ts := make([]*tunnel, 0, len(c.tunnels))
@@ -309,7 +314,7 @@ func (c *Client) Tunnels(ws string) []TunnelInfo {
 		b, _ := strconv.Atoi(out[j].ID[1:])
 		return a < b
 	})
-	return out
+	return append(out, c.autoForwards(ws)...)
 }
 
 func (c *Client) closeTunnels() {

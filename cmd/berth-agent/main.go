@@ -27,6 +27,15 @@ import (
 )
 
 func main() {
+	// As $BROWSER (agent.BrowserPath, a link to this binary), it is the
+	// helper that asks berth to open a URL on the host.
+	if filepath.Base(os.Args[0]) == filepath.Base(agent.BrowserPath) {
+		if err := browser(os.Args[1:]); err != nil {
+			fmt.Fprintln(os.Stderr, "berth browser:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(context.Background(), os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "berth-agent:", err)
 		os.Exit(1)
@@ -37,6 +46,8 @@ func run(ctx context.Context, args []string) error {
 	switch {
 	case len(args) == 1 && args[0] == "init":
 		return initProcess(ctx)
+	case len(args) >= 1 && args[0] == "browser":
+		return browser(args[1:])
 	case len(args) == 1 && args[0] == "door":
 		// The launcher holds no key: it passes the request on to the
 		// daemon, which makes itself non-dumpable before reading it.
@@ -54,7 +65,7 @@ func run(ctx context.Context, args []string) error {
 		return guard()
 	case len(args) == 2 && args[0] == "serve" && args[1] == "--guarded":
 	default:
-		return fmt.Errorf("usage: berth-agent serve|door|init (berth starts it; it is not for people)")
+		return fmt.Errorf("usage: berth-agent serve|door|init|browser URL (berth starts it; it is not for people)")
 	}
 	// Before the key arrives: nothing in the instance short of root with
 	// CAP_SYS_PTRACE may read the agent's memory or descriptors, or
@@ -71,7 +82,20 @@ func run(ctx context.Context, args []string) error {
 	// berth's death is our stdin's EOF; SIGTERM (container stop) ends us too.
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer stop()
-	return agent.Serve(ctx, stdio{}, log, version)
+	return agent.ServeInstance(ctx, stdio{}, log, version)
+}
+
+// browser opens each URL on the host through berth.
+func browser(urls []string) error {
+	if len(urls) == 0 {
+		return errors.New("usage: $BROWSER URL...")
+	}
+	for _, u := range urls {
+		if err := agent.Browser(agent.BrowseDir, u); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // guard is the process the engine's exec starts. It runs the real agent as

@@ -81,7 +81,7 @@ func openSession(cmd *cobra.Command, g *globalFlags, o cliOptions) (*cliSession,
 		defer wg.Done()
 		_ = srv.ServeCommand(srvCtx, serverSide)
 	}()
-	cli.c = rpc.NewClient(ctx, clientSide, log, cli.notification)
+	cli.c = rpc.NewClientAnswering(ctx, clientSide, log, cli.notification, cli.answer)
 	s := &cliSession{cliClient: cli, ws: ws}
 	s.close = func() {
 		cli.shutdown(ctx)
