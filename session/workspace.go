@@ -50,6 +50,7 @@ type Workspace struct {
 	recreates int                          // recreations so far, for runs that lost a race with one
 	bgDone    chan struct{}                // closed when the hooks left to the background end; nil: none ran
 	probed    map[string]map[string]string // userEnvProbe's environments, by instance start, user and probe
+	plugins   *pluginEntry                 // the plugin host of ready's instance start; nil: none yet
 }
 
 // Ready is a workspace's running instance and what reaches it, as of one
