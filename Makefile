@@ -42,6 +42,8 @@ deps: deps-demo
 	@bash testdata/setup/incus.sh || $(TOLERATE)
 	@bash testdata/images/busybox.sh incus || $(TOLERATE)
 	@bash testdata/images/debian.sh incus || $(TOLERATE)
+	@GO=$(GO) bash testdata/images/plugins.sh docker || $(TOLERATE)
+	@GO=$(GO) bash testdata/images/plugins.sh incus || $(TOLERATE)
 	@bash testdata/setup/registry.sh || $(TOLERATE)
 
 vet:
