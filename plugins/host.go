@@ -116,12 +116,16 @@ func (h *Host) lookup(ctx context.Context, name, method string) (Plugin, error) 
 	}
 	p, ok := fresh.Lookup(name)
 	if !ok {
-		for _, e := range fresh.Errors {
-			if strings.Contains(e.Error(), fmt.Sprintf("plugin %q", name)) {
-				return Plugin{}, fmt.Errorf("%w %q: its declaration is bad: %v", ErrNoSuchPlugin, name, e)
+		msg := fmt.Sprintf("%q: the image declares %s", name, names(fresh))
+		if len(fresh.Errors) > 0 {
+			// It may be declared in one of them.
+			skipped := make([]string, len(fresh.Errors))
+			for i, e := range fresh.Errors {
+				skipped[i] = e.Error()
 			}
+			msg += "; skipped: " + strings.Join(skipped, "; ")
 		}
-		return Plugin{}, fmt.Errorf("%w %q: the image declares %s", ErrNoSuchPlugin, name, names(fresh))
+		return Plugin{}, fmt.Errorf("%w %s", ErrNoSuchPlugin, msg)
 	}
 	if !p.Exported(method) {
 		return Plugin{}, fmt.Errorf("plugin %s: %w: %q (it exports %s)", name, ErrNotExported, method, strings.Join(p.Exports, ", "))
@@ -256,8 +260,34 @@ type server struct {
 	stderr *tail
 	done   chan struct{} // closed once the process has exited and conn is closed
 
-	mu     sync.Mutex // guards the following
-	status *backends.ExitStatus
+	mu       sync.Mutex // guards the following
+	status   *backends.ExitStatus
+	protoErr error // what broke the connection other than EOF
+}
+
+// watchedStream notes the error that broke a plugin's connection.
+type watchedStream struct {
+	jsonrpc2.ObjectStream
+	s *server
+}
+
+func (w watchedStream) ReadObject(v any) error {
+	err := w.ObjectStream.ReadObject(v)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.ErrClosedPipe) {
+		w.s.mu.Lock()
+		if w.s.protoErr == nil {
+			w.s.protoErr = err
+		}
+		w.s.mu.Unlock()
+	}
+	return err
+}
+
+// debugPrintf sends jsonrpc2's own complaints to the debug log.
+type debugPrintf struct{ log *slog.Logger }
+
+func (d debugPrintf) Printf(format string, v ...any) {
+	d.log.Debug(strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 
 // running returns name's rpc plugin, starting it when it isn't running.
@@ -297,7 +327,8 @@ func (h *Host) running(ctx context.Context, p Plugin) (*server, error) {
 		return nil, fmt.Errorf("plugin %s: start %s: %w", p.Name, p.Path, err)
 	}
 	s.proc = proc
-	s.conn = jsonrpc2.NewConn(h.ctx, jsonrpc2.NewBufferedStream(pipes{outR, inW}, jsonrpc2.VSCodeObjectCodec{}), refuse{})
+	stream := watchedStream{jsonrpc2.NewBufferedStream(pipes{outR, inW}, jsonrpc2.VSCodeObjectCodec{}), s}
+	s.conn = jsonrpc2.NewConn(h.ctx, stream, refuse{}, jsonrpc2.SetLogger(debugPrintf{h.log.With("plugin", p.Name)}))
 	h.log.Debug("rpc plugin started", "plugin", p.Name, "path", p.Path)
 	h.wg.Add(2)
 	go func() {
@@ -381,9 +412,11 @@ func (h *Host) callRPC(ctx context.Context, p Plugin, method string, params json
 	}
 	ce := &CallError{Plugin: p.Name, Method: method, Stderr: s.stderr.String()}
 	s.mu.Lock()
-	st := s.status
+	st, protoErr := s.status, s.protoErr
 	s.mu.Unlock()
-	if st != nil {
+	if protoErr != nil {
+		ce.Msg = fmt.Sprintf("the rpc plugin printed something other than a JSON-RPC message with LSP framing (%v); it was killed and starts again on the next call", protoErr)
+	} else if st != nil {
 		code := st.Code
 		ce.ExitCode = &code
 		ce.Msg = fmt.Sprintf("the rpc plugin exited with code %d before answering; it starts again on the next call", code)
