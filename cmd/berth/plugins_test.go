@@ -147,6 +147,11 @@ func testPlugins(t *testing.T, e engine) {
 		t.Errorf("processes after the kills:\n%s", run.Stdout)
 	}
 
+	// The rpc plugin is the workspace's: stopping the container ends it, and
+	// the next call starts both again.
+	b.mustCall("berth/down", rpc.DownParams{}, nil)
+	ok("counter.count", nil, `1`)
+
 	// The CLI.
 	out, errOut, code := cli(t, e, ws, "plugin", "hello.greet", `{"name":"cli"}`)
 	if code != 0 || !strings.Contains(out, `"greeting": "hello, cli"`) {
