@@ -434,9 +434,14 @@ func (h *Host) Close() {
 		return
 	}
 	h.closed = true
+	h.mu.Unlock()
+	// A start in progress finishes first, and registers what it started.
+	h.startMu.Lock()
+	h.mu.Lock()
 	servers := h.servers
 	h.servers = map[string]*server{}
 	h.mu.Unlock()
+	h.startMu.Unlock()
 	var wg sync.WaitGroup
 	for _, s := range servers {
 		wg.Add(1)

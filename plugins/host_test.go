@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -321,5 +322,34 @@ func TestRPCMode(t *testing.T) {
 	}
 	if _, err := call("count", 0); !errors.Is(err, ErrClosed) {
 		t.Errorf("call after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestRPCConcurrent: calls share one rpc plugin at once, each getting its
+// own answer.
+func TestRPCConcurrent(t *testing.T) {
+	h, c := newTestHost(t)
+	const n = 16
+	got := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := h.Call(context.Background(), "counter.count", nil, 0)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- string(res)
+		}()
+	}
+	wg.Wait()
+	close(got)
+	seen := map[string]bool{}
+	for g := range got {
+		seen[g] = true
+	}
+	if len(seen) != n || c.starts.Load() != 1 {
+		t.Errorf("%d concurrent calls: %d distinct answers from %d processes; want %d from 1", n, len(seen), c.starts.Load(), n)
 	}
 }
