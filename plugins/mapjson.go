@@ -3,6 +3,7 @@ package plugins
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
@@ -14,14 +15,14 @@ func MapStrings(raw json.RawMessage, f func(string) string) (json.RawMessage, er
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return raw, nil
 	}
+	if !json.Valid(raw) {
+		return nil, errors.New("not one JSON value")
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("not JSON: %w", err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("not JSON: more than one value")
 	}
 	changed := false
 	v = walk(v, func(s string) string {
