@@ -1,6 +1,7 @@
 package plugins
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -283,6 +285,71 @@ func (w watchedStream) ReadObject(v any) error {
 	return err
 }
 
+// boundedCodec is LSP framing, as jsonrpc2.VSCodeObjectCodec, with what a
+// plugin may send bounded: a header line of at most 4 KiB and a body of at
+// most MaxOutput. A plugin that prints a stream of anything else must not
+// grow berth without end.
+type boundedCodec struct{}
+
+const maxHeaderLine = 4 << 10
+
+func (boundedCodec) WriteObject(w io.Writer, v any) error {
+	return jsonrpc2.VSCodeObjectCodec{}.WriteObject(w, v)
+}
+
+func (boundedCodec) ReadObject(r *bufio.Reader, v any) error {
+	var n uint64
+	for {
+		line, err := readLine(r)
+		if err != nil {
+			return err
+		}
+		if line == "" {
+			break
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			return fmt.Errorf("not a header line: %q", quoteShort([]byte(line)))
+		}
+		if strings.EqualFold(strings.TrimSpace(name), "Content-Length") {
+			if n, err = strconv.ParseUint(strings.TrimSpace(value), 10, 64); err != nil {
+				return fmt.Errorf("bad Content-Length %q", value)
+			}
+		}
+	}
+	if n == 0 {
+		return errors.New("no Content-Length header")
+	}
+	if n > MaxOutput {
+		return fmt.Errorf("a message of %d bytes, over the %d-byte limit", n, MaxOutput)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return err
+	}
+	return json.Unmarshal(body, v)
+}
+
+// readLine reads one CRLF-terminated line of at most maxHeaderLine bytes,
+// without its CRLF.
+func readLine(r *bufio.Reader) (string, error) {
+	var b []byte
+	for len(b) <= maxHeaderLine {
+		c, err := r.ReadByte()
+		if err != nil {
+			return "", err
+		}
+		if c == '\n' {
+			if len(b) == 0 || b[len(b)-1] != '\r' {
+				return "", fmt.Errorf("a header line not ended by CRLF: %q", quoteShort(b))
+			}
+			return string(b[:len(b)-1]), nil
+		}
+		b = append(b, c)
+	}
+	return "", fmt.Errorf("a header line over %d bytes", maxHeaderLine)
+}
+
 // debugPrintf sends jsonrpc2's own complaints to the debug log.
 type debugPrintf struct{ log *slog.Logger }
 
@@ -327,7 +394,7 @@ func (h *Host) running(ctx context.Context, p Plugin) (*server, error) {
 		return nil, fmt.Errorf("plugin %s: start %s: %w", p.Name, p.Path, err)
 	}
 	s.proc = proc
-	stream := watchedStream{jsonrpc2.NewBufferedStream(pipes{outR, inW}, jsonrpc2.VSCodeObjectCodec{}), s}
+	stream := watchedStream{jsonrpc2.NewBufferedStream(pipes{outR, inW}, boundedCodec{}), s}
 	s.conn = jsonrpc2.NewConn(h.ctx, stream, refuse{}, jsonrpc2.SetLogger(debugPrintf{h.log.With("plugin", p.Name)}))
 	h.log.Debug("rpc plugin started", "plugin", p.Name, "path", p.Path)
 	h.wg.Add(2)

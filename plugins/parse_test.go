@@ -1,8 +1,10 @@
 package plugins
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -161,5 +163,37 @@ func TestMapStrings(t *testing.T) {
 	}
 	if _, err := MapStrings(json.RawMessage(`{"a":`), f); err == nil {
 		t.Error("MapStrings of broken JSON: no error")
+	}
+}
+
+// A plugin's output is read with bounds: garbage, an endless header line or
+// a huge message is an error, never an allocation to match.
+func TestBoundedCodec(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     string // the decoded value, or "" for an error
+	}{
+		{"a message", "Content-Length: 7\r\n\r\n{\"a\":1}", `{"a":1}`},
+		{"other headers, any case", "content-type: x\r\ncontent-length: 2\r\n\r\n[]", `[]`},
+		{"garbage", "this is not a framed message\n", ""},
+		{"no length", "X: 1\r\n\r\n{}", ""},
+		{"huge", "Content-Length: 99999999999\r\n\r\n", ""},
+		{"endless line", "Content-Length: 1" + strings.Repeat("0", 5000), ""},
+		{"short body", "Content-Length: 10\r\n\r\n{}", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var v json.RawMessage
+			err := boundedCodec{}.ReadObject(bufio.NewReader(strings.NewReader(tt.in)), &v)
+			if tt.want == "" {
+				if err == nil {
+					t.Errorf("got %s, want an error", v)
+				}
+				return
+			}
+			if err != nil || string(v) != tt.want {
+				t.Errorf("got %s, %v; want %s", v, err, tt.want)
+			}
+		})
 	}
 }
