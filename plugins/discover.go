@@ -65,8 +65,14 @@ func Discover(ctx context.Context, c Container) (Set, error) {
 		if errors.Is(err, backends.ErrNotFound) {
 			continue
 		}
-		if err != nil {
+		if err != nil && (ctx.Err() != nil || errors.Is(err, backends.ErrUnavailable) || errors.Is(err, backends.ErrNotRunning)) {
 			return Set{}, fmt.Errorf("plugins: read %s: %w", root, err)
+		}
+		if err != nil {
+			// Unreadable (permissions, a broken archive): the other root
+			// may still declare plugins.
+			set.Errors = append(set.Errors, &FileError{File: root, Msg: "unreadable: " + err.Error()})
+			continue
 		}
 		for _, f := range files {
 			if f.err != nil {
