@@ -223,7 +223,7 @@ func (h *Host) callExec(ctx context.Context, p Plugin, method string, params jso
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		h.log.Warn("plugin timed out; killed it", "plugin", p.Name, "method", method, "timeout", timeout)
+		h.log.Debug("plugin timed out; killed it", "plugin", p.Name, "method", method, "timeout", timeout)
 		return nil, fmt.Errorf("plugin %s: %s: %w after %v; it was killed", p.Name, method, ErrTimeout, timeout)
 	}
 	if r.err != nil {
@@ -468,7 +468,7 @@ func (h *Host) callRPC(ctx context.Context, p Plugin, method string, params json
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	case tctx.Err() != nil:
-		h.log.Warn("rpc plugin timed out; killed it", "plugin", p.Name, "method", method, "timeout", timeout)
+		h.log.Debug("rpc plugin timed out; killed it", "plugin", p.Name, "method", method, "timeout", timeout)
 		h.stop(s)
 		return nil, fmt.Errorf("plugin %s: %s: %w after %v; it was killed and starts again on the next call", p.Name, method, ErrTimeout, timeout)
 	}
