@@ -43,6 +43,8 @@ deps: deps-demo
 	@bash testdata/images/busybox.sh incus || $(TOLERATE)
 	@bash testdata/images/debian.sh incus || $(TOLERATE)
 	@BERTH_DEBIAN_GO=1 BERTH_TEST_DEBIAN_INCUS_IMAGE=berth-test/debian-go-2 bash testdata/images/debian.sh incus || $(TOLERATE)
+	@GO=$(GO) bash testdata/images/plugins.sh docker || $(TOLERATE)
+	@GO=$(GO) bash testdata/images/plugins.sh incus || $(TOLERATE)
 	@bash testdata/setup/registry.sh || $(TOLERATE)
 
 vet:

@@ -6,6 +6,7 @@
 //	go run ./bench -memory   (only the memory scenarios)
 //	go run ./bench -lsp      (only pylsp through berth lsp beside a raw pipe)
 //	go run ./bench -features (only `up` of a Features config, cold and warm)
+//	go run ./bench -plugins  (only a plugin call, exec and rpc mode)
 //
 // Peers: the engine's CLI exec (`docker exec`, `incus exec`), an API exec
 // from Go, berth's own plain-exec fallback (--no-agent), host loopback TCP,
@@ -117,6 +118,9 @@ func run() error {
 	if *lspOnly && *image == "" {
 		*image = lspImage()
 	}
+	if *pluginsOnly && *image == "" {
+		*image = pluginsImage()
+	}
 	if *image == "" {
 		*image = eng.image
 	}
@@ -166,6 +170,11 @@ func run() error {
 	}
 	if *lspOnly {
 		err := lspBench(&r, eng, bin, ws, inst.ID, inst.Workdir)
+		fmt.Print(r.b.String())
+		return err
+	}
+	if *pluginsOnly {
+		err := pluginsBench(&r, eng, ab, inst.ID)
 		fmt.Print(r.b.String())
 		return err
 	}

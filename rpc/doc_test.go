@@ -32,6 +32,7 @@ func TestProtocolDocCoversTheProtocol(t *testing.T) {
 		CodeForeignInstance, CodeNotSupported, CodeShuttingDown, CodeInstanceNotRunning, CodeNeedsAgent,
 		CodeNoSuchTunnel, CodeBindFailed, CodeAgentLost, CodeBadConfig, CodeBuildFailed,
 		CodeRequestFailed, CodeUnauthorized, CodeAmbiguousConfig,
+		CodeNoSuchPlugin, CodePluginFailed, CodePluginTimeout,
 	}
 	for _, c := range codes {
 		if !strings.Contains(doc, "| "+strconv.FormatInt(c, 10)+" |") {

@@ -14,6 +14,7 @@ import (
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/devcontainer"
 	"github.com/berthdev/berth/features"
+	"github.com/berthdev/berth/plugins"
 	"github.com/berthdev/berth/session"
 	"github.com/berthdev/berth/tools"
 	"github.com/berthdev/berth/work"
@@ -56,6 +57,9 @@ const (
 	CodeRefusedPath        = -32030 // a refused workspace or bind-mount source
 	CodeNotExecutable      = -32031 // the executable exists but cannot be run
 	CodeAmbiguousConfig    = -32032 // several named configurations and none chosen; data.candidates lists them
+	CodeNoSuchPlugin       = -32040 // the image declares no such plugin, or the plugin doesn't export the method
+	CodePluginFailed       = -32041 // the plugin failed: non-zero exit, non-JSON output, a crash or an error answer; data says which
+	CodePluginTimeout      = -32042 // the plugin didn't answer within timeoutMs and was killed
 )
 
 // paramError is a bad request parameter; its message names the field.
@@ -119,6 +123,11 @@ var sentinelCodes = []struct {
 	{backends.ErrCompose, CodeBuildFailed},
 	{session.ErrHookFailed, CodeHookFailed},
 	{session.ErrInitializeFailed, CodeHookFailed},
+	{plugins.ErrNoSuchPlugin, CodeNoSuchPlugin},
+	{plugins.ErrNotExported, CodeNoSuchPlugin},
+	{plugins.ErrTimeout, CodePluginTimeout},
+	{plugins.ErrFailed, CodePluginFailed},
+	{plugins.ErrClosed, CodeShuttingDown},
 	{tools.ErrBadFormat, CodeInvalidParams},
 	{tools.ErrBadRequest, CodeInvalidParams},
 	{context.Canceled, CodeRequestCancelled},
@@ -186,6 +195,17 @@ func toError(err error) *jsonrpc2.Error {
 		e.SetError(struct {
 			Candidates []string `json:"candidates"`
 		}{ae.Candidates})
+		return e
+	}
+	var pe2 *plugins.CallError
+	if errors.As(err, &pe2) {
+		// Editors show the plugin's own words: its exit code, stderr, or error.
+		e := &jsonrpc2.Error{Code: CodePluginFailed, Message: err.Error()}
+		d := pluginErrorData{ExitCode: pe2.ExitCode, Stderr: pe2.Stderr}
+		if pe2.RPC != nil {
+			d.Error = &pluginRPCError{Code: pe2.RPC.Code, Message: pe2.RPC.Message, Data: pe2.RPC.Data}
+		}
+		e.SetError(d)
 		return e
 	}
 	for _, sc := range sentinelCodes {

@@ -13,6 +13,7 @@ import (
 	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/features"
+	"github.com/berthdev/berth/plugins"
 	"github.com/berthdev/berth/session"
 )
 
@@ -117,5 +118,31 @@ func TestJSONTypeArrayArticle(t *testing.T) {
 		if got := jsonType(reflect.TypeOf(tt.v)); got != tt.want {
 			t.Errorf("jsonType(%T) = %q, want %q", tt.v, got, tt.want)
 		}
+	}
+}
+
+// A failed plugin's error carries its exit code and stderr, or its own
+// JSON-RPC error, in data.
+func TestToErrorPlugin(t *testing.T) {
+	three := 3
+	tests := []struct {
+		name string
+		err  error
+		data string
+	}{
+		{"exit", &plugins.CallError{Plugin: "p", Method: "m", Msg: "exited with code 3", ExitCode: &three, Stderr: "boom\n"}, `{"exitCode":3,"stderr":"boom\n"}`},
+		{"answer", fmt.Errorf("x: %w", &plugins.CallError{Plugin: "p", Method: "m", Msg: "no", RPC: &jsonrpc2.Error{Code: 42, Message: "no"}}), `{"error":{"code":42,"message":"no"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := toError(tt.err)
+			if got.Code != CodePluginFailed || got.Message != tt.err.Error() || got.Data == nil || string(*got.Data) != tt.data {
+				data := ""
+				if got.Data != nil {
+					data = string(*got.Data)
+				}
+				t.Errorf("toError = %d %q %s, want %d %s", got.Code, got.Message, data, CodePluginFailed, tt.data)
+			}
+		})
 	}
 }

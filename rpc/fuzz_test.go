@@ -151,6 +151,8 @@ var paramTypes = map[string]func() any{
 	"berth/inspect":     func() any { return new(InspectParams) },
 	"berth/debug":       func() any { return new(DebugParams) },
 	"berth/sync":        func() any { return new(WorkspaceParams) },
+	"berth/plugins":     func() any { return new(WorkspaceParams) },
+	"berth/plugin":      func() any { return new(PluginParams) },
 
 	"berth/readConfiguration": func() any { return new(ReadConfigurationParams) },
 }

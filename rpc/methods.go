@@ -44,6 +44,8 @@ var methods = map[string]method{
 	"berth/inspect":     {handle: inspect},
 	"berth/debug":       {handle: debug},
 	"berth/sync":        {handle: syncMethod},
+	"berth/plugins":     {handle: pluginsMethod},
+	"berth/plugin":      {handle: pluginMethod},
 
 	// Ports (ports.go)
 	"berth/ports": {handle: portsMethod, inline: true},

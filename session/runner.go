@@ -79,6 +79,7 @@ func (w *Workspace) agentDied(r Ready) bool {
 	}
 	w.mu.Unlock()
 	if dead {
+		w.closePlugins()
 		closeAgent(e.client)
 	}
 	return dead
@@ -105,6 +106,7 @@ func (w *Workspace) dropRunner(why string) {
 	e := w.runner
 	w.runner = nil
 	w.mu.Unlock()
+	w.closePlugins() // before the agent that carries them goes
 	if e != nil && e.client != nil {
 		w.log.Info("letting go of the agent", "why", why)
 		closeAgent(e.client)

@@ -51,6 +51,7 @@ type Workspace struct {
 	bgDone    chan struct{}                // closed when the hooks left to the background end; nil: none ran
 	probed    map[string]map[string]string // userEnvProbe's environments, by instance start, user and probe
 	portWatch *portWatcher                 // while clients that hear of ports use it
+	plugins   *pluginEntry                 // the plugin host of ready's instance start; nil: none yet
 }
 
 // Ready is a workspace's running instance and what reaches it, as of one

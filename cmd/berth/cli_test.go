@@ -44,6 +44,11 @@ func TestCLIUsage(t *testing.T) {
 		{name: "missing env file", args: []string{"exec", "--env-file", "/nonexistent", "--", "true"}, code: 125, stderr: "--env-file", emptyOut: true},
 		{name: "stdio and tcp", args: []string{"--stdio", "--tcp", "127.0.0.1:0"}, code: 125, stderr: "exclusive", emptyOut: true},
 		{name: "bad path direction", args: []string{"path", "sideways", "x"}, code: 125, stderr: "to-container or to-host", emptyOut: true},
+		{name: "plugin help", args: []string{"plugin", "--help"}, stdout: []string{"PLUGIN.METHOD", "--timeout", "exits 127"}},
+		{name: "plugin without a method", args: []string{"plugin"}, code: 125, stderr: "accepts between 1 and 2 arg", emptyOut: true},
+		{name: "plugin params not JSON", args: []string{"plugin", "hello.greet", "{x"}, code: 125, stderr: "params: not JSON", emptyOut: true},
+		{name: "plugin negative timeout", args: []string{"plugin", "--timeout", "-1s", "hello.greet"}, code: 125, stderr: "--timeout", emptyOut: true},
+		{name: "plugins help", args: []string{"plugins", "--help"}, stdout: []string{"/.plugin.toml", "--json"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

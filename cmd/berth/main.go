@@ -4,7 +4,7 @@
 //	berth --listen unix:PATH   serve editors of the same user on a unix socket
 //	berth --tcp 127.0.0.1:7420 serve editors on loopback TCP, with a token
 //	berth connect ADDR         bridge stdin/stdout to a running berth
-//	berth up | exec | lsp | shell | forward | status | ls | down | path | version | completion
+//	berth up | exec | lsp | shell | forward | status | ls | down | path | plugin | plugins | version | completion
 //
 // Exit codes follow docker's: a command's own code, 125 when berth itself
 // fails, 126 when the command cannot be invoked, 127 when it is not found.

@@ -7,6 +7,8 @@
 # $BERTH_TEST_INCUS_IMAGE (berth-test/busybox-1: Incus reads "a:b" as
 # remote a, image b).
 # Idempotent: an existing image of this tag or alias is kept.
+# BERTH_IMAGE_EXTRA, when set, is a directory laid over the root before the
+# import: plugins.sh builds berth-test/plugins:1 this way.
 #
 # usage: busybox.sh [docker|incus]
 set -euo pipefail
@@ -76,6 +78,9 @@ ip link set lo up 2>/dev/null
 while :; do sleep 2147483647 & wait $!; done
 INIT
 chmod 755 "$root/sbin/init"
+if [ -n "${BERTH_IMAGE_EXTRA:-}" ]; then
+	cp -a "$BERTH_IMAGE_EXTRA"/. "$root"/
+fi
 
 case $ENGINE in
 docker)
