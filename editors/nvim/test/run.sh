@@ -43,6 +43,9 @@ fi
 
 docker image inspect "$BERTH_TEST_DEBIAN_IMAGE" >/dev/null 2>&1 ||
 	skip "image $BERTH_TEST_DEBIAN_IMAGE is missing (bash testdata/images/debian.sh docker)"
+export BERTH_TEST_DEBIAN_GO_IMAGE="${BERTH_TEST_DEBIAN_GO_IMAGE:-berth-test/debian-go:2}"
+docker image inspect "$BERTH_TEST_DEBIAN_GO_IMAGE" >/dev/null 2>&1 ||
+	skip "image $BERTH_TEST_DEBIAN_GO_IMAGE is missing (BERTH_DEBIAN_GO=1 BERTH_TEST_DEBIAN_IMAGE=$BERTH_TEST_DEBIAN_GO_IMAGE bash testdata/images/debian.sh docker)"
 
 echo "run.sh: $(nvim --version | head -1), berth $("$BERTH" version 2>/dev/null || echo '?')"
 cd "$repo"

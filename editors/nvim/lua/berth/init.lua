@@ -529,8 +529,8 @@ function M.supports(method)
   return vim.tbl_contains(caps.methods or {}, method)
 end
 
---- Send a request; cb(err, result). Errors are reported unless cb returns true
---- for them (cb is called either way).
+--- Send a request; cb(err, result). Errors are reported (and kept in
+--- berth.last.error) unless cb returns true for them.
 function M.request(method, params, cb)
   local c = M.start()
   if not c then
@@ -540,12 +540,12 @@ function M.request(method, params, cb)
     return nil
   end
   return c:request(method, params, function(err, res)
-    if err then
-      M.last.error = { method = method, error = err }
-    end
     local handled = cb and cb(err, res)
-    if err and not handled and err.code ~= -32800 then
-      report_error(method, err)
+    if err and not handled then
+      M.last.error = { method = method, error = err }
+      if err.code ~= -32800 then
+        report_error(method, err)
+      end
     end
   end)
 end

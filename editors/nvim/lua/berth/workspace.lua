@@ -1,6 +1,7 @@
 -- berth.workspace: which workspace a buffer belongs to. The nearest folder
 -- upward with a container configuration (.devcontainer/, .devcontainer.json)
--- wins; else the nearest with .git; else the current directory. berth's own
+-- wins; else the nearest with .git; else the same from the current
+-- directory; else the current directory itself. berth's own
 -- buffers (berth://pN, the ports list) carry their workspace in
 -- b:berth_workspace.
 local uv = vim.uv or vim.loop
@@ -41,15 +42,21 @@ function M.find_up(dir, markers)
   end
 end
 
---- The workspace for a directory (absolute path).
-function M.for_dir(dir)
+--- The workspace found upward from a directory (absolute path), or nil
+--- when no folder above holds a marker.
+function M.find(dir)
   local real = uv.fs_realpath(dir) or dir
-  return M.find_up(real, M.config_markers) or M.find_up(real, M.vcs_markers) or real
+  return M.find_up(real, M.config_markers) or M.find_up(real, M.vcs_markers)
 end
 
---- The workspace of buffer buf (0: current). fallback is the directory to
---- start from when the buffer has no file (default: the current directory).
-function M.for_buf(buf, fallback)
+--- The workspace for a directory: found upward, else the directory itself.
+function M.for_dir(dir)
+  return M.find(dir) or uv.fs_realpath(dir) or dir
+end
+
+--- The workspace of buffer buf (0: current): found upward from its file,
+--- else from the current directory, else the current directory.
+function M.for_buf(buf)
   buf = (buf == nil or buf == 0) and vim.api.nvim_get_current_buf() or buf
   local ok, ws = pcall(vim.api.nvim_buf_get_var, buf, 'berth_workspace')
   if ok and type(ws) == 'string' and ws ~= '' then
@@ -60,11 +67,12 @@ function M.for_buf(buf, fallback)
   if name ~= '' and bt == '' and not name:match('^%a[%w+.-]*://') then
     local path = vim.fn.fnamemodify(name, ':p')
     local dir = vim.fn.isdirectory(path) == 1 and path or vim.fn.fnamemodify(path, ':h')
-    if exists(dir) then
-      return M.for_dir(dir)
+    local found = exists(dir) and M.find(dir)
+    if found then
+      return found
     end
   end
-  return M.for_dir(fallback or uv.cwd())
+  return M.for_dir(uv.cwd())
 end
 
 return M
