@@ -390,7 +390,7 @@ local ok, err = pcall(function()
   berth.config.root = uv.fs_realpath(bad)
   htext = health()
   berth.config.root = nil
-  check(htext:find('ERROR:? .*devcontainer%.json:2:%d+: ') ~= nil, ':checkhealth berth names the configuration error with file:line:col', htext)
+  check(htext:find('ERROR:? .*devcontainer%.json:%d+:%d+: ') ~= nil, ':checkhealth berth names the configuration error with file:line:col', htext)
 
   -- A second workspace on the same connection: a Go module whose
   -- .devcontainer.json names the Go image. The workspace follows the buffer.
@@ -580,11 +580,14 @@ local ok, err = pcall(function()
   end, 100)
   vim.cmd('bwipeout! ' .. abuf)
 
-  -- :BerthDown rm
+  -- :BerthDown rm, from a buffer of no file: the workspace of the current directory.
+  vim.cmd('enew')
+  berth.last.down = nil
   vim.cmd('BerthDown rm')
   check(vim.wait(timeout, function()
     return berth.last.down ~= nil
-  end, 50) and berth.last.down.remove, ':BerthDown rm answers')
+  end, 50) and berth.last.down.remove and berth.last.down.workspace == ws, ':BerthDown rm answers',
+    vim.inspect(berth.last.down))
   berth.last.status = nil
   vim.cmd('BerthStatus')
   vim.wait(timeout, function()

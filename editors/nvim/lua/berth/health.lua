@@ -70,9 +70,9 @@ function M.check()
     r.error('Neovim ' .. nv .. ': berth needs 0.7 or later')
   end
   if pcall(require, 'dap') then
-    r.ok('nvim-dap found: the `berth` adapter debugs with debugpy and delve (:help berth-dap)')
+    r.ok('nvim-dap found: the `berth` adapter debugs with debugpy and delve (see berth-dap in the help)')
   else
-    r.info('nvim-dap is not installed: debugging is off (:help berth-dap)')
+    r.info('nvim-dap is not installed: debugging is off (see berth-dap in the help)')
   end
 
   r.start('berth: binary')
@@ -80,7 +80,7 @@ function M.check()
   local path = vim.fn.exepath(bin)
   if path == '' then
     r.error('berth binary ' .. bin .. ' not found or not executable',
-      { 'set `cmd` in require("berth").setup() to the berth binary (:help berth-setup)',
+      { 'set `cmd` in require("berth").setup() to the berth binary (see berth-setup in the help)',
         'build it: `make build` in the berth repository, or `go install github.com/berthdev/berth/cmd/berth@latest`' })
     return
   end
@@ -98,7 +98,7 @@ function M.check()
   local scode, sout, serr = M.run(vim.list_extend(vim.deepcopy(argv), { 'status' }), 30000)
   if scode ~= 0 then
     local msg = scode == -1 and 'berth status timed out' or last_error(serr)
-    r.error('workspace ' .. ws .. ': ' .. msg, { 'is the daemon running? (:help berth-daemon-not-running)' })
+    r.error('workspace ' .. ws .. ': ' .. msg, { 'is the daemon running? (see berth-daemon-not-running in the help)' })
   else
     r.ok((cfg.backend or 'the default backend') .. ' answers (berth status for ' .. ws .. ')')
     local agents = 0
@@ -109,7 +109,7 @@ function M.check()
       elseif k == 'agent' then
         agents = agents + 1
         if val:match('^none') then
-          r.warn('agent: ' .. val, { 'tunnels, ports and debugging need the agent (:help berth-troubleshooting)' })
+          r.warn('agent: ' .. val, { 'tunnels, ports and debugging need the agent (see berth-troubleshooting in the help)' })
         else
           r.ok('agent: ' .. val)
         end
@@ -123,7 +123,7 @@ function M.check()
   end
 
   r.start('berth: workspace configuration')
-  r.info('workspace: ' .. ws .. ' (the current buffer\'s; :help berth-workspaces)')
+  r.info('workspace: ' .. ws .. ' (the current buffer\'s, see berth-workspaces in the help)')
   local ccode, cout, cerr = M.run(vim.list_extend(vim.deepcopy(argv), { 'config' }), 20000)
   if ccode ~= 0 then
     local msg = last_error(cerr)
