@@ -19,19 +19,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 plugin=$(cd "$here/.." && pwd)
 repo=$(cd "$plugin/../.." && pwd)
 
-if ! command -v nvim >/dev/null 2>&1; then
-	echo "run.sh: installing Neovim" >&2
-	if [ "$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi
-	$sudo apt-get update -qq >/dev/null || true
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq neovim >/dev/null ||
-		skip "cannot install neovim (apt-get install -y neovim)"
-fi
+bash "$repo/testdata/setup/neovim.sh" || skip "cannot install neovim (bash testdata/setup/neovim.sh)"
 command -v curl >/dev/null 2>&1 || skip "curl is needed"
 docker info >/dev/null 2>&1 || skip "Docker is not running (bash testdata/setup/docker.sh)"
 
 # berth's trust decisions go to a store of this run's own.
 XDG_CONFIG_HOME=$(mktemp -d)
 export XDG_CONFIG_HOME
+# and the plugin's berth.log (stdpath("cache")) to a directory of its own.
+export XDG_CACHE_HOME="$XDG_CONFIG_HOME/cache"
 trap 'rm -rf "$XDG_CONFIG_HOME"' EXIT
 export BERTH_REPO="$repo"
 export BERTH="${BERTH:-$repo/bin/berth}"
