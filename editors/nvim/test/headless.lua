@@ -299,6 +299,19 @@ local ok, err = pcall(function()
     local again = lnum and ports.row(lb, lnum) or {}
     check(again.hostPort ~= nil and http(again.hostPort) == '200', ':BerthPorts forwards the port again (f)', line)
     vim.cmd('bwipeout! ' .. lb)
+
+    -- $BROWSER in the container opens the URL on the host, its port forwarded.
+    local opened = {}
+    berth.config.open_url = function(url)
+      table.insert(opened, url)
+    end
+    vim.cmd('BerthRun sh -c "$BROWSER http://localhost:8766/x?y=1"')
+    vim.wait(timeout, function()
+      return #opened > 0
+    end, 50)
+    local hp = opened[1] and tonumber(opened[1]:match('^http://localhost:(%d+)/x%?y=1$'))
+    check(hp ~= nil and http(hp) ~= '000', '$BROWSER opens the URL on the host through window/showDocument', vim.inspect(opened))
+    berth.config.open_url = nil
   else
     skip('berth/ports, auto-forwards: this berth has no berth/ports yet (merge the ports work); the list falls back to berth/tunnels')
     local lb = berth.ports_list()

@@ -595,6 +595,11 @@ function M.up(opts, cb)
       if res.stale then
         notify('its configuration changed since it was created: :BerthUp recreate to rebuild', levels.WARN)
       end
+      -- berth/ports starts berth's port watch for this connection, so
+      -- that berth/portsChanged and $BROWSER reach it.
+      if M.supports('berth/ports') then
+        require('berth.ports').refresh(params.workspace)
+      end
     end
     if cb then
       return cb(err, res)
