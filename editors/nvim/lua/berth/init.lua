@@ -712,7 +712,12 @@ function M.test(opts, cb)
       local msg = string.format('%s: %d passed, %d failed, %d skipped, %d errors (exit %s, output in berth://%s)',
         res.framework or '?', s.passed or 0, s.failed or 0, s.skipped or 0, s.errors or 0, tostring(res.code), res.pid or '?')
       if #items > 0 then
+        -- Open the list, and stay where you were.
+        local win = api.nvim_get_current_win()
         vim.cmd('botright copen')
+        if api.nvim_win_is_valid(win) then
+          api.nvim_set_current_win(win)
+        end
         notify(msg, levels.WARN)
       else
         notify(msg)

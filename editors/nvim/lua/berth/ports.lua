@@ -77,7 +77,7 @@ function M.render(ws)
   end
   if #others > 0 then
     table.insert(lines, '')
-    table.insert(lines, 'other forwards (nothing detected listening):')
+    table.insert(lines, 'more forwards:')
     for _, f in ipairs(others) do
       table.insert(lines, string.format('%-7s %-15s %-22s %-14s %s:%s (%s%s)', tostring(f.containerPort),
         f.containerHost or '', '', '', f.host or '127.0.0.1', tostring(f.hostPort or f.hostSocket or '?'),
@@ -209,31 +209,47 @@ function M.map_keys(b)
   map('q', '<cmd>close<CR>', 'berth: close the list')
 end
 
---- Ask berth for ws's ports and forwards, redraw; cb(err, state).
+--- Ask berth for ws's ports (berth/ports) and forwards (berth/tunnels:
+--- the auto-forwards and this connection's own), redraw; cb(err, state).
 --- Against a berth without berth/ports (-32601), the list shows the
---- workspace's tunnels (berth/tunnels) only.
+--- tunnels only.
 function M.refresh(ws, cb)
-  berth().request('berth/ports', { workspace = ws }, function(err, res)
-    if err and err.code == -32601 then
-      berth().request('berth/tunnels', { workspace = ws }, function(e2, tunnels)
-        if not e2 then
-          M.state[ws] = { ports = (M.state[ws] or {}).ports or {}, forwards = tunnels or {} }
-          M.redraw(ws)
-        end
-        if cb then
-          cb(e2, M.state[ws])
-        end
-        return true
-      end)
-      return true
-    end
-    if not err then
-      M.state[ws] = { ports = res.ports or {}, forwards = res.forwards or {} }
-      M.redraw(ws)
-    end
+  local function done(err)
+    M.redraw(ws)
     if cb then
       cb(err, M.state[ws])
     end
+  end
+  berth().request('berth/ports', { workspace = ws }, function(err, res)
+    if err and err.code ~= -32601 then
+      if cb then
+        cb(err, nil)
+      end
+      return
+    end
+    local st = M.state[ws] or {}
+    if not err then
+      st.ports = res.ports or {}
+    end
+    st.forwards = (res and res.forwards) or st.forwards or {}
+    M.state[ws] = st
+    berth().request('berth/tunnels', { workspace = ws }, function(e2, tunnels)
+      if not e2 then
+        local seen, all = {}, {}
+        for _, t in ipairs(tunnels or {}) do
+          seen[t.tunnelId] = true
+          table.insert(all, t)
+        end
+        for _, f in ipairs(st.forwards) do
+          if not seen[f.tunnelId] then
+            table.insert(all, f)
+          end
+        end
+        st.forwards = all
+      end
+      done(e2)
+    end)
+    return err ~= nil
   end)
 end
 
