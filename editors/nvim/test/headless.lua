@@ -211,6 +211,42 @@ local ok, err = pcall(function()
     vim.cmd('enew')
   end
 
+  -- :BerthTest cancel: $/cancelRequest for the berth/test request stops the runner.
+  local slow = ws .. '/tests/test_slow.py'
+  vim.fn.writefile({ 'import time', '', '', 'def test_slow():', '    time.sleep(120)' }, slow)
+  local function running_runner()
+    local _, procs = berth.request_sync('berth/processes', { workspace = ws, state = 'running' }, 10000)
+    for _, p in ipairs(procs or {}) do
+      if table.concat(p.argv or {}, ' '):find('pytest', 1, true) then
+        return p
+      end
+    end
+  end
+  local cancelled
+  berth.test({ files = { slow } }, function(cerr)
+    cancelled = cerr and cerr.code or 0
+  end)
+  local runner
+  for _ = 1, 150 do
+    runner = running_runner()
+    if runner then
+      break
+    end
+    vim.wait(200)
+  end
+  vim.cmd('BerthTest cancel')
+  local gone = false
+  for _ = 1, 50 do
+    if not running_runner() then
+      gone = true
+      break
+    end
+    vim.wait(200)
+  end
+  check(runner ~= nil and cancelled == -32800 and gone, ':BerthTest cancel stops the test run',
+    vim.inspect({ runner = runner, cancelled = cancelled, gone = gone }))
+  vim.fn.delete(slow)
+
   -- :BerthForward: a server in the container, reached from the host.
   vim.cmd('BerthRun python3 -m http.server 8765 --bind 127.0.0.1')
   local fwd_ok = false
