@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Headless test of the berth Neovim plugin against the real berth and a real
-# Docker daemon. Needs `make build`, the Debian test image
-# (bash testdata/images/debian.sh docker) and Docker running.
+# Docker daemon: headless.lua (with unit.lua's pure-logic checks first, and
+# dap_client.lua, a stand-in DAP client for delve). Needs `make build`, the
+# Debian test images berth-test/debian:2 and berth-test/debian-go:2 (make
+# deps) and Docker running; Neovim comes from testdata/setup/neovim.sh.
 set -euo pipefail
 
 # Like the Go tests: without a daemon (or the image) this skips on a laptop,
