@@ -472,7 +472,8 @@ local ok, err = pcall(function()
     vim.api.nvim_win_set_cursor(0, { 13, 2 }) -- in TestAddWrong
     berth.last.test = nil
     vim.cmd('BerthTest nearest')
-    vim.wait(timeout, function()
+    -- go test compiles first: slow on a busy machine.
+    vim.wait(timeout * 2, function()
       return berth.last.test ~= nil or failed('berth/test')
     end, 50)
     local gt = berth.last.test or {}
@@ -485,10 +486,10 @@ local ok, err = pcall(function()
   -- debug server starts within berth's wait on a cold container.
   berth.last.run = nil
   berth.run("go build -gcflags='all=-N -l' -o /dev/null . && go test -c -gcflags='all=-N -l' -o /dev/null .", { open = false })
-  vim.wait(timeout * 2, function()
+  vim.wait(timeout * 4, function()
     return berth.last.run ~= nil and berth.last.run.exited
   end, 50)
-  check((berth.last.run or {}).code == 0, 'warm the Go build cache for delve')
+  check((berth.last.run or {}).code == 0, 'warm the Go build cache for delve', vim.inspect(berth.last.run))
   local D = dofile(here .. '/dap_client.lua')
   local function delve(conf, file, line)
     local adapter

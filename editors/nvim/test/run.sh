@@ -48,6 +48,6 @@ docker image inspect "$BERTH_TEST_DEBIAN_GO_IMAGE" >/dev/null 2>&1 ||
 echo "run.sh: $(nvim --version | head -1), berth $("$BERTH" version 2>/dev/null || echo '?')"
 cd "$repo"
 # -u NONE: no user config; the plugin is put on the runtimepath by hand.
-timeout 600 nvim --headless -u NONE -i NONE -n \
+timeout 1200 nvim --headless -u NONE -i NONE -n \
 	--cmd "set rtp^=$plugin" \
 	-c "luafile $here/headless.lua"
