@@ -470,7 +470,7 @@ local ok, err = pcall(function()
     skip(':BerthTest nearest (Go): this berth has no berth/test `tests` yet')
   else
     vim.api.nvim_win_set_cursor(0, { 13, 2 }) -- in TestAddWrong
-    berth.last.test = nil
+    berth.last.test, berth.last.error = nil, nil
     vim.cmd('BerthTest nearest')
     -- go test compiles first: slow on a busy machine.
     vim.wait(timeout * 2, function()

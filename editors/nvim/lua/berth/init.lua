@@ -530,7 +530,8 @@ function M.supports(method)
 end
 
 --- Send a request; cb(err, result). Errors are reported (and kept in
---- berth.last.error) unless cb returns true for them.
+--- berth.last.error) unless cb returns true for them or the request was
+--- cancelled.
 function M.request(method, params, cb)
   local c = M.start()
   if not c then
@@ -541,11 +542,10 @@ function M.request(method, params, cb)
   end
   return c:request(method, params, function(err, res)
     local handled = cb and cb(err, res)
-    if err and not handled then
+    -- A cancelled request (-32800) is what the user asked for.
+    if err and not handled and err.code ~= -32800 then
       M.last.error = { method = method, error = err }
-      if err.code ~= -32800 then
-        report_error(method, err)
-      end
+      report_error(method, err)
     end
   end)
 end
