@@ -20,10 +20,15 @@ local function check(cond, msg, detail)
   end
   return cond
 end
+local skips = 0
+local function skip(msg)
+  skips = skips + 1
+  io.stdout:write('SKIP ' .. msg .. '\n')
+end
 local function finish()
   io.stdout:flush()
   -- The plain closing line CI reads: "N passed, N failed".
-  io.stdout:write(string.format('nvim: %d passed, %d failed\n', passes, failures))
+  io.stdout:write(string.format('nvim: %d passed, %d failed, %d skipped\n', passes, failures, skips))
   if failures > 0 then
     io.stdout:flush()
     vim.cmd('cquit 1')
@@ -34,8 +39,10 @@ local function finish()
 end
 
 local repo = os.getenv('BERTH_REPO') or uv.cwd()
+local here = vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':p:h')
 local berth_bin = os.getenv('BERTH') or (repo .. '/bin/berth')
 local image = os.getenv('BERTH_TEST_DEBIAN_IMAGE') or 'berth-test/debian:2'
+local go_image = os.getenv('BERTH_TEST_DEBIAN_GO_IMAGE') or 'berth-test/debian-go:2'
 local timeout = tonumber(os.getenv('BERTH_NVIM_TIMEOUT_MS') or '') or 120000
 
 -- Messages: keep them, and echo them to the log for the run's output.
@@ -64,7 +71,15 @@ local function failed(method)
 end
 
 local ok, err = pcall(function()
+  -- plugin/berth.lua defines the commands before setup() (-u NONE loads no
+  -- plugins: source it as Neovim would).
+  vim.cmd('runtime! plugin/berth.lua')
+  check(vim.fn.exists(':BerthUp') == 2 and vim.fn.exists(':BerthPorts') == 2 and vim.fn.exists(':BerthTest') == 2
+    and package.loaded['berth'] ~= nil and require('berth').client == nil, 'plugin/berth.lua: commands before setup()')
   local berth = require('berth')
+
+  dofile(here .. '/unit.lua')(check)
+
   berth.setup({ cmd = { berth_bin, '--stdio' }, backend = 'docker', image = image })
   check(vim.fn.exists(':BerthUp') == 2 and vim.fn.exists(':BerthRun') == 2 and vim.fn.exists(':BerthTest') == 2
     and vim.fn.exists(':BerthLint') == 2 and vim.fn.exists(':BerthForward') == 2 and vim.fn.exists(':BerthDown') == 2
@@ -80,6 +95,20 @@ local ok, err = pcall(function()
   check(up.state == 'running' and up.workspace == ws, ':BerthUp instance running for the workspace',
     vim.inspect({ state = up.state, workspace = up.workspace }))
   check(berth.server and berth.server.serverInfo and berth.server.serverInfo.name == 'berth', 'initialize answered')
+  -- Progress: the up's steps update one message; none of them is a notification.
+  local progress = require('berth.progress')
+  local step_notes = 0
+  for _, n in ipairs(notes) do
+    if n.msg:find('creating container', 1, true) or n.msg:find('starting container', 1, true) then
+      step_notes = step_notes + 1
+    end
+  end
+  check(progress.updates >= 2 and next(progress.tasks) == nil and step_notes == 0,
+    'progress: the up shows as one updating message, not notifications',
+    vim.inspect({ updates = progress.updates, tasks = progress.tasks, step_notes = step_notes }))
+  check(#vim.tbl_filter(function(m)
+    return m.text:find('creating container', 1, true) ~= nil
+  end, berth.messages) == 1, "berth's steps are kept for :BerthLog")
 
   -- :BerthRun echo hello
   vim.cmd('BerthRun echo hello')
@@ -163,6 +192,61 @@ local ok, err = pcall(function()
   end
   check(qfwin, 'quickfix window opened')
 
+  -- :BerthTest nearest: the test under the cursor, alone (berth/test tests).
+  if not berth.supports('berth/testDiscover') then
+    skip(':BerthTest nearest: this berth has no berth/test `tests` yet (berth/testDiscover missing; merge the tests work)')
+  else
+    vim.cmd('edit ' .. vim.fn.fnameescape(test_path))
+    vim.api.nvim_win_set_cursor(0, { 20, 4 }) -- in test_add_fails
+    berth.last.test = nil
+    vim.cmd('BerthTest nearest')
+    vim.wait(timeout, function()
+      return berth.last.test ~= nil or failed('berth/test')
+    end, 50)
+    local tr = berth.last.test or {}
+    local only = tr.tests and #tr.tests == 1 and tr.tests[1] or {}
+    check(berth.last.nearest and berth.last.nearest.id == 'tests/test_calc.py::test_add_fails'
+      and only.id == 'tests/test_calc.py::test_add_fails' and only.status == 'failed',
+      ':BerthTest nearest runs test_add_fails alone', vim.inspect({ nearest = berth.last.nearest, tests = tr.tests }))
+    vim.cmd('enew')
+  end
+
+  -- :BerthTest cancel: $/cancelRequest for the berth/test request stops the runner.
+  local slow = ws .. '/tests/test_slow.py'
+  vim.fn.writefile({ 'import time', '', '', 'def test_slow():', '    time.sleep(120)' }, slow)
+  local function running_runner()
+    local _, procs = berth.request_sync('berth/processes', { workspace = ws, state = 'running' }, 10000)
+    for _, p in ipairs(procs or {}) do
+      if table.concat(p.argv or {}, ' '):find('pytest', 1, true) then
+        return p
+      end
+    end
+  end
+  local cancelled
+  berth.test({ files = { slow } }, function(cerr)
+    cancelled = cerr and cerr.code or 0
+  end)
+  local runner
+  for _ = 1, 150 do
+    runner = running_runner()
+    if runner then
+      break
+    end
+    vim.wait(200)
+  end
+  vim.cmd('BerthTest cancel')
+  local gone = false
+  for _ = 1, 50 do
+    if not running_runner() then
+      gone = true
+      break
+    end
+    vim.wait(200)
+  end
+  check(runner ~= nil and cancelled == -32800 and gone, ':BerthTest cancel stops the test run',
+    vim.inspect({ runner = runner, cancelled = cancelled, gone = gone }))
+  vim.fn.delete(slow)
+
   -- :BerthForward: a server in the container, reached from the host.
   vim.cmd('BerthRun python3 -m http.server 8765 --bind 127.0.0.1')
   local fwd_ok = false
@@ -183,6 +267,105 @@ local ok, err = pcall(function()
     vim.wait(200)
   end
   check(fwd_ok, ':BerthForward reaches a server in the container')
+
+  -- :BerthPorts: the list, with forward and close from its lines.
+  local ports = require('berth.ports')
+  local function http(port)
+    return vim.trim(vim.fn.system({ 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:' .. port .. '/' }))
+  end
+  local function list_line(b, pattern)
+    for i, l in ipairs(vim.api.nvim_buf_get_lines(b, 0, -1, false)) do
+      if l:find(pattern) then
+        return i, l
+      end
+    end
+  end
+  local function refreshed(b)
+    berth.last.ports = nil
+    return vim.wait(timeout, function()
+      return berth.last.ports ~= nil or failed('berth/ports') or failed('berth/tunnels')
+    end, 50)
+  end
+  if berth.supports('berth/ports') then
+    -- A server that listens on all addresses is detected (berth/portsChanged)
+    -- and auto-forwarded (onAutoForward's default, notify).
+    vim.cmd('BerthRun python3 -m http.server 8766')
+    local detected
+    vim.wait(timeout, function()
+      for _, p in ipairs((ports.state[ws] or {}).ports or {}) do
+        if p.port == 8766 and p.tunnelId then
+          detected = p
+          return true
+        end
+      end
+      return false
+    end, 50)
+    check(detected ~= nil, 'berth/portsChanged: port 8766 detected and auto-forwarded', vim.inspect(ports.state[ws]))
+    local told = false
+    for _, n in ipairs(notes) do
+      if n.msg:find('port 8766', 1, true) and n.msg:find('forwarded', 1, true) then
+        told = true
+      end
+    end
+    check(told, 'the auto-forward is notified')
+    local lb = berth.ports_list()
+    refreshed(lb)
+    local lnum, line = list_line(lb, '^8766 ')
+    local row = lnum and ports.row(lb, lnum) or {}
+    check(row.tunnelId ~= nil and row.hostPort ~= nil and http(row.hostPort) == '200',
+      ':BerthPorts lists 8766 with its forward, which reaches the server', vim.inspect({ line = line, row = row }))
+    local closed
+    ports.close_row(lb, lnum, function()
+      closed = true
+    end)
+    vim.wait(timeout, function()
+      return closed
+    end, 50)
+    lnum, line = list_line(lb, '^8766 ')
+    check(lnum and ports.row(lb, lnum).tunnelId == nil and (row.hostPort == nil or http(row.hostPort) ~= '200'),
+      ':BerthPorts closes the forward (c)', line)
+    local fwd
+    ports.forward_row(lb, lnum, function()
+      fwd = true
+    end)
+    vim.wait(timeout, function()
+      return fwd
+    end, 50)
+    lnum, line = list_line(lb, '^8766 ')
+    local again = lnum and ports.row(lb, lnum) or {}
+    check(again.hostPort ~= nil and http(again.hostPort) == '200', ':BerthPorts forwards the port again (f)', line)
+    vim.cmd('bwipeout! ' .. lb)
+
+    -- $BROWSER in the container opens the URL on the host, its port forwarded.
+    local opened = {}
+    berth.config.open_url = function(url)
+      table.insert(opened, url)
+    end
+    vim.cmd('BerthRun sh -c "$BROWSER http://localhost:8766/x?y=1"')
+    vim.wait(timeout, function()
+      return #opened > 0
+    end, 50)
+    local hp = opened[1] and tonumber(opened[1]:match('^http://localhost:(%d+)/x%?y=1$'))
+    check(hp ~= nil and http(hp) ~= '000', '$BROWSER opens the URL on the host through window/showDocument', vim.inspect(opened))
+    berth.config.open_url = nil
+  else
+    skip('berth/ports, auto-forwards: this berth has no berth/ports yet (merge the ports work); the list falls back to berth/tunnels')
+    local lb = berth.ports_list()
+    refreshed(lb)
+    local lnum, line = list_line(lb, '^8765 ')
+    local row = lnum and ports.row(lb, lnum) or {}
+    check(row.tunnelId ~= nil and row.hostPort ~= nil and http(row.hostPort) == '200',
+      ':BerthPorts lists the forward of 8765 (berth/tunnels)', table.concat(vim.api.nvim_buf_get_lines(lb, 0, -1, false), '\n'))
+    local closed
+    ports.close_row(lb, lnum, function()
+      closed = true
+    end)
+    vim.wait(timeout, function()
+      return closed
+    end, 50)
+    check(row.tunnelId and berth.last.closeTunnel == row.tunnelId and http(row.hostPort) ~= '200', ':BerthPorts closes a forward (c)', line)
+    vim.cmd('bwipeout! ' .. lb)
+  end
 
   -- nvim-dap: a stand-in `dap` module (nvim-dap is not installed here);
   -- the adapter really calls berth/debug, which starts debugpy.
@@ -237,6 +420,147 @@ local ok, err = pcall(function()
     t:close()
     check(got:find('"command": *"initialize"') ~= nil, 'debugpy answers DAP initialize through the tunnel', got:sub(1, 300))
   end
+
+  -- :checkhealth berth: binary and version, daemon, agent, configuration.
+  local function health()
+    vim.cmd('checkhealth berth')
+    local text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')
+    vim.cmd('tabclose')
+    return text
+  end
+  local version = vim.trim(vim.fn.system({ berth_bin, 'version' }))
+  local htext = health()
+  check(htext:find('OK:? ' .. vim.pesc(version) .. ' at ' .. vim.pesc(berth_bin)) and htext:find('docker answers', 1, true)
+    and htext:find('OK:? agent: build %x+ for linux/amd64') and htext:find('the configuration reads: image ' .. vim.pesc(image))
+    and not htext:find('ERROR'), ':checkhealth berth: binary, daemon, agent, configuration', htext)
+  local bad = tmp .. '/badconf'
+  vim.fn.mkdir(bad .. '/.devcontainer', 'p')
+  vim.fn.writefile({ '{"image": "x",', '  "postCreateCommand": [1' }, bad .. '/.devcontainer/devcontainer.json')
+  berth.config.root = uv.fs_realpath(bad)
+  htext = health()
+  berth.config.root = nil
+  check(htext:find('ERROR:? .*devcontainer%.json:%d+:%d+: ') ~= nil, ':checkhealth berth names the configuration error with file:line:col', htext)
+
+  -- A second workspace on the same connection: a Go module whose
+  -- .devcontainer.json names the Go image. The workspace follows the buffer.
+  local gows = tmp .. '/goproj'
+  vim.fn.mkdir(gows, 'p')
+  gows = uv.fs_realpath(gows)
+  vim.fn.writefile({ '{"image": "' .. go_image .. '"}' }, gows .. '/.devcontainer.json')
+  vim.fn.writefile({ 'module example.com/hello', '', 'go 1.19' }, gows .. '/go.mod')
+  vim.fn.writefile({ 'package main', '', 'import "fmt"', '', 'func add(a, b int) int {',
+    '\treturn a + b // BREAKPOINT 6', '}', '', 'func main() {', '\tfmt.Println("sum", add(2, 3))', '}' }, gows .. '/main.go')
+  vim.fn.writefile({ 'package main', '', 'import "testing"', '', 'func TestAdd(t *testing.T) {',
+    '\tif add(2, 3) != 5 { // BREAKPOINT 6', '\t\tt.Fatal("add")', '\t}', '}', '',
+    'func TestAddWrong(t *testing.T) {', '\tif add(2, 2) != 5 {', '\t\tt.Fatal("add(2, 2) is not 5")', '\t}', '}' },
+    gows .. '/main_test.go')
+  local first_client = berth.client
+  vim.cmd('edit ' .. vim.fn.fnameescape(gows .. '/main_test.go'))
+  check(berth.root() == gows, 'the workspace of a buffer is found upward (.devcontainer.json)', berth.root())
+  berth.last.up = nil
+  vim.cmd('BerthUp')
+  vim.wait(timeout, function()
+    return berth.last.up ~= nil or failed('berth/up')
+  end, 50)
+  local gup = berth.last.up or {}
+  check(gup.workspace == gows and gup.image == go_image and berth.client == first_client and berth.workspaces[ws]
+    and berth.workspaces[gows], 'a second workspace is up on the same connection', vim.inspect(gup))
+
+  if not berth.supports('berth/testDiscover') then
+    skip(':BerthTest nearest (Go): this berth has no berth/test `tests` yet')
+  else
+    vim.api.nvim_win_set_cursor(0, { 13, 2 }) -- in TestAddWrong
+    berth.last.test, berth.last.error = nil, nil
+    vim.cmd('BerthTest nearest')
+    -- go test compiles first: slow on a busy machine.
+    vim.wait(timeout * 2, function()
+      return berth.last.test ~= nil or failed('berth/test')
+    end, 50)
+    local gt = berth.last.test or {}
+    check(gt.tests and #gt.tests == 1 and gt.tests[1].id == 'example.com/hello.TestAddWrong' and gt.tests[1].status == 'failed',
+      ':BerthTest nearest runs TestAddWrong alone', vim.inspect(gt.tests))
+  end
+
+  -- delve through the dap adapter, driven by a stand-in DAP client. dlv
+  -- debug builds without optimisations: build once first, so that the
+  -- debug server starts within berth's wait on a cold container.
+  berth.last.run = nil
+  berth.run("go build -gcflags='all=-N -l' -o /dev/null . && go test -c -gcflags='all=-N -l' -o /dev/null .", { open = false })
+  vim.wait(timeout * 4, function()
+    return berth.last.run ~= nil and berth.last.run.exited
+  end, 50)
+  check((berth.last.run or {}).code == 0, 'warm the Go build cache for delve', vim.inspect(berth.last.run))
+  local D = dofile(here .. '/dap_client.lua')
+  local function delve(conf, file, line)
+    local adapter
+    berth.last.error = nil
+    dap.adapters.berth(function(a)
+      adapter = a
+    end, conf)
+    vim.wait(timeout, function()
+      return adapter ~= nil or failed('berth/debug')
+    end, 50)
+    if not adapter then
+      return nil, 'berth/debug: ' .. vim.inspect(berth.last.error)
+    end
+    local enriched
+    adapter.enrich_config(conf, function(c)
+      enriched = c
+    end)
+    local c, cerr = D.connect(adapter.host, adapter.port)
+    if not c then
+      return nil, 'connect: ' .. tostring(cerr)
+    end
+    local out = { attach = enriched }
+    out.init = c:request('initialize', { adapterID = 'go', pathFormat = 'path', linesStartAt1 = true, columnsStartAt1 = true })
+    local aseq = c:send(enriched.request, enriched)
+    c:event({ 'initialized' }, 30000)
+    out.bp = c:request('setBreakpoints', { source = { path = file }, breakpoints = { { line = line } } })
+    c:request('configurationDone')
+    out.attached = c:response(aseq, 10000)
+    out.stopped = c:event({ 'stopped', 'terminated' }, 60000)
+    if out.stopped and out.stopped.event == 'stopped' then
+      local st = c:request('stackTrace', { threadId = out.stopped.body.threadId, levels = 1 })
+      out.top = st and st.body and st.body.stackFrames and st.body.stackFrames[1]
+    end
+    c:request('disconnect', { terminateDebuggee = true }, 10000)
+    c:close()
+    return out
+  end
+  local gconf = vim.deepcopy(dap.configurations.go and dap.configurations.go[1] or {})
+  check(gconf.type == 'berth' and gconf.berthAdapter == 'delve' and gconf.program == '${fileDirname}',
+    'dap.configurations.go: berth: delve', vim.inspect(gconf))
+  gconf.program = gows -- what nvim-dap makes of ${fileDirname} in main.go
+  local r, why = delve(gconf, gows .. '/main.go', 6)
+  r = r or {}
+  check(r.attach and r.attach.request == 'attach' and r.attach.mode == 'remote' and r.init and r.init.success,
+    'delve: attach configuration from berth/debug, DAP initialize answered', why or vim.inspect({ attach = r.attach, init = r.init }))
+  check(r.stopped and r.stopped.event == 'stopped' and r.top and r.top.source and r.top.source.path == gows .. '/main.go'
+    and r.top.line == 6, 'delve: stopped at the breakpoint, reported at the host path', vim.inspect({ stopped = r.stopped, top = r.top }))
+
+  if not berth.supports('berth/testDiscover') then
+    skip('delve test debugging: this berth has no berth/debug `test` yet')
+  else
+    vim.api.nvim_win_set_cursor(0, { 6, 1 }) -- in TestAdd
+    local tconf = vim.deepcopy(dap.configurations.go[2])
+    local p = berth.debug_params(tconf)
+    check(p and p.test == true and vim.deep_equal(p.tests, { 'example.com/hello.TestAdd' }) and p.adapter == 'delve',
+      'delve test: berth/debug params for the test under the cursor', vim.inspect(p))
+    local tr, twhy = delve(tconf, gows .. '/main_test.go', 6)
+    tr = tr or {}
+    check(tr.stopped and tr.stopped.event == 'stopped' and tr.top and tr.top.source
+      and tr.top.source.path == gows .. '/main_test.go' and tr.top.line == 6,
+      'delve test: dlv test stops at the breakpoint in TestAdd', twhy or vim.inspect({ stopped = tr.stopped, top = tr.top }))
+  end
+
+  berth.last.down = nil
+  berth.down(true) -- the current buffer's workspace: the Go module
+  vim.wait(timeout, function()
+    return berth.last.down ~= nil or failed('berth/down')
+  end, 50)
+  check(berth.last.down and berth.last.down.remove and berth.last.down.workspace == gows, 'berth.down(true) removes the Go workspace container',
+    vim.inspect(berth.last.down))
+  vim.cmd('enew')
 
   -- :BerthStatus
   berth.last.status = nil
@@ -306,11 +630,14 @@ local ok, err = pcall(function()
   end, 100)
   vim.cmd('bwipeout! ' .. abuf)
 
-  -- :BerthDown rm
+  -- :BerthDown rm, from a buffer of no file: the workspace of the current directory.
+  vim.cmd('enew')
+  berth.last.down = nil
   vim.cmd('BerthDown rm')
   check(vim.wait(timeout, function()
     return berth.last.down ~= nil
-  end, 50) and berth.last.down.remove, ':BerthDown rm answers')
+  end, 50) and berth.last.down.remove and berth.last.down.workspace == ws, ':BerthDown rm answers',
+    vim.inspect(berth.last.down))
   berth.last.status = nil
   vim.cmd('BerthStatus')
   vim.wait(timeout, function()

@@ -2,8 +2,12 @@
 -- sidecar (`berth --stdio`). See :help berth.
 --
 -- Written for Neovim 0.7 APIs (vim.loop, vim.fn, vim.diagnostic,
--- nvim_create_user_command) and compatible with newer releases.
+-- nvim_create_user_command, vim.lsp.rpc) and compatible with newer
+-- releases. One berth connection serves every workspace: each request
+-- names the workspace of the current buffer (berth.workspace).
 local rpc = require('berth.rpc')
+local progress = require('berth.progress')
+local workspace = require('berth.workspace')
 
 local api = vim.api
 local uv = vim.uv or vim.loop
@@ -18,23 +22,36 @@ M.defaults = {
   image = nil, -- initializationOptions.image
   config = nil, -- initializationOptions.config: devcontainer.json or Containerfile
   trust = nil, -- initializationOptions.trust: true trusts every workspace's hooks and host mounts without asking
-  root = nil, -- workspace (default: the current directory when berth starts)
+  root = nil, -- one fixed workspace (default: found per buffer, :help berth-workspaces)
   open_output = true, -- :BerthRun opens the output buffer in a split
-  log_level = vim.log.levels.INFO, -- lowest level of berth's own messages shown
+  log_level = vim.log.levels.INFO, -- lowest level of berth's messages shown with vim.notify
+  progress = 'echo', -- how progress shows: 'echo', 'notify', false or function(task)
+  log_file = nil, -- berth's own log (default: stdpath('cache')/berth.log; false: Neovim's LSP log)
+  open_url = nil, -- function(url) that opens a URL on the host (default: vim.ui.open, $BERTH_OPENER, xdg-open, open)
 }
 
 M.config = vim.deepcopy(M.defaults)
 M.client = nil
 M.server = nil -- initialize's result
-M.procs = {} -- pid -> {pid, buf, kind, cmd, exited, code, signal, reason}
-M.tunnels = {}
-M.last = {} -- last result per command: up, run, test, lint, forward, down, status, debug
+M.procs = {} -- pid -> {pid, buf, kind, cmd, workspace, exited, code, signal, reason}
+M.tunnels = {} -- tunnelId -> {containerPort, host, hostPort, workspace}
+M.workspaces = {} -- workspaces this connection used -> true
+M.messages = {} -- berth's log messages, the last 500: {level, text}
+M.last = {} -- last result per command: up, run, test, lint, forward, down, status, debug, ports, error
 M.ns = api.nvim_create_namespace('berth')
 
 local levels = vim.log.levels
 
+local function log(msg, level)
+  table.insert(M.messages, { level = level, text = msg })
+  if #M.messages > 500 then
+    table.remove(M.messages, 1)
+  end
+end
+
 local function notify(msg, level)
   level = level or levels.INFO
+  log(msg, level)
   if level < (M.config.log_level or levels.INFO) then
     return
   end
@@ -42,9 +59,27 @@ local function notify(msg, level)
 end
 M.notify = notify
 
+--- The workspace of buffer buf (default: the current one): the `root`
+--- setting, else found upward from the buffer's file (:help berth-workspaces).
+function M.root(buf)
+  if M.config.root and M.config.root ~= '' then
+    return M.config.root
+  end
+  return workspace.for_buf(buf or 0)
+end
+
+-- params with the workspace: opts.workspace, else the current buffer's.
+local function with_ws(params, opts)
+  params = params or {}
+  local ws = (opts and opts.workspace) or M.root()
+  params.workspace = ws
+  M.workspaces[ws] = true
+  return params
+end
+
 -- Hints for berth's stable error codes (docs/protocol.md, Errors).
 local hints = {
-  [-32010] = 'is the container daemon running? (:help berth-troubleshooting)',
+  [-32010] = 'is the container daemon running? (:checkhealth berth)',
   [-32011] = 'set `image` in setup(), BERTH_IMAGE or --image, or build the image (:help berth-troubleshooting)',
   [-32021] = 'this needs the berth agent, which this container runs without; :BerthStatus says why',
 }
@@ -137,12 +172,13 @@ local function find_buf(name)
   end
 end
 
-local function proc(pid)
+local function proc(pid, ws)
   local p = M.procs[pid]
   if not p then
-    p = { pid = pid }
+    p = { pid = pid, workspace = ws }
     M.procs[pid] = p
   end
+  p.workspace = p.workspace or ws
   if not p.buf or not api.nvim_buf_is_valid(p.buf) then
     local name = 'berth://' .. pid
     -- A previous berth session may have used the same pid: reuse and clear.
@@ -158,6 +194,9 @@ local function proc(pid)
     api.nvim_buf_set_lines(b, 0, -1, false, {})
     api.nvim_buf_set_var(b, 'berth_pid', pid)
     p.buf = b
+  end
+  if p.workspace then
+    api.nvim_buf_set_var(p.buf, 'berth_workspace', p.workspace)
   end
   return p
 end
@@ -212,8 +251,9 @@ local function announce_exit(p)
   notify(p.pid .. what .. ': ' .. exit_text(p), p.code == 0 and levels.INFO or levels.WARN)
 end
 
+
 ---------------------------------------------------------------------------
--- Notifications from berth
+-- Notifications and requests from berth
 ---------------------------------------------------------------------------
 local lsp_severity = {
   [1] = vim.diagnostic.severity.ERROR,
@@ -243,7 +283,10 @@ local function publish_diagnostics(params)
   vim.diagnostic.set(M.ns, bufnr, out)
 end
 
-local log_levels = { [1] = levels.ERROR, [2] = levels.WARN, [3] = levels.INFO, [4] = levels.DEBUG }
+-- window/showMessage levels; window/logMessage's Info and Log are the steps
+-- of long operations, which progress shows: they are DEBUG here.
+local message_levels = { [1] = levels.ERROR, [2] = levels.WARN, [3] = levels.INFO, [4] = levels.DEBUG }
+local log_levels = { [1] = levels.ERROR, [2] = levels.WARN, [3] = levels.DEBUG, [4] = levels.DEBUG }
 
 local handlers = {}
 
@@ -270,25 +313,16 @@ handlers['textDocument/publishDiagnostics'] = publish_diagnostics
 
 handlers['window/logMessage'] = function(params)
   local msg = (params.message or ''):gsub('^berth: ', '')
-  notify(msg, log_levels[params.type] or levels.INFO)
+  notify(msg, log_levels[params.type] or levels.DEBUG)
 end
 
-handlers['window/showMessage'] = handlers['window/logMessage']
+handlers['window/showMessage'] = function(params)
+  local msg = (params.message or ''):gsub('^berth: ', '')
+  notify(msg, message_levels[params.type] or levels.INFO)
+end
 
 handlers['$/progress'] = function(params)
-  local v = params.value or {}
-  local parts = {}
-  for _, k in ipairs({ 'title', 'message' }) do
-    if v[k] then
-      table.insert(parts, v[k])
-    end
-  end
-  if v.percentage then
-    table.insert(parts, v.percentage .. '%')
-  end
-  if #parts > 0 then
-    notify(table.concat(parts, ' '), levels.DEBUG)
-  end
+  progress.handle(params, M.config.progress)
 end
 
 handlers['berth/configChanged'] = function(params)
@@ -298,11 +332,16 @@ handlers['berth/configChanged'] = function(params)
   notify('configuration changed' .. which .. ': :BerthUp recreate to rebuild', levels.WARN)
 end
 
+handlers['berth/portsChanged'] = function(params)
+  require('berth.ports').changed(params)
+end
+
 M.handlers = handlers
 
--- Requests berth sends: window/showMessageRequest, which asks whether to
--- trust a workspace's configuration. Dismissing the choice answers null,
--- which berth takes as "don't trust".
+-- Requests berth sends. window/showMessageRequest asks whether to trust a
+-- workspace's configuration; dismissing the choice answers null, which
+-- berth takes as "don't trust". window/showDocument opens a URL that a
+-- program in the container gave $BROWSER.
 local request_handlers = {}
 
 request_handlers['window/showMessageRequest'] = function(params, reply)
@@ -315,7 +354,44 @@ request_handlers['window/showMessageRequest'] = function(params, reply)
   end)
 end
 
+request_handlers['window/showDocument'] = function(params, reply)
+  local uri = params.uri or ''
+  if not params.external and uri:match('^file:') then
+    vim.cmd('edit ' .. vim.fn.fnameescape(vim.uri_to_fname(uri)))
+    reply({ success = true })
+    return
+  end
+  if not (uri:match('^https?://')) then
+    reply({ success = false })
+    return
+  end
+  reply({ success = M.open_url(uri) })
+end
+
 M.request_handlers = request_handlers
+
+--- Open a URL on the host: config.open_url, else vim.ui.open (0.10+), else
+--- $BERTH_OPENER, xdg-open or open. Returns whether an opener started.
+function M.open_url(url)
+  M.last.opened = url
+  if M.config.open_url then
+    return M.config.open_url(url) ~= false
+  end
+  if vim.ui.open and not os.getenv('BERTH_OPENER') then
+    local ok = pcall(vim.ui.open, url)
+    return ok
+  end
+  local opener = os.getenv('BERTH_OPENER')
+  if not opener or opener == '' then
+    opener = vim.fn.executable('xdg-open') == 1 and 'xdg-open' or 'open'
+  end
+  local job = vim.fn.jobstart({ opener, url }, { detach = true })
+  if job <= 0 then
+    notify('cannot open ' .. url .. ' with ' .. opener .. ' (set $BERTH_OPENER)', levels.WARN)
+    return false
+  end
+  return true
+end
 
 ---------------------------------------------------------------------------
 -- The client
@@ -333,27 +409,53 @@ local function init_options()
   return o
 end
 
+--- berth's log file: config.log_file, else stdpath('cache')/berth.log;
+--- nil when berth logs to stderr (Neovim's LSP log) or cmd names one.
+function M.log_file()
+  if M.config.log_file == false or vim.tbl_contains(M.config.cmd, '--log-file') then
+    return nil
+  end
+  return M.config.log_file or (vim.fn.stdpath('cache') .. '/berth.log')
+end
+
+local function tail(path, n)
+  local ok, lines = pcall(vim.fn.readfile, path, '', -n)
+  if not ok then
+    return ''
+  end
+  return table.concat(lines, '\n')
+end
+
 --- Start berth (or connect) and initialize it; returns the client.
 function M.start()
   if M.client and M.client:is_running() then
     return M.client
   end
-  local root = M.config.root or uv.cwd()
+  local root = M.root()
   local client
-  local cmd = M.config.cmd
+  local cmd = vim.deepcopy(M.config.cmd)
   local attach = M.config.connect or M.config.tcp
   if attach then
-    -- Neovim can't dial a unix socket with vim.lsp.rpc, nor read berth's
-    -- token file: berth connect does both and speaks stdio.
+    -- vim.lsp.rpc can't dial a unix socket on 0.7, nor read berth's token
+    -- file: berth connect does both and speaks stdio.
     cmd = { M.config.cmd[1], 'connect', attach }
+  end
+  local logf = M.log_file()
+  if logf and not attach then
+    vim.fn.mkdir(vim.fn.fnamemodify(logf, ':h'), 'p')
+    table.insert(cmd, 2, '--log-file')
+    table.insert(cmd, 3, logf)
   end
   local ok, started = pcall(rpc.start, {
     cmd = cmd,
-    cwd = root,
+    cwd = uv.fs_stat(root) and root or nil,
     on_notification = function(method, params)
       local h = handlers[method]
       if h then
-        h(params or {})
+        local hok, herr = pcall(h, params or {})
+        if not hok then
+          notify('handler for ' .. method .. ': ' .. tostring(herr), levels.WARN)
+        end
       end
     end,
     on_request = function(method, params, reply)
@@ -367,35 +469,36 @@ function M.start()
     on_error = function(msg)
       notify(msg, levels.WARN)
     end,
-    on_exit = function(code, signal, tail)
+    on_exit = function(code)
       if client and client.stopping then
         return
       end
       if M.client == client then
         M.client, M.server = nil, nil
       end
-      local lines = vim.split(vim.trim(tail or ''), '\n', { plain = true })
-      local last = table.concat(vim.list_slice(lines, math.max(1, #lines - 4)), '\n')
-      local how = attach and 'connection to berth ended (code ' .. tostring(code) .. ')' or ('berth exited (code ' .. tostring(code) .. ')')
+      local last = (logf and not attach) and tail(logf, 5) or ''
+      local how = attach and ('connection to berth ended (code ' .. tostring(code) .. ')')
+        or ('berth exited (code ' .. tostring(code) .. ')')
       notify(how .. (last ~= '' and (':\n' .. last) or ''), levels.WARN)
     end,
   })
   if not ok then
     local msg = tostring(started)
-    if msg:find('ENOENT') then
-      msg = msg .. '\n  hint: set `cmd` in require("berth").setup() to the berth binary (:help berth-setup)'
+    if msg:find('ENOENT') or msg:find('executable') or vim.fn.executable(cmd[1]) == 0 then
+      msg = msg .. '\n  hint: set `cmd` in require("berth").setup() to the berth binary (:checkhealth berth)'
     end
     notify(msg, levels.ERROR)
     return nil
   end
   client = started
   M.client = client
+  M.workspaces = {}
   client:request('initialize', {
     processId = vim.fn.getpid(),
     clientInfo = { name = 'neovim', version = tostring(vim.version().major) .. '.' .. tostring(vim.version().minor) },
     rootUri = vim.uri_from_fname(root),
     initializationOptions = init_options(),
-    capabilities = { window = { showMessage = vim.empty_dict() } },
+    capabilities = { window = { showMessage = vim.empty_dict(), showDocument = { support = true }, workDoneProgress = true } },
   }, function(err, res)
     if err then
       report_error('initialize', err)
@@ -419,8 +522,16 @@ function M.stop()
   c:stop(2000)
 end
 
---- Send a request; cb(err, result). Errors are reported unless cb returns true
---- for them (cb is called either way).
+--- Whether the running berth handles method (false before it answered
+--- initialize).
+function M.supports(method)
+  local caps = M.server and M.server.capabilities and M.server.capabilities.berth or {}
+  return vim.tbl_contains(caps.methods or {}, method)
+end
+
+--- Send a request; cb(err, result). Errors are reported (and kept in
+--- berth.last.error) unless cb returns true for them or the request was
+--- cancelled.
 function M.request(method, params, cb)
   local c = M.start()
   if not c then
@@ -430,11 +541,10 @@ function M.request(method, params, cb)
     return nil
   end
   return c:request(method, params, function(err, res)
-    if err then
-      M.last.error = { method = method, error = err }
-    end
     local handled = cb and cb(err, res)
-    if err and not handled then
+    -- A cancelled request (-32800) is what the user asked for.
+    if err and not handled and err.code ~= -32800 then
+      M.last.error = { method = method, error = err }
       report_error(method, err)
     end
   end)
@@ -449,18 +559,34 @@ function M.request_sync(method, params, timeout_ms)
   return c:request_sync(method, params, timeout_ms)
 end
 
+-- with_progress adds a fresh workDoneToken to params.
+local function with_progress(params, kind)
+  if M.config.progress then
+    params.workDoneToken = progress.token(kind)
+  end
+  return params
+end
+
 ---------------------------------------------------------------------------
 -- Commands
 ---------------------------------------------------------------------------
 
---- berth/up; opts.recreate.
-function M.up(opts, cb)
-  opts = opts or {}
-  local params = vim.empty_dict()
-  if opts.recreate then
-    params = { recreate = true }
+-- opts(x, key): a table of options from x, where a boolean stands for
+-- {key = x} (berth.down(true) is berth.down({remove = true})).
+local function options(x, key)
+  if type(x) == 'boolean' then
+    return { [key] = x }
   end
-  notify(opts.recreate and 'recreating the container…' or 'bringing the container up…', levels.DEBUG)
+  return x or {}
+end
+
+--- berth/up. opts: recreate, workspace (or a boolean: recreate).
+function M.up(opts, cb)
+  opts = options(opts, 'recreate')
+  local params = with_progress(with_ws({}, opts), 'up')
+  if opts.recreate then
+    params.recreate = true
+  end
   return M.request('berth/up', params, function(err, res)
     if not err then
       M.last.up = res
@@ -469,9 +595,14 @@ function M.up(opts, cb)
       if res.stale then
         notify('its configuration changed since it was created: :BerthUp recreate to rebuild', levels.WARN)
       end
+      -- berth/ports starts berth's port watch for this connection, so
+      -- that berth/portsChanged and $BROWSER reach it.
+      if M.supports('berth/ports') then
+        require('berth.ports').refresh(params.workspace)
+      end
     end
     if cb then
-      cb(err, res)
+      return cb(err, res)
     end
   end)
 end
@@ -491,7 +622,8 @@ function M.argv(cmdline)
   return vim.split(cmdline, '%s+')
 end
 
---- berth/exec, streaming into berth://pN. opts.open (default config.open_output).
+--- berth/exec, streaming into berth://pN. opts: open (default
+--- config.open_output), workspace.
 function M.run(cmdline, opts, cb)
   opts = opts or {}
   local argv = M.argv(cmdline)
@@ -500,9 +632,10 @@ function M.run(cmdline, opts, cb)
     return
   end
   local label = type(cmdline) == 'table' and table.concat(cmdline, ' ') or vim.trim(cmdline)
-  return M.request('berth/exec', { argv = argv, kind = 'run' }, function(err, res)
+  local params = with_progress(with_ws({ argv = argv, kind = 'run' }, opts), 'exec')
+  return M.request('berth/exec', params, function(err, res)
     if not err then
-      local p = proc(res.pid)
+      local p = proc(res.pid, params.workspace)
       p.kind, p.cmd = 'run', label
       api.nvim_buf_set_lines(p.buf, 0, 0, false, { '$ ' .. label })
       M.last.run = p
@@ -524,7 +657,7 @@ function M.run(cmdline, opts, cb)
       end
     end
     if cb then
-      cb(err, res)
+      return cb(err, res)
     end
   end)
 end
@@ -554,21 +687,24 @@ function M.test_qf_items(res)
   return items
 end
 
---- berth/test → quickfix. opts: framework, args, files.
+--- berth/test → quickfix. opts: framework, args, files, tests (ids: run
+--- exactly these), workspace.
 function M.test(opts, cb)
   opts = opts or {}
-  local params = {}
-  for _, k in ipairs({ 'framework', 'args', 'files' }) do
+  local params = with_progress(with_ws({}, opts), 'test')
+  for _, k in ipairs({ 'framework', 'args', 'files', 'tests' }) do
     if opts[k] ~= nil and not (type(opts[k]) == 'table' and #opts[k] == 0) then
       params[k] = opts[k]
     end
   end
-  if next(params) == nil then
-    params = vim.empty_dict()
-  end
-  notify('running tests…', levels.DEBUG)
-  return M.request('berth/test', params, function(err, res)
-    if not err then
+  local id
+  id = M.request('berth/test', params, function(err, res)
+    if M.running_test and M.running_test.id == id then
+      M.running_test = nil
+    end
+    if err and err.code == -32800 then
+      notify('test run cancelled', levels.INFO)
+    elseif not err then
       M.last.test = res
       local items = M.test_qf_items(res)
       vim.fn.setqflist({}, ' ', { title = 'berth test (' .. (res.framework or '?') .. ')', items = items })
@@ -576,30 +712,73 @@ function M.test(opts, cb)
       local msg = string.format('%s: %d passed, %d failed, %d skipped, %d errors (exit %s, output in berth://%s)',
         res.framework or '?', s.passed or 0, s.failed or 0, s.skipped or 0, s.errors or 0, tostring(res.code), res.pid or '?')
       if #items > 0 then
+        -- Open the list, and stay where you were.
+        local win = api.nvim_get_current_win()
         vim.cmd('botright copen')
+        if api.nvim_win_is_valid(win) then
+          api.nvim_set_current_win(win)
+        end
         notify(msg, levels.WARN)
       else
         notify(msg)
       end
     end
     if cb then
-      cb(err, res)
+      return cb(err, res)
     end
   end)
+  if id then
+    M.running_test = { id = id, client = M.client }
+  end
+  return id
+end
+
+--- Run the test under the cursor (berth/test with tests = {id}); opts as
+--- for berth.test. Returns the request id, or nil with the reason.
+function M.test_nearest(opts, cb)
+  opts = opts or {}
+  local ws = opts.workspace or M.root()
+  local t, why = require('berth.tests').nearest(0, ws)
+  if not t then
+    notify('BerthTest nearest: ' .. tostring(why), levels.ERROR)
+    return nil, why
+  end
+  M.last.nearest = t
+  return M.test(vim.tbl_extend('force', opts, { workspace = ws, framework = t.framework, tests = { t.id } }), cb)
+end
+
+--- Run the tests of the current file.
+function M.test_file(opts, cb)
+  opts = opts or {}
+  local file = api.nvim_buf_get_name(0)
+  if file == '' then
+    notify('BerthTest file: the buffer has no file', levels.ERROR)
+    return nil
+  end
+  return M.test(vim.tbl_extend('force', opts, { files = { vim.fn.fnamemodify(file, ':p') } }), cb)
+end
+
+--- Cancel the running berth/test ($/cancelRequest kills the runner).
+function M.test_cancel()
+  local r = M.running_test
+  if not r or not r.client or not r.client:is_running() then
+    notify('no test run to cancel', levels.INFO)
+    return false
+  end
+  M.running_test = nil
+  r.client:cancel(r.id)
+  return true
 end
 
 --- berth/lint; diagnostics arrive as textDocument/publishDiagnostics.
---- opts: linter, command, format, files.
+--- opts: linter, command, format, files, workspace.
 function M.lint(opts, cb)
   opts = opts or {}
-  local params = {}
+  local params = with_progress(with_ws({}, opts), 'lint')
   for _, k in ipairs({ 'linter', 'command', 'format', 'files' }) do
     if opts[k] ~= nil and not (type(opts[k]) == 'table' and #opts[k] == 0) then
       params[k] = opts[k]
     end
-  end
-  if next(params) == nil then
-    params = vim.empty_dict()
   end
   return M.request('berth/lint', params, function(err, res)
     if not err then
@@ -609,51 +788,108 @@ function M.lint(opts, cb)
         (res.unmapped or 0) > 0 and (', ' .. res.unmapped .. ' outside the workspace') or ''))
     end
     if cb then
-      cb(err, res)
+      return cb(err, res)
     end
   end)
 end
 
---- berth/forward {containerPort}.
-function M.forward(port, cb)
+--- berth/forward {containerPort}. opts: hostPort, workspace (opts may be
+--- left out: berth.forward(port, cb)).
+function M.forward(port, opts, cb)
+  if type(opts) == 'function' then
+    opts, cb = nil, opts
+  end
+  opts = opts or {}
   port = tonumber(port)
   if not port then
     notify('BerthForward: give a container port', levels.ERROR)
     return
   end
-  return M.request('berth/forward', { containerPort = port }, function(err, res)
+  local params = with_ws({ containerPort = port }, opts)
+  if opts.hostPort then
+    params.hostPort = opts.hostPort
+  end
+  return M.request('berth/forward', params, function(err, res)
     if not err then
       M.last.forward = res
-      M.tunnels[res.tunnelId] = { containerPort = port, host = res.host, hostPort = res.hostPort }
+      M.tunnels[res.tunnelId] = { containerPort = port, host = res.host, hostPort = res.hostPort, workspace = params.workspace }
       notify(string.format('container port %d is at %s:%d (tunnel %s)', port, res.host or '127.0.0.1', res.hostPort, res.tunnelId or '?'))
     end
     if cb then
-      cb(err, res)
+      return cb(err, res)
     end
   end)
 end
 
---- berth/down; opts.remove.
-function M.down(opts, cb)
+--- berth/closeTunnel.
+function M.close_tunnel(id, cb)
+  return M.request('berth/closeTunnel', { tunnelId = id }, function(err, res)
+    if not err then
+      M.tunnels[id] = nil
+      M.last.closeTunnel = id
+      notify('tunnel ' .. id .. ' closed')
+    end
+    if cb then
+      return cb(err, res)
+    end
+  end)
+end
+
+--- berth/ports of the workspace: cb(err, {ports, forwards}). opts.workspace.
+function M.ports(opts, cb)
   opts = opts or {}
-  local params = vim.empty_dict()
+  local ws = opts.workspace or M.root()
+  M.workspaces[ws] = true
+  return require('berth.ports').refresh(ws, function(err, st)
+    if not err then
+      M.last.ports = st
+    end
+    if cb then
+      return cb(err, st)
+    end
+  end)
+end
+
+--- :BerthPorts: the list of the workspace's ports; returns its buffer.
+function M.ports_list(opts, cb)
+  opts = opts or {}
+  local ws = opts.workspace or M.root()
+  M.workspaces[ws] = true
+  return require('berth.ports').open(ws, function(err, st)
+    if not err then
+      M.last.ports = st
+    end
+    if cb then
+      return cb(err, st)
+    end
+  end)
+end
+
+--- berth/down. opts: remove, workspace (or a boolean: remove).
+function M.down(opts, cb)
+  opts = options(opts, 'remove')
+  local params = with_ws({}, opts)
   if opts.remove then
-    params = { remove = true }
+    params.remove = true
   end
   return M.request('berth/down', params, function(err, res)
     if not err then
-      M.last.down = { remove = opts.remove and true or false }
+      M.last.down = { remove = opts.remove and true or false, workspace = params.workspace }
       notify(opts.remove and 'container removed' or 'container stopped')
     end
     if cb then
-      cb(err, res)
+      return cb(err, res)
     end
   end)
 end
 
---- berth/status: the instance, pretty-printed.
-function M.status(cb)
-  return M.request('berth/status', vim.empty_dict(), function(err, res)
+--- berth/status: the instance, pretty-printed. opts.workspace (opts may be
+--- left out: berth.status(cb)).
+function M.status(opts, cb)
+  if type(opts) == 'function' then
+    opts, cb = nil, opts
+  end
+  return M.request('berth/status', with_ws({}, opts), function(err, res)
     if not err then
       M.last.status = res or vim.NIL
       if res == nil then
@@ -663,84 +899,65 @@ function M.status(cb)
       end
     end
     if cb then
-      cb(err, res)
+      return cb(err, res)
     end
   end)
 end
 
----------------------------------------------------------------------------
--- nvim-dap
----------------------------------------------------------------------------
-local dap_keys = { 'program', 'module', 'args', 'cwd', 'env', 'stopOnEntry', 'justMyCode', 'command', 'port' }
-
---- Parameters of berth/debug for a dap configuration.
-function M.debug_params(config)
-  local params = { adapter = config.berthAdapter or 'debugpy' }
-  for _, k in ipairs(dap_keys) do
-    local v = config[k]
-    if v ~= nil and not (type(v) == 'table' and next(v) == nil) then
-      params[k] = v
+--- :BerthLog: berth's messages, also those below log_level, in a buffer.
+function M.show_log()
+  local b = find_buf('berth://log') or api.nvim_create_buf(false, true)
+  if api.nvim_buf_get_name(b) == '' then
+    api.nvim_buf_set_name(b, 'berth://log')
+    api.nvim_buf_set_option(b, 'buftype', 'nofile')
+  end
+  local names = { [levels.DEBUG] = 'DEBUG', [levels.INFO] = 'INFO', [levels.WARN] = 'WARN', [levels.ERROR] = 'ERROR' }
+  local lines = {}
+  for _, m in ipairs(M.messages) do
+    for i, l in ipairs(vim.split(m.text, '\n', { plain = true })) do
+      table.insert(lines, (i == 1 and string.format('%-5s ', names[m.level] or '?') or '      ') .. l)
     end
   end
-  return params
+  api.nvim_buf_set_lines(b, 0, -1, false, lines)
+  vim.cmd('botright split')
+  api.nvim_win_set_buf(0, b)
+  return b
 end
 
---- Merge berth/debug's attach configuration into a dap configuration,
---- keeping its type, request and name.
+---------------------------------------------------------------------------
+-- nvim-dap (berth.dap)
+---------------------------------------------------------------------------
+function M.debug_params(config)
+  return require('berth.dap').params(config)
+end
+
 function M.attach_config(config, attach)
-  local out = vim.deepcopy(config)
-  for k, v in pairs(attach or {}) do
-    if k ~= 'type' and k ~= 'name' and k ~= 'request' then
-      out[k] = v
-    end
-  end
-  out.request = 'attach'
-  return out
+  return require('berth.dap').merge(config, attach)
 end
 
 function M.setup_dap()
-  local ok, dap = pcall(require, 'dap')
-  if not ok then
-    return false
+  return require('berth.dap').setup()
+end
+
+--- The global flags of the berth CLI for this configuration: argv
+--- through the workspace, backend, image, config and trust.
+function M.cli_argv(opts)
+  opts = opts or {}
+  local argv = { M.config.cmd[1] }
+  local ws = opts.workspace
+  if ws then
+    vim.list_extend(argv, { '--workspace', ws })
   end
-  dap.adapters.berth = function(callback, config)
-    M.request('berth/debug', M.debug_params(config), function(err, res)
-      if err then
-        return
-      end
-      M.last.debug = res
-      local attach = res.attach or {}
-      -- Older nvim-dap ignores enrich_config for function adapters: update
-      -- the configuration in place as well.
-      for k, v in pairs(M.attach_config(config, attach)) do
-        config[k] = v
-      end
-      callback({
-        type = 'server',
-        host = res.host,
-        port = res.port,
-        enrich_config = function(c, on_config)
-          on_config(M.attach_config(c, attach))
-        end,
-      })
-    end)
-  end
-  dap.configurations.python = dap.configurations.python or {}
-  local present = false
-  for _, c in ipairs(dap.configurations.python) do
-    if c.type == 'berth' then
-      present = true
+  for _, k in ipairs({ 'backend', 'image', 'config' }) do
+    local v = opts[k] or M.config[k]
+    if v ~= nil and v ~= '' then
+      vim.list_extend(argv, { '--' .. k, v })
     end
   end
-  if not present then
-    table.insert(dap.configurations.python, {
-      type = 'berth',
-      request = 'attach',
-      name = 'berth: debugpy',
-      program = '${file}',
-    })
+  if opts.trust or M.config.trust then
+    table.insert(argv, '--trust')
   end
-  return true
+  return argv
 end
 
 -- M.shell opens the remote user's login shell in a terminal buffer: `berth
@@ -750,15 +967,8 @@ end
 -- opts.on_stdout(lines) with what the terminal receives.
 function M.shell(opts)
   opts = opts or {}
-  local argv = { M.config.cmd[1], '--workspace', M.config.root or uv.cwd() }
-  for _, k in ipairs({ 'backend', 'image', 'config' }) do
-    if M.config[k] ~= nil and M.config[k] ~= '' then
-      vim.list_extend(argv, { '--' .. k, M.config[k] })
-    end
-  end
-  if M.config.trust then
-    table.insert(argv, '--trust')
-  end
+  local ws = opts.workspace or M.root()
+  local argv = M.cli_argv({ workspace = ws })
   table.insert(argv, 'shell')
   vim.cmd('botright split')
   vim.cmd('enew')
@@ -769,7 +979,7 @@ function M.shell(opts)
     end or nil,
     on_exit = function(_, code)
       if code ~= 0 and code ~= 130 then
-        notify("berth shell exited with code " .. code, levels.INFO)
+        notify('berth shell exited with code ' .. code, levels.INFO)
       end
       if opts.on_exit then
         opts.on_exit(code)
@@ -781,6 +991,7 @@ function M.shell(opts)
     return nil
   end
   api.nvim_buf_set_name(buf, 'berth://shell/' .. job)
+  api.nvim_buf_set_var(buf, 'berth_workspace', ws)
   if opts.insert ~= false then
     vim.cmd('startinsert')
   end
@@ -799,20 +1010,7 @@ function M.lsp_cmd(server, opts)
     server = { server }
   end
   assert(type(server) == 'table' and #server > 0, "berth.lsp_cmd: give the server's command, e.g. {'pylsp'}")
-  local argv = { M.config.cmd[1] }
-  local ws = opts.workspace or M.config.root
-  if ws then
-    vim.list_extend(argv, { '--workspace', ws })
-  end
-  for _, k in ipairs({ 'backend', 'image', 'config' }) do
-    local v = opts[k] or M.config[k]
-    if v ~= nil and v ~= '' then
-      vim.list_extend(argv, { '--' .. k, v })
-    end
-  end
-  if opts.trust or M.config.trust then
-    table.insert(argv, '--trust')
-  end
+  local argv = M.cli_argv(vim.tbl_extend('force', opts, { workspace = opts.workspace or M.config.root }))
   vim.list_extend(argv, { 'lsp', '--' })
   vim.list_extend(argv, server)
   return argv
@@ -827,6 +1025,7 @@ local function command(name, fn, opts)
   api.nvim_create_user_command(name, fn, opts)
 end
 
+--- Define the :Berth* commands (plugin/berth.lua does, before setup()).
 function M.create_commands()
   command('BerthUp', function(a)
     if a.args ~= '' and a.args ~= 'recreate' then
@@ -845,8 +1044,25 @@ function M.create_commands()
     M.run(a.args)
   end, { nargs = '+', complete = 'shellcmd', desc = 'berth: run a command in the container' })
   command('BerthTest', function(a)
-    M.test({ args = a.fargs })
-  end, { nargs = '*', desc = 'berth: run the tests into the quickfix list' })
+    if a.args == 'nearest' then
+      M.test_nearest()
+    elseif a.args == 'file' then
+      M.test_file()
+    elseif a.args == 'cancel' then
+      M.test_cancel()
+    else
+      M.test({ args = a.fargs })
+    end
+  end, {
+    nargs = '*',
+    complete = function()
+      return { 'nearest', 'file', 'cancel' }
+    end,
+    desc = 'berth: run the tests (all, nearest, file) into the quickfix list',
+  })
+  command('BerthDebugTest', function()
+    require('berth.dap').debug_test()
+  end, { nargs = 0, desc = 'berth: debug the test under the cursor with nvim-dap' })
   command('BerthLint', function(a)
     M.lint({ linter = a.args ~= '' and a.args or nil })
   end, {
@@ -859,6 +1075,9 @@ function M.create_commands()
   command('BerthForward', function(a)
     M.forward(a.args)
   end, { nargs = 1, desc = 'berth: forward a container port to the host' })
+  command('BerthPorts', function()
+    M.ports_list()
+  end, { nargs = 0, desc = "berth: the container's ports and forwards" })
   command('BerthDown', function(a)
     if a.args ~= '' and a.args ~= 'rm' then
       notify('BerthDown: unknown argument ' .. a.args .. ' (only "rm")', levels.ERROR)
@@ -878,6 +1097,9 @@ function M.create_commands()
   command('BerthStatus', function()
     M.status()
   end, { nargs = 0, desc = 'berth: show the workspace container' })
+  command('BerthLog', function()
+    M.show_log()
+  end, { nargs = 0, desc = "berth: berth's messages" })
   command('BerthStop', function()
     M.stop()
   end, { nargs = 0, desc = 'berth: stop the berth sidecar (containers keep running)' })
