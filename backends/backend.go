@@ -115,6 +115,9 @@ type Spec struct {
 	Ulimits     []Ulimit      // resource limits of the main process
 	Hostname    string        // "" for the engine's default
 	Publish     []PortPublish // ports published on the engine's host (appPort)
+	// Limits bound the instance's memory, CPU and processes; a backend
+	// that can't apply them names them in Unsupported (Checker).
+	Limits Limits
 
 	// Init, when set, is the instance's main process in place of the
 	// backend's own keep-alive: it must stay up and exit promptly on
@@ -168,6 +171,39 @@ type Downer interface {
 type Ulimit struct {
 	Name       string // as docker names them: nofile, nproc, core...
 	Soft, Hard int64
+}
+
+// Limits are an instance's resource limits. A zero field is no limit in a
+// Spec, and left as it is in Limiter.SetLimits.
+type Limits struct {
+	Memory int64   // bytes
+	CPUs   float64 // CPUs' worth of time, such as 1.5
+	Pids   int64   // processes
+}
+
+// IsZero reports whether l sets nothing.
+func (l Limits) IsZero() bool { return l == Limits{} }
+
+// Usage is what an instance uses now and the limits it runs under.
+type Usage struct {
+	// Memory is the bytes in use; page cache the kernel can drop is left
+	// out where the engine tells it apart, as docker stats does.
+	Memory int64
+	// CPUPercent is the CPU time used over the last second or so, as a
+	// percentage of one CPU: 150 is one and a half CPUs busy.
+	CPUPercent float64
+	Processes  int
+	// Limits are those in effect; a zero field is unlimited.
+	Limits Limits
+}
+
+// Limiter is implemented by backends that can change the limits of a
+// running instance without restarting it, and read its usage. Both need
+// a running instance (ErrNotRunning otherwise). Usage may take a second
+// or two: CPU use is measured over an interval.
+type Limiter interface {
+	SetLimits(ctx context.Context, id string, l Limits) error
+	Usage(ctx context.Context, id string) (Usage, error)
 }
 
 // PortPublish publishes a container port on the engine's host.

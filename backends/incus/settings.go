@@ -67,6 +67,7 @@ func engineConfig(spec backends.Spec, local bool, cfg map[string]string, devs ma
 	if spec.Privileged {
 		cfg["security.privileged"] = "true"
 	}
+	limitsConfig(spec.Limits, cfg)
 	for _, u := range spec.Ulimits {
 		cfg["limits.kernel."+u.Name] = limit(u.Soft) + ":" + limit(u.Hard)
 	}

@@ -1,0 +1,115 @@
+package docker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/berthdev/berth/backends"
+)
+
+var _ backends.Limiter = (*Backend)(nil)
+
+// resources maps limits onto docker's: --memory (with as much swap, that
+// is none beyond it, so the limit holds on a host with swap), --cpus and
+// --pids-limit. Zero fields stay zero, which docker reads as "no limit"
+// on create and "unchanged" on update.
+func resources(l backends.Limits) container.Resources {
+	var r container.Resources
+	if l.Memory > 0 {
+		r.Memory, r.MemorySwap = l.Memory, l.Memory
+	}
+	if l.CPUs > 0 {
+		r.NanoCPUs = int64(math.Round(l.CPUs * 1e9))
+	}
+	if l.Pids > 0 {
+		p := l.Pids
+		r.PidsLimit = &p
+	}
+	return r
+}
+
+// SetLimits implements backends.Limiter with docker's container update,
+// which changes the cgroup of the running container in place.
+func (b *Backend) SetLimits(ctx context.Context, id string, l backends.Limits) error {
+	if l.IsZero() {
+		return nil
+	}
+	c, err := b.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return b.mapErr("update "+id, err, backends.ErrNotFound)
+	}
+	if c.State == nil || !c.State.Running {
+		return fmt.Errorf("docker: update %s: %w", id, backends.ErrNotRunning)
+	}
+	if _, err := b.cli.ContainerUpdate(ctx, id, container.UpdateConfig{Resources: resources(l)}); err != nil {
+		return b.mapErr("update "+id, err, backends.ErrNotFound)
+	}
+	b.log.Info("changed limits", "instance", id, "memory", l.Memory, "cpus", l.CPUs, "pids", l.Pids)
+	return nil
+}
+
+// Usage implements backends.Limiter with one docker stats sample, which
+// the daemon takes a second after the one before it, so CPU use is
+// measured over that second.
+func (b *Backend) Usage(ctx context.Context, id string) (backends.Usage, error) {
+	c, err := b.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return backends.Usage{}, b.mapErr("stats "+id, err, backends.ErrNotFound)
+	}
+	if c.State == nil || !c.State.Running {
+		return backends.Usage{}, fmt.Errorf("docker: stats %s: %w", id, backends.ErrNotRunning)
+	}
+	var u backends.Usage
+	if hc := c.HostConfig; hc != nil {
+		u.Limits.Memory = hc.Memory
+		u.Limits.CPUs = float64(hc.NanoCPUs) / 1e9
+		if hc.PidsLimit != nil && *hc.PidsLimit > 0 {
+			u.Limits.Pids = *hc.PidsLimit
+		}
+	}
+	rc, err := b.cli.ContainerStats(ctx, id, false)
+	if err != nil {
+		return backends.Usage{}, b.mapErr("stats "+id, err, backends.ErrNotFound)
+	}
+	defer rc.Body.Close()
+	var st container.StatsResponse
+	if err := json.NewDecoder(rc.Body).Decode(&st); err != nil {
+		return backends.Usage{}, fmt.Errorf("docker: stats %s: %w", id, err)
+	}
+	u.Memory = memoryUsed(st.MemoryStats)
+	u.CPUPercent = cpuPercent(st)
+	u.Processes = int(st.PidsStats.Current)
+	return u, nil
+}
+
+// memoryUsed is docker stats' figure: usage less the page cache the
+// kernel can drop (inactive_file on cgroup v2, total_inactive_file on v1).
+func memoryUsed(m container.MemoryStats) int64 {
+	used := m.Usage
+	for _, k := range []string{"inactive_file", "total_inactive_file"} {
+		if v, ok := m.Stats[k]; ok && v < used {
+			used -= v
+			break
+		}
+	}
+	return int64(used)
+}
+
+// cpuPercent is docker stats' figure: the container's share of the host's
+// CPU time between the two samples, scaled to CPUs (100 per busy CPU).
+func cpuPercent(st container.StatsResponse) float64 {
+	cpu := float64(st.CPUStats.CPUUsage.TotalUsage) - float64(st.PreCPUStats.CPUUsage.TotalUsage)
+	sys := float64(st.CPUStats.SystemUsage) - float64(st.PreCPUStats.SystemUsage)
+	n := float64(st.CPUStats.OnlineCPUs)
+	if n == 0 {
+		n = float64(len(st.CPUStats.CPUUsage.PercpuUsage))
+	}
+	if cpu <= 0 || sys <= 0 || st.PreCPUStats.SystemUsage == 0 {
+		return 0
+	}
+	return cpu / sys * n * 100
+}

@@ -1,0 +1,112 @@
+package incus
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/backends/incus/rest"
+)
+
+var _ backends.Limiter = (*Backend)(nil)
+
+// Incus config keys of berth's limits.
+const (
+	keyMemory    = "limits.memory"
+	keyAllowance = "limits.cpu.allowance"
+	keyProcesses = "limits.processes"
+)
+
+// cpuPeriod is the scheduler period of limits.cpu.allowance's hard form:
+// 1.5 CPUs is 150ms of every 100ms.
+const cpuPeriod = 100 * time.Millisecond
+
+// limitsConfig maps limits onto Incus config keys; zero fields set none.
+func limitsConfig(l backends.Limits, cfg map[string]string) {
+	if l.Memory > 0 {
+		cfg[keyMemory] = strconv.FormatInt(l.Memory, 10)
+	}
+	if l.CPUs > 0 {
+		ms := max(1, int64(math.Round(l.CPUs*float64(cpuPeriod/time.Millisecond))))
+		cfg[keyAllowance] = fmt.Sprintf("%dms/%dms", ms, cpuPeriod/time.Millisecond)
+	}
+	if l.Pids > 0 {
+		cfg[keyProcesses] = strconv.FormatInt(l.Pids, 10)
+	}
+}
+
+// limitsOf reads back the limits limitsConfig wrote; keys in other forms
+// (a percentage, a CPU count) read as no limit.
+func limitsOf(cfg map[string]string) backends.Limits {
+	var l backends.Limits
+	l.Memory, _ = strconv.ParseInt(cfg[keyMemory], 10, 64)
+	var used, period int64
+	if n, _ := fmt.Sscanf(cfg[keyAllowance], "%dms/%dms", &used, &period); n == 2 && period > 0 {
+		l.CPUs = float64(used) / float64(period)
+	}
+	l.Pids, _ = strconv.ParseInt(cfg[keyProcesses], 10, 64)
+	return l
+}
+
+// SetLimits implements backends.Limiter with a PATCH of the instance's
+// config, which Incus applies to the running container's cgroup.
+func (b *Backend) SetLimits(ctx context.Context, id string, l backends.Limits) error {
+	if l.IsZero() {
+		return nil
+	}
+	in, err := b.getManaged(ctx, id)
+	if err != nil {
+		return err
+	}
+	if in.StatusCode != rest.Running {
+		return fmt.Errorf("incus: limits of %s: %w", in.Name, backends.ErrNotRunning)
+	}
+	cfg := map[string]string{}
+	limitsConfig(l, cfg)
+	op, err := b.c.PatchInstance(ctx, in.Name, cfg)
+	if err == nil && op != nil {
+		_, err = b.waitOp(ctx, op.ID)
+	}
+	if err != nil {
+		return b.mapErr("limits of "+in.Name, err, backends.ErrNotFound)
+	}
+	b.log.Info("changed limits", "instance", in.Name, "memory", l.Memory, "cpus", l.CPUs, "pids", l.Pids)
+	return nil
+}
+
+// usageInterval is how long Usage measures CPU use over.
+const usageInterval = time.Second
+
+// Usage implements backends.Limiter from two readings of the instance's
+// state, usageInterval apart.
+func (b *Backend) Usage(ctx context.Context, id string) (backends.Usage, error) {
+	in, err := b.getManaged(ctx, id)
+	if err != nil {
+		return backends.Usage{}, err
+	}
+	if in.StatusCode != rest.Running {
+		return backends.Usage{}, fmt.Errorf("incus: usage of %s: %w", in.Name, backends.ErrNotRunning)
+	}
+	first, err := b.c.InstanceState(ctx, in.Name)
+	if err != nil {
+		return backends.Usage{}, b.mapErr("state of "+in.Name, err, backends.ErrNotFound)
+	}
+	start := time.Now()
+	select {
+	case <-ctx.Done():
+		return backends.Usage{}, ctx.Err()
+	case <-time.After(usageInterval):
+	}
+	st, err := b.c.InstanceState(ctx, in.Name)
+	if err != nil {
+		return backends.Usage{}, b.mapErr("state of "+in.Name, err, backends.ErrNotFound)
+	}
+	u := backends.Usage{Memory: st.Memory.Usage, Processes: st.Processes, Limits: limitsOf(in.Config)}
+	if d := st.CPU.Usage - first.CPU.Usage; d > 0 {
+		u.CPUPercent = float64(d) / float64(time.Since(start).Nanoseconds()) * 100
+	}
+	return u, nil
+}
