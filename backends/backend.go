@@ -199,10 +199,13 @@ type Usage struct {
 
 // Limiter is implemented by backends that can change the limits of a
 // running instance without restarting it, and read its usage. Both need
-// a running instance (ErrNotRunning otherwise). Usage may take a second
-// or two: CPU use is measured over an interval.
+// a running instance (ErrNotRunning otherwise).
 type Limiter interface {
-	SetLimits(ctx context.Context, id string, l Limits) error
+	// SetLimits changes the non-zero fields of l and returns the limits
+	// now in effect.
+	SetLimits(ctx context.Context, id string, l Limits) (Limits, error)
+	// Usage may take a second or two: CPU use is measured over an
+	// interval.
 	Usage(ctx context.Context, id string) (Usage, error)
 }
 

@@ -98,11 +98,15 @@ func (s *suite) limits(t *testing.T) {
 			t.Errorf("Usage CPU = %.1f%% with a busy loop under a 0.5 CPU limit, want 2-75%%", u.CPUPercent)
 		}
 	}
-	if err := l.SetLimits(ctxFor(t), inst.ID, backends.Limits{Memory: 128 << 20, Pids: 200}); err != nil {
-		t.Fatalf("SetLimits: %v", err)
+	want := backends.Limits{Memory: 128 << 20, CPUs: 0.5, Pids: 200}
+	if got, err := l.SetLimits(ctxFor(t), inst.ID, backends.Limits{Memory: 128 << 20, Pids: 200}); err != nil || got != want {
+		t.Fatalf("SetLimits = %+v, %v; want %+v", got, err, want)
+	}
+	if got, err := l.SetLimits(ctxFor(t), inst.ID, backends.Limits{}); err != nil || got != want {
+		t.Errorf("SetLimits of nothing = %+v, %v; want the limits in effect, %+v", got, err, want)
 	}
 	u, err = l.Usage(ctxFor(t), inst.ID)
-	if want := (backends.Limits{Memory: 128 << 20, CPUs: 0.5, Pids: 200}); err != nil || u.Limits != want {
+	if err != nil || u.Limits != want {
 		t.Errorf("after SetLimits: Usage limits = %+v, %v; want %+v", u.Limits, err, want)
 	}
 	if got, err := s.b.Find(ctxFor(t), spec.Workspace); err != nil || got.ID != inst.ID || got.State != backends.StateRunning {
@@ -111,7 +115,7 @@ func (s *suite) limits(t *testing.T) {
 	if err := s.b.Stop(ctxFor(t), inst.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.SetLimits(ctxFor(t), inst.ID, backends.Limits{Pids: 300}); !errors.Is(err, backends.ErrNotRunning) {
+	if _, err := l.SetLimits(ctxFor(t), inst.ID, backends.Limits{Pids: 300}); !errors.Is(err, backends.ErrNotRunning) {
 		t.Errorf("SetLimits on a stopped instance: %v, want ErrNotRunning", err)
 	}
 }

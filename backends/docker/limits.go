@@ -34,22 +34,39 @@ func resources(l backends.Limits) container.Resources {
 
 // SetLimits implements backends.Limiter with docker's container update,
 // which changes the cgroup of the running container in place.
-func (b *Backend) SetLimits(ctx context.Context, id string, l backends.Limits) error {
-	if l.IsZero() {
-		return nil
-	}
+func (b *Backend) SetLimits(ctx context.Context, id string, l backends.Limits) (backends.Limits, error) {
 	c, err := b.cli.ContainerInspect(ctx, id)
 	if err != nil {
-		return b.mapErr("update "+id, err, backends.ErrNotFound)
+		return backends.Limits{}, b.mapErr("update "+id, err, backends.ErrNotFound)
 	}
 	if c.State == nil || !c.State.Running {
-		return fmt.Errorf("docker: update %s: %w", id, backends.ErrNotRunning)
+		return backends.Limits{}, fmt.Errorf("docker: update %s: %w", id, backends.ErrNotRunning)
+	}
+	if l.IsZero() {
+		return limitsOf(c.HostConfig), nil
 	}
 	if _, err := b.cli.ContainerUpdate(ctx, id, container.UpdateConfig{Resources: resources(l)}); err != nil {
-		return b.mapErr("update "+id, err, backends.ErrNotFound)
+		return backends.Limits{}, b.mapErr("update "+id, err, backends.ErrNotFound)
 	}
 	b.log.Info("changed limits", "instance", id, "memory", l.Memory, "cpus", l.CPUs, "pids", l.Pids)
-	return nil
+	if c, err = b.cli.ContainerInspect(ctx, id); err != nil {
+		return backends.Limits{}, b.mapErr("update "+id, err, backends.ErrNotFound)
+	}
+	return limitsOf(c.HostConfig), nil
+}
+
+// limitsOf reads the limits resources set back from a host config.
+func limitsOf(hc *container.HostConfig) backends.Limits {
+	var l backends.Limits
+	if hc == nil {
+		return l
+	}
+	l.Memory = hc.Memory
+	l.CPUs = float64(hc.NanoCPUs) / 1e9
+	if hc.PidsLimit != nil && *hc.PidsLimit > 0 {
+		l.Pids = *hc.PidsLimit
+	}
+	return l
 }
 
 // Usage implements backends.Limiter with one docker stats sample, which
@@ -63,14 +80,7 @@ func (b *Backend) Usage(ctx context.Context, id string) (backends.Usage, error) 
 	if c.State == nil || !c.State.Running {
 		return backends.Usage{}, fmt.Errorf("docker: stats %s: %w", id, backends.ErrNotRunning)
 	}
-	var u backends.Usage
-	if hc := c.HostConfig; hc != nil {
-		u.Limits.Memory = hc.Memory
-		u.Limits.CPUs = float64(hc.NanoCPUs) / 1e9
-		if hc.PidsLimit != nil && *hc.PidsLimit > 0 {
-			u.Limits.Pids = *hc.PidsLimit
-		}
-	}
+	u := backends.Usage{Limits: limitsOf(c.HostConfig)}
 	rc, err := b.cli.ContainerStats(ctx, id, false)
 	if err != nil {
 		return backends.Usage{}, b.mapErr("stats "+id, err, backends.ErrNotFound)

@@ -53,16 +53,16 @@ func limitsOf(cfg map[string]string) backends.Limits {
 
 // SetLimits implements backends.Limiter with a PATCH of the instance's
 // config, which Incus applies to the running container's cgroup.
-func (b *Backend) SetLimits(ctx context.Context, id string, l backends.Limits) error {
-	if l.IsZero() {
-		return nil
-	}
+func (b *Backend) SetLimits(ctx context.Context, id string, l backends.Limits) (backends.Limits, error) {
 	in, err := b.getManaged(ctx, id)
 	if err != nil {
-		return err
+		return backends.Limits{}, err
 	}
 	if in.StatusCode != rest.Running {
-		return fmt.Errorf("incus: limits of %s: %w", in.Name, backends.ErrNotRunning)
+		return backends.Limits{}, fmt.Errorf("incus: limits of %s: %w", in.Name, backends.ErrNotRunning)
+	}
+	if l.IsZero() {
+		return limitsOf(in.Config), nil
 	}
 	cfg := map[string]string{}
 	limitsConfig(l, cfg)
@@ -71,10 +71,13 @@ func (b *Backend) SetLimits(ctx context.Context, id string, l backends.Limits) e
 		_, err = b.waitOp(ctx, op.ID)
 	}
 	if err != nil {
-		return b.mapErr("limits of "+in.Name, err, backends.ErrNotFound)
+		return backends.Limits{}, b.mapErr("limits of "+in.Name, err, backends.ErrNotFound)
 	}
 	b.log.Info("changed limits", "instance", in.Name, "memory", l.Memory, "cpus", l.CPUs, "pids", l.Pids)
-	return nil
+	if in, err = b.getManaged(ctx, id); err != nil {
+		return backends.Limits{}, err
+	}
+	return limitsOf(in.Config), nil
 }
 
 // usageInterval is how long Usage measures CPU use over.

@@ -9,18 +9,18 @@ import (
 
 // SetLimits implements backends.Limiter: it records the limits, which
 // nothing enforces.
-func (b *Backend) SetLimits(ctx context.Context, id string, l backends.Limits) error {
+func (b *Backend) SetLimits(ctx context.Context, id string, l backends.Limits) (backends.Limits, error) {
 	if err := b.enter(ctx, "SetLimits"); err != nil {
-		return err
+		return backends.Limits{}, err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	in, err := b.lookupLocked("limits", id)
 	if err != nil {
-		return err
+		return backends.Limits{}, err
 	}
 	if in.state != backends.StateRunning {
-		return fmt.Errorf("memory: limits of %s: %w", id, backends.ErrNotRunning)
+		return backends.Limits{}, fmt.Errorf("memory: limits of %s: %w", id, backends.ErrNotRunning)
 	}
 	if l.Memory > 0 {
 		in.limits.Memory = l.Memory
@@ -31,7 +31,7 @@ func (b *Backend) SetLimits(ctx context.Context, id string, l backends.Limits) e
 	if l.Pids > 0 {
 		in.limits.Pids = l.Pids
 	}
-	return nil
+	return in.limits, nil
 }
 
 // Usage implements backends.Limiter: the running commands, pid 1 among
