@@ -52,6 +52,9 @@ type InitializationOptions struct {
 	// workspaces (VS Code's workspace trust, berth --trust); berth
 	// records it and asks nothing.
 	Trust bool `json:"trust,omitempty"`
+	// Limits bound the client's instances; each field set wins over
+	// customizations.berth.limits. Its workspace is unused.
+	Limits *LimitsParams `json:"limits,omitempty"`
 }
 
 // InitializeResult answers initialize.
@@ -87,6 +90,14 @@ type BerthCapabilities struct {
 // WorkspaceParams names a workspace; empty means the client's default.
 type WorkspaceParams struct {
 	Workspace string `json:"workspace,omitempty"`
+}
+
+// StatusParams are berth/status's params.
+type StatusParams struct {
+	Workspace string `json:"workspace,omitempty"`
+	// Usage asks for the instance's usage, which takes a second or two to
+	// measure.
+	Usage bool `json:"usage,omitempty"`
 }
 
 // UpParams are berth/up's params.
@@ -125,6 +136,8 @@ type Instance struct {
 	// Compose is set when the instance is the dev service of a Docker
 	// Compose project.
 	Compose *ComposeInfo `json:"compose,omitempty"`
+	// Usage is set by berth/status {usage: true} on a running instance.
+	Usage *Usage `json:"usage,omitempty"`
 
 	// berth/up only.
 	// Warnings name what berth leaves out of the configuration, and where

@@ -147,6 +147,7 @@ type Client struct {
 	nextTunnel int
 	closed     bool
 	configPath string              // explicit configuration file, "" to discover
+	limits     backends.Limits     // initializationOptions.limits
 	secrets    map[string]string   // given to every process but berth's own probes
 	editor     bool                // an editor session: counts for shutdownAction
 	attached   map[*Workspace]bool // workspaces this session is attached to

@@ -49,7 +49,7 @@ func (c *Client) Workspace(ws string) *Workspace {
 // output streamed to this client, and an editor session counts as
 // attached from then on.
 func (c *Client) ensure(ctx context.Context, w *Workspace, image string) (Ready, error) {
-	r, err := w.Ensure(ctx, EnsureOptions{Image: image, Config: c.ConfigPath(), Hooks: c.hookRunner(), Background: c.backgroundHooks(), Authorize: c.authorize})
+	r, err := w.Ensure(ctx, EnsureOptions{Image: image, Config: c.ConfigPath(), Hooks: c.hookRunner(), Background: c.backgroundHooks(), Authorize: c.authorize, Limits: c.Limits()})
 	if err != nil {
 		return Ready{}, err
 	}
@@ -111,7 +111,7 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 	}
 	w := c.Workspace(opts.Workspace)
 	blog := &buildLog{c: c}
-	r, err := w.Ensure(ctx, EnsureOptions{Image: opts.Image, Config: opts.Config, Recreate: opts.Recreate, Fresh: true, WaitAll: true, BuildLog: blog, Hooks: c.hookRunner(), Authorize: c.authorize})
+	r, err := w.Ensure(ctx, EnsureOptions{Image: opts.Image, Config: opts.Config, Recreate: opts.Recreate, Fresh: true, WaitAll: true, BuildLog: blog, Hooks: c.hookRunner(), Authorize: c.authorize, Limits: c.Limits()})
 	blog.finish(err)
 	if err != nil {
 		return UpResult{}, err

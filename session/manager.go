@@ -386,6 +386,9 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 	for _, mt := range append(slices.Clip(cfg.Mounts), cfg.Run.Mounts...) {
 		spec.Mounts = append(spec.Mounts, backends.Mount{Host: mt.Source, Container: mt.Target, Type: mt.Type, ReadOnly: mt.ReadOnly})
 	}
+	if l := cfg.Berth.Limits; l != nil {
+		spec.Limits = backends.Limits{Memory: l.Memory, CPUs: l.CPUs, Pids: l.Pids}
+	}
 	if err := engineSpec(&spec, cfg); err != nil {
 		return backends.Spec{}, err
 	}

@@ -93,6 +93,9 @@ type EnsureOptions struct {
 	// Authorize lets the configuration act (create, start, run hooks),
 	// or says why not; nil lets it. Clients pass their trust check.
 	Authorize func(ctx context.Context, ws string, cfg *devcontainer.Config) error
+	// Limits are the client's (initializationOptions.limits); each field
+	// set wins over the configuration's.
+	Limits backends.Limits
 }
 
 // Deadlines of engine calls. Metadata calls answer quickly or the engine
@@ -282,9 +285,17 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 	if plan.image != "" {
 		spec.Image = plan.image
 	}
+	spec.Limits = overLimits(spec.Limits, opts.Limits)
 	inst, created, err := w.m.backend.Ensure(ctx, spec)
 	if err != nil {
 		return Instance{}, w.m.engineErr(ctx, "ensure", err)
+	}
+	if !created && !spec.Limits.IsZero() {
+		// Limits stay out of the config hash: a changed one is applied
+		// to the container there is.
+		if err := w.applyLimits(ctx, inst, spec.Limits); err != nil {
+			warnings = append(warnings, fmt.Sprintf("limits not applied: %v", err))
+		}
 	}
 	out := Instance{
 		Instance: inst, Backend: w.m.backend.Name(), Created: created,

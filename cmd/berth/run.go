@@ -154,7 +154,7 @@ configuration in its config directory (berth/trust.json).`,
 	_ = root.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 
 	root.AddCommand(
-		connectCmd(), upCmd(&g), execCmd(&g), lspCmd(&g), shellCmd(&g), forwardCmd(&g), statusCmd(&g), lsCmd(&g), downCmd(&g), pathCmd(&g), configCmd(&g),
+		connectCmd(), upCmd(&g), execCmd(&g), lspCmd(&g), shellCmd(&g), forwardCmd(&g), statusCmd(&g), limitsCmd(&g), lsCmd(&g), downCmd(&g), pathCmd(&g), configCmd(&g),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print berth's version",
