@@ -209,6 +209,23 @@ type Limiter interface {
 	Usage(ctx context.Context, id string) (Usage, error)
 }
 
+// OOMMark is where an instance's record of OOM kills stood at a moment,
+// in whichever of its fields the backend uses.
+type OOMMark struct {
+	At    time.Time
+	Kills int64
+}
+
+// OOMReporter is implemented by backends that can tell whether the kernel
+// killed a process in an instance for its memory limit: a process that
+// died of SIGKILL after Mark, when Since then reports a kill. Mark is
+// cheap and may be taken before every process; Since may wait a moment
+// for the engine to hear of a kill.
+type OOMReporter interface {
+	OOMMark(ctx context.Context, id string) (OOMMark, error)
+	OOMSince(ctx context.Context, id string, mark OOMMark) (bool, error)
+}
+
 // PortPublish publishes a container port on the engine's host.
 type PortPublish struct {
 	HostIP        string // "" for every address
@@ -292,6 +309,10 @@ type ExecSpec struct {
 type ExitStatus struct {
 	Code   int    // exit code; 128+n when killed by signal n
 	Signal string // signal name when the code says the process was signalled
+	// OOM says the kernel killed the process for the instance's memory
+	// limit. Backends leave it false; the session finds it out with an
+	// OOMReporter.
+	OOM bool
 }
 
 // Process is a running exec.

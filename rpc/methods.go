@@ -454,7 +454,7 @@ func run(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	return RunResult{
-		Code: res.Status.Code, Signal: res.Status.Signal, Stdout: res.Stdout, Stderr: res.Stderr,
+		Code: res.Status.Code, Signal: res.Status.Signal, OOM: res.Status.OOM, Stdout: res.Stdout, Stderr: res.Stderr,
 		TimedOut: res.TimedOut, Truncated: res.Truncated,
 	}, nil
 }

@@ -304,7 +304,14 @@ type RunResult struct {
 	Signal    string `json:"signal,omitempty"`
 	TimedOut  bool   `json:"timedOut,omitempty"`
 	Truncated bool   `json:"truncated,omitempty"`
+	// OOM says the kernel killed the process for the container's memory
+	// limit.
+	OOM bool `json:"oom,omitempty"`
 }
+
+// ReasonOOM is berth/exit's reason for a process the kernel killed for the
+// container's memory limit.
+const ReasonOOM = "out of memory (OOM): killed by the kernel for the container's memory limit"
 
 // OutputParams is the berth/output notification.
 type OutputParams struct {

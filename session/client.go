@@ -257,6 +257,7 @@ func (c *Client) startOn(ctx context.Context, w *Workspace, r Ready, id string, 
 	}
 
 	p.startedAt = time.Now()
+	oom := w.m.oomMark(ctx, r.ID)
 	proc, err := w.exec(ctx, r, spec, tty)
 	if err != nil {
 		return nil, err
@@ -292,6 +293,8 @@ func (c *Client) startOn(ctx context.Context, w *Workspace, r Ready, id string, 
 		stderr.Flush()
 		if err != nil {
 			st = backends.ExitStatus{Code: -1}
+		} else {
+			st.OOM = w.m.oomKilled(c.ctx, r.ID, st, oom)
 		}
 		p.mu.Lock()
 		p.exited, p.status, p.finishedAt = true, st, time.Now()

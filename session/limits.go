@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/berthdev/berth/backends"
 )
@@ -109,4 +110,41 @@ func (w *Workspace) Usage(ctx context.Context, inst backends.Instance) (backends
 		return backends.Usage{}, w.m.engineErr(ctx, "usage", err)
 	}
 	return u, nil
+}
+
+// oomCheck is how long berth asks the engine whether a killed process
+// was killed for the memory limit.
+const oomCheck = 5 * time.Second
+
+// oomMark marks where the instance's OOM kills stand before a process
+// starts; nil when the backend can't tell.
+func (m *Manager) oomMark(ctx context.Context, id string) *backends.OOMMark {
+	r, ok := m.backend.(backends.OOMReporter)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, oomCheck)
+	defer cancel()
+	mark, err := r.OOMMark(ctx, id)
+	if err != nil {
+		m.log.Debug("no OOM mark", "instance", id, "err", err)
+		return nil
+	}
+	return &mark
+}
+
+// oomKilled says whether a process that ended with st was killed by the
+// kernel for the instance's memory limit: it died of SIGKILL, and the
+// instance's OOM kills grew since mark.
+func (m *Manager) oomKilled(ctx context.Context, id string, st backends.ExitStatus, mark *backends.OOMMark) bool {
+	if mark == nil || st.Code != 128+9 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, oomCheck)
+	defer cancel()
+	oom, err := m.backend.(backends.OOMReporter).OOMSince(ctx, id, *mark)
+	if err != nil {
+		m.log.Debug("no OOM answer", "instance", id, "err", err)
+	}
+	return oom
 }

@@ -3,8 +3,14 @@ package docker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
 
 	"github.com/docker/docker/api/types/container"
 
@@ -122,4 +128,60 @@ func cpuPercent(st container.StatsResponse) float64 {
 		return 0
 	}
 	return cpu / sys * n * 100
+}
+
+var _ backends.OOMReporter = (*Backend)(nil)
+
+// OOMMark implements backends.OOMReporter: docker reports each OOM kill
+// in a container as an "oom" event, so a mark is a time.
+func (b *Backend) OOMMark(ctx context.Context, id string) (backends.OOMMark, error) {
+	return backends.OOMMark{At: time.Now()}, nil
+}
+
+// oomWait is how long OOMSince waits for the daemon's oom event, which
+// may trail the process's exit.
+const oomWait = 500 * time.Millisecond
+
+// OOMSince implements backends.OOMReporter with the daemon's events since
+// the mark (a second early, for clocks). The daemon keeps only its latest
+// events, which is enough right after a process died.
+func (b *Backend) OOMSince(ctx context.Context, id string, mark backends.OOMMark) (bool, error) {
+	deadline := time.Now().Add(oomWait)
+	for {
+		n, err := b.oomEvents(ctx, id, mark.At.Add(-time.Second))
+		if err != nil || n > 0 || time.Now().After(deadline) {
+			return n > 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// eventTime is a time as the events API takes it: seconds.nanoseconds.
+func eventTime(t time.Time) string { return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond()) }
+
+func (b *Backend) oomEvents(ctx context.Context, id string, since time.Time) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	f := filters.NewArgs(filters.Arg("container", id), filters.Arg("event", "oom"), filters.Arg("type", "container"))
+	msgs, errs := b.cli.Events(ctx, events.ListOptions{
+		Since:   eventTime(since),
+		Until:   eventTime(time.Now()),
+		Filters: f,
+	})
+	n := 0
+	for {
+		select {
+		case <-msgs:
+			n++
+		case err := <-errs:
+			if err == nil || errors.Is(err, io.EOF) {
+				return n, nil
+			}
+			return n, b.mapErr("events of "+id, err, backends.ErrNotFound)
+		}
+	}
 }

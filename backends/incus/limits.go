@@ -4,7 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/berthdev/berth/backends"
@@ -112,4 +116,96 @@ func (b *Backend) Usage(ctx context.Context, id string) (backends.Usage, error) 
 		u.CPUPercent = float64(d) / float64(time.Since(start).Nanoseconds()) * 100
 	}
 	return u, nil
+}
+
+var _ backends.OOMReporter = (*Backend)(nil)
+
+// cgroupRoot is where the host mounts its cgroup hierarchies.
+const cgroupRoot = "/sys/fs/cgroup"
+
+// OOMMark implements backends.OOMReporter with the oom_kill counter of
+// the instance's memory cgroup, which a local berth reads on the host
+// (Incus has no OOM event). A remote engine is ErrNotSupported.
+func (b *Backend) OOMMark(ctx context.Context, id string) (backends.OOMMark, error) {
+	n, err := b.oomKills(ctx, id)
+	return backends.OOMMark{Kills: n}, err
+}
+
+// OOMSince implements backends.OOMReporter.
+func (b *Backend) OOMSince(ctx context.Context, id string, mark backends.OOMMark) (bool, error) {
+	n, err := b.oomKills(ctx, id)
+	return n > mark.Kills, err
+}
+
+func (b *Backend) oomKills(ctx context.Context, id string) (int64, error) {
+	if b.remote {
+		return 0, fmt.Errorf("incus: OOM kills: daemon is remote: %w", backends.ErrNotSupported)
+	}
+	name, _ := parseID(id)
+	st, err := b.c.InstanceState(ctx, name)
+	if err != nil {
+		return 0, b.mapErr("state of "+name, err, backends.ErrNotFound)
+	}
+	if st.Pid <= 0 {
+		return 0, fmt.Errorf("incus: %s: %w", name, backends.ErrNotRunning)
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", st.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("incus: cgroup of %s: %w", name, backends.ErrNotSupported)
+	}
+	file, ok := oomFile(string(data))
+	if !ok {
+		return 0, fmt.Errorf("incus: %s has no memory cgroup: %w", name, backends.ErrNotSupported)
+	}
+	data, err = os.ReadFile(file)
+	if err != nil {
+		return 0, fmt.Errorf("incus: OOM kills of %s: %w", name, err)
+	}
+	return oomKillCount(string(data)), nil
+}
+
+// oomFile finds, in a /proc/PID/cgroup, the file that counts OOM kills
+// of the container's memory cgroup: memory.oom_control of cgroup v1's
+// memory hierarchy, else memory.events of the v2 one. The container's own
+// cgroup is its first component below the root (lxc.payload.NAME); its
+// init may sit deeper.
+func oomFile(procCgroup string) (string, bool) {
+	top := func(p string) string {
+		p = strings.TrimPrefix(p, "/")
+		first, _, _ := strings.Cut(p, "/")
+		return first
+	}
+	var v2 string
+	for line := range strings.Lines(procCgroup) {
+		parts := strings.SplitN(strings.TrimSpace(line), ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		switch {
+		case slices.Contains(strings.Split(parts[1], ","), "memory"):
+			if t := top(parts[2]); t != "" {
+				return filepath.Join(cgroupRoot, "memory", t, "memory.oom_control"), true
+			}
+		case parts[0] == "0" && parts[1] == "":
+			v2 = top(parts[2])
+		}
+	}
+	if v2 != "" {
+		if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
+			return filepath.Join(cgroupRoot, v2, "memory.events"), true
+		}
+	}
+	return "", false
+}
+
+// oomKillCount reads the oom_kill line of memory.oom_control or
+// memory.events.
+func oomKillCount(s string) int64 {
+	for line := range strings.Lines(s) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "oom_kill "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
