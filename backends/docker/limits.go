@@ -143,12 +143,14 @@ func (b *Backend) OOMMark(ctx context.Context, id string) (backends.OOMMark, err
 const oomWait = 500 * time.Millisecond
 
 // OOMSince implements backends.OOMReporter with the daemon's events since
-// the mark (a second early, for clocks). The daemon keeps only its latest
-// events, which is enough right after a process died.
+// the mark. The daemon keeps only its latest events, which is enough
+// right after a process died. The mark is berth's clock and the events
+// the daemon's: a remote daemon's clock must be close to berth's, or a
+// kill just before the mark may count.
 func (b *Backend) OOMSince(ctx context.Context, id string, mark backends.OOMMark) (bool, error) {
 	deadline := time.Now().Add(oomWait)
 	for {
-		n, err := b.oomEvents(ctx, id, mark.At.Add(-time.Second))
+		n, err := b.oomEvents(ctx, id, mark.At)
 		if err != nil || n > 0 || time.Now().After(deadline) {
 			return n > 0, err
 		}

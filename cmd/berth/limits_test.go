@@ -1,0 +1,59 @@
+package main_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/berthdev/berth/rpc"
+)
+
+// Limits from devcontainer.json apply on create, berth/limits changes
+// them on the running container, berth/status reports usage against
+// them, and a process killed for the memory limit exits with reason OOM
+// while another SIGKILL doesn't.
+func TestLimitsEndToEnd(t *testing.T) { eachBackend(t, testLimitsEndToEnd) }
+
+func testLimitsEndToEnd(t *testing.T, e engine) {
+	ws := workspace(t, e.b)
+	writeConfig(t, ws, `{"image": "`+e.image+`", "customizations": {"berth": {"limits": {"memory": "256m", "cpus": 1, "pids": 200}}}}`)
+	b := startBerth(t, e)
+	b.initialize(ws, &rpc.InitializationOptions{Limits: &rpc.LimitsParams{Memory: json.RawMessage(`"96m"`)}})
+	var up rpc.Instance
+	b.mustCall("berth/up", rpc.UpParams{}, &up)
+
+	var st rpc.Instance
+	b.mustCall("berth/status", rpc.StatusParams{Usage: true}, &st)
+	if st.Usage == nil {
+		t.Fatal("berth/status {usage: true} has no usage")
+	}
+	if want := (rpc.Limits{Memory: 96 << 20, CPUs: 1, Pids: 200}); st.Usage.Limits != want {
+		t.Errorf("limits on create = %+v, want %+v (the client's memory over the config's)", st.Usage.Limits, want)
+	}
+	if st.Usage.Memory <= 0 || st.Usage.Processes < 1 {
+		t.Errorf("usage = %+v, want memory and processes in use", st.Usage)
+	}
+
+	var got rpc.Limits
+	b.mustCall("berth/limits", map[string]any{"memory": "64m", "cpus": 0.5}, &got)
+	if want := (rpc.Limits{Memory: 64 << 20, CPUs: 0.5, Pids: 200}); got != want {
+		t.Errorf("berth/limits = %+v, want %+v", got, want)
+	}
+	st = rpc.Instance{}
+	b.mustCall("berth/status", rpc.StatusParams{Usage: true}, &st)
+	if st.ID != up.ID || st.State != "running" || st.Usage == nil || st.Usage.Limits != got {
+		t.Errorf("after berth/limits: status %s %s usage %+v; want %s still running under %+v", st.ID, st.State, st.Usage, up.ID, got)
+	}
+
+	// dd's block is its buffer: 200 MiB of it under a 64 MiB limit.
+	var res rpc.ExecResult
+	b.mustCall("berth/exec", rpc.ExecParams{Argv: []string{"dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"}}, &res)
+	ex, _ := b.waitExit(res.PID)
+	if ex.Code != 137 || !strings.Contains(ex.Reason, "OOM") {
+		t.Errorf("dd past the memory limit: exit %+v, want code 137 and a reason saying OOM", ex)
+	}
+	b.mustCall("berth/exec", rpc.ExecParams{Argv: []string{"sh", "-c", "kill -9 $$"}}, &res)
+	if ex, _ := b.waitExit(res.PID); ex.Code != 137 || ex.Reason != "" {
+		t.Errorf("kill -9: exit %+v, want code 137 and no reason", ex)
+	}
+}
