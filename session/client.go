@@ -278,6 +278,7 @@ func (c *Client) startOn(ctx context.Context, w *Workspace, r Ready, id string, 
 	}
 	c.wg.Add(2)
 	c.mu.Unlock()
+	w.processStarted()
 	c.log.Debug("process started", "pid", id, "argv", opts.Argv, "workspace", opts.Workspace)
 	out.started() // output limits apply from here: the backend's start may need its output to flow
 
@@ -302,6 +303,7 @@ func (c *Client) startOn(ctx context.Context, w *Workspace, r Ready, id string, 
 		c.prune()
 		out.exit(func() { exit(st, err) })
 		c.log.Debug("process exited", "pid", id, "code", st.Code, "signal", st.Signal)
+		w.processEnded(c.ctx, r)
 	}()
 	return p, nil
 }

@@ -236,6 +236,10 @@ func (w *Workspace) detach(ctx context.Context) {
 	if !last {
 		return
 	}
+	if cfg != nil && cfg.EffectiveLifetime() == devcontainer.LifetimeCommand {
+		w.stopIdle(ctx, r)
+		return
+	}
 	id := ""
 	if r != nil {
 		id = r.ID

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/berthdev/berth/agent"
+	"github.com/berthdev/berth/devcontainer"
 	"github.com/berthdev/berth/backends"
 )
 
@@ -147,7 +148,9 @@ func (w *Workspace) publish(ctx context.Context) {
 		return
 	}
 	cfg := r.Config
-	if cfg == nil || r.Stale || r.synthetic || cfg.Hash == "" {
+	if cfg == nil || r.Stale || r.synthetic || cfg.Hash == "" || cfg.EffectiveLifetime() == devcontainer.LifetimeCommand {
+		// The command lifetime stops the container after the last
+		// process of a full-path berth: a direct path's would go uncounted.
 		return
 	}
 	dir := w.m.fastDirOf(r.Instance.Instance)

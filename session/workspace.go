@@ -44,6 +44,7 @@ type Workspace struct {
 	netns     *string                      // the instance's netns path, once looked up
 	clients   map[*Client]bool             // clients that used the workspace: they hear of changes
 	editors   int                          // editor sessions of this process attached
+	running   int                          // clients' processes of this berth process running in the instance
 	ownStopAt time.Time                    // when berth itself last stopped or removed it
 	lastState string                       // last state reported to clients
 	published string                       // the agent socket and config hash of the profile last written
