@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/berthdev/berth/backends"
 
 	"github.com/berthdev/berth/rpc"
 )
@@ -55,5 +58,38 @@ func testLimitsEndToEnd(t *testing.T, e engine) {
 	b.mustCall("berth/exec", rpc.ExecParams{Argv: []string{"sh", "-c", "kill -9 $$"}}, &res)
 	if ex, _ := b.waitExit(res.PID); ex.Code != 137 || ex.Reason != "" {
 		t.Errorf("kill -9: exit %+v, want code 137 and no reason", ex)
+	}
+}
+
+// lifetime "command": `berth exec` from a shell starts the container and
+// leaves it stopped; an editor session keeps it up after its process
+// exited, and its leaving stops it.
+func TestLifetimeCommand(t *testing.T) { eachBackend(t, testLifetimeCommand) }
+
+func testLifetimeCommand(t *testing.T, e engine) {
+	ws := workspace(t, e.b)
+	writeConfig(t, ws, `{"image": "`+e.image+`", "shutdownAction": "none", "customizations": {"berth": {"lifetime": "command"}}}`)
+	out, errOut, code := cli(t, e, ws, "exec", "--", "echo", "hello")
+	if code != 0 || out != "hello\n" {
+		t.Fatalf("berth exec: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if got, err := find(t, e, ws); err != nil || got.State != backends.StateStopped {
+		t.Fatalf("after berth exec: state %q, %v; want stopped (lifetime command)", got.State, err)
+	}
+
+	b := startBerth(t, e)
+	b.initialize(ws, nil)
+	var res rpc.ExecResult
+	b.mustCall("berth/exec", rpc.ExecParams{Argv: []string{"true"}}, &res)
+	b.waitExit(res.PID)
+	time.Sleep(3 * time.Second) // past the idle grace
+	if got, err := find(t, e, ws); err != nil || got.State != backends.StateRunning {
+		t.Errorf("with an editor session attached: state %q, %v; want running", got.State, err)
+	}
+	start := time.Now()
+	b.stdin.Close()
+	b.exited(t, start, 30*time.Second, "stdin EOF of the editor session")
+	if got, err := find(t, e, ws); err != nil || got.State != backends.StateStopped {
+		t.Errorf("after the editor session left: state %q, %v; want stopped (lifetime command, even with shutdownAction none)", got.State, err)
 	}
 }
