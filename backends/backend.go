@@ -106,6 +106,10 @@ type Spec struct {
 	// KeepCommand runs the image's own entrypoint and command as the main
 	// process (overrideCommand: false) instead of Init or the keep-alive.
 	KeepCommand bool
+	// Command, with KeepCommand, replaces the image's entrypoint and
+	// command as the main process (a service's command). Backends that
+	// can't name it in Unsupported.
+	Command     []string
 	User        string        // the main process's user, with KeepCommand
 	Devices     []string      // host devices, docker's HOST[:CONTAINER[:PERMS]]
 	GPUs        string        // "all", a count, or "device=ID,..."; "" for none
@@ -276,11 +280,22 @@ type Instance struct {
 	Mounts    []Mount
 	Labels    map[string]string
 	Created   time.Time
+	// Health is the engine's own health check's verdict (a Docker
+	// HEALTHCHECK): HealthStarting, HealthHealthy or HealthUnhealthy; ""
+	// when the image has none or the backend can't tell.
+	Health string
 	// Started is when the instance last started; zero when it is stopped
 	// or the backend can't tell. It tells one start from the next, so
 	// postStart hooks run once per start.
 	Started time.Time
 }
+
+// Health verdicts, of an engine's health check or berth's own.
+const (
+	HealthStarting  = "starting"
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+)
 
 // ExecSpec describes one process to run in an instance.
 type ExecSpec struct {
@@ -358,6 +373,8 @@ type ImageInfo struct {
 	ID     string            // the engine's id (digest or fingerprint)
 	User   string            // the image's default user; "" for root
 	Labels map[string]string // Docker labels, or Incus image properties
+	// Ports are the TCP ports the image EXPOSEs, sorted.
+	Ports []int
 }
 
 // ImageInspector is implemented by backends that can read an image's

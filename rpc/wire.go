@@ -136,6 +136,11 @@ type Instance struct {
 	// Compose is set when the instance is the dev service of a Docker
 	// Compose project.
 	Compose *ComposeInfo `json:"compose,omitempty"`
+	// Health is a service's health (berth's own check), or the engine's
+	// own health check's (a Docker HEALTHCHECK): starting, healthy or
+	// unhealthy; omitted when there is none.
+	Health      string `json:"health,omitempty"`
+	HealthError string `json:"healthError,omitempty"` // why a service is unhealthy
 	// Usage is set by berth/status {usage: true} on a running instance.
 	Usage *Usage `json:"usage,omitempty"`
 
@@ -201,7 +206,7 @@ func (c *conn) toInstance(in session.Instance) Instance {
 		Workspace: in.Workspace, Backend: in.Backend, ID: in.ID, Name: in.Name,
 		Image: in.Image, State: in.State, Workdir: in.Workdir, Mounts: mounts,
 		Created: in.Created, Stale: in.Stale, HookError: c.s.mask(in.HookError),
-		Agent: toAgentStatus(in.Agent),
+		Agent: toAgentStatus(in.Agent), Health: in.Health, HealthError: in.HealthError,
 	}
 	if in.Config != nil {
 		out.ConfigSource, out.ConfigFile = string(in.Config.Source), in.Config.File

@@ -143,6 +143,15 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 		return res, nil
 	}
 	c.watchConfig(opts.Workspace, cfg)
+	servicePort := 0
+	if cfg.Berth.Service != nil {
+		// Every up waits for the service; the container stays up when
+		// it never gets healthy, for the user to look into.
+		if servicePort, err = w.waitHealthy(ctx, r); err != nil {
+			return UpResult{}, err
+		}
+		res.Instance.Instance.Health = backends.HealthHealthy
+	}
 	if !c.firstUp(w) {
 		return res, nil
 	}
@@ -176,6 +185,17 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 			continue
 		}
 		res.Forwarded = append(res.Forwarded, t)
+	}
+	if servicePort > 0 {
+		t, err := c.Forward(ctx, opts.Workspace, opts.Image, "127.0.0.1", servicePort, servicePort)
+		if err != nil {
+			t, err = c.Forward(ctx, opts.Workspace, opts.Image, "127.0.0.1", servicePort, 0)
+		}
+		if err != nil {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("service port %d not forwarded: %v", servicePort, err))
+		} else {
+			res.Forwarded = append(res.Forwarded, t)
+		}
 	}
 	return res, nil
 }

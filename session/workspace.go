@@ -388,6 +388,10 @@ func (w *Workspace) Status(ctx context.Context, explicit, image string) (*Instan
 		out.Config = cfg
 		out.Stale = cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash
 	}
+	if r, ok := w.current(); ok && r.ID == inst.ID && inst.State == backends.StateRunning && r.Config != nil && r.Config.Berth.Service != nil {
+		// berth's own check, through the agent this berth runs there.
+		out.Health, out.HealthError = w.healthNow(ctx, r)
+	}
 	if inst.State == backends.StateRunning && inst.Labels[LabelHooks] == "true" {
 		if st, err := w.readState(ctx, inst.ID); err == nil && st.Create == createFailed {
 			out.HookError = st.Error

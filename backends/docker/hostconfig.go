@@ -138,7 +138,9 @@ func mainProcess(spec backends.Spec, imgEntry, imgCmd []string) (entry, cmd []st
 	if len(spec.Init) > 0 {
 		main = spec.Init
 	}
-	if spec.KeepCommand {
+	if spec.KeepCommand && len(spec.Command) > 0 {
+		main = spec.Command
+	} else if spec.KeepCommand {
 		main = append(append([]string(nil), imgEntry...), imgCmd...)
 		if len(spec.Entrypoint) == 0 {
 			return nil, nil // the image's own, untouched
