@@ -2,6 +2,9 @@ package main_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +94,57 @@ func testLifetimeCommand(t *testing.T, e engine) {
 	b.exited(t, start, 30*time.Second, "stdin EOF of the editor session")
 	if got, err := find(t, e, ws); err != nil || got.State != backends.StateStopped {
 		t.Errorf("after the editor session left: state %q, %v; want stopped (lifetime command, even with shutdownAction none)", got.State, err)
+	}
+}
+
+// serviceConfig is a busybox httpd service on port 8080 whose health
+// check asks for path.
+func serviceConfig(e engine, path string) string {
+	return `{"image": "` + e.image + `", "customizations": {"berth": {"service": {
+	"command": "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www",
+	"port": 8080, "health": "` + path + `"}}}}`
+}
+
+// lifetime "service": the configuration's command is the container's main
+// process; up waits until its health check passes through the agent,
+// reports health and forwards the port; a check that never passes ends
+// up with -32040 after the timeout and leaves the container running.
+// Incus boots the image's init, not a command, so Docker only.
+func TestLifetimeService(t *testing.T) {
+	e := needBackend(t, "docker")
+	ws := workspace(t, e.b)
+	writeConfig(t, ws, serviceConfig(e, "/"))
+	b := startBerth(t, e)
+	b.initialize(ws, nil)
+	var up rpc.Instance
+	b.mustCall("berth/up", rpc.UpParams{}, &up)
+	if up.Health != "healthy" || len(up.Forwarded) != 1 {
+		t.Fatalf("up: health %q, forwarded %+v; want healthy and the service port forwarded", up.Health, up.Forwarded)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", up.Forwarded[0].HostPort))
+	if err != nil {
+		t.Fatalf("the forwarded service port: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "ok\n" {
+		t.Errorf("the forwarded service answered %q, want ok", body)
+	}
+	var st rpc.Instance
+	b.mustCall("berth/status", nil, &st)
+	if st.Health != "healthy" {
+		t.Errorf("status health %q (%s), want healthy", st.Health, st.HealthError)
+	}
+
+	ws2 := workspace(t, e.b)
+	writeConfig(t, ws2, serviceConfig(e, "/missing"))
+	b2 := startBerth(t, e, "--health-timeout", "3s")
+	b2.initialize(ws2, nil)
+	err = b2.call("berth/up", rpc.UpParams{}, nil)
+	if code(err) != rpc.CodeUnhealthy || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), "left running") {
+		t.Errorf("up with a failing health check: %v; want -32040 saying 404 and that the container is left running", err)
+	}
+	if got, err := find(t, e, ws2); err != nil || got.State != backends.StateRunning {
+		t.Errorf("after a failed health check: state %q, %v; want running, for inspection", got.State, err)
 	}
 }
