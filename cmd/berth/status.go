@@ -80,6 +80,13 @@ func printStatus(w io.Writer, ws string, inst *rpc.Instance, caps rpc.BerthCapab
 	if inst.HookError != "" {
 		line("hooks", "failed: %s", inst.HookError)
 	}
+	if inst.Health != "" {
+		if inst.HealthError != "" {
+			line("health", "%s: %s", inst.Health, inst.HealthError)
+		} else {
+			line("health", "%s", inst.Health)
+		}
+	}
 	if u := inst.Usage; u != nil {
 		l := u.Limits
 		line("memory", "%s of %s", units.BytesSize(float64(u.Memory)), orUnlimited(l.Memory > 0, units.BytesSize(float64(l.Memory))))
