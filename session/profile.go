@@ -13,8 +13,8 @@ import (
 	"syscall"
 
 	"github.com/berthdev/berth/agent"
-	"github.com/berthdev/berth/devcontainer"
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/devcontainer"
 )
 
 // A Profile is what `berth exec` and `berth up` from a shell need to reach
