@@ -106,19 +106,19 @@ type Spec struct {
 	// KeepCommand runs the image's own entrypoint and command as the main
 	// process (overrideCommand: false) instead of Init or the keep-alive.
 	KeepCommand bool
+	User        string        // the main process's user, with KeepCommand
+	Devices     []string      // host devices, docker's HOST[:CONTAINER[:PERMS]]
+	GPUs        string        // "all", a count, or "device=ID,..."; "" for none
+	ExtraHosts  []string      // HOST:IP entries for /etc/hosts
+	Network     string        // the network to join; "" for the engine's default
+	ShmSize     int64         // bytes of /dev/shm; 0 for the engine's default
+	Ulimits     []Ulimit      // resource limits of the main process
+	Hostname    string        // "" for the engine's default
+	Publish     []PortPublish // ports published on the engine's host (appPort)
 	// Command, with KeepCommand, replaces the image's entrypoint and
 	// command as the main process (a service's command). Backends that
-	// can't name it in Unsupported.
-	Command    []string
-	User       string        // the main process's user, with KeepCommand
-	Devices    []string      // host devices, docker's HOST[:CONTAINER[:PERMS]]
-	GPUs       string        // "all", a count, or "device=ID,..."; "" for none
-	ExtraHosts []string      // HOST:IP entries for /etc/hosts
-	Network    string        // the network to join; "" for the engine's default
-	ShmSize    int64         // bytes of /dev/shm; 0 for the engine's default
-	Ulimits    []Ulimit      // resource limits of the main process
-	Hostname   string        // "" for the engine's default
-	Publish    []PortPublish // ports published on the engine's host (appPort)
+	// can't run it name it in Unsupported.
+	Command []string
 	// Limits bound the instance's memory, CPU and processes; a backend
 	// that can't apply them names them in Unsupported (Checker).
 	Limits Limits

@@ -257,7 +257,7 @@ func (c *Client) startOn(ctx context.Context, w *Workspace, r Ready, id string, 
 	}
 
 	p.startedAt = time.Now()
-	oom := w.m.oomMark(ctx, r.ID)
+	oom := w.oomMark(ctx, r.ID)
 	proc, err := w.exec(ctx, r, spec, tty)
 	if err != nil {
 		return nil, err

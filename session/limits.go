@@ -95,6 +95,9 @@ func (w *Workspace) SetLimits(ctx context.Context, l backends.Limits) (backends.
 	if err != nil {
 		return backends.Limits{}, w.m.engineErr(ctx, "limits", err)
 	}
+	w.mu.Lock()
+	w.memLimit = got.Memory > 0
+	w.mu.Unlock()
 	return got, nil
 }
 
@@ -117,10 +120,15 @@ func (w *Workspace) Usage(ctx context.Context, inst backends.Instance) (backends
 const oomCheck = 5 * time.Second
 
 // oomMark marks where the instance's OOM kills stand before a process
-// starts; nil when the backend can't tell.
-func (m *Manager) oomMark(ctx context.Context, id string) *backends.OOMMark {
+// starts; nil when the backend can't tell, or when berth knows of no
+// memory limit on the instance, which spares every exec the engine call.
+func (w *Workspace) oomMark(ctx context.Context, id string) *backends.OOMMark {
+	w.mu.Lock()
+	limited := w.memLimit
+	w.mu.Unlock()
+	m := w.m
 	r, ok := m.backend.(backends.OOMReporter)
-	if !ok {
+	if !ok || !limited {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, oomCheck)

@@ -45,6 +45,7 @@ type Workspace struct {
 	clients   map[*Client]bool             // clients that used the workspace: they hear of changes
 	editors   int                          // editor sessions of this process attached
 	running   int                          // clients' processes of this berth process running in the instance
+	memLimit  bool                         // the instance has a memory limit, as far as this berth knows: OOM kills are looked for
 	ownStopAt time.Time                    // when berth itself last stopped or removed it
 	lastState string                       // last state reported to clients
 	published string                       // the agent socket and config hash of the profile last written
@@ -290,6 +291,11 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 	inst, created, err := w.m.backend.Ensure(ctx, spec)
 	if err != nil {
 		return Instance{}, w.m.engineErr(ctx, "ensure", err)
+	}
+	if spec.Limits.Memory > 0 {
+		w.mu.Lock()
+		w.memLimit = true
+		w.mu.Unlock()
 	}
 	if !created && !spec.Limits.IsZero() {
 		// Limits stay out of the config hash: a changed one is applied
