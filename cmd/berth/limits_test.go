@@ -62,6 +62,14 @@ func testLimitsEndToEnd(t *testing.T, e engine) {
 	if ex, _ := b.waitExit(res.PID); ex.Code != 137 || ex.Reason != "" {
 		t.Errorf("kill -9: exit %+v, want code 137 and no reason", ex)
 	}
+
+	// The CLI: berth limits, and berth status showing use against them.
+	if out, errOut, code := cli(t, e, ws, "limits", "--pids", "300"); code != 0 || !strings.Contains(out, "pids    300") || !strings.Contains(out, "64MiB") {
+		t.Errorf("berth limits --pids 300: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if out, errOut, code := cli(t, e, ws, "status"); code != 0 || !strings.Contains(out, "of 64MiB") || !strings.Contains(out, "of 300") {
+		t.Errorf("berth status: code %d, stdout %q, stderr %q; want memory and processes against their limits", code, out, errOut)
+	}
 }
 
 // lifetime "command": `berth exec` from a shell starts the container and
