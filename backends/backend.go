@@ -115,6 +115,13 @@ type Spec struct {
 	Ulimits     []Ulimit      // resource limits of the main process
 	Hostname    string        // "" for the engine's default
 	Publish     []PortPublish // ports published on the engine's host (appPort)
+	// Command, with KeepCommand, replaces the image's entrypoint and
+	// command as the main process (a service's command). Backends that
+	// can't run it name it in Unsupported.
+	Command []string
+	// Limits bound the instance's memory, CPU and processes; a backend
+	// that can't apply them names them in Unsupported (Checker).
+	Limits Limits
 
 	// Init, when set, is the instance's main process in place of the
 	// backend's own keep-alive: it must stay up and exit promptly on
@@ -170,6 +177,59 @@ type Ulimit struct {
 	Soft, Hard int64
 }
 
+// Limits are an instance's resource limits. A zero field is no limit in a
+// Spec, and left as it is in Limiter.SetLimits.
+type Limits struct {
+	Memory int64   // bytes
+	CPUs   float64 // CPUs' worth of time, such as 1.5
+	Pids   int64   // processes
+}
+
+// IsZero reports whether l sets nothing.
+func (l Limits) IsZero() bool { return l == Limits{} }
+
+// Usage is what an instance uses now and the limits it runs under.
+type Usage struct {
+	// Memory is the bytes in use; page cache the kernel can drop is left
+	// out where the engine tells it apart, as docker stats does.
+	Memory int64
+	// CPUPercent is the CPU time used over the last second or so, as a
+	// percentage of one CPU: 150 is one and a half CPUs busy.
+	CPUPercent float64
+	Processes  int
+	// Limits are those in effect; a zero field is unlimited.
+	Limits Limits
+}
+
+// Limiter is implemented by backends that can change the limits of a
+// running instance without restarting it, and read its usage. Both need
+// a running instance (ErrNotRunning otherwise).
+type Limiter interface {
+	// SetLimits changes the non-zero fields of l and returns the limits
+	// now in effect.
+	SetLimits(ctx context.Context, id string, l Limits) (Limits, error)
+	// Usage may take a second or two: CPU use is measured over an
+	// interval.
+	Usage(ctx context.Context, id string) (Usage, error)
+}
+
+// OOMMark is where an instance's record of OOM kills stood at a moment,
+// in whichever of its fields the backend uses.
+type OOMMark struct {
+	At    time.Time
+	Kills int64
+}
+
+// OOMReporter is implemented by backends that can tell whether the kernel
+// killed a process in an instance for its memory limit: a process that
+// died of SIGKILL after Mark, when Since then reports a kill. Mark is
+// cheap and may be taken before every process; Since may wait a moment
+// for the engine to hear of a kill.
+type OOMReporter interface {
+	OOMMark(ctx context.Context, id string) (OOMMark, error)
+	OOMSince(ctx context.Context, id string, mark OOMMark) (bool, error)
+}
+
 // PortPublish publishes a container port on the engine's host.
 type PortPublish struct {
 	HostIP        string // "" for every address
@@ -220,11 +280,22 @@ type Instance struct {
 	Mounts    []Mount
 	Labels    map[string]string
 	Created   time.Time
+	// Health is the engine's own health check's verdict (a Docker
+	// HEALTHCHECK): HealthStarting, HealthHealthy or HealthUnhealthy; ""
+	// when the image has none or the backend can't tell.
+	Health string
 	// Started is when the instance last started; zero when it is stopped
 	// or the backend can't tell. It tells one start from the next, so
 	// postStart hooks run once per start.
 	Started time.Time
 }
+
+// Health verdicts, of an engine's health check or berth's own.
+const (
+	HealthStarting  = "starting"
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+)
 
 // ExecSpec describes one process to run in an instance.
 type ExecSpec struct {
@@ -253,6 +324,10 @@ type ExecSpec struct {
 type ExitStatus struct {
 	Code   int    // exit code; 128+n when killed by signal n
 	Signal string // signal name when the code says the process was signalled
+	// OOM says the kernel killed the process for the instance's memory
+	// limit. Backends leave it false; the session finds it out with an
+	// OOMReporter.
+	OOM bool
 }
 
 // Process is a running exec.
@@ -298,6 +373,8 @@ type ImageInfo struct {
 	ID     string            // the engine's id (digest or fingerprint)
 	User   string            // the image's default user; "" for root
 	Labels map[string]string // Docker labels, or Incus image properties
+	// Ports are the TCP ports the image EXPOSEs, sorted.
+	Ports []int
 }
 
 // ImageInspector is implemented by backends that can read an image's

@@ -274,6 +274,13 @@ type BerthSettings struct {
 	Lint    map[string]any
 	Debug   map[string]any
 	Agent   *bool // false disables the agent; nil means the default
+	// Limits are the instance's resource limits; nil sets none.
+	Limits *Limits `json:",omitzero"`
+	// Lifetime is "", LifetimeWorkspace, LifetimeCommand or
+	// LifetimeService (see EffectiveLifetime).
+	Lifetime string `json:",omitzero"`
+	// Service is set with LifetimeService, the default filled in.
+	Service *Service `json:",omitzero"`
 	// Unknown lists unknown keys under customizations.berth, in file order.
 	Unknown []string
 }

@@ -19,6 +19,8 @@ func computeHash(c *Config, inputs ...[]byte) string {
 	v.Hash = ""
 	v.Unknown = nil // ignored keys change nothing in the container
 	v.Berth.Unknown = nil
+	// A changed limit is applied to the running container, not by a new one.
+	v.Berth.Limits = nil
 	// encoding/json sorts map keys, so this is canonical. It cannot fail:
 	// every value is a string, bool, finite float64 or a container of them.
 	b, err := json.Marshal(v)

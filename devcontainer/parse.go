@@ -627,12 +627,27 @@ func (p *parser) customizations(n *node) error {
 			default:
 				err = p.wrongType(m.val, f, "a boolean")
 			}
+		case "limits":
+			s.Limits, err = p.limits(m.val, f)
+		case "lifetime":
+			s.Lifetime, err = p.enum(m.val, f, LifetimeWorkspace, LifetimeCommand, LifetimeService)
+		case "service":
+			s.Service, err = p.berthService(m.val, f)
 		default:
 			s.Unknown = append(s.Unknown, m.key)
 		}
 		if err != nil {
 			return err
 		}
+	}
+	switch {
+	case s.Service != nil && s.Lifetime == "":
+		// A service needs nothing more to say what it is.
+		s.Lifetime = LifetimeService
+	case s.Service != nil && s.Lifetime != LifetimeService:
+		return p.errorf(b.get("service"), field+".service", "a service needs lifetime \"service\", not %q", s.Lifetime)
+	case s.Service == nil && s.Lifetime == LifetimeService:
+		s.Service = &Service{Health: "/", Scheme: "http"}
 	}
 	return nil
 }

@@ -31,7 +31,7 @@ func TestProtocolDocCoversTheProtocol(t *testing.T) {
 		CodeNoSuchProcess, CodeNoWorkspace, CodeInstanceNotFound, CodeCommandNotFound, CodeProcessExited,
 		CodeForeignInstance, CodeNotSupported, CodeShuttingDown, CodeInstanceNotRunning, CodeNeedsAgent,
 		CodeNoSuchTunnel, CodeBindFailed, CodeAgentLost, CodeBadConfig, CodeBuildFailed,
-		CodeRequestFailed, CodeUnauthorized, CodeAmbiguousConfig,
+		CodeRequestFailed, CodeUnauthorized, CodeAmbiguousConfig, CodeUnhealthy,
 		CodeNoSuchPlugin, CodePluginFailed, CodePluginTimeout,
 	}
 	for _, c := range codes {

@@ -57,6 +57,7 @@ const (
 	CodeRefusedPath        = -32030 // a refused workspace or bind-mount source
 	CodeNotExecutable      = -32031 // the executable exists but cannot be run
 	CodeAmbiguousConfig    = -32032 // several named configurations and none chosen; data.candidates lists them
+	CodeUnhealthy          = -32033 // a service's health check did not pass in time; the container runs on
 	CodeNoSuchPlugin       = -32040 // the image declares no such plugin, or the plugin doesn't export the method
 	CodePluginFailed       = -32041 // the plugin failed: non-zero exit, non-JSON output, a crash or an error answer; data says which
 	CodePluginTimeout      = -32042 // the plugin didn't answer within timeoutMs and was killed
@@ -122,6 +123,7 @@ var sentinelCodes = []struct {
 	{backends.ErrComposeConfig, CodeBadConfig},
 	{backends.ErrCompose, CodeBuildFailed},
 	{session.ErrHookFailed, CodeHookFailed},
+	{session.ErrUnhealthy, CodeUnhealthy},
 	{session.ErrInitializeFailed, CodeHookFailed},
 	{plugins.ErrNoSuchPlugin, CodeNoSuchPlugin},
 	{plugins.ErrNotExported, CodeNoSuchPlugin},

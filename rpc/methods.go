@@ -25,6 +25,7 @@ var methods = map[string]method{
 	"shutdown":          {handle: shutdown, inline: true},
 	"berth/up":          {handle: up},
 	"berth/status":      {handle: status},
+	"berth/limits":      {handle: limitsMethod},
 	"berth/list":        {handle: list},
 	"berth/down":        {handle: down},
 	"berth/exec":        {handle: execMethod},
@@ -184,6 +185,13 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 	if err := secrets.Check(opts.Secrets); err != nil {
 		return nil, badParam("initializationOptions.secrets", "%v", err)
 	}
+	var limits backends.Limits
+	if opts.Limits != nil {
+		var err error
+		if limits, err = opts.Limits.limits("initializationOptions.limits."); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Backend == "" && ws != "" {
 		// The workspace may name its backend: customizations.berth.backend.
 		if cfg, err := devcontainer.Discover(ws, opts.Config, "", nil); err == nil && cfg.Berth.Backend != "" {
@@ -201,6 +209,7 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 	}
 	c.defaultWS, c.image, c.state = ws, opts.Image, stateInitialized
 	c.client.SetConfig(opts.Config)
+	c.client.SetLimits(limits)
 	c.client.SetSecrets(secrets.Merge(c.s.opts.Secrets, opts.Secrets))
 	c.unmask = c.s.opts.Masker.Add(opts.Secrets)
 	c.client.SetTrust(c.trustPolicy(opts.Trust, p.Capabilities))
@@ -272,7 +281,7 @@ func up(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 }
 
 func status(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
-	var p WorkspaceParams
+	var p StatusParams
 	if err := decode(raw, &p); err != nil {
 		return nil, err
 	}
@@ -285,7 +294,15 @@ func status(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	if err != nil || inst == nil {
 		return nil, err
 	}
-	return c.toInstance(*inst), nil
+	out := c.toInstance(*inst)
+	if p.Usage && inst.State == backends.StateRunning {
+		u, err := mgr.Workspace(ws).Usage(ctx, inst.Instance)
+		if err != nil {
+			return nil, err
+		}
+		out.Usage = toUsage(u)
+	}
+	return out, nil
 }
 
 func list(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
@@ -442,7 +459,7 @@ func run(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	return RunResult{
-		Code: res.Status.Code, Signal: res.Status.Signal, Stdout: res.Stdout, Stderr: res.Stderr,
+		Code: res.Status.Code, Signal: res.Status.Signal, OOM: res.Status.OOM, Stdout: res.Stdout, Stderr: res.Stderr,
 		TimedOut: res.TimedOut, Truncated: res.Truncated,
 	}, nil
 }

@@ -446,6 +446,9 @@ func (s sink) InstanceChanged(ws, state, reason string) {
 }
 
 func (s sink) Exit(pid string, st backends.ExitStatus, reason string) {
+	if st.OOM && reason == "" {
+		reason = ReasonOOM
+	}
 	s.c.notify("berth/exit", ExitParams{PID: pid, Code: st.Code, Signal: st.Signal, Reason: s.c.s.mask(reason)})
 }
 

@@ -52,6 +52,9 @@ type InitializationOptions struct {
 	// workspaces (VS Code's workspace trust, berth --trust); berth
 	// records it and asks nothing.
 	Trust bool `json:"trust,omitempty"`
+	// Limits bound the client's instances; each field set wins over
+	// customizations.berth.limits. Its workspace is unused.
+	Limits *LimitsParams `json:"limits,omitempty"`
 }
 
 // InitializeResult answers initialize.
@@ -87,6 +90,14 @@ type BerthCapabilities struct {
 // WorkspaceParams names a workspace; empty means the client's default.
 type WorkspaceParams struct {
 	Workspace string `json:"workspace,omitempty"`
+}
+
+// StatusParams are berth/status's params.
+type StatusParams struct {
+	Workspace string `json:"workspace,omitempty"`
+	// Usage asks for the instance's usage, which takes a second or two to
+	// measure.
+	Usage bool `json:"usage,omitempty"`
 }
 
 // UpParams are berth/up's params.
@@ -125,6 +136,13 @@ type Instance struct {
 	// Compose is set when the instance is the dev service of a Docker
 	// Compose project.
 	Compose *ComposeInfo `json:"compose,omitempty"`
+	// Health is a service's health (berth's own check), or the engine's
+	// own health check's (a Docker HEALTHCHECK): starting, healthy or
+	// unhealthy; omitted when there is none.
+	Health      string `json:"health,omitempty"`
+	HealthError string `json:"healthError,omitempty"` // why a service is unhealthy
+	// Usage is set by berth/status {usage: true} on a running instance.
+	Usage *Usage `json:"usage,omitempty"`
 
 	// berth/up only.
 	// Warnings name what berth leaves out of the configuration, and where
@@ -188,7 +206,7 @@ func (c *conn) toInstance(in session.Instance) Instance {
 		Workspace: in.Workspace, Backend: in.Backend, ID: in.ID, Name: in.Name,
 		Image: in.Image, State: in.State, Workdir: in.Workdir, Mounts: mounts,
 		Created: in.Created, Stale: in.Stale, HookError: c.s.mask(in.HookError),
-		Agent: toAgentStatus(in.Agent),
+		Agent: toAgentStatus(in.Agent), Health: in.Health, HealthError: in.HealthError,
 	}
 	if in.Config != nil {
 		out.ConfigSource, out.ConfigFile = string(in.Config.Source), in.Config.File
@@ -292,7 +310,14 @@ type RunResult struct {
 	Signal    string `json:"signal,omitempty"`
 	TimedOut  bool   `json:"timedOut,omitempty"`
 	Truncated bool   `json:"truncated,omitempty"`
+	// OOM says the kernel killed the process for the container's memory
+	// limit.
+	OOM bool `json:"oom,omitempty"`
 }
+
+// ReasonOOM is berth/exit's reason for a process the kernel killed for the
+// container's memory limit.
+const ReasonOOM = "out of memory (OOM): killed by the kernel for the container's memory limit"
 
 // OutputParams is the berth/output notification.
 type OutputParams struct {

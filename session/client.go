@@ -148,6 +148,7 @@ type Client struct {
 	nextTunnel int
 	closed     bool
 	configPath string              // explicit configuration file, "" to discover
+	limits     backends.Limits     // initializationOptions.limits
 	secrets    map[string]string   // given to every process but berth's own probes
 	editor     bool                // an editor session: counts for shutdownAction
 	attached   map[*Workspace]bool // workspaces this session is attached to
@@ -268,6 +269,7 @@ func (c *Client) startOn(ctx context.Context, w *Workspace, r Ready, id string, 
 	}
 
 	p.startedAt = time.Now()
+	oom := w.oomMark(ctx, r.ID)
 	proc, err := w.exec(ctx, r, spec, tty)
 	if err != nil {
 		return nil, err
@@ -288,6 +290,7 @@ func (c *Client) startOn(ctx context.Context, w *Workspace, r Ready, id string, 
 	}
 	c.wg.Add(2)
 	c.mu.Unlock()
+	w.processStarted()
 	c.log.Debug("process started", "pid", id, "argv", opts.Argv, "workspace", opts.Workspace)
 	out.started() // output limits apply from here: the backend's start may need its output to flow
 
@@ -303,6 +306,8 @@ func (c *Client) startOn(ctx context.Context, w *Workspace, r Ready, id string, 
 		stderr.Flush()
 		if err != nil {
 			st = backends.ExitStatus{Code: -1}
+		} else {
+			st.OOM = w.m.oomKilled(c.ctx, r.ID, st, oom)
 		}
 		p.mu.Lock()
 		p.exited, p.status, p.finishedAt = true, st, time.Now()
@@ -310,6 +315,7 @@ func (c *Client) startOn(ctx context.Context, w *Workspace, r Ready, id string, 
 		c.prune()
 		out.exit(func() { exit(st, err) })
 		c.log.Debug("process exited", "pid", id, "code", st.Code, "signal", st.Signal)
+		w.processEnded(c.ctx, r)
 	}()
 	return p, nil
 }

@@ -49,7 +49,7 @@ func (c *Client) Workspace(ws string) *Workspace {
 // output streamed to this client, and an editor session counts as
 // attached from then on.
 func (c *Client) ensure(ctx context.Context, w *Workspace, image string) (Ready, error) {
-	r, err := w.Ensure(ctx, EnsureOptions{Image: image, Config: c.ConfigPath(), Hooks: c.hookRunner(), Background: c.backgroundHooks(), Authorize: c.authorize})
+	r, err := w.Ensure(ctx, EnsureOptions{Image: image, Config: c.ConfigPath(), Hooks: c.hookRunner(), Background: c.backgroundHooks(), Authorize: c.authorize, Limits: c.Limits()})
 	if err != nil {
 		return Ready{}, err
 	}
@@ -112,7 +112,7 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 	}
 	w := c.Workspace(opts.Workspace)
 	blog := &buildLog{c: c}
-	r, err := w.Ensure(ctx, EnsureOptions{Image: opts.Image, Config: opts.Config, Recreate: opts.Recreate, Fresh: true, WaitAll: true, BuildLog: blog, Hooks: c.hookRunner(), Authorize: c.authorize})
+	r, err := w.Ensure(ctx, EnsureOptions{Image: opts.Image, Config: opts.Config, Recreate: opts.Recreate, Fresh: true, WaitAll: true, BuildLog: blog, Hooks: c.hookRunner(), Authorize: c.authorize, Limits: c.Limits()})
 	blog.finish(err)
 	if err != nil {
 		return UpResult{}, err
@@ -145,6 +145,15 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 		return res, nil
 	}
 	c.watchConfig(opts.Workspace, cfg)
+	servicePort := 0
+	if cfg.Berth.Service != nil {
+		// Every up waits for the service; the container stays up when
+		// it never gets healthy, for the user to look into.
+		if servicePort, err = w.waitHealthy(ctx, r); err != nil {
+			return UpResult{}, err
+		}
+		res.Instance.Instance.Health = backends.HealthHealthy
+	}
 	if !c.firstUp(w) {
 		return res, nil
 	}
@@ -178,6 +187,17 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 			continue
 		}
 		res.Forwarded = append(res.Forwarded, t)
+	}
+	if servicePort > 0 {
+		t, err := c.Forward(ctx, opts.Workspace, opts.Image, "127.0.0.1", servicePort, servicePort)
+		if err != nil {
+			t, err = c.Forward(ctx, opts.Workspace, opts.Image, "127.0.0.1", servicePort, 0)
+		}
+		if err != nil {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("service port %d not forwarded: %v", servicePort, err))
+		} else {
+			res.Forwarded = append(res.Forwarded, t)
+		}
 	}
 	return res, nil
 }
@@ -236,6 +256,10 @@ func (w *Workspace) detach(ctx context.Context) {
 	cfg, r := w.cfg, w.ready
 	w.mu.Unlock()
 	if !last {
+		return
+	}
+	if cfg != nil && cfg.EffectiveLifetime() == devcontainer.LifetimeCommand {
+		w.stopIdle(ctx, r)
 		return
 	}
 	id := ""

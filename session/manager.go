@@ -75,6 +75,8 @@ type Instance struct {
 	// HookError says why the container's create hooks failed; berth
 	// doesn't run them again on its own (recreate does).
 	HookError string
+	// HealthError says why a service's health check fails.
+	HealthError string
 
 	synthetic bool            // Config stands in for none: the instance is used as it is
 	install   *featureInstall // Features to install before its hooks: it was just created without them
@@ -120,6 +122,8 @@ type Manager struct {
 	workspaces map[string]*Workspace
 	watching   bool
 	closed     bool
+
+	healthTimeout time.Duration // SetHealthTimeout; 0 for DefaultHealthTimeout
 }
 
 // agentRetry is how long berth uses plain exec after an agent failed to
@@ -390,8 +394,20 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 	for _, mt := range append(slices.Clip(cfg.Mounts), cfg.Run.Mounts...) {
 		spec.Mounts = append(spec.Mounts, backends.Mount{Host: mt.Source, Container: mt.Target, Type: mt.Type, ReadOnly: mt.ReadOnly})
 	}
+	if l := cfg.Berth.Limits; l != nil {
+		spec.Limits = backends.Limits{Memory: l.Memory, CPUs: l.CPUs, Pids: l.Pids}
+	}
 	if err := engineSpec(&spec, cfg); err != nil {
 		return backends.Spec{}, err
+	}
+	if svc := cfg.Berth.Service; svc != nil && cfg.Compose == nil {
+		// The service is the main process: the image's command, or the
+		// configuration's.
+		spec.KeepCommand = true
+		spec.Command = svc.Command
+		if svc.Shell != "" {
+			spec.Command = []string{"/bin/sh", "-c", svc.Shell}
+		}
 	}
 	if cc := cfg.Compose; cc != nil {
 		spec.Compose = &backends.ComposeSpec{

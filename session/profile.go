@@ -14,6 +14,7 @@ import (
 
 	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/devcontainer"
 )
 
 // A Profile is what `berth exec` and `berth up` from a shell need to reach
@@ -147,7 +148,9 @@ func (w *Workspace) publish(ctx context.Context) {
 		return
 	}
 	cfg := r.Config
-	if cfg == nil || r.Stale || r.synthetic || cfg.Hash == "" {
+	if cfg == nil || r.Stale || r.synthetic || cfg.Hash == "" || cfg.EffectiveLifetime() == devcontainer.LifetimeCommand {
+		// The command lifetime stops the container after the last
+		// process of a full-path berth: a direct path's would go uncounted.
 		return
 	}
 	dir := w.m.fastDirOf(r.Instance.Instance)

@@ -44,6 +44,8 @@ type Workspace struct {
 	netns     *string                      // the instance's netns path, once looked up
 	clients   map[*Client]bool             // clients that used the workspace: they hear of changes
 	editors   int                          // editor sessions of this process attached
+	running   int                          // clients' processes of this berth process running in the instance
+	memLimit  bool                         // the instance has a memory limit, as far as this berth knows: OOM kills are looked for
 	ownStopAt time.Time                    // when berth itself last stopped or removed it
 	lastState string                       // last state reported to clients
 	published string                       // the agent socket and config hash of the profile last written
@@ -95,6 +97,9 @@ type EnsureOptions struct {
 	// Authorize lets the configuration act (create, start, run hooks),
 	// or says why not; nil lets it. Clients pass their trust check.
 	Authorize func(ctx context.Context, ws string, cfg *devcontainer.Config) error
+	// Limits are the client's (initializationOptions.limits); each field
+	// set wins over the configuration's.
+	Limits backends.Limits
 }
 
 // Deadlines of engine calls. Metadata calls answer quickly or the engine
@@ -284,9 +289,22 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 	if plan.image != "" {
 		spec.Image = plan.image
 	}
+	spec.Limits = overLimits(spec.Limits, opts.Limits)
 	inst, created, err := w.m.backend.Ensure(ctx, spec)
 	if err != nil {
 		return Instance{}, w.m.engineErr(ctx, "ensure", err)
+	}
+	if spec.Limits.Memory > 0 {
+		w.mu.Lock()
+		w.memLimit = true
+		w.mu.Unlock()
+	}
+	if !created && !spec.Limits.IsZero() {
+		// Limits stay out of the config hash: a changed one is applied
+		// to the container there is.
+		if err := w.applyLimits(ctx, inst, spec.Limits); err != nil {
+			warnings = append(warnings, fmt.Sprintf("limits not applied: %v", err))
+		}
 	}
 	out := Instance{
 		Instance: inst, Backend: w.m.backend.Name(), Created: created,
@@ -377,6 +395,10 @@ func (w *Workspace) Status(ctx context.Context, explicit, image string) (*Instan
 	if cfg, err := w.Config(explicit, image); err == nil {
 		out.Config = cfg
 		out.Stale = cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash
+	}
+	if r, ok := w.current(); ok && r.ID == inst.ID && inst.State == backends.StateRunning && r.Config != nil && r.Config.Berth.Service != nil {
+		// berth's own check, through the agent this berth runs there.
+		out.Health, out.HealthError = w.healthNow(ctx, r)
 	}
 	if inst.State == backends.StateRunning && inst.Labels[LabelHooks] == "true" {
 		if st, err := w.readState(ctx, inst.ID); err == nil && st.Create == createFailed {

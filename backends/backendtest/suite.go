@@ -53,6 +53,71 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Events", s.events)
 	t.Run("EngineSettings", s.engineSettings)
 	t.Run("Resources", s.resources)
+	t.Run("Limits", s.limits)
+}
+
+// limits: a backends.Limiter creates an instance under the spec's limits,
+// reports them with its usage, and changes them while it runs; on a real
+// kernel a busy loop stays under the CPU limit.
+func (s *suite) limits(t *testing.T) {
+	l, ok := s.b.(backends.Limiter)
+	if !ok {
+		t.Skip("not a Limiter")
+	}
+	spec := s.spec(t)
+	spec.Limits = backends.Limits{Memory: 64 << 20, CPUs: 0.5, Pids: 100}
+	inst, _, err := s.b.Ensure(ctxFor(t), spec)
+	if err != nil {
+		t.Fatalf("Ensure: %v", err)
+	}
+	var busy backends.Process
+	if s.h.Kernel {
+		busy, err = s.b.Exec(ctxFor(t), inst.ID, backends.ExecSpec{Argv: []string{"sh", "-c", "while :; do :; done"}, Stdout: io.Discard, Stderr: io.Discard})
+		if err != nil {
+			t.Fatalf("Exec: %v", err)
+		}
+		t.Cleanup(func() { _ = busy.Kill(context.Background()) })
+	}
+	u, err := l.Usage(ctxFor(t), inst.ID)
+	if err != nil {
+		t.Fatalf("Usage: %v", err)
+	}
+	t.Logf("usage under %+v: %+v", spec.Limits, u)
+	if u.Limits != spec.Limits {
+		t.Errorf("Usage limits = %+v, want %+v", u.Limits, spec.Limits)
+	}
+	if u.Processes < 1 {
+		t.Errorf("Usage processes = %d, want at least pid 1", u.Processes)
+	}
+	if s.h.Kernel {
+		if u.Memory <= 0 || u.Memory > spec.Limits.Memory {
+			t.Errorf("Usage memory = %d, want above 0 and within the %d limit", u.Memory, spec.Limits.Memory)
+		}
+		// Half a CPU, measured over a second on a loaded machine.
+		if u.CPUPercent <= 2 || u.CPUPercent > 75 {
+			t.Errorf("Usage CPU = %.1f%% with a busy loop under a 0.5 CPU limit, want 2-75%%", u.CPUPercent)
+		}
+	}
+	want := backends.Limits{Memory: 128 << 20, CPUs: 0.5, Pids: 200}
+	if got, err := l.SetLimits(ctxFor(t), inst.ID, backends.Limits{Memory: 128 << 20, Pids: 200}); err != nil || got != want {
+		t.Fatalf("SetLimits = %+v, %v; want %+v", got, err, want)
+	}
+	if got, err := l.SetLimits(ctxFor(t), inst.ID, backends.Limits{}); err != nil || got != want {
+		t.Errorf("SetLimits of nothing = %+v, %v; want the limits in effect, %+v", got, err, want)
+	}
+	u, err = l.Usage(ctxFor(t), inst.ID)
+	if err != nil || u.Limits != want {
+		t.Errorf("after SetLimits: Usage limits = %+v, %v; want %+v", u.Limits, err, want)
+	}
+	if got, err := s.b.Find(ctxFor(t), spec.Workspace); err != nil || got.ID != inst.ID || got.State != backends.StateRunning {
+		t.Errorf("after SetLimits: Find = %+v, %v; want the same instance, still running", got, err)
+	}
+	if err := s.b.Stop(ctxFor(t), inst.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.SetLimits(ctxFor(t), inst.ID, backends.Limits{Pids: 300}); !errors.Is(err, backends.ErrNotRunning) {
+		t.Errorf("SetLimits on a stopped instance: %v, want ErrNotRunning", err)
+	}
 }
 
 // resources: a backends.Resourcer tells its engine host's CPUs and memory.

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -48,6 +50,13 @@ func (b *Backend) InspectImage(ctx context.Context, ref string) (backends.ImageI
 	info := backends.ImageInfo{ID: img.ID}
 	if img.Config != nil {
 		info.User, info.Labels = img.Config.User, img.Config.Labels
+		for p := range img.Config.ExposedPorts {
+			port, proto, _ := strings.Cut(string(p), "/")
+			if n, err := strconv.Atoi(port); err == nil && (proto == "" || proto == "tcp") {
+				info.Ports = append(info.Ports, n)
+			}
+		}
+		slices.Sort(info.Ports)
 	}
 	return info, nil
 }

@@ -167,6 +167,7 @@ func fromSummary(c container.Summary) backends.Instance {
 		State:     stateOf(c.State),
 		Labels:    c.Labels,
 		Created:   time.Unix(c.Created, 0),
+		Health:    healthOf(c.Status),
 	}
 	for _, m := range c.Mounts {
 		if m.Type == mount.TypeBind {
@@ -192,6 +193,9 @@ func fromInspect(c container.InspectResponse) backends.Instance {
 		if t, err := time.Parse(time.RFC3339Nano, c.State.StartedAt); err == nil && inst.State == backends.StateRunning {
 			inst.Started = t
 		}
+		if h := c.State.Health; h != nil && inst.State == backends.StateRunning && h.Status != "none" {
+			inst.Health = h.Status
+		}
 	}
 	if t, err := time.Parse(time.RFC3339Nano, c.Created); err == nil {
 		inst.Created = t
@@ -202,6 +206,20 @@ func fromInspect(c container.InspectResponse) backends.Instance {
 		}
 	}
 	return inst
+}
+
+// healthOf reads a HEALTHCHECK's verdict from a container list's status,
+// "Up 3 minutes (healthy)".
+func healthOf(status string) string {
+	switch {
+	case strings.HasSuffix(status, "(healthy)"):
+		return backends.HealthHealthy
+	case strings.HasSuffix(status, "(unhealthy)"):
+		return backends.HealthUnhealthy
+	case strings.HasSuffix(status, "(health: starting)"):
+		return backends.HealthStarting
+	}
+	return ""
 }
 
 func stateOf(s string) backends.State {

@@ -21,6 +21,7 @@ func engineSettings(spec backends.Spec, cfg *container.Config, hc *container.Hos
 	hc.Privileged = spec.Privileged
 	hc.ExtraHosts = spec.ExtraHosts
 	hc.ShmSize = spec.ShmSize
+	hc.Resources = mergeResources(hc.Resources, resources(spec.Limits))
 	if spec.Network != "" {
 		hc.NetworkMode = container.NetworkMode(spec.Network)
 	}
@@ -55,6 +56,12 @@ func engineSettings(spec backends.Spec, cfg *container.Config, hc *container.Hos
 		}
 	}
 	return nil
+}
+
+// mergeResources sets the limits of l on r, leaving the rest of r.
+func mergeResources(r, l container.Resources) container.Resources {
+	r.Memory, r.MemorySwap, r.NanoCPUs, r.PidsLimit = l.Memory, l.MemorySwap, l.NanoCPUs, l.PidsLimit
+	return r
 }
 
 // deviceMapping reads docker's --device HOST[:CONTAINER[:PERMS]].
@@ -131,7 +138,9 @@ func mainProcess(spec backends.Spec, imgEntry, imgCmd []string) (entry, cmd []st
 	if len(spec.Init) > 0 {
 		main = spec.Init
 	}
-	if spec.KeepCommand {
+	if spec.KeepCommand && len(spec.Command) > 0 {
+		main = spec.Command
+	} else if spec.KeepCommand {
 		main = append(append([]string(nil), imgEntry...), imgCmd...)
 		if len(spec.Entrypoint) == 0 {
 			return nil, nil // the image's own, untouched

@@ -36,7 +36,7 @@ func Unsupported(spec backends.Spec) []string {
 		out = append(out, "entrypoint scripts (the instance boots its own init)")
 	}
 	if spec.KeepCommand {
-		out = append(out, "overrideCommand false (the instance boots the image's init, not its command)")
+		out = append(out, "overrideCommand false or a service's command (the instance boots the image's init, not its command)")
 	}
 	for _, h := range spec.ExtraHosts {
 		out = append(out, "--add-host "+h)
@@ -67,6 +67,7 @@ func engineConfig(spec backends.Spec, local bool, cfg map[string]string, devs ma
 	if spec.Privileged {
 		cfg["security.privileged"] = "true"
 	}
+	limitsConfig(spec.Limits, cfg)
 	for _, u := range spec.Ulimits {
 		cfg["limits.kernel."+u.Name] = limit(u.Soft) + ":" + limit(u.Hard)
 	}

@@ -104,6 +104,7 @@ var (
 	_ backends.Watcher    = (*Backend)(nil)
 	_ backends.Platformer = (*Backend)(nil)
 	_ backends.Localer    = (*Backend)(nil)
+	_ backends.Limiter    = (*Backend)(nil)
 )
 
 // New returns an empty engine configured by opts.
@@ -165,6 +166,7 @@ type instance struct {
 	init      string // pid 1's command line, as ps shows it
 	created   time.Time
 	fs        *FS
+	limits    backends.Limits
 
 	state   backends.State
 	pending chan struct{} // non-nil while Ensure creates it; closed when done
@@ -352,7 +354,7 @@ func (b *Backend) createLocked(spec backends.Spec) (*instance, error) {
 		id: id, name: name, image: spec.Image, platform: platform,
 		workspace: spec.Workspace, workdir: spec.Workdir, managed: true,
 		mounts: slices.Clone(spec.Mounts), labels: labels, env: slices.Clone(spec.Env),
-		init: "berth-keepalive", created: b.now(), fs: newFS(b.now),
+		init: "berth-keepalive", created: b.now(), fs: newFS(b.now), limits: spec.Limits,
 		state: backends.StateStopped, pending: make(chan struct{}),
 		execs: map[*process]struct{}{}, pids: map[int]string{}, nextPID: 1,
 	}

@@ -32,6 +32,7 @@ func TestCLIUsage(t *testing.T) {
 		{name: "verb help", args: []string{"up", "--help"}, stdout: []string{"--recreate", "--workspace"}, notOut: []string{"--rm", "--json"}},
 		{name: "help verb", args: []string{"help", "exec"}, stdout: []string{"--interactive", "--tty", "--workdir", "--env-file", "--user"}},
 		{name: "status help", args: []string{"status", "--help"}, stdout: []string{"--json", "agent build"}},
+		{name: "limits help", args: []string{"limits", "--help"}, stdout: []string{"--memory", "--cpus", "--pids", "without restarting"}},
 		{name: "version flag", args: []string{"--version"}, stdout: []string{"berth "}},
 		{name: "version verb", args: []string{"version"}, stdout: []string{"berth "}},
 		{name: "completion bash", args: []string{"completion", "bash"}, stdout: []string{"__start_berth"}},

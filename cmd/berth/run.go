@@ -61,6 +61,7 @@ type globalFlags struct {
 	trace     bool
 	noAgent   bool
 	noFast    bool
+	health    time.Duration // how long up waits for a service's health check
 	config    string
 	secrets   string // --secrets-file
 	trust     bool
@@ -148,13 +149,14 @@ configuration in its config directory (berth/trust.json).`,
 	pf.BoolVar(&g.trace, "trace", false, "log every protocol frame (implies --log-level debug; secrets masked)")
 	pf.StringVar(&g.secrets, "secrets-file", "", "JSON object of environment variables for every process, kept out of logs")
 	pf.BoolVar(&g.noFast, "no-fastpath", os.Getenv("BERTH_NO_FASTPATH") == "1", "keep the agent on the engine's exec stream even when the engine is local")
+	pf.DurationVar(&g.health, "health-timeout", envDuration("BERTH_HEALTH_TIMEOUT", session.DefaultHealthTimeout), "how long up waits for a service's health check to pass ($BERTH_HEALTH_TIMEOUT)")
 	pf.BoolVar(&g.trust, "trust", false, "trust the workspace's configuration: its lifecycle commands and host mounts; berth remembers it for this configuration")
 	pf.BoolVar(&g.noAgent, "no-agent", os.Getenv("BERTH_NO_AGENT") == "1", "don't use the in-container agent: plain backend exec, no tunnels")
 	_ = root.RegisterFlagCompletionFunc("backend", cobra.FixedCompletions([]string{docker.Name, incus.Name}, cobra.ShellCompDirectiveNoFileComp))
 	_ = root.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 
 	root.AddCommand(
-		connectCmd(), upCmd(&g), execCmd(&g), lspCmd(&g), shellCmd(&g), forwardCmd(&g), statusCmd(&g), lsCmd(&g), downCmd(&g), pathCmd(&g), configCmd(&g), pluginCmd(&g), pluginsCmd(&g),
+		connectCmd(), upCmd(&g), execCmd(&g), lspCmd(&g), shellCmd(&g), forwardCmd(&g), statusCmd(&g), limitsCmd(&g), lsCmd(&g), downCmd(&g), pathCmd(&g), configCmd(&g), pluginCmd(&g), pluginsCmd(&g),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print berth's version",
@@ -286,6 +288,7 @@ func newServer(g globalFlags, log *slog.Logger, env map[string]string, masker *s
 		}
 		mgr := session.NewManager(b, log.With("backend", name), g.image)
 		mgr.SetFastPath(!g.noFast)
+		mgr.SetHealthTimeout(g.health)
 		switch {
 		case g.noAgent:
 			mgr.SetAgents(nil, "agent disabled by --no-agent or BERTH_NO_AGENT=1")
@@ -399,4 +402,13 @@ the serving berth wrote for that port.`,
 	}
 	cmd.Flags().StringVar(&tokenFile, "tcp-token-file", "", "read the TCP token from this file instead of $BERTH_TOKEN or the default token file")
 	return cmd
+}
+
+// envDuration is the duration in the variable key, or def when it is unset
+// or not a duration.
+func envDuration(key string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(key)); err == nil && d > 0 {
+		return d
+	}
+	return def
 }

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"text/tabwriter"
 
+	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
 	"github.com/berthdev/berth/agent"
@@ -19,7 +22,8 @@ func statusCmd(g *globalFlags) *cobra.Command {
 		Long: `Show the workspace's container, without starting or creating anything, and
 the agent build berth runs in it: its hash, its platform and where it came
 from ($BERTH_AGENT, a berth-agent beside berth, or embedded in berth), or
-why processes use the engine's plain exec instead.
+why processes use the engine's plain exec instead. A running container's
+memory, CPU and process use, measured over a second, come with its limits.
 
 With --json, print berth/status's answer: the Instance object, or null
 when the workspace has no container.`,
@@ -31,7 +35,7 @@ when the workspace has no container.`,
 			}
 			defer s.close()
 			var inst *rpc.Instance
-			if err := s.c.Call(cmd.Context(), "berth/status", rpc.WorkspaceParams{}, &inst); err != nil {
+			if err := s.c.Call(cmd.Context(), "berth/status", rpc.StatusParams{Usage: true}, &inst); err != nil {
 				return cliErr(err)
 			}
 			if jsonOut {
@@ -76,6 +80,19 @@ func printStatus(w io.Writer, ws string, inst *rpc.Instance, caps rpc.BerthCapab
 	if inst.HookError != "" {
 		line("hooks", "failed: %s", inst.HookError)
 	}
+	if inst.Health != "" {
+		if inst.HealthError != "" {
+			line("health", "%s: %s", inst.Health, inst.HealthError)
+		} else {
+			line("health", "%s", inst.Health)
+		}
+	}
+	if u := inst.Usage; u != nil {
+		l := u.Limits
+		line("memory", "%s of %s", units.BytesSize(float64(u.Memory)), orUnlimited(l.Memory > 0, units.BytesSize(float64(l.Memory))))
+		line("cpu", "%.1f%% of %s", u.CPUPercent, orUnlimited(l.CPUs > 0, strconv.FormatFloat(l.CPUs, 'f', -1, 64)+" CPUs"))
+		line("processes", "%d of %s", u.Processes, orUnlimited(l.Pids > 0, strconv.FormatInt(l.Pids, 10)))
+	}
 	a := inst.Agent
 	switch {
 	case !a.Enabled:
@@ -90,6 +107,13 @@ func printStatus(w io.Writer, ws string, inst *rpc.Instance, caps rpc.BerthCapab
 	return tw.Flush()
 }
 
+func orUnlimited(limited bool, limit string) string {
+	if !limited {
+		return "unlimited"
+	}
+	return limit
+}
+
 // describeBuild names a build and where it came from.
 func describeBuild(b rpc.AgentBuild) string {
 	from := map[string]string{
@@ -102,4 +126,56 @@ func describeBuild(b rpc.AgentBuild) string {
 		from = b.Source
 	}
 	return fmt.Sprintf("build %.12s for %s, %s", b.Build, b.Platform, from)
+}
+
+func limitsCmd(g *globalFlags) *cobra.Command {
+	var (
+		memory     string
+		cpus, pids float64
+		jsonOut    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "limits [--memory SIZE] [--cpus N] [--pids N]",
+		Short: "Change the running container's resource limits, or show them",
+		Long: `Change the memory, CPU and process limits of the workspace's running
+container in place, without restarting it, and print the limits now in
+effect; without flags, print them. SIZE is bytes or a size such as 512m
+or 2g. Limits set here last until the container is recreated; to keep
+them, set customizations.berth.limits in devcontainer.json.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := openSession(cmd, g, cliOptions{})
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			var p rpc.LimitsParams
+			if memory != "" {
+				p.Memory, _ = json.Marshal(memory)
+			}
+			if cmd.Flags().Changed("cpus") {
+				p.CPUs = &cpus
+			}
+			if cmd.Flags().Changed("pids") {
+				p.Pids = &pids
+			}
+			var got rpc.Limits
+			if err := s.c.Call(cmd.Context(), "berth/limits", p, &got); err != nil {
+				return cliErr(err)
+			}
+			if jsonOut {
+				return printJSON(cmd.OutOrStdout(), got)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "memory\t%s\n", orUnlimited(got.Memory > 0, units.BytesSize(float64(got.Memory))))
+			fmt.Fprintf(tw, "cpus\t%s\n", orUnlimited(got.CPUs > 0, strconv.FormatFloat(got.CPUs, 'f', -1, 64)))
+			fmt.Fprintf(tw, "pids\t%s\n", orUnlimited(got.Pids > 0, strconv.FormatInt(got.Pids, 10)))
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&memory, "memory", "", "memory limit, such as 512m or 2g")
+	cmd.Flags().Float64Var(&cpus, "cpus", 0, "CPU limit in CPUs, such as 1.5")
+	cmd.Flags().Float64Var(&pids, "pids", 0, "limit on the number of processes")
+	cmd.Flags().BoolVar(&jsonOut, "json", false, "print berth/limits' answer")
+	return cmd
 }

@@ -434,6 +434,21 @@ func (c *Client) UpdateInstance(ctx context.Context, name string, put InstancePu
 	return c.operation(ctx, http.MethodPut, instancePath(name), put, etag)
 }
 
+// PatchInstance changes some of an instance's config keys, leaving the
+// rest. incusd answers at once or with an operation, by version; op is
+// nil when it answered at once.
+func (c *Client) PatchInstance(ctx context.Context, name string, config map[string]string) (op *Operation, err error) {
+	r, err := c.Do(ctx, http.MethodPatch, instancePath(name), nil, map[string]any{"config": config}, "")
+	if err != nil || r.Type != "async" {
+		return nil, err
+	}
+	op = &Operation{}
+	if err := r.decodeMetadata(op); err != nil {
+		return nil, err
+	}
+	return op, nil
+}
+
 // UpdateInstanceState starts a state change (start, stop, freeze...).
 func (c *Client) UpdateInstanceState(ctx context.Context, name string, put InstanceStatePut) (*Operation, error) {
 	return c.operation(ctx, http.MethodPut, instancePath(name, "state"), put, "")

@@ -78,6 +78,14 @@ type InstanceState struct {
 	Status     string     `json:"status"`
 	StatusCode StatusCode `json:"status_code"`
 	Pid        int64      `json:"pid"` // of its init, in the host's PID namespace
+	Memory     struct {
+		Usage int64 `json:"usage"` // bytes
+		Total int64 `json:"total"` // bytes the instance may use: its limit, or the host's
+	} `json:"memory"`
+	CPU struct {
+		Usage int64 `json:"usage"` // nanoseconds of CPU time since start
+	} `json:"cpu"`
+	Processes int `json:"processes"`
 }
 
 // InstanceStatePut changes an instance's state.

@@ -1,0 +1,71 @@
+package session
+
+import (
+	"context"
+	"time"
+
+	"github.com/berthdev/berth/devcontainer"
+)
+
+// idleStopTimeout bounds stopping a command-lifetime container once it
+// is idle.
+const idleStopTimeout = time.Minute
+
+// processStarted counts a process of w's instance, for the command
+// lifetime.
+func (w *Workspace) processStarted() {
+	w.mu.Lock()
+	w.running++
+	w.mu.Unlock()
+}
+
+// idleGrace is how long a command-lifetime container outlives its last
+// process while its client lives: a lifecycle hook's end is followed by
+// the command it ran for, and an editor's commands by the next one.
+const idleGrace = 2 * time.Second
+
+// processEnded uncounts a process; the last one of a command-lifetime
+// container stops it (stopIdle), after idleGrace or when ctx, the
+// client's, ends.
+func (w *Workspace) processEnded(ctx context.Context, r Ready) {
+	w.mu.Lock()
+	w.running--
+	idle := w.running <= 0
+	w.mu.Unlock()
+	if !idle || r.Config == nil || r.Config.EffectiveLifetime() != devcontainer.LifetimeCommand {
+		return
+	}
+	select {
+	case <-time.After(idleGrace):
+	case <-ctx.Done():
+	}
+	w.stopIdle(ctx, &r)
+}
+
+// stopIdle stops a command-lifetime container when nothing uses it: no
+// process of this berth runs in it and no editor session, of this berth
+// process or another, is attached. ctx may be ending (the client is
+// closing): the stop outlives it.
+func (w *Workspace) stopIdle(ctx context.Context, r *Ready) {
+	w.mu.Lock()
+	busy := w.running > 0 || w.editors > 0
+	w.mu.Unlock()
+	if busy || r == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), idleStopTimeout)
+	defer cancel()
+	if n := w.otherSessions(ctx, r.ID); n > 0 {
+		return
+	}
+	w.mu.Lock()
+	busy = w.running > 0 || w.editors > 0
+	w.mu.Unlock()
+	if busy {
+		return
+	}
+	w.log.Info("lifetime command: the last process exited and no editor is attached; stopping the container", "instance", r.Name)
+	if err := w.Down(ctx, false); err != nil {
+		w.log.Warn("lifetime command: stop failed", "err", err)
+	}
+}
