@@ -153,6 +153,9 @@ var paramTypes = map[string]func() any{
 	"berth/sync":        func() any { return new(WorkspaceParams) },
 
 	"berth/readConfiguration": func() any { return new(ReadConfigurationParams) },
+
+	// Ports
+	"berth/ports": func() any { return new(WorkspaceParams) },
 }
 
 // Every method's params are fuzzed.
