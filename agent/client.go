@@ -864,7 +864,9 @@ var ErrNoPortWatch = errors.New("the agent predates the port watch")
 // listeners are never reported. With browse non-nil, the agent also
 // passes the $BROWSER helper's requests (already checked with
 // CheckBrowseURL) to browse while the watch lasts, the newest watch of all
-// berth connections taking them; its error goes back to the helper.
+// berth connections taking them; its error goes back to the helper. With
+// onPorts nil, the agent watches no ports and the watch only carries
+// browse.
 func (c *Client) WatchPorts(ctx context.Context, onPorts func([]ListenPort), browse func(ctx context.Context, url string) error) error {
 	if c.proto[0] < ProtoPorts {
 		return ErrNoPortWatch
@@ -880,7 +882,7 @@ func (c *Client) WatchPorts(ctx context.Context, onPorts func([]ListenPort), bro
 		}()
 	}
 	var rep reply
-	st, err := c.open(ctx, request{Op: opWatch, Browse: browse != nil}, &rep)
+	st, err := c.open(ctx, request{Op: opWatch, Browse: browse != nil, NoPorts: onPorts == nil}, &rep)
 	if err != nil {
 		return err
 	}
@@ -910,7 +912,9 @@ func (c *Client) WatchPorts(ctx context.Context, onPorts func([]ListenPort), bro
 		if err := checkPorts(&m); err != nil {
 			return err
 		}
-		onPorts(m.Ports)
+		if onPorts != nil {
+			onPorts(m.Ports)
+		}
 	}
 }
 
