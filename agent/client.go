@@ -65,6 +65,30 @@ type Client struct {
 	mu        sync.Mutex // guards the following
 	listeners map[uint64]func(net.Conn)
 	browse    func(ctx context.Context, url string) error // takes $BROWSER requests; nil: none
+	browsed   []time.Time                                 // when the last requests came, at most browseBurst
+}
+
+// A process in the instance must not flood the host with browser tabs:
+// berth takes at most browseBurst $BROWSER requests per browseWindow.
+const (
+	browseBurst  = 10
+	browseWindow = time.Minute
+)
+
+// errBrowseFlood is a $BROWSER request past the limit.
+var errBrowseFlood = fmt.Errorf("more than %d URLs in %s: refused", browseBurst, browseWindow)
+
+// browseAllowed counts a $BROWSER request, and reports whether it is
+// within the limit. The caller holds c.mu.
+func (c *Client) browseAllowed(now time.Time) bool {
+	if len(c.browsed) == browseBurst {
+		if now.Sub(c.browsed[0]) < browseWindow {
+			return false
+		}
+		c.browsed = c.browsed[1:]
+	}
+	c.browsed = append(c.browsed, now)
+	return true
 }
 
 // Options tune Start.
@@ -833,10 +857,15 @@ func (c *Client) answerBrowse(st *yamux.Stream, url string) {
 	defer st.Close()
 	c.mu.Lock()
 	handle := c.browse
+	allowed := c.browseAllowed(time.Now())
 	c.mu.Unlock()
 	err := CheckBrowseURL(url)
-	if err == nil && handle == nil {
+	switch {
+	case err != nil:
+	case handle == nil:
 		err = errors.New("this berth session takes no $BROWSER requests")
+	case !allowed:
+		err = errBrowseFlood
 	}
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), browseTimeout)

@@ -162,18 +162,21 @@ func (w *Workspace) stopPorts(force bool) {
 func (pw *portWatcher) run() {
 	defer close(pw.done)
 	defer pw.reset()
+	told := false // that the agent is too old to watch ports
 	for {
 		if r, ok := pw.w.current(); ok && !pw.w.agentDied(r) {
 			if ac, err := pw.w.agentFor(pw.ctx, r); err == nil {
 				err = ac.WatchPorts(pw.ctx,
 					func(ps []agent.ListenPort) { pw.update(r, ps) },
 					func(ctx context.Context, u string) error { return pw.browse(ctx, r, u) })
-				if errors.Is(err, agent.ErrNoPortWatch) {
-					pw.w.log.Info("ports are not watched: the instance's agent is older than this berth", "instance", r.Name)
-					<-pw.ctx.Done()
-					return
-				}
-				if pw.ctx.Err() == nil {
+				switch {
+				case errors.Is(err, agent.ErrNoPortWatch):
+					// A new start of the instance may bring a newer agent.
+					if !told {
+						pw.w.log.Info("ports are not watched: the instance's agent is older than this berth", "instance", r.Name)
+						told = true
+					}
+				case pw.ctx.Err() == nil:
 					pw.w.log.Debug("port watch ended", "err", err)
 				}
 			}
