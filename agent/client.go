@@ -65,6 +65,30 @@ type Client struct {
 	mu        sync.Mutex // guards the following
 	listeners map[uint64]func(net.Conn)
 	browse    func(ctx context.Context, url string) error // takes $BROWSER requests; nil: none
+	browsed   []time.Time                                 // when the last requests came, at most browseBurst
+}
+
+// A process in the instance must not flood the host with browser tabs:
+// berth takes at most browseBurst $BROWSER requests per browseWindow.
+const (
+	browseBurst  = 10
+	browseWindow = time.Minute
+)
+
+// errBrowseFlood is a $BROWSER request past the limit.
+var errBrowseFlood = fmt.Errorf("more than %d URLs in %s: refused", browseBurst, browseWindow)
+
+// browseAllowed counts a $BROWSER request, and reports whether it is
+// within the limit. The caller holds c.mu.
+func (c *Client) browseAllowed(now time.Time) bool {
+	if len(c.browsed) == browseBurst {
+		if now.Sub(c.browsed[0]) < browseWindow {
+			return false
+		}
+		c.browsed = c.browsed[1:]
+	}
+	c.browsed = append(c.browsed, now)
+	return true
 }
 
 // Options tune Start.
@@ -833,10 +857,15 @@ func (c *Client) answerBrowse(st *yamux.Stream, url string) {
 	defer st.Close()
 	c.mu.Lock()
 	handle := c.browse
+	allowed := c.browseAllowed(time.Now())
 	c.mu.Unlock()
 	err := CheckBrowseURL(url)
-	if err == nil && handle == nil {
+	switch {
+	case err != nil:
+	case handle == nil:
 		err = errors.New("this berth session takes no $BROWSER requests")
+	case !allowed:
+		err = errBrowseFlood
 	}
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), browseTimeout)
@@ -864,7 +893,9 @@ var ErrNoPortWatch = errors.New("the agent predates the port watch")
 // listeners are never reported. With browse non-nil, the agent also
 // passes the $BROWSER helper's requests (already checked with
 // CheckBrowseURL) to browse while the watch lasts, the newest watch of all
-// berth connections taking them; its error goes back to the helper.
+// berth connections taking them; its error goes back to the helper. With
+// onPorts nil, the agent watches no ports and the watch only carries
+// browse.
 func (c *Client) WatchPorts(ctx context.Context, onPorts func([]ListenPort), browse func(ctx context.Context, url string) error) error {
 	if c.proto[0] < ProtoPorts {
 		return ErrNoPortWatch
@@ -880,7 +911,7 @@ func (c *Client) WatchPorts(ctx context.Context, onPorts func([]ListenPort), bro
 		}()
 	}
 	var rep reply
-	st, err := c.open(ctx, request{Op: opWatch, Browse: browse != nil}, &rep)
+	st, err := c.open(ctx, request{Op: opWatch, Browse: browse != nil, NoPorts: onPorts == nil}, &rep)
 	if err != nil {
 		return err
 	}
@@ -910,7 +941,9 @@ func (c *Client) WatchPorts(ctx context.Context, onPorts func([]ListenPort), bro
 		if err := checkPorts(&m); err != nil {
 			return err
 		}
-		onPorts(m.Ports)
+		if onPorts != nil {
+			onPorts(m.Ports)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package agent
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -109,5 +110,21 @@ func TestCheckPorts(t *testing.T) {
 		if err := checkPorts(&m); (err == nil) != tc.ok {
 			t.Errorf("%s: checkPorts = %v, want ok %v", tc.name, err, tc.ok)
 		}
+	}
+}
+
+func TestBrowseLimit(t *testing.T) {
+	c := &Client{}
+	start := time.Unix(1000, 0)
+	for i := range browseBurst {
+		if !c.browseAllowed(start.Add(time.Duration(i) * time.Second)) {
+			t.Fatalf("request %d refused", i)
+		}
+	}
+	if c.browseAllowed(start.Add(30 * time.Second)) {
+		t.Error("request past the burst taken within the window")
+	}
+	if !c.browseAllowed(start.Add(browseWindow + time.Second)) {
+		t.Error("request refused once the oldest left the window")
 	}
 }

@@ -126,8 +126,10 @@ type request struct {
 	// exec carries this: the key crosses no other wire.
 	Key []byte `json:"key,omitempty"`
 
-	// watch: also take the $BROWSER helper's requests
-	Browse bool `json:"browse,omitempty"`
+	// watch: also take the $BROWSER helper's requests; with NoPorts,
+	// only take them
+	Browse  bool `json:"browse,omitempty"`
+	NoPorts bool `json:"noPorts,omitempty"`
 	// browse
 	URL string `json:"url,omitempty"`
 }

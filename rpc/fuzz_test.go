@@ -156,6 +156,9 @@ var paramTypes = map[string]func() any{
 	"berth/plugin":      func() any { return new(PluginParams) },
 
 	"berth/readConfiguration": func() any { return new(ReadConfigurationParams) },
+
+	// Ports
+	"berth/ports": func() any { return new(WorkspaceParams) },
 }
 
 // Every method's params are fuzzed.

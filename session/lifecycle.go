@@ -118,7 +118,8 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 		return UpResult{}, err
 	}
 	c.attach(ctx, w, r)
-	c.watchPorts(w)
+	// After forwardPorts below, which take their host ports first.
+	defer c.watchPorts(w)
 	if w.m.fastDirOf(r.Instance.Instance) != "" {
 		// Up behind the door now, so that the next berth from a shell
 		// finds the agent, and the profile, ready.

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,6 +64,23 @@ func PortAttributes(cfg *devcontainer.Config, port int) devcontainer.PortAttribu
 		a.OnAutoForward = AutoNotify
 	}
 	return a
+}
+
+// autoForwards reports whether a configuration asks for auto-forwards:
+// only a devcontainer.json does. A plain image or a Containerfile keeps
+// berth's default, as for shutdownAction: ports are reported, and the
+// editor forwards what it wants.
+func autoForwards(cfg *devcontainer.Config) bool {
+	if cfg == nil {
+		return false
+	}
+	switch cfg.Source {
+	case devcontainer.SourceDevcontainerJSON, devcontainer.SourceDotDevcontainer, devcontainer.SourceNamed:
+		return true
+	case devcontainer.SourceExplicit:
+		return strings.HasSuffix(cfg.File, ".json")
+	}
+	return false
 }
 
 // portWatcher watches a workspace's listening ports through its agent,
@@ -144,18 +162,21 @@ func (w *Workspace) stopPorts(force bool) {
 func (pw *portWatcher) run() {
 	defer close(pw.done)
 	defer pw.reset()
+	told := false // that the agent is too old to watch ports
 	for {
 		if r, ok := pw.w.current(); ok && !pw.w.agentDied(r) {
 			if ac, err := pw.w.agentFor(pw.ctx, r); err == nil {
 				err = ac.WatchPorts(pw.ctx,
 					func(ps []agent.ListenPort) { pw.update(r, ps) },
 					func(ctx context.Context, u string) error { return pw.browse(ctx, r, u) })
-				if errors.Is(err, agent.ErrNoPortWatch) {
-					pw.w.log.Info("ports are not watched: the instance's agent is older than this berth", "instance", r.Name)
-					<-pw.ctx.Done()
-					return
-				}
-				if pw.ctx.Err() == nil {
+				switch {
+				case errors.Is(err, agent.ErrNoPortWatch):
+					// A new start of the instance may bring a newer agent.
+					if !told {
+						pw.w.log.Info("ports are not watched: the instance's agent is older than this berth", "instance", r.Name)
+						told = true
+					}
+				case pw.ctx.Err() == nil:
 					pw.w.log.Debug("port watch ended", "err", err)
 				}
 			}
@@ -216,6 +237,15 @@ func (pw *portWatcher) update(r Ready, raw []agent.ListenPort) {
 		ports = append(ports, Port{Port: l.Port, BindAddress: l.Addr, PID: l.PID, Process: l.Name, Label: a.Label, OnAutoForward: a.OnAutoForward})
 	}
 	forwarded := pw.w.clientForwards()
+	auto := autoForwards(r.Config)
+	if auto {
+		// forwardPorts are each client's own (Client.Up).
+		for _, fp := range r.Config.ForwardPorts {
+			if forwarded[fp.Port] == 0 {
+				forwarded[fp.Port] = -1
+			}
+		}
+	}
 
 	pw.mu.Lock()
 	var closing []*tunnel
@@ -233,7 +263,7 @@ func (pw *portWatcher) update(r Ready, raw []agent.ListenPort) {
 	for i := range ports {
 		p := &ports[i]
 		t := pw.forwards[p.Port]
-		if t == nil && p.OnAutoForward != AutoIgnore && !pw.suppressed[p.Port] && forwarded[p.Port] == 0 && pw.ctx.Err() == nil {
+		if t == nil && auto && p.OnAutoForward != AutoIgnore && !pw.suppressed[p.Port] && forwarded[p.Port] == 0 && pw.ctx.Err() == nil {
 			var err error
 			if t, err = pw.openForward(r, p.BindAddress, p.Port); err != nil {
 				pw.w.log.Warn("auto-forward failed", "port", p.Port, "err", err)

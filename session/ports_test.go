@@ -122,6 +122,7 @@ func TestPortWatcherUpdate(t *testing.T) {
 	p := freePorts(t, 3)
 	web, quiet, other := p[0], p[1], p[2]
 	cfg := &devcontainer.Config{
+		Source: devcontainer.SourceDevcontainerJSON,
 		PortsAttributes: map[string]devcontainer.PortAttributes{
 			strconv.Itoa(web):   {Label: "web", OnAutoForward: "openBrowser"},
 			strconv.Itoa(quiet): {Label: "quiet", OnAutoForward: "ignore"},
@@ -191,5 +192,21 @@ func TestPortWatcherUpdate(t *testing.T) {
 	}
 	if fwds := c.Tunnels(ws); len(fwds) != 0 {
 		t.Errorf("after reset, tunnels = %+v", fwds)
+	}
+
+	// A plain image reports ports but forwards none; a devcontainer.json's
+	// forwardPorts are the clients' own, never auto-forwarded.
+	for _, tc := range []struct {
+		name string
+		cfg  *devcontainer.Config
+	}{
+		{"plain image", &devcontainer.Config{Source: devcontainer.SourceImage}},
+		{"forwardPorts", &devcontainer.Config{Source: devcontainer.SourceDevcontainerJSON, ForwardPorts: []devcontainer.Port{{Port: other}}}},
+	} {
+		pw.update(Ready{Instance: Instance{Config: tc.cfg}}, raw[3:4])
+		if got := rec.last(); len(got) != 1 || got[0].Port != other || got[0].TunnelID != "" {
+			t.Errorf("%s: ports = %+v, want port %d, not forwarded", tc.name, got, other)
+		}
+		pw.reset()
 	}
 }

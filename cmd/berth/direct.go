@@ -160,10 +160,18 @@ func (d *direct) exec(cmd *cobra.Command, g *globalFlags, f execFlags, env map[s
 	}
 	stdout := mapper.NewWriter(cmd.OutOrStdout())
 	stderr := mapper.NewWriter(cmd.ErrOrStderr())
+	execEnv := secrets.Merge(userEnv, d.prof.Env, secretEnv, env)
+	// $BROWSER, as the full path sets it (docs/protocol.md, Ports).
+	if bridge := startBrowserBridge(d.ac, cmd.ErrOrStderr(), d.log); bridge != nil {
+		defer bridge.stop()
+		if _, set := execEnv["BROWSER"]; !set {
+			execEnv = secrets.Merge(execEnv, map[string]string{"BROWSER": agent.BrowserPath})
+		}
+	}
 	spec := backends.ExecSpec{
 		Argv:   argv,
 		Cwd:    session.ContainerCwd(mapper, f.workdir, d.prof.Workdir),
-		Env:    session.EnvList(secrets.Merge(userEnv, d.prof.Env, secretEnv, env)),
+		Env:    session.EnvList(execEnv),
 		User:   user,
 		Stdout: stdout,
 		Stderr: stderr,

@@ -221,7 +221,8 @@ func testPortsAutoForward(t *testing.T, e engine) {
 }
 
 // berth exec's $BROWSER opens the URL with the host's opener, which
-// BERTH_OPENER overrides.
+// BERTH_OPENER overrides, on the direct path and on the full one; a
+// localhost URL is forwarded and rewritten to the host port.
 func TestPortsBrowserCLI(t *testing.T) { eachBackend(t, testPortsBrowserCLI) }
 
 func testPortsBrowserCLI(t *testing.T, e engine) {
@@ -234,13 +235,34 @@ func testPortsBrowserCLI(t *testing.T, e engine) {
 		t.Fatal(err)
 	}
 	t.Setenv("BERTH_OPENER", script)
-	t.Setenv("BERTH_NO_DIRECT", "1") // the full path; see the direct path's note in docs/protocol.md
-	out, errOut, code := cli(t, e, ws, "exec", "--trust", "--", "sh", "-c", `"$BROWSER" https://example.com/a && echo done`)
-	if code != 0 || out != "done\n" {
-		t.Fatalf("berth exec $BROWSER: code %d stdout %q stderr %q", code, out, errOut)
+	if out, errOut, code := cli(t, e, ws, "up", "--trust"); code != 0 {
+		t.Fatalf("berth up: code %d stdout %q stderr %q", code, out, errOut)
 	}
-	data, err := os.ReadFile(opened)
-	if err != nil || strings.TrimSpace(string(data)) != "https://example.com/a" {
-		t.Errorf("the opener got %q (%v), want https://example.com/a", data, err)
+	inst, err := find(t, e, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyEcho(t, e.b, inst.ID)
+	for _, path := range []string{"direct", "full"} {
+		t.Run(path, func(t *testing.T) {
+			if path == "full" {
+				t.Setenv("BERTH_NO_DIRECT", "1")
+			}
+			os.Remove(opened)
+			out, errOut, code := cli(t, e, ws, "exec", "--", "sh", "-c",
+				`/tmp/echoserver 127.0.0.1:7050 >/dev/null & sleep 0.3; "$BROWSER" https://example.com/a && "$BROWSER" http://localhost:7050/p?q && echo done; kill $!`)
+			if code != 0 || out != "done\n" {
+				t.Fatalf("berth exec $BROWSER: code %d stdout %q stderr %q", code, out, errOut)
+			}
+			data, err := os.ReadFile(opened)
+			lines := strings.Fields(string(data))
+			if err != nil || len(lines) != 2 || lines[0] != "https://example.com/a" {
+				t.Fatalf("the opener got %q (%v), want https://example.com/a and a localhost URL", data, err)
+			}
+			var port int
+			if _, err := fmt.Sscanf(lines[1], "http://localhost:%d/p?q", &port); err != nil || port == 0 {
+				t.Errorf("the opener got %q, want http://localhost:PORT/p?q", lines[1])
+			}
+		})
 	}
 }
