@@ -571,8 +571,10 @@ type DebugSession struct {
 	ContainerPort int
 }
 
-// debugReady bounds the wait for a debug server to listen.
-const debugReady = 30 * time.Second
+// debugReady bounds the wait for a debug server to listen. dlv debug and
+// dlv test compile first, which on a cold build cache and a busy machine
+// takes well over 30 s; a server that exits ends the wait sooner.
+const debugReady = 2 * time.Minute
 
 // Debug starts a debug server in the instance listening on its loopback,
 // waits until it really listens, and opens a host tunnel to it. The tunnel
