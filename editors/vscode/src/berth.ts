@@ -33,6 +33,9 @@ export class Berth implements vscode.Disposable {
   private configChanged = new vscode.EventEmitter<ConfigChangedParams>();
   private stateChanged = new vscode.EventEmitter<boolean>();
   private portsChanged = new vscode.EventEmitter<PortsChangedParams>();
+  private unclaimedOutput = new vscode.EventEmitter<OutputParams>();
+  /** Output no one has claimed yet, such as a test run's before berth answers. */
+  readonly onUnclaimedOutput = this.unclaimedOutput.event;
   /** berth/configChanged notifications. */
   readonly onConfigChanged = this.configChanged.event;
   /** berth/portsChanged notifications. */
@@ -47,7 +50,10 @@ export class Berth implements vscode.Disposable {
       // Output no one waits for (image builds, lifecycle hooks, a test run
       // before its answer) is shown in the output channel.
       unclaimed: (pid, ev) => {
-        if (ev.text !== undefined) this.output.append(ev.text);
+        if (ev.text !== undefined) {
+          this.output.append(ev.text);
+          this.unclaimedOutput.fire({ pid, stream: ev.stream ?? 'stdout', text: ev.text });
+        }
         else if (ev.exit) this.output.appendLine(`[berth ${pid} exited with code ${ev.exit.code}${ev.exit.signal ? ` (${ev.exit.signal})` : ''}]`);
       },
     });
@@ -200,6 +206,7 @@ export class Berth implements vscode.Disposable {
     this.configChanged.dispose();
     this.stateChanged.dispose();
     this.portsChanged.dispose();
+    this.unclaimedOutput.dispose();
     this.output.dispose();
   }
 }

@@ -4,7 +4,7 @@
 import * as vscode from 'vscode';
 import { Berth, currentFolder, errorCode, errorMessage, workspaceParam } from './berth';
 import { resolvedSessionConfig, SESSION_KEY, SessionInfo } from './logic/debug';
-import { Cancel, Chosen, Requester, TreeNode, debugTestParams, discoveryTree, leafLabel, parentId, runTests } from './logic/testSession';
+import { Cancel, Chosen, GoLiveResults, Requester, TreeNode, debugTestParams, discoveryTree, leafLabel, liveGoId, parentId, runTests } from './logic/testSession';
 import { PlainRange, summaryText, testNode } from './logic/tests';
 import { toTerminalText } from './logic/terminal';
 import { DebugResult, ErrorCodes, TestDiscoverResult, TestResult } from './logic/wire';
@@ -90,6 +90,7 @@ export class BerthTests implements vscode.Disposable {
     const queued: vscode.TestItem[] = request.include ? [...request.include] : [...this.items.values()].filter((i) => i.children.size === 0);
     for (const item of queued) run.started(item);
     const folder = currentFolder();
+    const live = this.streamGoResults(run, request);
     try {
       const results = await runTests(
         this.requester,
@@ -117,8 +118,41 @@ export class BerthTests implements vscode.Disposable {
       }
       return undefined;
     } finally {
+      live?.dispose();
       run.end();
     }
+  }
+
+  /**
+   * Go results as they arrive: go test's output streams (unclaimed) before
+   * berth/test answers, and its "--- PASS: TestX" lines name the results.
+   * A process whose first output doesn't look like go test's is another's.
+   */
+  private streamGoResults(run: vscode.TestRun, request: vscode.TestRunRequest): vscode.Disposable | undefined {
+    if (this.framework !== 'go') return undefined;
+    const others = new Set<string>();
+    const parsers = new Map<string, GoLiveResults>();
+    const pkgs = (request.include ?? []).map((i) => (this.kinds.get(i.id) === 'package' ? i.id : this.parents.get(i.id) ?? i.id));
+    return this.berth.onUnclaimedOutput((o) => {
+      if (others.has(o.pid)) return;
+      let p = parsers.get(o.pid);
+      if (!p) {
+        if (!/^(=== RUN|--- |\?|ok|PASS|FAIL)/m.test(o.text)) {
+          others.add(o.pid);
+          return;
+        }
+        p = new GoLiveResults();
+        parsers.set(o.pid, p);
+      }
+      for (const r of p.feed(o.text)) {
+        const id = liveGoId(r.name, this.items.keys(), pkgs);
+        const item = id && this.items.get(id);
+        if (!item) continue;
+        if (r.status === 'passed') run.passed(item);
+        else if (r.status === 'skipped') run.skipped(item);
+        else run.failed(item, new vscode.TestMessage('failed (details when the run ends)'));
+      }
+    });
   }
 
   private report(run: vscode.TestRun, res: TestResult): void {

@@ -160,3 +160,48 @@ export async function runTests(
   }
   return out;
 }
+
+export interface LiveResult {
+  name: string; // "TestAdd", "TestTable/ok"
+  status: 'passed' | 'failed' | 'skipped';
+}
+
+/**
+ * Reads go test's output as berth streams it (test2json's text: "---
+ * PASS: TestAdd (0.00s)", indented for subtests) and returns each result
+ * as its line completes, so the Test Explorer can show results before
+ * berth/test answers. berth's answer stays the authority.
+ */
+export class GoLiveResults {
+  private pending = '';
+
+  feed(chunk: string): LiveResult[] {
+    this.pending += chunk;
+    const out: LiveResult[] = [];
+    let i: number;
+    while ((i = this.pending.indexOf('\n')) >= 0) {
+      const line = this.pending.slice(0, i);
+      this.pending = this.pending.slice(i + 1);
+      const m = /^\s*--- (PASS|FAIL|SKIP): (\S+) \(/.exec(line);
+      if (m) out.push({ name: m[2], status: m[1] === 'PASS' ? 'passed' : m[1] === 'FAIL' ? 'failed' : 'skipped' });
+    }
+    return out;
+  }
+}
+
+/**
+ * The one known id a live Go result names: "pkg.Name" among known ids in
+ * the chosen packages (all, when none chosen). Ambiguous or unknown names
+ * return undefined, and wait for berth's answer.
+ */
+export function liveGoId(name: string, known: Iterable<string>, packages: string[]): string | undefined {
+  let found: string | undefined;
+  for (const id of known) {
+    if (!id.endsWith('.' + name)) continue;
+    const pkg = id.slice(0, id.length - name.length - 1);
+    if (packages.length && !packages.includes(pkg)) continue;
+    if (found !== undefined) return undefined;
+    found = id;
+  }
+  return found;
+}

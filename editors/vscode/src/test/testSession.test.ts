@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cancel, Requester, debugTestParams, discoveryTree, leafLabel, parentId, planRuns, runTests } from '../logic/testSession';
+import { Cancel, GoLiveResults, Requester, debugTestParams, discoveryTree, leafLabel, liveGoId, parentId, planRuns, runTests } from '../logic/testSession';
 import type { TestDiscoverResult, TestResult } from '../logic/wire';
 
 const U = 'file:///home/me/p/tests/test_calc.py';
@@ -95,4 +95,18 @@ test('runTests sends the planned requests and stops when cancelled', async () =>
   await runTests(berth, { workspace: '/w' }, 'go', chosen, parentOf, (r) => seen.push(r), cancel);
   assert.deepEqual(sent, [{ workspace: '/w', framework: 'go', tests: ['ex.com/a'] }]);
   assert.equal(seen.length, 1);
+});
+
+test('go results stream from the run output', () => {
+  const live = new GoLiveResults();
+  assert.deepEqual(live.feed('=== RUN   TestAdd\n--- PASS: TestAdd (0.00s)\n--- FA'), [{ name: 'TestAdd', status: 'passed' }]);
+  assert.deepEqual(live.feed('IL: TestT (0.01s)\n    --- SKIP: TestT/ok (0.00s)\nok  \tex.com/a\t0.1s\n'), [
+    { name: 'TestT', status: 'failed' },
+    { name: 'TestT/ok', status: 'skipped' },
+  ]);
+  const known = ['ex.com/a', 'ex.com/a.TestAdd', 'ex.com/b.TestAdd', 'ex.com/b.TestOnlyB'];
+  assert.equal(liveGoId('TestAdd', known, []), undefined); // in two packages
+  assert.equal(liveGoId('TestAdd', known, ['ex.com/b']), 'ex.com/b.TestAdd');
+  assert.equal(liveGoId('TestOnlyB', known, []), 'ex.com/b.TestOnlyB');
+  assert.equal(liveGoId('TestNone', known, []), undefined);
 });
