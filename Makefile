@@ -86,9 +86,10 @@ demo:
 clean:
 	rm -rf bin
 
-# vscode-test builds the VS Code extension and runs its unit tests.
-vscode-test:
-	cd editors/vscode && npm ci --no-audit --no-fund && npm run compile && npm test
+# vscode-test builds the VS Code extension and runs its unit tests, and
+# its integration test against bin/berth and Docker.
+vscode-test: build
+	cd editors/vscode && npm ci --no-audit --no-fund && npm run compile && BERTH_BIN=$(CURDIR)/bin/berth npm test
 
 # bench measures berth beside docker exec, incus exec and their APIs; see
 # docs/benchmarks.md.

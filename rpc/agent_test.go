@@ -162,6 +162,9 @@ func TestDebugBadRequest(t *testing.T) {
 		{Adapter: "custom", Port: 5678},
 		{Adapter: "custom", ConnectBack: &rpc.ConnectBack{HostPort: hostEcho(t)}},
 		{Adapter: "debugpy", Program: filepath.Join(e.ws, "app.py"), Module: "app", Port: 5678},
+		{Adapter: "debugpy", Test: true, Program: filepath.Join(e.ws, "app.py"), Port: 5678},
+		{Adapter: "delve", Test: true, Tests: []string{"ex.com/a.TestA", "ex.com/b.TestB"}, Port: 5678},
+		{Adapter: "delve", Test: true, Port: 5678},
 	} {
 		if err := c.call("berth/debug", p, nil); code(err) != rpc.CodeInvalidParams {
 			t.Errorf("berth/debug %+v: %v, want code %d", p, err, rpc.CodeInvalidParams)

@@ -21,6 +21,29 @@ type TestParams struct {
 	Framework string   `json:"framework,omitempty"` // pytest, go, auto (default)
 	Args      []string `json:"args,omitempty"`
 	Files     []string `json:"files,omitempty"` // host paths or file URIs
+	Tests     []string `json:"tests,omitempty"` // test ids; replace files
+}
+
+// TestDiscoverParams are berth/testDiscover's params.
+type TestDiscoverParams struct {
+	Workspace string   `json:"workspace,omitempty"`
+	Framework string   `json:"framework,omitempty"` // pytest, go, auto (default)
+	Files     []string `json:"files,omitempty"`
+}
+
+// DiscoveredTest is one node of the discovered test tree.
+type DiscoveredTest struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name"`
+	Kind     string    `json:"kind"` // file, class, test, package
+	Parent   string    `json:"parent,omitempty"`
+	Location *Location `json:"location,omitempty"`
+}
+
+// TestDiscoverResult answers berth/testDiscover.
+type TestDiscoverResult struct {
+	Framework string           `json:"framework"`
+	Tests     []DiscoveredTest `json:"tests"`
 }
 
 // TestSummary counts a run's outcomes.
@@ -113,6 +136,8 @@ type DebugParams struct {
 	Command     []string          `json:"command,omitempty"`
 	Port        int               `json:"port,omitempty"`
 	ConnectBack *ConnectBack      `json:"connectBack,omitempty"`
+	Test        bool              `json:"test,omitempty"`  // debug tests: pytest or dlv test
+	Tests       []string          `json:"tests,omitempty"` // test ids, as berth/test takes them
 }
 
 // ConnectBack asks for the debuggee to connect out to a host debug server.
@@ -151,8 +176,11 @@ func test(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(p.Tests) > 0 && len(p.Files) > 0 {
+		return nil, badParam("tests", "replaces files: give one of them")
+	}
 	_, client, image := c.session()
-	res, err := work.Test(c.progressCtx(ctx), client, work.TestOptions{Workspace: ws, Image: image, Framework: p.Framework, Args: p.Args, Files: p.Files})
+	res, err := work.Test(c.progressCtx(ctx), client, work.TestOptions{Workspace: ws, Image: image, Framework: p.Framework, Args: p.Args, Files: p.Files, Tests: p.Tests})
 	if err != nil {
 		return nil, err
 	}
@@ -167,6 +195,36 @@ func test(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 			ti.Location = &Location{URI: t.URI, Line: max(t.Line, 1)}
 		}
 		out.Tests = append(out.Tests, ti)
+	}
+	return out, nil
+}
+
+func testDiscover(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
+	var p TestDiscoverParams
+	if err := decode(raw, &p); err != nil {
+		return nil, err
+	}
+	switch p.Framework {
+	case "", "auto", "pytest", "go":
+	default:
+		return nil, badParam("framework", "must be pytest, go or auto; got %q", p.Framework)
+	}
+	ws, err := c.workspace(p.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	_, client, image := c.session()
+	d, err := work.Discover(c.progressCtx(ctx), client, work.TestOptions{Workspace: ws, Image: image, Framework: p.Framework, Files: p.Files})
+	if err != nil {
+		return nil, err
+	}
+	out := TestDiscoverResult{Framework: d.Framework, Tests: []DiscoveredTest{}}
+	for _, t := range d.Tests {
+		dt := DiscoveredTest{ID: t.ID, Name: t.Name, Kind: t.Kind, Parent: t.Parent}
+		if t.URI != "" {
+			dt.Location = &Location{URI: t.URI, Line: max(t.Line, 1)}
+		}
+		out.Tests = append(out.Tests, dt)
 	}
 	return out, nil
 }
@@ -341,6 +399,13 @@ func debug(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	opts := work.DebugOptions{
 		Adapter: p.Adapter, Program: p.Program, Module: p.Module, Args: p.Args, Cwd: p.Cwd, Env: p.Env,
 		JustMyCode: p.JustMyCode == nil || *p.JustMyCode, Command: p.Command, Port: p.Port,
+		Test: p.Test, Tests: p.Tests,
+	}
+	if len(p.Tests) > 0 && !p.Test {
+		return nil, badParam("tests", "needs test: true")
+	}
+	if p.Test && p.Adapter == "custom" {
+		return nil, badParam("adapter", "test: true needs debugpy or delve")
 	}
 	if p.ConnectBack != nil {
 		if err := validPort("connectBack.hostPort", p.ConnectBack.HostPort, false); err != nil {

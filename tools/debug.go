@@ -24,6 +24,13 @@ type DebugRequest struct {
 	// ConnectBack is "127.0.0.1:PORT" inside the container: the debuggee
 	// connects out to it instead of listening.
 	ConnectBack string
+	// Test debugs tests rather than a program: pytest under debugpy, or
+	// "dlv test" of one Go package.
+	Test bool
+	// Tests are the test ids to debug (as berth/test takes them): pytest
+	// node ids, or Go "importpath.TestName" ids of one package; with none
+	// every test runs (Program names delve's package then).
+	Tests []string
 }
 
 // PathMapping pairs a host directory with where the container sees it.
@@ -39,10 +46,21 @@ type PathMapping struct{ Host, Container string }
 //	         dlv dap --client-addr=HOST:PORT        (ConnectBack: likewise)
 //	custom   Command, with {port} replaced
 //
+// With Test:
+//
+//	debugpy  python3 -m debugpy --listen 127.0.0.1:PORT --wait-for-client -m pytest args... tests...
+//	delve    dlv test <package> --headless --listen=127.0.0.1:PORT --api-version=2 [-- -test.run REGEX args...]
+//
+// where delve's package is Program, else the one package of Tests, and
+// REGEX selects Tests as berth/test does (GoRunSelection).
+//
 // delve runs headless with the program when there is one because only that
 // server accepts the remote attach AttachConfig describes; "dlv dap" serves
 // launch requests only. Errors wrap ErrBadRequest.
 func DebugServerArgv(r DebugRequest) ([]string, error) {
+	if r.Test {
+		return debugTestArgv(r)
+	}
 	switch r.Adapter {
 	case "debugpy":
 		var target []string
@@ -117,6 +135,55 @@ func DebugServerArgv(r DebugRequest) ([]string, error) {
 	return nil, fmt.Errorf("%w: unknown adapter %q (want debugpy, delve or custom)", ErrBadRequest, r.Adapter)
 }
 
+// debugTestArgv is DebugServerArgv's Test case.
+func debugTestArgv(r DebugRequest) ([]string, error) {
+	switch r.Adapter {
+	case "debugpy":
+		if r.Program != "" || r.Module != "" {
+			return nil, fmt.Errorf("debugpy: %w: a test run is pytest's; give tests, not a program or module", ErrBadRequest)
+		}
+		t := r
+		t.Test, t.Module = false, "pytest"
+		t.Args = append(append([]string(nil), r.Args...), r.Tests...)
+		return DebugServerArgv(t)
+	case "delve":
+		if r.Module != "" || r.ConnectBack != "" {
+			return nil, fmt.Errorf("delve: %w: a test run takes a package and tests, and listens", ErrBadRequest)
+		}
+		if err := checkPort(r.Port); err != nil {
+			return nil, fmt.Errorf("delve: %w", err)
+		}
+		pkg, run := r.Program, ""
+		if len(r.Tests) > 0 {
+			pkgs, sel, err := GoRunSelection(r.Tests)
+			if err != nil {
+				return nil, fmt.Errorf("delve: %w", err)
+			}
+			if len(pkgs) != 1 {
+				return nil, fmt.Errorf("delve: %w: tests of %d packages; dlv test debugs one", ErrBadRequest, len(pkgs))
+			}
+			if pkg == "" {
+				pkg = pkgs[0]
+			}
+			run = sel
+		}
+		if pkg == "" {
+			return nil, fmt.Errorf("delve: %w: no tests and no program (the package to test)", ErrBadRequest)
+		}
+		argv := []string{"dlv", "test", pkg, "--headless", "--listen=" + listenAddr(r.Port), "--api-version=2"}
+		var targs []string
+		if run != "" {
+			targs = append(targs, "-test.run", run)
+		}
+		targs = append(targs, r.Args...)
+		if len(targs) > 0 {
+			argv = append(append(argv, "--"), targs...)
+		}
+		return argv, nil
+	}
+	return nil, fmt.Errorf("%w: adapter %q cannot debug tests (want debugpy or delve)", ErrBadRequest, r.Adapter)
+}
+
 func listenAddr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
 func checkPort(p int) error {
@@ -153,14 +220,23 @@ func checkHostPort(hp string) error {
 //	         package in cwd instead: "request":"launch","mode":"debug","program":cwd.
 //	custom   {"type":"custom","request":"attach","name":N,"host","port"}
 //
-// N is "berth: " and the program's base name, the module or the adapter. A
+// A delve test run (Test) attaches remotely too, its program the package.
+// N is "berth: " and the program's base name, the module or the adapter; for
+// tests, the one test's name or "tests". A
 // non-empty cwd (a container path) is added as "cwd".
 func AttachConfig(r DebugRequest, host string, port int, mappings []PathMapping, cwd string, justMyCode bool) map[string]any {
 	if host == "" {
 		host = "127.0.0.1"
 	}
 	label := r.Adapter
+	if r.Test && r.Adapter == "delve" && r.Program == "" && len(r.Tests) > 0 {
+		r.Program, _ = SplitGoTestID(r.Tests[0]) // the one package dlv test debugs
+	}
 	switch {
+	case r.Test && len(r.Tests) == 1:
+		label = r.Tests[0][max(strings.LastIndex(r.Tests[0], "::")+2, strings.LastIndex(r.Tests[0], ".")+1):]
+	case r.Test:
+		label = "tests"
 	case r.Program != "":
 		label = path.Base(r.Program)
 	case r.Module != "":

@@ -21,8 +21,9 @@ var (
 	ErrBadReport = errors.New("malformed tool report")
 	// ErrBadFormat means an errorformat string could not be compiled.
 	ErrBadFormat = errors.New("bad errorformat")
-	// ErrBadRequest means a debug request is incomplete or contradictory.
-	ErrBadRequest = errors.New("bad debug request")
+	// ErrBadRequest means a debug request or a selection of tests is
+	// incomplete or contradictory.
+	ErrBadRequest = errors.New("bad request")
 )
 
 // messageLines caps the lines kept in a message: editors show it inline, and

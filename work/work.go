@@ -69,6 +69,9 @@ type TestOptions struct {
 	Framework string   // pytest, go, or auto/""
 	Args      []string // passed to the runner
 	Files     []string // host paths (or container paths) of test files
+	// Tests are test ids to run, as TestResult and Discover name them;
+	// they replace Files.
+	Tests []string
 }
 
 // TestCase is a test's outcome with its location on the host.
@@ -144,25 +147,17 @@ func mapFiles(m *pathmap.Mapper, files []string) ([]string, error) {
 // returns each test's outcome at its host location. Output streams to the
 // client as it runs.
 func Test(ctx context.Context, c Session, opts TestOptions) (TestResult, error) {
+	if len(opts.Tests) > 0 && len(opts.Files) > 0 {
+		return TestResult{}, fmt.Errorf("tests replace files: give one of them: %w", ErrBadRequest)
+	}
 	inst, err := c.Ready(ctx, opts.Workspace, opts.Image)
 	if err != nil {
 		return TestResult{}, err
 	}
 	mapper := inst.Mapper
-	if cfg := inst.Config; cfg != nil {
-		// customizations.berth.test gives defaults: {framework, args}.
-		if f, ok := cfg.Berth.Test["framework"].(string); ok && opts.Framework == "" {
-			opts.Framework = f
-		}
-		if opts.Args == nil {
-			opts.Args = stringList(cfg.Berth.Test["args"])
-		}
-	}
-	fw := opts.Framework
-	if fw == "" || fw == "auto" {
-		if fw, err = DetectFramework(opts.Workspace); err != nil {
-			return TestResult{}, err
-		}
+	fw, err := testDefaults(inst, &opts)
+	if err != nil {
+		return TestResult{}, err
 	}
 	files, err := mapFiles(mapper, opts.Files)
 	if err != nil {
@@ -179,7 +174,7 @@ func Test(ctx context.Context, c Session, opts TestOptions) (TestResult, error) 
 	switch fw {
 	case "pytest":
 		report := fmt.Sprintf("/tmp/berth-junit-%d.xml", time.Now().UnixNano())
-		exec.Argv = tools.PytestArgv(report, opts.Args, files)
+		exec.Argv = tools.PytestArgv(report, opts.Args, append(files, opts.Tests...))
 		if run, err = c.RunWork(ctx, exec, nil); err != nil {
 			return TestResult{}, err
 		}
@@ -196,7 +191,18 @@ func Test(ctx context.Context, c Session, opts TestOptions) (TestResult, error) 
 		if err != nil {
 			return TestResult{}, err
 		}
-		exec.Argv = tools.GoTestArgv(opts.Args, files)
+		args := opts.Args
+		if len(opts.Tests) > 0 {
+			pkgs, run, err := tools.GoRunSelection(opts.Tests)
+			if err != nil {
+				return TestResult{}, err
+			}
+			files = pkgs
+			if run != "" {
+				args = append([]string{"-run", run}, args...)
+			}
+		}
+		exec.Argv = tools.GoTestArgv(args, files)
 		if run, err = c.RunWork(ctx, exec, goTestOutput()); err != nil {
 			return TestResult{}, err
 		}
@@ -211,6 +217,112 @@ func Test(ctx context.Context, c Session, opts TestOptions) (TestResult, error) 
 		res.Tests = append(res.Tests, TestCase{TestCase: tc, URI: hostURI(mapper, tc.File)})
 	}
 	return res, nil
+}
+
+// testDefaults fills opts from customizations.berth.test ({framework,
+// args}) and returns the framework, detected when it is "" or auto.
+func testDefaults(inst session.Ready, opts *TestOptions) (string, error) {
+	if cfg := inst.Config; cfg != nil {
+		if f, ok := cfg.Berth.Test["framework"].(string); ok && opts.Framework == "" {
+			opts.Framework = f
+		}
+		if opts.Args == nil {
+			opts.Args = stringList(cfg.Berth.Test["args"])
+		}
+	}
+	fw := opts.Framework
+	if fw == "" || fw == "auto" {
+		return DetectFramework(opts.Workspace)
+	}
+	return fw, nil
+}
+
+// DiscoveredTest is a discovered test node with its location on the host.
+type DiscoveredTest struct {
+	tools.DiscoveredTest
+	URI string // host file URI of its source, "" if unknown
+}
+
+// Discovery is the outcome of Discover.
+type Discovery struct {
+	Framework string
+	Tests     []DiscoveredTest
+}
+
+// Discover lists the workspace's tests without running them: pytest's
+// collection, or go test -list with each test's line found by grep. Args
+// (customizations.berth.test's by default) go to pytest only: go test's
+// are run flags. Files narrow it as for Test.
+func Discover(ctx context.Context, c Session, opts TestOptions) (Discovery, error) {
+	inst, err := c.Ready(ctx, opts.Workspace, opts.Image)
+	if err != nil {
+		return Discovery{}, err
+	}
+	fw, err := testDefaults(inst, &opts)
+	if err != nil {
+		return Discovery{}, err
+	}
+	files, err := mapFiles(inst.Mapper, opts.Files)
+	if err != nil {
+		return Discovery{}, err
+	}
+	exec := session.ExecOptions{Workspace: opts.Workspace, Image: opts.Image, Kind: "test", Cwd: inst.Workdir, Internal: true}
+	var nodes []tools.DiscoveredTest
+	switch fw {
+	case "pytest":
+		exec.Argv = tools.PytestCollectArgv(opts.Args, files)
+		res, err := c.Run(ctx, exec, 0)
+		if err != nil {
+			return Discovery{}, err
+		}
+		if nodes, err = tools.ParsePytestCollect([]byte(res.Stdout)); err != nil {
+			return Discovery{}, err
+		}
+		// 5 is pytest's "no tests collected".
+		if len(nodes) == 0 && res.Status.Code != 0 && res.Status.Code != 5 {
+			return Discovery{}, fmt.Errorf("pytest --collect-only exited %d (is pytest installed in the container?): %s", res.Status.Code, lastLines(res.Stdout+res.Stderr))
+		}
+	case "go":
+		dirs, err := goPackageDirs(ctx, c, exec)
+		if err != nil {
+			return Discovery{}, err
+		}
+		exec.Argv = tools.GoListArgv(files)
+		res, err := c.Run(ctx, exec, 0)
+		if err != nil {
+			return Discovery{}, err
+		}
+		var funcs map[string]tools.FuncLoc
+		if len(dirs) > 0 {
+			list := make([]string, 0, len(dirs))
+			for _, d := range dirs {
+				list = append(list, d)
+			}
+			exec.Argv = tools.GoFuncsArgv(list)
+			if g, err := c.Run(ctx, exec, 30*time.Second); err == nil {
+				funcs = tools.ParseGoFuncs([]byte(g.Stdout), dirs)
+			}
+		}
+		if nodes, err = tools.ParseGoList([]byte(res.Stdout+res.Stderr), funcs); err != nil {
+			return Discovery{}, err
+		}
+	default:
+		return Discovery{}, fmt.Errorf("framework: unknown %q (use pytest, go or auto): %w", fw, ErrBadRequest)
+	}
+	out := Discovery{Framework: fw, Tests: []DiscoveredTest{}}
+	for _, n := range nodes {
+		out.Tests = append(out.Tests, DiscoveredTest{DiscoveredTest: n, URI: hostURI(inst.Mapper, n.File)})
+	}
+	return out, nil
+}
+
+// lastLines keeps the end of a tool's output for an error message.
+func lastLines(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // cleanup removes a report file; failing to is harmless.
@@ -442,8 +554,10 @@ type DebugOptions struct {
 	Env         map[string]string
 	JustMyCode  bool
 	Command     []string
-	Port        int // container port; 0 picks one
-	ConnectBack int // host port of a debug server the debuggee connects to; 0 for none
+	Port        int      // container port; 0 picks one
+	ConnectBack int      // host port of a debug server the debuggee connects to; 0 for none
+	Test        bool     // debug tests: pytest under debugpy, dlv test
+	Tests       []string // test ids, as Test takes them
 }
 
 // DebugSession is a running debug server (or connect-back debuggee).
@@ -457,8 +571,10 @@ type DebugSession struct {
 	ContainerPort int
 }
 
-// debugReady bounds the wait for a debug server to listen.
-const debugReady = 30 * time.Second
+// debugReady bounds the wait for a debug server to listen. dlv debug and
+// dlv test compile first, which on a cold build cache and a busy machine
+// takes well over 30 s; a server that exits ends the wait sooner.
+const debugReady = 2 * time.Minute
 
 // Debug starts a debug server in the instance listening on its loopback,
 // waits until it really listens, and opens a host tunnel to it. The tunnel
@@ -473,7 +589,7 @@ func Debug(ctx context.Context, c Session, opts DebugOptions) (*DebugSession, er
 		return nil, fmt.Errorf("debug: %w", err)
 	}
 	mapper := inst.Mapper
-	req := tools.DebugRequest{Adapter: opts.Adapter, Module: opts.Module, Args: opts.Args, Command: opts.Command, Port: opts.Port}
+	req := tools.DebugRequest{Adapter: opts.Adapter, Module: opts.Module, Args: opts.Args, Command: opts.Command, Port: opts.Port, Test: opts.Test, Tests: opts.Tests}
 	if opts.Program != "" {
 		progs, err := mapFiles(mapper, []string{opts.Program})
 		if err != nil {

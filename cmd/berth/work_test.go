@@ -7,10 +7,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-dap"
 
 	"github.com/berthdev/berth/backends/backendtest"
@@ -116,6 +118,64 @@ func testPytest(t *testing.T, e engine) {
 	b.mustCall("berth/test", rpc.TestParams{Files: []string{testFile}, Args: []string{"-k", "not fixture"}}, &res)
 	if res.Summary.Passed != 3 {
 		t.Errorf("summary for one file with -k = %+v", res.Summary)
+	}
+
+	pytestSelect(t, b, ws)
+}
+
+const pytestClass = `class TestC:
+    def test_a(self):
+        assert True
+
+    def test_b(self):
+        assert 1 == 2  # CLASS FAIL
+`
+
+// pytestSelect discovers the tests, then runs a class and a test by id.
+func pytestSelect(t *testing.T, b *berth, ws string) {
+	clsFile := filepath.Join(ws, "tests", "test_cls.py")
+	writeFile(t, clsFile, pytestClass)
+	var d rpc.TestDiscoverResult
+	b.mustCall("berth/testDiscover", rpc.TestDiscoverParams{}, &d)
+	byID := map[string]rpc.DiscoveredTest{}
+	for _, n := range d.Tests {
+		byID[n.ID] = n
+	}
+	calc := filepath.Join(ws, "tests", "test_calc.py")
+	loc := func(file string, line int) *rpc.Location { return &rpc.Location{URI: fileURI(file), Line: line} }
+	for _, want := range []rpc.DiscoveredTest{
+		{ID: "tests/test_calc.py", Name: "test_calc.py", Kind: "file", Location: loc(calc, 1)},
+		{ID: "tests/test_calc.py::test_add", Name: "test_add", Kind: "test", Parent: "tests/test_calc.py", Location: loc(calc, lineOf(t, calc, "def test_add():"))},
+		{ID: "tests/test_cls.py::TestC", Name: "TestC", Kind: "class", Parent: "tests/test_cls.py", Location: loc(clsFile, 1)},
+		{ID: "tests/test_cls.py::TestC::test_b", Name: "test_b", Kind: "test", Parent: "tests/test_cls.py::TestC", Location: loc(clsFile, 5)},
+	} {
+		if diff := cmp.Diff(want, byID[want.ID]); diff != "" {
+			t.Errorf("discovered %s (-want +got):\n%s", want.ID, diff)
+		}
+	}
+	if d.Framework != "pytest" || len(d.Tests) != 12 { // 2 files, 1 class, 9 tests
+		t.Errorf("discovered %s, %d nodes: %+v", d.Framework, len(d.Tests), d.Tests)
+	}
+
+	for _, tt := range []struct {
+		tests []string
+		want  rpc.TestSummary
+	}{
+		{[]string{"tests/test_cls.py::TestC"}, rpc.TestSummary{Passed: 1, Failed: 1}},
+		{[]string{"tests/test_calc.py::test_add", "tests/test_cls.py::TestC::test_a"}, rpc.TestSummary{Passed: 2}},
+	} {
+		var res rpc.TestResult
+		b.mustCall("berth/test", rpc.TestParams{Tests: tt.tests}, &res)
+		got := res.Summary
+		got.DurationMs = 0
+		if got != tt.want {
+			t.Errorf("berth/test %v: %+v, want %+v; tests %+v", tt.tests, got, tt.want, res.Tests)
+		}
+		for _, tc := range res.Tests {
+			if !slices.Contains(tt.tests, tc.ID) && !strings.HasPrefix(tc.ID, tt.tests[0]+"::") {
+				t.Errorf("berth/test %v ran %s", tt.tests, tc.ID)
+			}
+		}
 	}
 }
 
@@ -231,9 +291,28 @@ func TestDebugpyDAP(t *testing.T) { eachBackend(t, testDebugpyDAP) }
 func testDebugpyDAP(t *testing.T, e engine) {
 	b, ws, _ := pyproj(t, e)
 	app := filepath.Join(ws, "app.py")
-	line := lineOf(t, app, "BREAKPOINT LINE")
+	calcTest := filepath.Join(ws, "tests", "test_calc.py")
+	for _, tt := range []struct {
+		name   string
+		params rpc.DebugParams
+		file   string
+		line   int
+	}{
+		{"program", rpc.DebugParams{Adapter: "debugpy", Program: app}, app, lineOf(t, app, "BREAKPOINT LINE")},
+		// pytest under debugpy, running one test by its node id.
+		{"test", rpc.DebugParams{Adapter: "debugpy", Test: true, Tests: []string{"tests/test_calc.py::test_add"}}, calcTest, lineOf(t, calcTest, "assert add(2, 3) == 5")},
+	} {
+		t.Logf("debugging the %s", tt.name)
+		debugpySession(t, b, ws, tt.params, tt.file, tt.line)
+	}
+}
+
+// debugpySession starts berth/debug, stops at file:line through the tunnel,
+// and runs the debuggee to a clean end, which closes the tunnel.
+func debugpySession(t *testing.T, b *berth, ws string, params rpc.DebugParams, app string, line int) {
+	t.Helper()
 	var res rpc.DebugResult
-	b.mustCall("berth/debug", rpc.DebugParams{Adapter: "debugpy", Program: app}, &res)
+	b.mustCall("berth/debug", params, &res)
 	if res.Host != "127.0.0.1" || res.Port == 0 || res.Attach == nil {
 		t.Fatalf("debug = %+v", res)
 	}
@@ -440,6 +519,36 @@ func TestGoTest(t *testing.T) {
 	if len(want) > 0 {
 		t.Errorf("missing tests %v in %+v", want, res.Tests)
 	}
+
+	// Discovered before any run, each test at its func line.
+	var d rpc.TestDiscoverResult
+	b.mustCall("berth/testDiscover", rpc.TestDiscoverParams{}, &d)
+	wantNodes := []rpc.DiscoveredTest{{ID: "example.com/calc", Name: "example.com/calc", Kind: "package"}}
+	for _, name := range []string{"TestAdd", "TestAddWrong", "TestSkipped", "TestTable"} {
+		wantNodes = append(wantNodes, rpc.DiscoveredTest{
+			ID: "example.com/calc." + name, Name: name, Kind: "test", Parent: "example.com/calc",
+			Location: &rpc.Location{URI: fileURI(file), Line: lineOf(t, file, "func "+name+"(")},
+		})
+	}
+	if diff := cmp.Diff(wantNodes, d.Tests); d.Framework != "go" || diff != "" {
+		t.Errorf("discovered %s (-want +got):\n%s", d.Framework, diff)
+	}
+
+	// Run by id: one test, and one subtest (with its parent).
+	for _, tt := range []struct {
+		tests []string
+		want  rpc.TestSummary
+	}{
+		{[]string{"example.com/calc.TestAddWrong"}, rpc.TestSummary{Failed: 1}},
+		{[]string{"example.com/calc.TestTable/ok", "example.com/calc.TestAdd"}, rpc.TestSummary{Passed: 3}},
+	} {
+		b.mustCall("berth/test", rpc.TestParams{Tests: tt.tests}, &res)
+		got := res.Summary
+		got.DurationMs = 0
+		if got != tt.want {
+			t.Errorf("berth/test %v: %+v, want %+v; tests %+v", tt.tests, got, tt.want, res.Tests)
+		}
+	}
 }
 
 const goMain = `package main
@@ -454,13 +563,28 @@ func main() {
 }
 `
 
+const goCalcTest = `package calc
+
+import "testing"
+
+func TestAdd(t *testing.T) {
+	if got := 2 + 3; got != 5 { // TEST BREAKPOINT
+		t.Fatal(got)
+	}
+}
+
+func TestOther(t *testing.T) { t.Fatal("not selected, never runs") }
+`
+
 // A real DAP session with delve through berth's tunnel, attaching in
-// remote mode to a headless server, with host paths both ways.
+// remote mode to a headless server, with host paths both ways: a program
+// (dlv debug), and one test of a package (dlv test).
 func TestDelveDAP(t *testing.T) {
 	e := needBackend(t, docker.Name)
 	ws := workspace(t, e.b)
 	writeFile(t, filepath.Join(ws, "go.mod"), "module example.com/hello\n\ngo 1.19\n")
 	writeFile(t, filepath.Join(ws, "main.go"), goMain)
+	writeFile(t, filepath.Join(ws, "calc", "calc_test.go"), goCalcTest)
 	b := startBerth(t, e)
 	b.initialize(ws, &rpc.InitializationOptions{Image: goImage()})
 	if err := b.call("berth/up", rpc.UpParams{}, nil); err != nil {
@@ -470,23 +594,40 @@ func TestDelveDAP(t *testing.T) {
 		t.Fatal(err)
 	}
 	mainGo := filepath.Join(ws, "main.go")
-	line := lineOf(t, mainGo, "BREAKPOINT LINE")
-	var res rpc.DebugResult
-	b.mustCall("berth/debug", rpc.DebugParams{Adapter: "delve", Program: ws}, &res)
-	if res.Attach["mode"] != "remote" {
-		t.Fatalf("attach = %+v", res.Attach)
+	calcTest := filepath.Join(ws, "calc", "calc_test.go")
+	for _, tt := range []struct {
+		name   string
+		params rpc.DebugParams
+		file   string
+		line   int
+	}{
+		{"program", rpc.DebugParams{Adapter: "delve", Program: ws}, mainGo, lineOf(t, mainGo, "BREAKPOINT LINE")},
+		{"test", rpc.DebugParams{Adapter: "delve", Test: true, Tests: []string{"example.com/hello/calc.TestAdd"}}, calcTest, lineOf(t, calcTest, "TEST BREAKPOINT")},
+	} {
+		t.Logf("debugging the %s", tt.name)
+		var res rpc.DebugResult
+		b.mustCall("berth/debug", tt.params, &res)
+		if res.Attach["mode"] != "remote" {
+			t.Fatalf("attach = %+v", res.Attach)
+		}
+		c, err := net.Dial("tcp", net.JoinHostPort(res.Host, fmt.Sprint(res.Port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &dapClient{t: t, c: c, r: bufio.NewReader(c)}
+		stopped, top := d.stopAt("go", res.Attach, tt.file, tt.line)
+		if top.Source == nil || top.Source.Path != tt.file || top.Line != tt.line {
+			t.Errorf("%s: top frame at %+v line %d, want %s line %d", tt.name, top.Source, top.Line, tt.file, tt.line)
+		}
+		if tt.name == "test" {
+			// Only the chosen test runs: the other one would fail the binary.
+			d.send(&dap.ContinueRequest{Request: d.req("continue"), Arguments: dap.ContinueArguments{ThreadId: stopped.Body.ThreadId}})
+			d.expect(func(m dap.Message) bool { _, ok := m.(*dap.TerminatedEvent); return ok })
+			b.waitOutput(res.PID, "PASS")
+		}
+		d.send(&dap.DisconnectRequest{Request: d.req("disconnect"), Arguments: &dap.DisconnectArguments{TerminateDebuggee: true}})
+		d.expect(func(m dap.Message) bool { _, ok := m.(*dap.DisconnectResponse); return ok })
+		c.Close()
+		b.waitExit(res.PID)
 	}
-	c, err := net.Dial("tcp", net.JoinHostPort(res.Host, fmt.Sprint(res.Port)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	d := &dapClient{t: t, c: c, r: bufio.NewReader(c)}
-	_, top := d.stopAt("go", res.Attach, mainGo, line)
-	if top.Source == nil || top.Source.Path != mainGo || top.Line != line {
-		t.Errorf("top frame at %+v line %d, want %s line %d", top.Source, top.Line, mainGo, line)
-	}
-	d.send(&dap.DisconnectRequest{Request: d.req("disconnect"), Arguments: &dap.DisconnectArguments{TerminateDebuggee: true}})
-	d.expect(func(m dap.Message) bool { _, ok := m.(*dap.DisconnectResponse); return ok })
-	b.waitExit(res.PID)
 }

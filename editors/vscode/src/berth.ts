@@ -18,7 +18,8 @@ import {
 } from 'vscode-languageclient/node';
 import { ProcessRouter } from './logic/router';
 import { initializationOptions, parseAttachAddress, resolveToken, serverCommand } from './logic/settings';
-import type { ConfigChangedParams, ExitParams, InitializeResult, OutputParams } from './logic/wire';
+import { showDocumentAction } from './logic/ports';
+import type { ConfigChangedParams, ExitParams, InitializeResult, OutputParams, PortsChangedParams } from './logic/wire';
 
 export type ConfigChangedHandler = (p: ConfigChangedParams) => void;
 
@@ -31,8 +32,14 @@ export class Berth implements vscode.Disposable {
   private starting: Promise<LanguageClient> | undefined;
   private configChanged = new vscode.EventEmitter<ConfigChangedParams>();
   private stateChanged = new vscode.EventEmitter<boolean>();
+  private portsChanged = new vscode.EventEmitter<PortsChangedParams>();
+  private unclaimedOutput = new vscode.EventEmitter<OutputParams>();
+  /** Output no one has claimed yet, such as a test run's before berth answers. */
+  readonly onUnclaimedOutput = this.unclaimedOutput.event;
   /** berth/configChanged notifications. */
   readonly onConfigChanged = this.configChanged.event;
+  /** berth/portsChanged notifications. */
+  readonly onPortsChanged = this.portsChanged.event;
   /** Fires true when berth is up, false when it stopped. */
   readonly onRunning = this.stateChanged.event;
   initializeResult: InitializeResult | undefined;
@@ -43,7 +50,10 @@ export class Berth implements vscode.Disposable {
       // Output no one waits for (image builds, lifecycle hooks, a test run
       // before its answer) is shown in the output channel.
       unclaimed: (pid, ev) => {
-        if (ev.text !== undefined) this.output.append(ev.text);
+        if (ev.text !== undefined) {
+          this.output.append(ev.text);
+          this.unclaimedOutput.fire({ pid, stream: ev.stream ?? 'stdout', text: ev.text });
+        }
         else if (ev.exit) this.output.appendLine(`[berth ${pid} exited with code ${ev.exit.code}${ev.exit.signal ? ` (${ev.exit.signal})` : ''}]`);
       },
     });
@@ -104,6 +114,26 @@ export class Berth implements vscode.Disposable {
       // configuration runs without asking; in Restricted Mode berth asks
       // with window/showMessageRequest, which the language client shows.
       initializationOptions: initializationOptions(settings, token, vscode.workspace.isTrusted),
+      middleware: {
+        window: {
+          // berth's $BROWSER bridge: a URL opened inside the container
+          // opens in the host's browser.
+          showDocument: async (params, next) => {
+            switch (showDocumentAction(params)) {
+              case 'openExternal':
+                this.output.appendLine(`berth: opening ${params.uri} (asked from the container)`);
+                return { success: await vscode.env.openExternal(vscode.Uri.parse(params.uri, true)) };
+              case 'refuse':
+                this.output.appendLine(`berth: not opening ${params.uri}: only http and https URLs open from the container`);
+                return { success: false };
+              default: {
+                const r = await next(params, new vscode.CancellationTokenSource().token);
+                return r instanceof ResponseError ? { success: false } : r;
+              }
+            }
+          },
+        },
+      },
       initializationFailedHandler: (err) => {
         this.output.appendLine(`berth: initialize failed: ${err instanceof Error ? err.message : String(err)}`);
         return false;
@@ -123,6 +153,7 @@ export class Berth implements vscode.Disposable {
     client.onNotification('berth/output', (p: OutputParams) => this.router.output(p));
     client.onNotification('berth/exit', (p: ExitParams) => this.router.exit(p));
     client.onNotification('berth/configChanged', (p: ConfigChangedParams) => this.configChanged.fire(p));
+    client.onNotification('berth/portsChanged', (p: PortsChangedParams) => this.portsChanged.fire(p));
     const info = this.initializeResult?.serverInfo;
     this.output.appendLine(`berth: connected to ${info?.name ?? 'berth'} ${info?.version ?? ''} (${attach ? (attach.kind === 'unix' ? `unix ${attach.path}` : `tcp ${attach.host}:${attach.port}`) : 'stdio'})`);
     return client;
@@ -174,6 +205,8 @@ export class Berth implements vscode.Disposable {
     void this.stop();
     this.configChanged.dispose();
     this.stateChanged.dispose();
+    this.portsChanged.dispose();
+    this.unclaimedOutput.dispose();
     this.output.dispose();
   }
 }

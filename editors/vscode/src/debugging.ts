@@ -13,7 +13,9 @@ import {
   debugpyAttachConfig,
   debugpyBerthParams,
   defaultLaunchConfig,
+  delveBerthParams,
   fillDebugpyConfig,
+  fillDelveConfig,
   pickAdapter,
   resolvedSessionConfig,
   serverAddress,
@@ -109,10 +111,47 @@ class DebugpyBerthProvider implements vscode.DebugConfigurationProvider {
   }
 }
 
+/**
+ * Go extension attach configurations that carry "berth": berth starts a
+ * headless delve (dlv debug of a package, or dlv test with test: true) and
+ * the Go extension attaches to it remotely through the tunnel.
+ */
+class DelveBerthProvider implements vscode.DebugConfigurationProvider {
+  constructor(private readonly berth: Berth) {}
+
+  async resolveDebugConfigurationWithSubstitutedVariables(
+    folder: vscode.WorkspaceFolder | undefined,
+    config: vscode.DebugConfiguration,
+  ): Promise<vscode.DebugConfiguration | undefined> {
+    if (config.berth === undefined || config[SESSION_KEY]) return config;
+    try {
+      const params = delveBerthParams(config.berth, vscode.window.activeTextEditor?.document.uri.fsPath, workspaceParam(folder).workspace);
+      const res = await startDebugServer(this.berth, params);
+      return fillDelveConfig(config, res) as vscode.DebugConfiguration;
+    } catch (e) {
+      void vscode.window.showErrorMessage(`berth: debug: ${errorMessage(e)}`);
+      return undefined;
+    }
+  }
+}
+
 /** "berth: Attach Debugger in Container": berth/debug with debugpy, then a debugpy attach session. */
 export async function attachDebugger(berth: Berth): Promise<void> {
   const ed = vscode.window.activeTextEditor;
   const folder = ed ? vscode.workspace.getWorkspaceFolder(ed.document.uri) : vscode.workspace.workspaceFolders?.[0];
+  if (ed && ed.document.languageId === 'go') {
+    // delve: dlv debug of this file's package, attached by the Go extension.
+    try {
+      const res = await startDebugServer(berth, delveBerthParams(true, ed.document.uri.fsPath, workspaceParam(folder).workspace));
+      const ok = await vscode.debug.startDebugging(folder, fillDelveConfig({ name: 'berth: attach (delve)' }, res) as vscode.DebugConfiguration);
+      if (!ok) {
+        void vscode.window.showWarningMessage(`berth: could not start a Go debug session (is the Go extension installed?). Attach to 127.0.0.1:${res.port} by hand.`);
+      }
+    } catch (e) {
+      void vscode.window.showErrorMessage(`berth: attach: ${errorMessage(e)}`);
+    }
+    return;
+  }
   const program = await vscode.window.showInputBox({
     title: 'berth: Attach Debugger in Container',
     prompt: 'Python program (a host path) or -m MODULE, and its arguments',
@@ -156,6 +195,7 @@ export function registerDebugging(berth: Berth): vscode.Disposable[] {
     vscode.debug.registerDebugConfigurationProvider(DEBUG_TYPE, new BerthConfigurationProvider(berth), vscode.DebugConfigurationProviderTriggerKind.Dynamic),
     vscode.debug.registerDebugAdapterDescriptorFactory(DEBUG_TYPE, new BerthAdapterFactory(berth)),
     vscode.debug.registerDebugConfigurationProvider('debugpy', new DebugpyBerthProvider(berth)),
+    vscode.debug.registerDebugConfigurationProvider('go', new DelveBerthProvider(berth)),
     // The debuggee outlives a detached debug client; end it with the session.
     vscode.debug.onDidTerminateDebugSession((s) => {
       const info = s.configuration[SESSION_KEY] as SessionInfo | undefined;

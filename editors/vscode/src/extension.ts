@@ -8,8 +8,10 @@ import * as vscode from 'vscode';
 import { Berth, errorCode, errorMessage, workspaceParam } from './berth';
 import { attachDebugger, registerDebugging } from './debugging';
 import { LanguageServers } from './languageServers';
+import { PortsView } from './ports';
 import { ExecPty } from './pty';
 import { BerthTests } from './testing';
+import { startEagerly } from './logic/activation';
 import { CommandLineError, commandArgv } from './logic/cmdline';
 import { parseForward, validateForward } from './logic/forward';
 import { restartSettings, shellCommand } from './logic/settings';
@@ -21,13 +23,15 @@ let berth: Berth | undefined;
 export function activate(context: vscode.ExtensionContext): void {
   const b = new Berth();
   berth = b;
-  const tests = new BerthTests(b);
+  const folders = (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file').map((f) => f.uri.fsPath);
+  const eager = startEagerly(folders, vscode.workspace.getConfiguration('berth').get('languageServers'));
+  const tests = new BerthTests(b, () => eager || b.running);
+  const ports = new PortsView(b);
   const status = vscode.window.createStatusBarItem('berth.status', vscode.StatusBarAlignment.Left, 50);
   status.name = 'berth';
   status.command = 'berth.showInstances';
   status.text = '$(loading~spin) berth';
-  status.show();
-  context.subscriptions.push(b, tests, status, ...registerDebugging(b));
+  context.subscriptions.push(b, tests, ports, status, ...registerDebugging(b));
 
   // berth.languageServers: language servers in the container, each its
   // own `berth lsp` process.
@@ -62,7 +66,9 @@ export function activate(context: vscode.ExtensionContext): void {
   );
 
   const refreshStatus = async () => {
-    if (!vscode.workspace.workspaceFolders?.length) {
+    // Never the reason berth starts: that is a berth command, or a folder
+    // berth belongs in (startEagerly).
+    if (!vscode.workspace.workspaceFolders?.length || !b.running) {
       status.hide();
       return;
     }
@@ -275,6 +281,11 @@ export function activate(context: vscode.ExtensionContext): void {
   reg('berth.remove', () => down(true));
   reg('berth.attachDebugger', () => attachDebugger(b));
   reg('berth.showOutput', () => b.output.show());
+  reg('berth.ports.refresh', () => ports.refresh());
+  reg('berth.ports.open', (row) => ports.open(row as never));
+  reg('berth.ports.stop', (row) => ports.stop(row as never));
+  reg('berth.ports.forward', (row) => ports.forward(row as never));
+  reg('berth.tests.refresh', () => tests.discover().catch((e) => showError('list the tests', e)));
   reg('berth.restart', async () => {
     try {
       await b.restart();
@@ -318,8 +329,13 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
   );
 
-  if (vscode.workspace.workspaceFolders?.length) {
+  // The Ports view shows once berth belongs in this window.
+  const setActive = () => void vscode.commands.executeCommand('setContext', 'berth.active', true);
+  context.subscriptions.push(b.onRunning((up) => up && setActive()));
+  if (eager) {
+    setActive();
     // Start berth without holding up activation.
+    status.show();
     b.ready().then(
       () => void refreshStatus(),
       (e) => {

@@ -28,6 +28,9 @@ export interface BerthLaunchConfig {
   port?: number;
   connectBack?: number | { hostPort: number };
   workspace?: string;
+  /** Debug tests (pytest under debugpy, dlv test) rather than a program. */
+  test?: boolean;
+  tests?: string[];
   [key: string]: unknown;
 }
 
@@ -73,7 +76,12 @@ export function buildDebugParams(c: BerthLaunchConfig, workspace?: string): Debu
   if (c.program) p.program = c.program;
   if (c.module) p.module = c.module;
   if (p.program && p.module) throw new DebugConfigError('give either program or module, not both');
-  if (adapter === 'debugpy' && !p.program && !p.module) {
+  if (c.test) {
+    if (adapter === 'custom') throw new DebugConfigError('test: true needs debugpy or delve');
+    p.test = true;
+    if (Array.isArray(c.tests) && c.tests.length) p.tests = c.tests.map(String);
+  }
+  if (adapter === 'debugpy' && !p.program && !p.module && !p.test) {
     throw new DebugConfigError('debugpy needs a program or a module');
   }
   const args = toArgs(c.args, 'args');
@@ -113,7 +121,7 @@ export function buildDebugParams(c: BerthLaunchConfig, workspace?: string): Debu
 // Keys of berth's attach that describe the connection, not the DAP request.
 const CONNECTION_KEYS = ['type', 'name', 'connect', 'listen', 'host', 'port'];
 // Keys of a berth launch configuration that only berth/debug reads.
-const BERTH_KEYS = ['adapter', 'program', 'module', 'args', 'cwd', 'env', 'command', 'port', 'connectBack', 'workspace'];
+const BERTH_KEYS = ['adapter', 'program', 'module', 'args', 'cwd', 'env', 'command', 'port', 'connectBack', 'workspace', 'test', 'tests'];
 
 /**
  * The configuration VS Code sends to the debug server: berth's `attach`
@@ -210,4 +218,47 @@ export function defaultLaunchConfig(languageId: string | undefined, file: string
     return { type: DEBUG_TYPE, request: 'launch', name: 'berth: package', adapter: 'delve', cwd: dir };
   }
   return undefined;
+}
+
+/**
+ * berth/debug params from a Go (delve) configuration's "berth" object:
+ * true debugs the current file's package; an object names a program (a
+ * package directory), or tests with test: true.
+ */
+export function delveBerthParams(berth: unknown, currentFile?: string, workspace?: string): DebugParams {
+  let c: BerthLaunchConfig;
+  if (berth === true) {
+    if (!currentFile) throw new DebugConfigError('"berth": true debugs the current file\'s package: open a Go file');
+    c = { program: currentFile.replace(/[\\/][^\\/]*$/, '') };
+  } else if (berth && typeof berth === 'object') {
+    c = { ...(berth as BerthLaunchConfig) };
+  } else {
+    throw new DebugConfigError('"berth" must be true or an object with program, or test and tests');
+  }
+  c.adapter = 'delve';
+  if (!c.program && !c.test) {
+    throw new DebugConfigError('a delve attach needs a program (a package directory) or test: true; without them delve serves launch requests only');
+  }
+  return buildDebugParams(c, workspace);
+}
+
+/**
+ * Fills a Go extension attach configuration that carries "berth" with
+ * berth/debug's result: remote mode at the tunnel, substitutePath from the
+ * mounts (the user's own wins).
+ */
+export function fillDelveConfig(c: Record<string, unknown>, res: DebugResult): Record<string, unknown> {
+  const addr = serverAddress(res);
+  const attach = res.attach ?? {};
+  const out: Record<string, unknown> = { ...attach, ...c };
+  delete out.berth;
+  out.type = 'go';
+  out.request = 'attach';
+  out.mode = 'remote';
+  out.host = addr.host;
+  out.port = addr.port;
+  out.name = (c.name as string) || (attach.name as string) || 'berth: attach';
+  if (!Array.isArray(c.substitutePath) || (c.substitutePath as unknown[]).length === 0) out.substitutePath = attach.substitutePath ?? [];
+  out[SESSION_KEY] = { pid: res.pid, tunnelId: res.tunnelId, host: res.host, port: res.port, adapter: 'delve' } as SessionInfo;
+  return out;
 }

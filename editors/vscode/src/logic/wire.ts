@@ -122,6 +122,78 @@ export interface TestResult {
   tests: TestInfo[] | null;
 }
 
+export interface TestParams {
+  workspace?: string;
+  framework?: string;
+  args?: string[];
+  files?: string[];
+  /** Test ids to run; they replace files. */
+  tests?: string[];
+}
+
+export type TestKind = 'file' | 'class' | 'test' | 'package';
+
+/** A node of berth/testDiscover's tree. */
+export interface DiscoveredTest {
+  id: string;
+  name: string;
+  kind: TestKind | string;
+  parent?: string;
+  location?: Location;
+}
+
+export interface TestDiscoverResult {
+  framework: string;
+  tests: DiscoveredTest[] | null;
+}
+
+/** A berth/tunnels entry (and a berth/ports forward). */
+export interface TunnelInfo {
+  tunnelId: string;
+  workspace: string;
+  direction: 'forward' | 'reverse' | string;
+  host?: string;
+  hostPort?: number;
+  hostSocket?: string;
+  containerHost: string;
+  containerPort: number;
+  active: number;
+  /** An auto-forward: opened by berth for a detected port. */
+  auto?: boolean;
+}
+
+export type OnAutoForward = 'notify' | 'openBrowser' | 'openBrowserOnce' | 'openPreview' | 'silent' | 'ignore';
+
+/** A port listening in the container (berth/ports, berth/portsChanged). */
+export interface Port {
+  port: number;
+  bindAddress: string;
+  process?: { pid: number; name: string };
+  label?: string;
+  onAutoForward: OnAutoForward | string;
+  /** The auto-forward carrying it, if any. */
+  tunnelId?: string;
+  hostPort?: number;
+}
+
+export interface PortsResult {
+  ports: Port[] | null;
+  forwards: TunnelInfo[] | null;
+}
+
+export interface PortsChangedParams {
+  workspace: string;
+  ports: Port[] | null;
+}
+
+/** LSP's window/showDocument params. */
+export interface ShowDocumentParams {
+  uri: string;
+  external?: boolean;
+  takeFocus?: boolean;
+  selection?: unknown;
+}
+
 export interface LintResult {
   pid: string;
   linter: string;
@@ -147,6 +219,10 @@ export interface DebugParams {
   command?: string[];
   port?: number;
   connectBack?: { hostPort: number };
+  /** Debug tests: pytest under debugpy, or dlv test. */
+  test?: boolean;
+  /** With test: the test ids, as berth/test takes them. */
+  tests?: string[];
 }
 
 export interface DebugResult {

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
+import { activationEvents } from '../logic/activation';
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const Module = require('module');
 
@@ -69,7 +70,20 @@ test('package.json has what the marketplace and VS Code need', () => {
   assert.equal(pkg.name, 'berth');
   assert.equal(pkg.publisher, 'berthdev');
   assert.equal(pkg.main, './out/extension.js');
-  assert.deepEqual(pkg.activationEvents.slice(0, 2), ['onStartupFinished', 'workspaceContains:.devcontainer/devcontainer.json']);
+  // Activation: only where berth belongs (its configuration discovery, a
+  // folder's settings for berth.languageServers) or on a berth command.
+  const commands = (pkg.contributes.commands as { command: string }[]).map((c) => c.command);
+  assert.deepEqual(pkg.activationEvents, activationEvents(commands));
+  assert.ok(!pkg.activationEvents.includes('onStartupFinished') && !pkg.activationEvents.includes('*'));
+  assert.equal(pkg.capabilities.untrustedWorkspaces.supported, 'limited');
+  assert.ok(pkg.capabilities.untrustedWorkspaces.description);
+  const icon = fs.readFileSync(path.join(__dirname, '..', '..', pkg.icon));
+  assert.deepEqual([...icon.subarray(1, 4)], [...Buffer.from('PNG')]);
+  assert.ok(icon.readUInt32BE(16) >= 128, 'the Marketplace wants an icon of at least 128 px');
+  const views = pkg.contributes.views.explorer as { id: string; when: string }[];
+  assert.deepEqual(views.map((v) => [v.id, v.when]), [['berth.ports', 'berth.active']]);
+  const readme = fs.readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
+  for (const s of ['Test Explorer', 'Ports', 'delve', 'Restricted Mode']) assert.ok(readme.includes(s), `README mentions ${s}`);
   const props = Object.keys(pkg.contributes.configuration.properties).sort();
   assert.deepEqual(props, ['berth.backend', 'berth.image', 'berth.languageServers', 'berth.path', 'berth.tcp', 'berth.tokenFile', 'berth.trace.server']);
   const dbg = pkg.contributes.debuggers[0];

@@ -6,6 +6,8 @@ import {
   buildDebugParams,
   debugpyAttachConfig,
   debugpyBerthParams,
+  delveBerthParams,
+  fillDelveConfig,
   defaultLaunchConfig,
   fillDebugpyConfig,
   pickAdapter,
@@ -161,4 +163,29 @@ test('defaultLaunchConfig', () => {
   assert.equal(defaultLaunchConfig('go', '/h/cmd/main.go')?.cwd, '/h/cmd');
   assert.equal(defaultLaunchConfig('rust', '/h/a.rs'), undefined);
   assert.equal(defaultLaunchConfig('python', undefined), undefined);
+});
+
+test('delve attach configurations carrying "berth"', () => {
+  assert.deepEqual(delveBerthParams(true, '/w/calc/calc.go', '/w'), { adapter: 'delve', workspace: '/w', program: '/w/calc' });
+  assert.deepEqual(delveBerthParams({ test: true, tests: ['ex.com/calc.TestAdd'] }), { adapter: 'delve', test: true, tests: ['ex.com/calc.TestAdd'] });
+  assert.throws(() => delveBerthParams({}), /program .* or test: true/);
+  assert.throws(() => delveBerthParams(true), /open a Go file/);
+  const res = {
+    pid: 'p3', tunnelId: 't2', host: '127.0.0.1', port: 41000,
+    attach: { type: 'go', request: 'attach', mode: 'remote', name: 'berth: calc', host: '127.0.0.1', port: 41000, substitutePath: [{ from: '/w', to: '/workspaces/w' }] },
+  };
+  const cfg = fillDelveConfig({ type: 'go', request: 'attach', name: 'mine', berth: true }, res);
+  assert.equal(cfg.berth, undefined);
+  assert.equal(cfg.name, 'mine');
+  assert.equal(cfg.port, 41000);
+  assert.equal(cfg.mode, 'remote');
+  assert.deepEqual(cfg.substitutePath, [{ from: '/w', to: '/workspaces/w' }]);
+  assert.deepEqual((cfg.__berth as { adapter: string }).adapter, 'delve');
+  const own = fillDelveConfig({ substitutePath: [{ from: 'a', to: 'b' }], berth: true }, res);
+  assert.deepEqual(own.substitutePath, [{ from: 'a', to: 'b' }]);
+});
+
+test('a berth launch configuration can debug tests', () => {
+  assert.deepEqual(buildDebugParams({ adapter: 'debugpy', test: true, tests: ['t.py::test_a'] }), { adapter: 'debugpy', test: true, tests: ['t.py::test_a'] });
+  assert.throws(() => buildDebugParams({ adapter: 'custom', command: ['x'], test: true }), /debugpy or delve/);
 });
