@@ -317,6 +317,13 @@ type Localer interface {
 	Local() bool
 }
 
+// EndpointNamer is implemented by backends that can name where their
+// engine is reached (a socket path, a URL, a remote's name), for berth
+// status.
+type EndpointNamer interface {
+	EndpointName() string
+}
+
 // NetNSer is implemented by local backends that can name an instance's
 // network namespace as a host path (/proc/PID/ns/net), so that a privileged
 // berth can open sockets inside it directly.

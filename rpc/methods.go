@@ -194,6 +194,20 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 		}
 		c.selectBackend(opts.Backend)
 	}
+	if opts.IncusRemote != "" {
+		const incusBackend = "incus" // backends/incus.Name; remotes are Incus's alone
+		if opts.Backend != "" && opts.Backend != incusBackend {
+			return nil, badParam("initializationOptions.incusRemote", "names an Incus remote, but backend is %q", opts.Backend)
+		}
+		if c.s.opts.Remote == nil {
+			return nil, badParam("initializationOptions.incusRemote", "this berth serves no Incus remotes")
+		}
+		mgr, err := c.s.opts.Remote(incusBackend, opts.IncusRemote)
+		if err != nil {
+			return nil, badParam("initializationOptions.incusRemote", "%v", err)
+		}
+		c.selectManager(mgr)
+	}
 	c.defaultWS, c.image, c.state = ws, opts.Image, stateInitialized
 	c.client.SetConfig(opts.Config)
 	c.client.SetSecrets(secrets.Merge(c.s.opts.Secrets, opts.Secrets))

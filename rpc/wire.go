@@ -40,8 +40,11 @@ type WindowClientCapabilities struct {
 // InitializationOptions are berth's own initialize options.
 type InitializationOptions struct {
 	Backend string `json:"backend,omitempty"`
-	Image   string `json:"image,omitempty"`
-	Config  string `json:"config,omitempty"` // explicit devcontainer.json or Containerfile
+	// IncusRemote names an Incus remote of the incus client's
+	// configuration (as --incus-remote does); it implies backend incus.
+	IncusRemote string `json:"incusRemote,omitempty"`
+	Image       string `json:"image,omitempty"`
+	Config      string `json:"config,omitempty"` // explicit devcontainer.json or Containerfile
 	// Secrets are environment variables for every process of the
 	// client; never logged, traced or reported.
 	Secrets map[string]string `json:"secrets,omitempty"`
@@ -114,6 +117,11 @@ type Instance struct {
 	Mounts    []backends.Mount `json:"mounts"`
 	Created   bool             `json:"created"`
 	Agent     AgentStatus      `json:"agent"`
+	// Engine says where the engine is and what follows from it.
+	Engine EngineStatus `json:"engine"`
+	// Sync says the workspace is copied in and kept in sync rather than
+	// bind-mounted (a remote engine, or workspaceMount type copy).
+	Sync bool `json:"sync,omitempty"`
 	// Stale says the workspace's configuration changed since the instance
 	// was created; berth/up {recreate: true} rebuilds it.
 	Stale        bool   `json:"stale"`
@@ -174,6 +182,20 @@ func toAgentStatus(st session.AgentStatus) AgentStatus {
 	return AgentStatus{Enabled: st.Enabled, Reason: st.Reason, AgentBuild: toAgentBuild(st.Build), Connected: st.Connected}
 }
 
+// EngineStatus says where a backend's engine is reached and what follows
+// from its being local or remote.
+type EngineStatus struct {
+	Endpoint   string `json:"endpoint,omitempty"` // socket path, URL or remote name
+	Remote     bool   `json:"remote"`             // decided by the endpoint, even on 127.0.0.1
+	BindMounts bool   `json:"bindMounts"`         // host folders are bind-mounted; else synced
+	FastPath   bool   `json:"fastPath"`           // the agent's unix-socket door; else its exec stream
+	NetNS      bool   `json:"netns"`              // tunnels may dial in the instance's network namespace
+}
+
+func toEngineStatus(e session.Engine) EngineStatus {
+	return EngineStatus{Endpoint: e.Endpoint, Remote: e.Remote, BindMounts: e.BindMounts, FastPath: e.FastPath, NetNS: e.NetNS}
+}
+
 // ComposeInfo names an instance's Compose project and service.
 type ComposeInfo struct {
 	Project string `json:"project"`
@@ -188,7 +210,16 @@ func (c *conn) toInstance(in session.Instance) Instance {
 		Workspace: in.Workspace, Backend: in.Backend, ID: in.ID, Name: in.Name,
 		Image: in.Image, State: in.State, Workdir: in.Workdir, Mounts: mounts,
 		Created: in.Created, Stale: in.Stale, HookError: c.s.mask(in.HookError),
-		Agent: toAgentStatus(in.Agent),
+		Agent: toAgentStatus(in.Agent), Sync: in.Labels[session.LabelSync] == "true",
+	}
+	// The client's manager, unless the instance is another backend's
+	// (berth/list all).
+	mgr, _, _ := c.session()
+	if mgr == nil || mgr.Backend().Name() != in.Backend {
+		mgr = c.s.opts.Managers[in.Backend]
+	}
+	if mgr != nil {
+		out.Engine = toEngineStatus(mgr.Engine())
 	}
 	if in.Config != nil {
 		out.ConfigSource, out.ConfigFile = string(in.Config.Source), in.Config.File

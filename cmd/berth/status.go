@@ -76,6 +76,25 @@ func printStatus(w io.Writer, ws string, inst *rpc.Instance, caps rpc.BerthCapab
 	if inst.HookError != "" {
 		line("hooks", "failed: %s", inst.HookError)
 	}
+	e := inst.Engine
+	where := "local"
+	if e.Remote {
+		where = "remote"
+	}
+	if e.Endpoint != "" {
+		where += ", " + e.Endpoint
+	}
+	line("engine", "%s", where)
+	switch {
+	case inst.Sync && e.Remote:
+		line("workspace files", "synced (a remote engine can't bind-mount host folders)")
+	case inst.Sync:
+		line("workspace files", "synced (workspaceMount type copy)")
+	default:
+		line("workspace files", "bind-mounted")
+	}
+	line("fast path", "%s", onOff(e.FastPath, "agent's unix socket on a shared directory", "off: everything rides the agent's exec stream"))
+	line("network namespace", "%s", onOff(e.NetNS, "tunnels dial inside it directly", "off: tunnels ride the agent's stream"))
 	a := inst.Agent
 	switch {
 	case !a.Enabled:
@@ -102,4 +121,11 @@ func describeBuild(b rpc.AgentBuild) string {
 		from = b.Source
 	}
 	return fmt.Sprintf("build %.12s for %s, %s", b.Build, b.Platform, from)
+}
+
+func onOff(on bool, yes, no string) string {
+	if on {
+		return "on: " + yes
+	}
+	return no
 }
