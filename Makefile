@@ -42,6 +42,8 @@ deps: deps-demo
 	@bash testdata/setup/incus.sh || $(TOLERATE)
 	@bash testdata/images/busybox.sh incus || $(TOLERATE)
 	@bash testdata/images/debian.sh incus || $(TOLERATE)
+	@bash testdata/setup/incus-https.sh || $(TOLERATE)
+	@bash testdata/setup/incus-cluster.sh || $(TOLERATE)
 	@bash testdata/setup/registry.sh || $(TOLERATE)
 
 vet:
