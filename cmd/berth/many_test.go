@@ -88,7 +88,15 @@ func TestManyWorkspacesIsolated(t *testing.T) {
 
 		// The same container port, through each workspace's tunnel,
 		// reaches that workspace's container.
-		body, err := httpGet(fmt.Sprintf("http://%s:%d/marker.txt", s.fwd.Host, s.fwd.HostPort))
+		// httpd may not listen yet: the tunnel resets until it does.
+		var body string
+		var err error
+		for t0 := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+			body, err = httpGet(fmt.Sprintf("http://%s:%d/marker.txt", s.fwd.Host, s.fwd.HostPort))
+			if err == nil || time.Since(t0) > 30*time.Second {
+				break
+			}
+		}
 		if err != nil || body != fmt.Sprintf("workspace %d\n", i) {
 			t.Errorf("workspace %d through its tunnel: %q, %v", i, body, err)
 		}
