@@ -204,7 +204,10 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 		}
 		mgr, err := c.s.opts.Remote(incusBackend, opts.IncusRemote)
 		if err != nil {
-			return nil, badParam("initializationOptions.incusRemote", "%v", err)
+			if mapped := toError(err); mapped.Code == CodeBackendUnavailable || mapped.Code == CodeNotSupported {
+				return nil, fmt.Errorf("initializationOptions.incusRemote: %w", err)
+			}
+			return nil, badParam("initializationOptions.incusRemote", "%v", err) // an unknown name, say
 		}
 		c.selectManager(mgr)
 	}

@@ -18,6 +18,8 @@ package incus
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -155,13 +157,14 @@ func NewRemote(log *slog.Logger, berthVersion, remote string) (*Backend, error) 
 			}
 			pem, err := os.ReadFile(v.path)
 			if err != nil {
-				return nil, fmt.Errorf("incus: remote %s: %w (the incus client makes it on `incus remote add`)", name, err)
+				return nil, fmt.Errorf("%w: incus remote %s (%s): %v (the incus client makes it on `incus remote add`)", backends.ErrUnavailable, name, rc.Addr, err)
 			}
 			*v.dst = string(pem)
 		}
 		c, err := rest.Remote(rc.Addr, t, opts)
 		if err != nil {
-			return nil, fmt.Errorf("incus: remote %s (%s): %w", name, rc.Addr, err)
+			return nil, fmt.Errorf("%w: incus remote %s (%s): bad TLS material in %s: %v (`incus remote add` makes client.crt and client.key, and keeps the server's certificate in servercerts/%s.crt)",
+				backends.ErrUnavailable, name, rc.Addr, cfg.Dir, err, name)
 		}
 		b.c, b.where, b.remote = c, name+" ("+rc.Addr+")", true
 		return b, nil
@@ -193,17 +196,26 @@ func (b *Backend) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if _, err := b.c.Server(ctx); err != nil {
+	srv, err := b.c.Server(ctx)
+	if err != nil {
 		err = b.mapErr("ping", err, nil)
 		if !errors.Is(err, backends.ErrUnavailable) {
 			err = fmt.Errorf("%w: %s answered with an error: %w", backends.ErrUnavailable, b.where, err)
 		}
 		return err
 	}
+	if b.remote && srv.Auth != "" && srv.Auth != "trusted" {
+		return fmt.Errorf("%w: incus server %s does not trust berth's client certificate (auth %q): add it there with `incus config trust add-certificate client.crt`, or add the remote again with `incus remote add NAME URL --token TOKEN`",
+			backends.ErrUnavailable, b.where, srv.Auth)
+	}
 	return nil
 }
 
 func (b *Backend) unavailable(err error) error {
+	if isTLSErr(err) {
+		return fmt.Errorf("%w: the TLS handshake with incus server %s failed: check the server's certificate berth trusts (servercerts/NAME.crt in the incus client's configuration, or BERTH_INCUS_SERVER_CERT) and that the server trusts the client's (`incus config trust add-certificate` there) (%v)",
+			backends.ErrUnavailable, b.where, err)
+	}
 	if b.remote {
 		return fmt.Errorf("%w: incus server %s not reachable: check the remote's address (`incus remote list`), that the server trusts the client certificate (`incus config trust list` there) and BERTH_INCUS_REMOTE if set (%v)",
 			backends.ErrUnavailable, b.where, err)
@@ -236,8 +248,26 @@ func (b *Backend) mapErr(op string, err error, notFound error) error {
 	}
 }
 
-// isConnErr reports whether err means the daemon did not answer at all.
+// isTLSErr reports whether err is a failed TLS handshake: a server
+// certificate not trusted, or a client certificate refused.
+func isTLSErr(err error) bool {
+	var (
+		verify  *tls.CertificateVerificationError
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		alert   tls.AlertError
+		record  tls.RecordHeaderError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &host) ||
+		errors.As(err, &alert) || errors.As(err, &record) || strings.Contains(err.Error(), "remote error: tls:")
+}
+
+// isConnErr reports whether err means the daemon did not answer at all
+// or would not speak TLS with berth.
 func isConnErr(err error) bool {
+	if isTLSErr(err) {
+		return true
+	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
 		return true

@@ -22,6 +22,9 @@ func (s StatusCode) IsFinal() bool { return s >= 200 }
 
 // Server is GET /1.0, as far as berth reads it.
 type Server struct {
+	// Auth is "trusted" when the daemon trusts the client; over HTTPS an
+	// untrusted client gets "untrusted" and little else.
+	Auth          string            `json:"auth"`
 	APIExtensions []string          `json:"api_extensions"`
 	Environment   ServerEnvironment `json:"environment"`
 }
