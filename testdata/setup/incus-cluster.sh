@@ -90,6 +90,11 @@ start_member() {
 
 clustered() { [ "$(m1 cluster list -f csv 2>/dev/null | wc -l)" -ge 2 ]; }
 
+if ! command -v openssl >/dev/null 2>&1; then
+	log "installing openssl (certificates)"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
+fi
+
 network
 start_member "$M1_DIR"
 start_member "$M2_DIR" "$NS"

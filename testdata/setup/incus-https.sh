@@ -22,6 +22,11 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 
+if ! command -v openssl >/dev/null 2>&1; then
+	log "installing openssl (certificates)"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
+fi
+
 cur=$(incus config get core.https_address)
 if [ "$cur" != "$ADDR" ]; then
 	if [ -n "$cur" ]; then
