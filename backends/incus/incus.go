@@ -65,6 +65,11 @@ type Backend struct {
 	version     string // berth version, recorded on instances
 
 	locks keyedLocks // serialises Ensure per workspace within this process
+
+	// stops records when this process last asked for each instance's
+	// stop (name → time.Time), so that the watcher can tell its own stops
+	// from an init that ended when incusd's event names no requestor.
+	stops sync.Map
 }
 
 var (
@@ -639,8 +644,11 @@ func (b *Backend) start(ctx context.Context, inst backends.Instance) (backends.I
 // changeState runs a state action; "start" on a frozen instance unfreezes it.
 func (b *Backend) changeState(ctx context.Context, name, action string, force bool) error {
 	req := rest.InstanceStatePut{Action: action, Force: force}
-	if action == "stop" && !force {
-		req.Timeout = stopTimeout
+	if action == "stop" {
+		b.stops.Store(name, time.Now())
+		if !force {
+			req.Timeout = stopTimeout
+		}
 	}
 	if action == "start" {
 		if in, _, err := b.c.Instance(ctx, name); err == nil && in.StatusCode == rest.Frozen {
