@@ -15,11 +15,14 @@ func statusCmd(g *globalFlags) *cobra.Command {
 	var jsonOut bool
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the workspace's container and the agent build that serves it",
-		Long: `Show the workspace's container, without starting or creating anything, and
-the agent build berth runs in it: its hash, its platform and where it came
-from ($BERTH_AGENT, a berth-agent beside berth, or embedded in berth), or
-why processes use the engine's plain exec instead.
+		Short: "Show the workspace's container, its engine and the agent build that serves it",
+		Long: `Show the workspace's container, without starting or creating anything; its
+engine: where berth reaches it, whether it is remote (then the workspace
+is synced, not mounted, and the agent's fast path and network-namespace
+dialling are off); and the agent build berth runs in it: its hash, its
+platform and where it came from ($BERTH_AGENT, a berth-agent beside berth,
+or embedded in berth), or why processes use the engine's plain exec
+instead.
 
 With --json, print berth/status's answer: the Instance object, or null
 when the workspace has no container.`,
