@@ -317,11 +317,10 @@ type Localer interface {
 	Local() bool
 }
 
-// EndpointNamer is implemented by backends that can name where their
-// engine is reached (a socket path, a URL, a remote's name), for berth
-// status.
-type EndpointNamer interface {
-	EndpointName() string
+// Endpointer is implemented by backends that can name where their engine
+// is reached, e.g. unix:///var/run/docker.sock or ssh://user@host.
+type Endpointer interface {
+	Endpoint() string
 }
 
 // NetNSer is implemented by local backends that can name an instance's

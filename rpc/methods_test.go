@@ -193,8 +193,8 @@ func TestStatusListUpDown(t *testing.T) {
 		Workspace: e.ws, Backend: "memory", Name: session.InstanceName(e.ws), Image: testImage,
 		State: backends.StateRunning, Workdir: e.workdir, Mounts: []backends.Mount{{Host: e.ws, Container: e.workdir}},
 		Created: true, Agent: rpc.AgentStatus{Reason: "agent not configured"},
-		Engine:       rpc.EngineStatus{BindMounts: true}, // local; no agent, so no fast path
 		ConfigSource: "devcontainer.json", ConfigFile: filepath.Join(e.ws, ".devcontainer", "devcontainer.json"),
+		Engine: &rpc.Engine{BindMounts: true},
 	}
 	ignoreID := cmpopts.IgnoreFields(rpc.Instance{}, "ID")
 	if diff := cmp.Diff(want, up, ignoreID); diff != "" {

@@ -85,6 +85,22 @@ type BerthCapabilities struct {
 	AgentReason      string   `json:"agentReason,omitempty"`
 	// Agents are the builds berth installs, one per platform, sorted.
 	Agents []AgentBuild `json:"agents,omitempty"`
+	// Engine is the default backend's engine.
+	Engine Engine `json:"engine"`
+}
+
+// Engine says where the backend's engine is reached and which of the
+// capabilities that need a local engine berth uses with it.
+type Engine struct {
+	Endpoint   string `json:"endpoint,omitempty"` // e.g. unix:///var/run/docker.sock, tcp://host:2376, ssh://user@host
+	Remote     bool   `json:"remote"`             // tcp, ssh and https are remote, even on 127.0.0.1
+	BindMounts bool   `json:"bindMounts"`         // false: the workspace is synced
+	FastPath   bool   `json:"fastPath"`           // false: everything rides the agent's exec stream
+	NetNS      bool   `json:"netns"`              // false: tunnels don't enter the network namespace from the host
+}
+
+func toEngine(e session.Engine) Engine {
+	return Engine{Endpoint: e.Endpoint, Remote: e.Remote, BindMounts: e.BindMounts, FastPath: e.FastPath, NetNS: e.NetNS}
 }
 
 // WorkspaceParams names a workspace; empty means the client's default.
@@ -117,8 +133,6 @@ type Instance struct {
 	Mounts    []backends.Mount `json:"mounts"`
 	Created   bool             `json:"created"`
 	Agent     AgentStatus      `json:"agent"`
-	// Engine says where the engine is and what follows from it.
-	Engine EngineStatus `json:"engine"`
 	// Sync says the workspace is copied in and kept in sync rather than
 	// bind-mounted (a remote engine, or workspaceMount type copy).
 	Sync bool `json:"sync,omitempty"`
@@ -133,6 +147,8 @@ type Instance struct {
 	// Compose is set when the instance is the dev service of a Docker
 	// Compose project.
 	Compose *ComposeInfo `json:"compose,omitempty"`
+	// Engine is where the instance's engine is and what berth uses of it.
+	Engine *Engine `json:"engine,omitempty"`
 
 	// berth/up only.
 	// Warnings name what berth leaves out of the configuration, and where
@@ -182,20 +198,6 @@ func toAgentStatus(st session.AgentStatus) AgentStatus {
 	return AgentStatus{Enabled: st.Enabled, Reason: st.Reason, AgentBuild: toAgentBuild(st.Build), Connected: st.Connected}
 }
 
-// EngineStatus says where a backend's engine is reached and what follows
-// from its being local or remote.
-type EngineStatus struct {
-	Endpoint   string `json:"endpoint,omitempty"` // socket path, URL or remote name
-	Remote     bool   `json:"remote"`             // decided by the endpoint, even on 127.0.0.1
-	BindMounts bool   `json:"bindMounts"`         // host folders are bind-mounted; else synced
-	FastPath   bool   `json:"fastPath"`           // the agent's unix-socket door; else its exec stream
-	NetNS      bool   `json:"netns"`              // tunnels may dial in the instance's network namespace
-}
-
-func toEngineStatus(e session.Engine) EngineStatus {
-	return EngineStatus{Endpoint: e.Endpoint, Remote: e.Remote, BindMounts: e.BindMounts, FastPath: e.FastPath, NetNS: e.NetNS}
-}
-
 // ComposeInfo names an instance's Compose project and service.
 type ComposeInfo struct {
 	Project string `json:"project"`
@@ -212,14 +214,15 @@ func (c *conn) toInstance(in session.Instance) Instance {
 		Created: in.Created, Stale: in.Stale, HookError: c.s.mask(in.HookError),
 		Agent: toAgentStatus(in.Agent), Sync: in.Labels[session.LabelSync] == "true",
 	}
-	// The client's manager, unless the instance is another backend's
-	// (berth/list all).
+	// The client's manager (an Incus remote it named, say), unless the
+	// instance is another backend's (berth/list all).
 	mgr, _, _ := c.session()
 	if mgr == nil || mgr.Backend().Name() != in.Backend {
 		mgr = c.s.opts.Managers[in.Backend]
 	}
 	if mgr != nil {
-		out.Engine = toEngineStatus(mgr.Engine())
+		e := toEngine(mgr.Engine())
+		out.Engine = &e
 	}
 	if in.Config != nil {
 		out.ConfigSource, out.ConfigFile = string(in.Config.Source), in.Config.File

@@ -457,34 +457,6 @@ func (m *Manager) build(ctx context.Context, ws string, cfg *devcontainer.Config
 	}, log)
 }
 
-// Engine says where the backend's engine is and what follows from it.
-type Engine struct {
-	Endpoint string // as the backend names it; "" when it can't
-	// Remote: the engine can't see this host's files, so workspaces are
-	// synced, not bind-mounted, and nothing takes the fast path.
-	Remote     bool
-	BindMounts bool // host folders are bind-mounted
-	FastPath   bool // the agent's unix-socket door on a shared host directory
-	NetNS      bool // tunnels may open sockets in the instance's network namespace
-}
-
-// Engine reports the manager's engine.
-func (m *Manager) Engine() Engine {
-	local := true
-	if l, ok := m.backend.(backends.Localer); ok {
-		local = l.Local()
-	}
-	e := Engine{Remote: !local, BindMounts: local}
-	if n, ok := m.backend.(backends.EndpointNamer); ok {
-		e.Endpoint = n.EndpointName()
-	}
-	agentOn, _ := m.AgentEnabled()
-	e.FastPath = local && !m.noFast && agentOn
-	_, netns := m.backend.(backends.NetNSer)
-	e.NetNS = local && netns
-	return e
-}
-
 // fastDir makes the host directory shared with an instance for the
 // agent's door (its fast path), when the engine is local.
 func (m *Manager) fastDir(name string) (string, bool) {

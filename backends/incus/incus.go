@@ -53,7 +53,8 @@ const adoptTimeout = 2 * time.Minute
 // awaited with waitOp, which bounds each poll even without a deadline.
 type Backend struct {
 	c          *rest.Client
-	where      string // socket path or remote URL, for messages
+	where      string // socket path or remote name and URL, for messages
+	endpoint   string // a URL, and the remote's name (backends.Endpointer)
 	remote     bool   // reached over HTTPS
 	remoteName string // in the client's configuration; "" for BERTH_INCUS_REMOTE
 	cfg        *ClientConfig
@@ -73,13 +74,13 @@ type Backend struct {
 }
 
 var (
-	_ backends.Backend       = (*Backend)(nil)
-	_ backends.Platformer    = (*Backend)(nil)
-	_ backends.Localer       = (*Backend)(nil)
-	_ backends.NetNSer       = (*Backend)(nil)
-	_ backends.EndpointNamer = (*Backend)(nil)
-	_ backends.Checker       = (*Backend)(nil)
-	_ backends.Resourcer     = (*Backend)(nil)
+	_ backends.Backend    = (*Backend)(nil)
+	_ backends.Platformer = (*Backend)(nil)
+	_ backends.Localer    = (*Backend)(nil)
+	_ backends.NetNSer    = (*Backend)(nil)
+	_ backends.Endpointer = (*Backend)(nil)
+	_ backends.Checker    = (*Backend)(nil)
+	_ backends.Resourcer  = (*Backend)(nil)
 )
 
 // New connects to the daemon named by the environment: BERTH_INCUS_REMOTE
@@ -117,7 +118,7 @@ func NewRemote(log *slog.Logger, berthVersion, remote string) (*Backend, error) 
 		if err != nil {
 			return nil, fmt.Errorf("incus: connect to %s: %w", url, err)
 		}
-		b.c, b.where, b.remote = c, url, true
+		b.c, b.where, b.endpoint, b.remote = c, url, url, true
 		return b, nil
 	}
 	dir, err := ConfigDir()
@@ -150,6 +151,7 @@ func NewRemote(log *slog.Logger, berthVersion, remote string) (*Backend, error) 
 		path := strings.TrimPrefix(strings.TrimPrefix(rc.Addr, "unix:"), "//")
 		b.c = rest.Unix(path, opts) // "": INCUS_SOCKET, INCUS_DIR or the default, as the incus CLI picks it
 		b.where = b.c.Where()
+		b.endpoint = "unix://" + b.where
 		return b, nil
 	case strings.HasPrefix(rc.Addr, "https://"):
 		t := rest.TLS{}
@@ -172,6 +174,7 @@ func NewRemote(log *slog.Logger, berthVersion, remote string) (*Backend, error) 
 				backends.ErrUnavailable, name, rc.Addr, cfg.Dir, err, name)
 		}
 		b.c, b.where, b.remote = c, name+" ("+rc.Addr+")", true
+		b.endpoint = rc.Addr + " (incus remote " + name + ")"
 		return b, nil
 	default:
 		return nil, fmt.Errorf("incus: remote %s: address %q is neither unix:// nor https://", name, rc.Addr)
@@ -546,9 +549,9 @@ func (b *Backend) Local() bool {
 	return !b.clustered
 }
 
-// EndpointName implements backends.EndpointNamer: the remote's name and
-// URL, or the unix socket.
-func (b *Backend) EndpointName() string { return b.where }
+// Endpoint implements backends.Endpointer: the remote's URL and name, or
+// the unix socket as a unix:// URL.
+func (b *Backend) Endpoint() string { return b.endpoint }
 
 // RemoteName is the client configuration's name of the remote in use, ""
 // when BERTH_INCUS_REMOTE named it.

@@ -119,8 +119,8 @@ func TestNewRemote(t *testing.T) {
 		}
 	}
 	b, err := NewRemote(log, "test", "sock")
-	if err != nil || b.EndpointName() != "/run/other/unix.socket" {
-		t.Fatalf("NewRemote(sock) = %v, endpoint %q", err, b.EndpointName())
+	if err != nil || b.Endpoint() != "unix:///run/other/unix.socket" {
+		t.Fatalf("NewRemote(sock) = %v, endpoint %q", err, b.Endpoint())
 	}
 }
 
@@ -144,8 +144,8 @@ func TestHTTPSBedDefaultRemote(t *testing.T) {
 	}
 	defer b.Close()
 	backendtest.Need(t, b)
-	if b.RemoteName() != "berth-https" || b.Local() || !strings.HasPrefix(b.EndpointName(), "berth-https (https://127.0.0.1:8443") {
-		t.Errorf("default remote %q, local %v, endpoint %q", b.RemoteName(), b.Local(), b.EndpointName())
+	if b.RemoteName() != "berth-https" || b.Local() || b.Endpoint() != "https://127.0.0.1:8443 (incus remote berth-https)" {
+		t.Errorf("default remote %q, local %v, endpoint %q", b.RemoteName(), b.Local(), b.Endpoint())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -303,8 +303,8 @@ func TestClusterMemberIsRemote(t *testing.T) {
 	}
 	defer b.Close()
 	backendtest.Need(t, b)
-	if b.Local() || b.EndpointName() != filepath.Join(m1, "unix.socket") {
-		t.Errorf("member m1 on its socket: local %v, endpoint %q; want remote", b.Local(), b.EndpointName())
+	if b.Local() || b.Endpoint() != "unix://"+filepath.Join(m1, "unix.socket") {
+		t.Errorf("member m1 on its socket: local %v, endpoint %q; want remote", b.Local(), b.Endpoint())
 	}
 	if _, err := b.NetNS(context.Background(), "x"); !errors.Is(err, backends.ErrNotSupported) {
 		t.Errorf("NetNS on a cluster member: %v, want ErrNotSupported", err)

@@ -77,9 +77,12 @@ func TestIncusRemotes(t *testing.T) {
 			var inst rpc.Instance
 			b.mustCall("berth/up", rpc.UpParams{}, &inst)
 			remoteName := bed.remote
-			en := inst.Engine
-			if !inst.Sync || !en.Remote || en.BindMounts || en.FastPath || en.NetNS || !strings.HasPrefix(en.Endpoint, remoteName+" (https://") {
-				t.Errorf("up on a remote: sync %v, engine %+v; want synced, remote, nothing local, endpoint %s", inst.Sync, en, remoteName)
+			if inst.Engine == nil {
+				t.Fatalf("up on a remote: no engine in %+v", inst)
+			}
+			en := *inst.Engine
+			if !inst.Sync || !en.Remote || en.BindMounts || en.FastPath || en.NetNS || !strings.HasPrefix(en.Endpoint, "https://") || !strings.HasSuffix(en.Endpoint, "(incus remote "+remoteName+")") {
+				t.Errorf("up on a remote: sync %v, engine %+v; want synced, remote, nothing local, endpoint naming %s", inst.Sync, en, remoteName)
 			}
 			if bed.target != "" {
 				out, err := exec.Command("incus", "list", remoteName+":"+inst.Name, "-c", "L", "-f", "csv").CombinedOutput()
@@ -113,7 +116,7 @@ func TestIncusRemotes(t *testing.T) {
 
 			var st *rpc.Instance
 			b.mustCall("berth/status", rpc.WorkspaceParams{}, &st)
-			if st == nil || st.Engine != en || !st.Sync || st.ID != inst.ID {
+			if st == nil || st.Engine == nil || *st.Engine != en || !st.Sync || st.ID != inst.ID {
 				t.Errorf("status = %+v, want the instance, synced, engine %+v", st, en)
 			}
 		})

@@ -54,6 +54,7 @@ func printStatus(w io.Writer, ws string, inst *rpc.Instance, caps rpc.BerthCapab
 	if inst == nil {
 		line("workspace", "%s", ws)
 		line("container", "none (`berth up` creates it)")
+		line("engine", "%s", describeEngine(caps.Engine))
 		switch {
 		case !caps.Agent:
 			line("agent", "none: %s", caps.AgentReason)
@@ -66,6 +67,9 @@ func printStatus(w io.Writer, ws string, inst *rpc.Instance, caps rpc.BerthCapab
 	}
 	line("workspace", "%s", inst.Workspace)
 	line("container", "%s (%s, %s)", inst.Name, inst.State, inst.Backend)
+	if inst.Engine != nil {
+		line("engine", "%s", describeEngine(*inst.Engine))
+	}
 	line("image", "%s", inst.Image)
 	line("workdir", "%s", inst.Workdir)
 	if inst.ConfigFile != "" {
@@ -79,25 +83,14 @@ func printStatus(w io.Writer, ws string, inst *rpc.Instance, caps rpc.BerthCapab
 	if inst.HookError != "" {
 		line("hooks", "failed: %s", inst.HookError)
 	}
-	e := inst.Engine
-	where := "local"
-	if e.Remote {
-		where = "remote"
-	}
-	if e.Endpoint != "" {
-		where += ", " + e.Endpoint
-	}
-	line("engine", "%s", where)
 	switch {
-	case inst.Sync && e.Remote:
+	case inst.Sync && inst.Engine != nil && inst.Engine.Remote:
 		line("workspace files", "synced (a remote engine can't bind-mount host folders)")
 	case inst.Sync:
 		line("workspace files", "synced (workspaceMount type copy)")
 	default:
 		line("workspace files", "bind-mounted")
 	}
-	line("fast path", "%s", onOff(e.FastPath, "agent's unix socket on a shared directory", "off: everything rides the agent's exec stream"))
-	line("network namespace", "%s", onOff(e.NetNS, "tunnels dial inside it directly", "off: tunnels ride the agent's stream"))
 	a := inst.Agent
 	switch {
 	case !a.Enabled:
@@ -126,9 +119,22 @@ func describeBuild(b rpc.AgentBuild) string {
 	return fmt.Sprintf("build %.12s for %s, %s", b.Build, b.Platform, from)
 }
 
-func onOff(on bool, yes, no string) string {
-	if on {
-		return "on: " + yes
+// describeEngine names the engine's endpoint, whether it is remote, and
+// the three capabilities that follow.
+func describeEngine(e rpc.Engine) string {
+	where := "local"
+	if e.Remote {
+		where = "remote"
 	}
-	return no
+	ep := e.Endpoint
+	if ep == "" {
+		ep = "(endpoint unknown)"
+	}
+	yes := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	return fmt.Sprintf("%s, %s: bind mounts %s, fast path %s, netns %s", ep, where, yes(e.BindMounts), yes(e.FastPath), yes(e.NetNS))
 }
