@@ -9,7 +9,7 @@ export BERTH_TEST_IMAGE ?= berth-test/busybox:1
 # a setup failure fails the run.
 TOLERATE = { [ "$$CI" != true ] && [ -z "$$BERTH_REQUIRE" ] && echo "make: continuing without it; daemon tests will skip" >&2; }
 
-.PHONY: all build agents agents-check test vet unit deps deps-demo demo bench clean nvim-test vscode-test fuzz compose-v5-test
+.PHONY: all build agents agents-check test vet unit deps deps-demo demo bench bench-many clean nvim-test vscode-test fuzz compose-v5-test
 
 all: build
 
@@ -45,6 +45,8 @@ deps: deps-demo
 	@BERTH_DEBIAN_GO=1 BERTH_TEST_DEBIAN_INCUS_IMAGE=berth-test/debian-go-2 bash testdata/images/debian.sh incus || $(TOLERATE)
 	@GO=$(GO) bash testdata/images/plugins.sh docker || $(TOLERATE)
 	@GO=$(GO) bash testdata/images/plugins.sh incus || $(TOLERATE)
+	@bash testdata/setup/incus-https.sh || $(TOLERATE)
+	@bash testdata/setup/incus-cluster.sh || $(TOLERATE)
 	@bash testdata/setup/registry.sh || $(TOLERATE)
 
 vet:
@@ -96,3 +98,9 @@ vscode-test: build
 bench: deps build
 	$(GO) run ./bench -backend docker
 	$(GO) run ./bench -backend incus
+
+# bench-many: one berth serving 50 workspaces on each engine (minutes: 100
+# containers come and go), docs/benchmarks.md's "Many workspaces".
+bench-many: deps build
+	$(GO) run ./bench -many -backend docker
+	$(GO) run ./bench -many -backend incus

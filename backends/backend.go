@@ -394,6 +394,12 @@ type Localer interface {
 	Local() bool
 }
 
+// Endpointer is implemented by backends that can name where their engine
+// is reached, e.g. unix:///var/run/docker.sock or ssh://user@host.
+type Endpointer interface {
+	Endpoint() string
+}
+
 // NetNSer is implemented by local backends that can name an instance's
 // network namespace as a host path (/proc/PID/ns/net), so that a privileged
 // berth can open sockets inside it directly.

@@ -7,6 +7,7 @@
 //	go run ./bench -lsp      (only pylsp through berth lsp beside a raw pipe)
 //	go run ./bench -features (only `up` of a Features config, cold and warm)
 //	go run ./bench -plugins  (only a plugin call, exec and rpc mode)
+//	go run ./bench -many     (only one berth serving 50 workspaces)
 //
 // Peers: the engine's CLI exec (`docker exec`, `incus exec`), an API exec
 // from Go, berth's own plain-exec fallback (--no-agent), host loopback TCP,
@@ -123,6 +124,14 @@ func run() error {
 	}
 	if *image == "" {
 		*image = eng.image
+	}
+	if *manyOnly {
+		var r report
+		r.printf("# %s: many workspaces\n\nMeasured %s on %s/%s, %d cores; %s; image %s.\n", eng.title,
+			time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), eng.version, *image)
+		err := manyBench(&r, bin)
+		fmt.Print(r.b.String())
+		return err
 	}
 
 	tmp, err := os.MkdirTemp("", "berth-bench-")

@@ -208,6 +208,23 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 		}
 		c.selectBackend(opts.Backend)
 	}
+	if opts.IncusRemote != "" {
+		const incusBackend = "incus" // backends/incus.Name; remotes are Incus's alone
+		if opts.Backend != "" && opts.Backend != incusBackend {
+			return nil, badParam("initializationOptions.incusRemote", "names an Incus remote, but backend is %q", opts.Backend)
+		}
+		if c.s.opts.Remote == nil {
+			return nil, badParam("initializationOptions.incusRemote", "this berth serves no Incus remotes")
+		}
+		mgr, err := c.s.opts.Remote(incusBackend, opts.IncusRemote)
+		if err != nil {
+			if mapped := toError(err); mapped.Code == CodeBackendUnavailable || mapped.Code == CodeNotSupported {
+				return nil, fmt.Errorf("initializationOptions.incusRemote: %w", err)
+			}
+			return nil, badParam("initializationOptions.incusRemote", "%v", err) // an unknown name, say
+		}
+		c.selectManager(mgr)
+	}
 	c.defaultWS, c.image, c.state = ws, opts.Image, stateInitialized
 	c.client.SetConfig(opts.Config)
 	c.client.SetLimits(limits)
@@ -236,6 +253,7 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 			Agent:            agentOn,
 			AgentReason:      agentWhy,
 			Agents:           builds,
+			Engine:           toEngine(c.mgr.Engine()),
 		}},
 	}, nil
 }

@@ -54,6 +54,10 @@ type Options struct {
 	Masker *secrets.Masker
 	// Trust keeps workspace trust decisions; nil keeps none.
 	Trust *trust.Store
+	// Remote returns the manager of a backend's named remote
+	// (initializationOptions.incusRemote), made on first use and kept for
+	// the server's life. nil: clients can't name remotes.
+	Remote func(backend, name string) (*session.Manager, error)
 }
 
 // Server serves berth's protocol. One Server serves any number of
@@ -209,8 +213,10 @@ wait:
 	return nil
 }
 
-func (c *conn) selectBackend(name string) {
-	mgr := c.s.opts.Managers[name]
+func (c *conn) selectBackend(name string) { c.selectManager(c.s.opts.Managers[name]) }
+
+// selectManager makes mgr the client's.
+func (c *conn) selectManager(mgr *session.Manager) {
 	c.mgr = mgr
 	if mgr != nil {
 		c.client = session.NewClient(mgr, c.log, sink{c})

@@ -40,8 +40,11 @@ type WindowClientCapabilities struct {
 // InitializationOptions are berth's own initialize options.
 type InitializationOptions struct {
 	Backend string `json:"backend,omitempty"`
-	Image   string `json:"image,omitempty"`
-	Config  string `json:"config,omitempty"` // explicit devcontainer.json or Containerfile
+	// IncusRemote names an Incus remote of the incus client's
+	// configuration (as --incus-remote does); it implies backend incus.
+	IncusRemote string `json:"incusRemote,omitempty"`
+	Image       string `json:"image,omitempty"`
+	Config      string `json:"config,omitempty"` // explicit devcontainer.json or Containerfile
 	// Secrets are environment variables for every process of the
 	// client; never logged, traced or reported.
 	Secrets map[string]string `json:"secrets,omitempty"`
@@ -85,6 +88,22 @@ type BerthCapabilities struct {
 	AgentReason      string   `json:"agentReason,omitempty"`
 	// Agents are the builds berth installs, one per platform, sorted.
 	Agents []AgentBuild `json:"agents,omitempty"`
+	// Engine is the default backend's engine.
+	Engine Engine `json:"engine"`
+}
+
+// Engine says where the backend's engine is reached and which of the
+// capabilities that need a local engine berth uses with it.
+type Engine struct {
+	Endpoint   string `json:"endpoint,omitempty"` // e.g. unix:///var/run/docker.sock, tcp://host:2376, ssh://user@host
+	Remote     bool   `json:"remote"`             // tcp, ssh and https are remote, even on 127.0.0.1
+	BindMounts bool   `json:"bindMounts"`         // false: the workspace is synced
+	FastPath   bool   `json:"fastPath"`           // false: everything rides the agent's exec stream
+	NetNS      bool   `json:"netns"`              // false: tunnels don't enter the network namespace from the host
+}
+
+func toEngine(e session.Engine) Engine {
+	return Engine{Endpoint: e.Endpoint, Remote: e.Remote, BindMounts: e.BindMounts, FastPath: e.FastPath, NetNS: e.NetNS}
 }
 
 // WorkspaceParams names a workspace; empty means the client's default.
@@ -125,6 +144,9 @@ type Instance struct {
 	Mounts    []backends.Mount `json:"mounts"`
 	Created   bool             `json:"created"`
 	Agent     AgentStatus      `json:"agent"`
+	// Sync says the workspace is copied in and kept in sync rather than
+	// bind-mounted (a remote engine, or workspaceMount type copy).
+	Sync bool `json:"sync,omitempty"`
 	// Stale says the workspace's configuration changed since the instance
 	// was created; berth/up {recreate: true} rebuilds it.
 	Stale        bool   `json:"stale"`
@@ -143,6 +165,8 @@ type Instance struct {
 	HealthError string `json:"healthError,omitempty"` // why a service is unhealthy
 	// Usage is set by berth/status {usage: true} on a running instance.
 	Usage *Usage `json:"usage,omitempty"`
+	// Engine is where the instance's engine is and what berth uses of it.
+	Engine *Engine `json:"engine,omitempty"`
 
 	// berth/up only.
 	// Warnings name what berth leaves out of the configuration, and where
@@ -207,6 +231,17 @@ func (c *conn) toInstance(in session.Instance) Instance {
 		Image: in.Image, State: in.State, Workdir: in.Workdir, Mounts: mounts,
 		Created: in.Created, Stale: in.Stale, HookError: c.s.mask(in.HookError),
 		Agent: toAgentStatus(in.Agent), Health: in.Health, HealthError: in.HealthError,
+		Sync: in.Labels[session.LabelSync] == "true",
+	}
+	// The client's manager (an Incus remote it named, say), unless the
+	// instance is another backend's (berth/list all).
+	mgr, _, _ := c.session()
+	if mgr == nil || mgr.Backend().Name() != in.Backend {
+		mgr = c.s.opts.Managers[in.Backend]
+	}
+	if mgr != nil {
+		e := toEngine(mgr.Engine())
+		out.Engine = &e
 	}
 	if in.Config != nil {
 		out.ConfigSource, out.ConfigFile = string(in.Config.Source), in.Config.File

@@ -230,7 +230,7 @@ func (w *watch) handle(ctx context.Context, data []byte) {
 		kind = backends.EventStarted
 	case rest.LifecycleInstanceShutdown:
 		kind = backends.EventKilled
-		if lc.Requestor != nil {
+		if lc.Requestor != nil || w.b.stoppedRecently(name) {
 			kind = backends.EventStopped
 		}
 	case rest.LifecycleInstanceStopped:
@@ -273,6 +273,19 @@ func (w *watch) lookup(ctx context.Context, name string) (knownInstance, bool) {
 	w.known[name] = k
 	return k, true
 }
+
+// stoppedRecently reports whether this process asked for name's stop
+// within the last stopWindow. A clean stop that outlives its timeout ends
+// in an instance-shutdown without requestor, as an init that exits on its
+// own does; so does one a cluster member carried out for another, slowly.
+func (b *Backend) stoppedRecently(name string) bool {
+	v, ok := b.stops.Load(name)
+	return ok && time.Since(v.(time.Time)) < stopWindow
+}
+
+// stopWindow is how long after asking for a stop an instance's shutdown
+// counts as that stop.
+const stopWindow = 30 * time.Second
 
 // nameFromSource takes the instance name from a lifecycle event's source,
 // /1.0/instances/NAME?project=P.

@@ -18,6 +18,8 @@ package incus
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -50,13 +52,25 @@ const adoptTimeout = 2 * time.Minute
 // frozen daemon can't hold a caller past its deadline; operations are
 // awaited with waitOp, which bounds each poll even without a deadline.
 type Backend struct {
-	c       *rest.Client
-	where   string // socket path or remote URL, for messages
-	remote  bool
-	log     *slog.Logger
-	version string // berth version, recorded on instances
+	c          *rest.Client
+	where      string // socket path or remote name and URL, for messages
+	endpoint   string // a URL, and the remote's name (backends.Endpointer)
+	remote     bool   // reached over HTTPS
+	remoteName string // in the client's configuration; "" for BERTH_INCUS_REMOTE
+	cfg        *ClientConfig
+	target     string // cluster member new instances go to (BERTH_INCUS_TARGET); "": the cluster picks
+
+	clusterOnce sync.Once
+	clustered   bool // the daemon is a cluster member, so an instance may run on another host
+	log         *slog.Logger
+	version     string // berth version, recorded on instances
 
 	locks keyedLocks // serialises Ensure per workspace within this process
+
+	// stops records when this process last asked for each instance's
+	// stop (name → time.Time), so that the watcher can tell its own stops
+	// from an init that ended when incusd's event names no requestor.
+	stops sync.Map
 }
 
 var (
@@ -64,16 +78,27 @@ var (
 	_ backends.Platformer = (*Backend)(nil)
 	_ backends.Localer    = (*Backend)(nil)
 	_ backends.NetNSer    = (*Backend)(nil)
+	_ backends.Endpointer = (*Backend)(nil)
 	_ backends.Checker    = (*Backend)(nil)
 	_ backends.Resourcer  = (*Backend)(nil)
 )
 
-// New connects to the daemon named by the environment. It does not contact
-// the daemon; call Ping for that.
+// New connects to the daemon named by the environment: BERTH_INCUS_REMOTE
+// (an https URL), else the incus client configuration's default remote.
+// It does not contact the daemon; call Ping for that.
 func New(log *slog.Logger, berthVersion string) (*Backend, error) {
+	return NewRemote(log, berthVersion, "")
+}
+
+// NewRemote connects to the remote the incus client's configuration names
+// (see ClientConfig), or as New does when remote is "". A remote reached
+// over HTTPS authenticates with the client's certificate and trusts the
+// server's certificate `incus remote add` kept. It does not contact the
+// daemon.
+func NewRemote(log *slog.Logger, berthVersion, remote string) (*Backend, error) {
 	opts := rest.Options{UserAgent: "berth/" + berthVersion}
-	b := &Backend{log: log.With("backend", Name), version: berthVersion}
-	if remote := os.Getenv("BERTH_INCUS_REMOTE"); remote != "" {
+	b := &Backend{log: log.With("backend", Name), version: berthVersion, target: os.Getenv("BERTH_INCUS_TARGET")}
+	if url := os.Getenv("BERTH_INCUS_REMOTE"); remote == "" && url != "" {
 		var t rest.TLS
 		for _, v := range []struct {
 			env string
@@ -89,16 +114,71 @@ func New(log *slog.Logger, berthVersion string) (*Backend, error) {
 			}
 			*v.dst = pem
 		}
-		c, err := rest.Remote(remote, t, opts)
+		c, err := rest.Remote(url, t, opts)
 		if err != nil {
-			return nil, fmt.Errorf("incus: connect to %s: %w", remote, err)
+			return nil, fmt.Errorf("incus: connect to %s: %w", url, err)
 		}
-		b.c, b.where, b.remote = c, remote, true
+		b.c, b.where, b.endpoint, b.remote = c, url, url, true
 		return b, nil
 	}
-	b.c = rest.Unix("", opts) // INCUS_SOCKET, INCUS_DIR or the default, as the incus CLI picks it
-	b.where = b.c.Where()
-	return b, nil
+	dir, err := ConfigDir()
+	var cfg *ClientConfig
+	if err == nil {
+		cfg, err = LoadClientConfig(dir)
+	}
+	if err != nil {
+		if remote != "" {
+			return nil, fmt.Errorf("incus: remote %s: %w", remote, err)
+		}
+		b.log.Warn("incus client configuration unreadable; using the local daemon", "err", err)
+		cfg = &ClientConfig{DefaultRemote: "local", Remotes: map[string]RemoteConfig{"local": {Addr: "unix://"}}}
+	}
+	b.cfg = cfg
+	name, rc, err := cfg.Remote(remote)
+	if err != nil {
+		return nil, fmt.Errorf("incus: %w", err)
+	}
+	b.remoteName = name
+	opts.Project = rc.Project
+	switch {
+	case rc.Protocol != "" && rc.Protocol != "incus":
+		return nil, fmt.Errorf("incus: remote %s is an image server (%s), not an incus server: name one with protocol incus: %w",
+			name, rc.Protocol, backends.ErrNotSupported)
+	case rc.AuthType != "" && rc.AuthType != "tls":
+		return nil, fmt.Errorf("incus: remote %s authenticates with %s; berth speaks only TLS client certificates (`incus remote add %s URL --auth-type tls`): %w",
+			name, rc.AuthType, name, backends.ErrNotSupported)
+	case strings.HasPrefix(rc.Addr, "unix:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(rc.Addr, "unix:"), "//")
+		b.c = rest.Unix(path, opts) // "": INCUS_SOCKET, INCUS_DIR or the default, as the incus CLI picks it
+		b.where = b.c.Where()
+		b.endpoint = "unix://" + b.where
+		return b, nil
+	case strings.HasPrefix(rc.Addr, "https://"):
+		t := rest.TLS{}
+		for _, v := range []struct {
+			path string
+			dst  *string
+		}{{cfg.ClientCert(), &t.ClientCert}, {cfg.ClientKey(), &t.ClientKey}, {cfg.ServerCert(name), &t.ServerCert}} {
+			if v.path == "" {
+				continue
+			}
+			pem, err := os.ReadFile(v.path)
+			if err != nil {
+				return nil, fmt.Errorf("%w: incus remote %s (%s): %v (the incus client makes it on `incus remote add`)", backends.ErrUnavailable, name, rc.Addr, err)
+			}
+			*v.dst = string(pem)
+		}
+		c, err := rest.Remote(rc.Addr, t, opts)
+		if err != nil {
+			return nil, fmt.Errorf("%w: incus remote %s (%s): bad TLS material in %s: %v (`incus remote add` makes client.crt and client.key, and keeps the server's certificate in servercerts/%s.crt)",
+				backends.ErrUnavailable, name, rc.Addr, cfg.Dir, err, name)
+		}
+		b.c, b.where, b.remote = c, name+" ("+rc.Addr+")", true
+		b.endpoint = rc.Addr + " (incus remote " + name + ")"
+		return b, nil
+	default:
+		return nil, fmt.Errorf("incus: remote %s: address %q is neither unix:// nor https://", name, rc.Addr)
+	}
 }
 
 // readPEM returns v itself when it holds PEM text, else the file it names.
@@ -124,19 +204,28 @@ func (b *Backend) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if _, err := b.c.Server(ctx); err != nil {
+	srv, err := b.c.Server(ctx)
+	if err != nil {
 		err = b.mapErr("ping", err, nil)
 		if !errors.Is(err, backends.ErrUnavailable) {
 			err = fmt.Errorf("%w: %s answered with an error: %w", backends.ErrUnavailable, b.where, err)
 		}
 		return err
 	}
+	if b.remote && srv.Auth != "" && srv.Auth != "trusted" {
+		return fmt.Errorf("%w: incus server %s does not trust berth's client certificate (auth %q): add it there with `incus config trust add-certificate client.crt`, or add the remote again with `incus remote add NAME URL --token TOKEN`",
+			backends.ErrUnavailable, b.where, srv.Auth)
+	}
 	return nil
 }
 
 func (b *Backend) unavailable(err error) error {
+	if isTLSErr(err) {
+		return fmt.Errorf("%w: the TLS handshake with incus server %s failed: check the server's certificate berth trusts (servercerts/NAME.crt in the incus client's configuration, or BERTH_INCUS_SERVER_CERT) and that the server trusts the client's (`incus config trust add-certificate` there) (%v)",
+			backends.ErrUnavailable, b.where, err)
+	}
 	if b.remote {
-		return fmt.Errorf("%w: incus server %s not reachable: check BERTH_INCUS_REMOTE and the client certificate (%v)",
+		return fmt.Errorf("%w: incus server %s not reachable: check the remote's address (`incus remote list`), that the server trusts the client certificate (`incus config trust list` there) and BERTH_INCUS_REMOTE if set (%v)",
 			backends.ErrUnavailable, b.where, err)
 	}
 	return fmt.Errorf("%w: incusd not reachable at %s: is incusd running, and may you use it (root or group incus-admin)? Start it with `systemctl start incus`, or as root `/usr/libexec/incus/incusd --group incus-admin &`, or set INCUS_SOCKET (%v)",
@@ -167,8 +256,26 @@ func (b *Backend) mapErr(op string, err error, notFound error) error {
 	}
 }
 
-// isConnErr reports whether err means the daemon did not answer at all.
+// isTLSErr reports whether err is a failed TLS handshake: a server
+// certificate not trusted, or a client certificate refused.
+func isTLSErr(err error) bool {
+	var (
+		verify  *tls.CertificateVerificationError
+		unknown x509.UnknownAuthorityError
+		host    x509.HostnameError
+		alert   tls.AlertError
+		record  tls.RecordHeaderError
+	)
+	return errors.As(err, &verify) || errors.As(err, &unknown) || errors.As(err, &host) ||
+		errors.As(err, &alert) || errors.As(err, &record) || strings.Contains(err.Error(), "remote error: tls:")
+}
+
+// isConnErr reports whether err means the daemon did not answer at all
+// or would not speak TLS with berth.
 func isConnErr(err error) bool {
+	if isTLSErr(err) {
+		return true
+	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
 		return true
@@ -378,9 +485,9 @@ func (b *Backend) create(ctx context.Context, name string, spec backends.Spec, p
 		Config:  instanceConfig(spec, b.version),
 		Devices: diskDevices(spec, shift),
 	}
-	engineConfig(spec, !b.remote, req.Config, req.Devices)
+	engineConfig(spec, b.Local(), req.Config, req.Devices)
 	backends.Report(ctx, "creating container %s from %s", name, spec.Image)
-	err := b.run(ctx, func(ctx context.Context) (*rest.Operation, error) { return b.c.CreateInstance(ctx, req) })
+	err := b.run(ctx, func(ctx context.Context) (*rest.Operation, error) { return b.c.CreateInstanceOn(ctx, req, b.target) })
 	if err != nil {
 		// A name clash shows up as a failed create (a database constraint
 		// on Incus 6.0, a conflict on later versions), so ask for the name
@@ -426,13 +533,34 @@ func (b *Backend) Platform(ctx context.Context, id string) (goos, goarch string,
 }
 
 // Local implements backends.Localer: a daemon on its unix socket shares
-// this host's filesystem.
-func (b *Backend) Local() bool { return !b.remote }
+// this host's filesystem, unless it is a cluster member: then an instance
+// may run on (or move to) another member, so berth treats it as remote.
+func (b *Backend) Local() bool {
+	if b.remote {
+		return false
+	}
+	b.clusterOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if srv, err := b.c.Server(ctx); err == nil {
+			b.clustered = srv.Environment.ServerClustered
+		}
+	})
+	return !b.clustered
+}
+
+// Endpoint implements backends.Endpointer: the remote's URL and name, or
+// the unix socket as a unix:// URL.
+func (b *Backend) Endpoint() string { return b.endpoint }
+
+// RemoteName is the client configuration's name of the remote in use, ""
+// when BERTH_INCUS_REMOTE named it.
+func (b *Backend) RemoteName() string { return b.remoteName }
 
 // NetNS implements backends.NetNSer for a local daemon, from the
 // instance's init pid.
 func (b *Backend) NetNS(ctx context.Context, id string) (string, error) {
-	if b.remote {
+	if !b.Local() {
 		return "", fmt.Errorf("incus: daemon is remote: %w", backends.ErrNotSupported)
 	}
 	name, _ := parseID(id)
@@ -519,8 +647,11 @@ func (b *Backend) start(ctx context.Context, inst backends.Instance) (backends.I
 // changeState runs a state action; "start" on a frozen instance unfreezes it.
 func (b *Backend) changeState(ctx context.Context, name, action string, force bool) error {
 	req := rest.InstanceStatePut{Action: action, Force: force}
-	if action == "stop" && !force {
-		req.Timeout = stopTimeout
+	if action == "stop" {
+		b.stops.Store(name, time.Now())
+		if !force {
+			req.Timeout = stopTimeout
+		}
 	}
 	if action == "start" {
 		if in, _, err := b.c.Instance(ctx, name); err == nil && in.StatusCode == rest.Frozen {
@@ -579,6 +710,12 @@ func (b *Backend) imageSource(ctx context.Context, ref string) (src rest.Instanc
 	if err := ctx.Err(); err != nil {
 		return rest.InstanceSource{}, "", err
 	}
+	if remote, alias := splitRemote(b.cfg, ref); remote != "" {
+		if remote != b.remoteName {
+			return b.remoteImageSource(ctx, remote, alias)
+		}
+		ref = alias // the server berth talks to
+	}
 	fingerprint := ref
 	alias, err := b.c.ImageAlias(ctx, ref)
 	switch {
@@ -601,6 +738,33 @@ func (b *Backend) imageSource(ctx context.Context, ref string) (src rest.Instanc
 	return rest.InstanceSource{}, "", fmt.Errorf("incus: image %q is not a local alias or fingerprint (%s): %w", ref, hint, backends.ErrImageNotFound)
 }
 
+// remoteImageSource is image alias (or fingerprint) on another remote of
+// the client's configuration, for the daemon to pull as it creates the
+// instance. Only a public remote (an image server) serves a daemon that
+// holds none of the client's credentials.
+func (b *Backend) remoteImageSource(ctx context.Context, remote, alias string) (rest.InstanceSource, string, error) {
+	rc := b.cfg.Remotes[remote]
+	if !rc.Public && rc.Protocol != "simplestreams" {
+		return rest.InstanceSource{}, "", fmt.Errorf("incus: image %s:%s is on private remote %s, which %s can't pull from; copy it first with `incus image copy %s:%s %s: --alias %s`: %w",
+			remote, alias, remote, b.where, remote, alias, b.remoteName, alias, backends.ErrImageNotFound)
+	}
+	src := rest.InstanceSource{Type: "image", Mode: "pull", Server: rc.Addr, Protocol: rc.Protocol, Alias: alias}
+	if src.Protocol == "" {
+		src.Protocol = "incus"
+	}
+	if p := b.cfg.ServerCert(remote); p != "" {
+		if pem, err := os.ReadFile(p); err == nil {
+			src.Certificate = string(pem)
+		}
+	}
+	// The architecture is the server's own: it pulls the variant for it.
+	arch := ""
+	if srv, err := b.c.Server(ctx); err == nil && len(srv.Environment.Architectures) > 0 {
+		arch = srv.Environment.Architectures[0]
+	}
+	return src, arch, nil
+}
+
 var _ backends.ImageInspector = (*Backend)(nil)
 
 // InspectImage implements backends.ImageInspector: an Incus image's
@@ -609,6 +773,9 @@ func (b *Backend) InspectImage(ctx context.Context, ref string) (backends.ImageI
 	src, _, err := b.imageSource(ctx, ref)
 	if err != nil {
 		return backends.ImageInfo{}, err
+	}
+	if src.Mode == "pull" {
+		return backends.ImageInfo{ID: ref}, nil // its properties are the other server's to tell
 	}
 	img, err := b.c.Image(ctx, src.Fingerprint)
 	if err != nil {

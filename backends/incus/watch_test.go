@@ -297,3 +297,25 @@ func TestWaitOpOnFrozenIncusd(t *testing.T) {
 		t.Errorf("waitOp took %v", d)
 	}
 }
+
+// An instance-shutdown without requestor is berth's own stop when this
+// process asked for it lately (a clean stop that outlived its timeout, or
+// one a cluster member carried out), and the init's end otherwise.
+func TestWatchOwnStopWithoutRequestor(t *testing.T) {
+	b := &Backend{log: slog.New(slog.DiscardHandler)}
+	var got []backends.EventKind
+	w := &watch{b: b, fn: func(ev backends.Event) { got = append(got, ev.Kind) }, known: map[string]knownInstance{
+		"berth-a": {id: "berth-a.u", workspace: "/a"},
+		"berth-b": {id: "berth-b.u", workspace: "/b"},
+	}}
+	b.stops.Store("berth-a", time.Now())
+	b.stops.Store("berth-b", time.Now().Add(-time.Hour))
+	for _, name := range []string{"berth-a", "berth-b"} {
+		meta, _ := json.Marshal(rest.EventLifecycle{Action: "instance-shutdown", Source: "/1.0/instances/" + name})
+		data, _ := json.Marshal(rest.Event{Type: rest.EventTypeLifecycle, Metadata: meta})
+		w.handle(context.Background(), data)
+	}
+	if want := []backends.EventKind{backends.EventStopped, backends.EventKilled}; !cmp.Equal(got, want) {
+		t.Errorf("kinds = %v, want %v", got, want)
+	}
+}

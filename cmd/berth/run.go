@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -54,6 +55,7 @@ type globalFlags struct {
 	maxConns  int
 	initWait  time.Duration
 	backend   string
+	incusRem  string // --incus-remote
 	image     string
 	workspace string
 	logFile   string
@@ -141,6 +143,7 @@ configuration in its config directory (berth/trust.json).`,
 
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.backend, "backend", envOr("BERTH_BACKEND", docker.Name), "container backend: docker or incus ($BERTH_BACKEND)")
+	pf.StringVar(&g.incusRem, "incus-remote", "", "Incus remote, by its name in the incus client's configuration (default: its default remote)")
 	pf.StringVar(&g.image, "image", os.Getenv("BERTH_IMAGE"), "image for new containers ($BERTH_IMAGE)")
 	pf.StringVarP(&g.workspace, "workspace", "W", "", "workspace folder (default: the current directory)")
 	pf.StringVar(&g.config, "config", "", "devcontainer.json or Containerfile to use instead of discovering one")
@@ -263,7 +266,7 @@ type backendCloser interface {
 func newServer(g globalFlags, log *slog.Logger, env map[string]string, masker *secrets.Masker) (*rpc.Server, func(), error) {
 	constructors := map[string]func() (backendCloser, error){
 		docker.Name: func() (backendCloser, error) { return docker.New(log, berthVersion()) },
-		incus.Name:  func() (backendCloser, error) { return incus.New(log, berthVersion()) },
+		incus.Name:  func() (backendCloser, error) { return incus.NewRemote(log, berthVersion(), g.incusRem) },
 	}
 	if _, ok := constructors[g.backend]; !ok {
 		return nil, nil, fmt.Errorf("--backend: unknown backend %q (available: %s, %s)", g.backend, docker.Name, incus.Name)
@@ -274,6 +277,20 @@ func newServer(g globalFlags, log *slog.Logger, env map[string]string, masker *s
 		if agents, agentErr = locateAgents(log); agentErr != nil {
 			log.Warn("agent unavailable; using plain exec", "err", agentErr)
 		}
+	}
+	newManager := func(b backends.Backend, log *slog.Logger) *session.Manager {
+		mgr := session.NewManager(b, log, g.image)
+		mgr.SetFastPath(!g.noFast)
+		mgr.SetHealthTimeout(g.health)
+		switch {
+		case g.noAgent:
+			mgr.SetAgents(nil, "agent disabled by --no-agent or BERTH_NO_AGENT=1")
+		case agentErr != nil:
+			mgr.SetAgents(nil, agentErr.Error())
+		default:
+			mgr.SetAgents(agents, "")
+		}
+		return mgr
 	}
 	mgrs := map[string]*session.Manager{}
 	var closers []func()
@@ -286,17 +303,7 @@ func newServer(g globalFlags, log *slog.Logger, env map[string]string, masker *s
 			log.Info("backend unavailable", "backend", name, "err", err)
 			continue
 		}
-		mgr := session.NewManager(b, log.With("backend", name), g.image)
-		mgr.SetFastPath(!g.noFast)
-		mgr.SetHealthTimeout(g.health)
-		switch {
-		case g.noAgent:
-			mgr.SetAgents(nil, "agent disabled by --no-agent or BERTH_NO_AGENT=1")
-		case agentErr != nil:
-			mgr.SetAgents(nil, agentErr.Error())
-		default:
-			mgr.SetAgents(agents, "")
-		}
+		mgr := newManager(b, log.With("backend", name))
 		mgrs[name] = mgr
 		closers = append(closers, func() {
 			mgr.Close()
@@ -309,8 +316,16 @@ func newServer(g globalFlags, log *slog.Logger, env map[string]string, masker *s
 	} else {
 		log.Warn("workspace trust decisions won't be remembered", "err", err)
 	}
+	remotes := &incusRemotes{log: log, mgrs: map[string]*session.Manager{}, newManager: newManager}
+	if m := mgrs[incus.Name]; m != nil {
+		if b, ok := m.Backend().(*incus.Backend); ok && b.RemoteName() != "" {
+			remotes.mgrs[b.RemoteName()] = m // the one --incus-remote (or the default remote) named
+		}
+	}
+	closers = append(closers, remotes.close)
 	srv := rpc.NewServer(rpc.Options{
 		Managers: mgrs,
+		Remote:   remotes.get,
 		Default:  g.backend,
 		Logger:   log,
 		Version:  berthVersion(),
@@ -324,6 +339,52 @@ func newServer(g globalFlags, log *slog.Logger, env map[string]string, masker *s
 			c()
 		}
 	}, nil
+}
+
+// incusRemotes makes a manager per Incus remote a client names
+// (initializationOptions.incusRemote), on first use, and keeps it for the
+// server's life, so that clients naming one remote share its instances.
+type incusRemotes struct {
+	log        *slog.Logger
+	newManager func(backends.Backend, *slog.Logger) *session.Manager
+
+	mu      sync.Mutex
+	mgrs    map[string]*session.Manager // by remote name; guarded by mu
+	made    []*session.Manager          // by get, to close; guarded by mu
+	closing bool                        // guarded by mu
+}
+
+func (r *incusRemotes) get(backend, name string) (*session.Manager, error) {
+	if backend != incus.Name {
+		return nil, fmt.Errorf("remotes are Incus's; backend %s has none", backend)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return nil, errors.New("berth is shutting down")
+	}
+	if m := r.mgrs[name]; m != nil {
+		return m, nil
+	}
+	b, err := incus.NewRemote(r.log, berthVersion(), name)
+	if err != nil {
+		return nil, err
+	}
+	m := r.newManager(b, r.log.With("backend", incus.Name, "remote", name))
+	r.mgrs[name], r.made = m, append(r.made, m)
+	return m, nil
+}
+
+// close closes the managers and backends get made.
+func (r *incusRemotes) close() {
+	r.mu.Lock()
+	r.closing = true
+	made := r.made
+	r.mu.Unlock()
+	for _, m := range made {
+		m.Close()
+		m.Backend().(backendCloser).Close()
+	}
 }
 
 // locateAgents finds the agent builds berth installs: $BERTH_AGENT, else a

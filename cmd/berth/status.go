@@ -18,12 +18,15 @@ func statusCmd(g *globalFlags) *cobra.Command {
 	var jsonOut bool
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the workspace's container and the agent build that serves it",
-		Long: `Show the workspace's container, without starting or creating anything, and
-the agent build berth runs in it: its hash, its platform and where it came
-from ($BERTH_AGENT, a berth-agent beside berth, or embedded in berth), or
-why processes use the engine's plain exec instead. A running container's
-memory, CPU and process use, measured over a second, come with its limits.
+		Short: "Show the workspace's container, its engine and the agent build that serves it",
+		Long: `Show the workspace's container, without starting or creating anything; its
+engine: where berth reaches it, whether it is remote (then the workspace
+is synced, not mounted, and the agent's fast path and network-namespace
+dialling are off); and the agent build berth runs in it: its hash, its
+platform and where it came from ($BERTH_AGENT, a berth-agent beside berth,
+or embedded in berth), or why processes use the engine's plain exec
+instead. A running container's memory, CPU and process use, measured over
+a second, come with its limits.
 
 With --json, print berth/status's answer: the Instance object, or null
 when the workspace has no container.`,
@@ -55,6 +58,7 @@ func printStatus(w io.Writer, ws string, inst *rpc.Instance, caps rpc.BerthCapab
 	if inst == nil {
 		line("workspace", "%s", ws)
 		line("container", "none (`berth up` creates it)")
+		line("engine", "%s", describeEngine(caps.Engine))
 		switch {
 		case !caps.Agent:
 			line("agent", "none: %s", caps.AgentReason)
@@ -67,6 +71,9 @@ func printStatus(w io.Writer, ws string, inst *rpc.Instance, caps rpc.BerthCapab
 	}
 	line("workspace", "%s", inst.Workspace)
 	line("container", "%s (%s, %s)", inst.Name, inst.State, inst.Backend)
+	if inst.Engine != nil {
+		line("engine", "%s", describeEngine(*inst.Engine))
+	}
 	line("image", "%s", inst.Image)
 	line("workdir", "%s", inst.Workdir)
 	if inst.ConfigFile != "" {
@@ -92,6 +99,14 @@ func printStatus(w io.Writer, ws string, inst *rpc.Instance, caps rpc.BerthCapab
 		line("memory", "%s of %s", units.BytesSize(float64(u.Memory)), orUnlimited(l.Memory > 0, units.BytesSize(float64(l.Memory))))
 		line("cpu", "%.1f%% of %s", u.CPUPercent, orUnlimited(l.CPUs > 0, strconv.FormatFloat(l.CPUs, 'f', -1, 64)+" CPUs"))
 		line("processes", "%d of %s", u.Processes, orUnlimited(l.Pids > 0, strconv.FormatInt(l.Pids, 10)))
+	}
+	switch {
+	case inst.Sync && inst.Engine != nil && inst.Engine.Remote:
+		line("workspace files", "synced (a remote engine can't bind-mount host folders)")
+	case inst.Sync:
+		line("workspace files", "synced (workspaceMount type copy)")
+	default:
+		line("workspace files", "bind-mounted")
 	}
 	a := inst.Agent
 	switch {
@@ -178,4 +193,24 @@ them, set customizations.berth.limits in devcontainer.json.`,
 	cmd.Flags().Float64Var(&pids, "pids", 0, "limit on the number of processes")
 	cmd.Flags().BoolVar(&jsonOut, "json", false, "print berth/limits' answer")
 	return cmd
+}
+
+// describeEngine names the engine's endpoint, whether it is remote, and
+// the three capabilities that follow.
+func describeEngine(e rpc.Engine) string {
+	where := "local"
+	if e.Remote {
+		where = "remote"
+	}
+	ep := e.Endpoint
+	if ep == "" {
+		ep = "(endpoint unknown)"
+	}
+	yes := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	return fmt.Sprintf("%s, %s: bind mounts %s, fast path %s, netns %s", ep, where, yes(e.BindMounts), yes(e.FastPath), yes(e.NetNS))
 }

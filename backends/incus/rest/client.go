@@ -46,6 +46,9 @@ type Client struct {
 // Options are what every connection takes.
 type Options struct {
 	UserAgent string
+	// Project is the Incus project of every request, when set (a
+	// remote's project in the client's configuration).
+	Project string
 }
 
 // DefaultSocket returns the socket the incus CLI would use, and the project
@@ -84,6 +87,9 @@ func Unix(path string, opts Options) *Client {
 	dial := func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", path)
+	}
+	if opts.Project != "" {
+		project = opts.Project
 	}
 	c := &Client{
 		base:      url.URL{Scheme: "http", Host: "unix.socket"},
@@ -131,6 +137,7 @@ func Remote(rawURL string, t TLS, opts Options) (*Client, error) {
 		base:      url.URL{Scheme: "https", Host: u.Host},
 		dial:      func(ctx context.Context) (net.Conn, error) { return dialTLS(ctx, "tcp", addr) },
 		userAgent: opts.UserAgent,
+		project:   opts.Project,
 		where:     u.String(),
 	}
 	c.hc = newHTTPClient(&http.Transport{
@@ -365,7 +372,11 @@ func (r *Response) decodeMetadata(v any) error {
 
 // operation sends a request that starts an operation, and returns it.
 func (c *Client) operation(ctx context.Context, method, path string, body any, etag string) (*Operation, error) {
-	r, err := c.Do(ctx, method, path, nil, body, etag)
+	return c.operationQuery(ctx, method, path, nil, body, etag)
+}
+
+func (c *Client) operationQuery(ctx context.Context, method, path string, query url.Values, body any, etag string) (*Operation, error) {
+	r, err := c.Do(ctx, method, path, query, body, etag)
 	if err != nil {
 		return nil, err
 	}
@@ -426,6 +437,16 @@ func (c *Client) InstanceState(ctx context.Context, name string) (*InstanceState
 // CreateInstance starts creating an instance.
 func (c *Client) CreateInstance(ctx context.Context, req InstancesPost) (*Operation, error) {
 	return c.operation(ctx, http.MethodPost, "/1.0/instances", req, "")
+}
+
+// CreateInstanceOn is CreateInstance on the cluster member target, or
+// where the cluster places it when target is "".
+func (c *Client) CreateInstanceOn(ctx context.Context, req InstancesPost, target string) (*Operation, error) {
+	var q url.Values
+	if target != "" {
+		q = url.Values{"target": {target}}
+	}
+	return c.operationQuery(ctx, http.MethodPost, "/1.0/instances", q, req, "")
 }
 
 // UpdateInstance starts replacing an instance's configuration; etag, when

@@ -22,6 +22,9 @@ func (s StatusCode) IsFinal() bool { return s >= 200 }
 
 // Server is GET /1.0, as far as berth reads it.
 type Server struct {
+	// Auth is "trusted" when the daemon trusts the client; over HTTPS an
+	// untrusted client gets "untrusted" and little else.
+	Auth          string            `json:"auth"`
 	APIExtensions []string          `json:"api_extensions"`
 	Environment   ServerEnvironment `json:"environment"`
 }
@@ -30,6 +33,11 @@ type Server struct {
 type ServerEnvironment struct {
 	ServerVersion  string            `json:"server_version"`
 	KernelFeatures map[string]string `json:"kernel_features"`
+	// ServerClustered says the daemon is a cluster member, ServerName
+	// which one.
+	ServerClustered bool     `json:"server_clustered"`
+	Architectures   []string `json:"architectures"` // the host's, its own first
+	ServerName      string   `json:"server_name"`
 }
 
 // InstancePut is an instance's writable configuration. PUT replaces all of
@@ -54,6 +62,7 @@ type Instance struct {
 	StatusCode StatusCode `json:"status_code"`
 	CreatedAt  time.Time  `json:"created_at"`
 	LastUsedAt time.Time  `json:"last_used_at"`
+	Location   string     `json:"location"` // the cluster member it runs on; "none" outside a cluster
 }
 
 // InstancesPost creates an instance. Without profiles it gets the
@@ -71,6 +80,12 @@ type InstanceSource struct {
 	Type        string `json:"type"` // image, none...
 	Alias       string `json:"alias,omitempty"`
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// From another server: Mode "pull", its URL, its protocol (incus or
+	// simplestreams) and, for a self-signed one, its certificate.
+	Mode        string `json:"mode,omitempty"`
+	Server      string `json:"server,omitempty"`
+	Protocol    string `json:"protocol,omitempty"`
+	Certificate string `json:"certificate,omitempty"`
 }
 
 // InstanceState is an instance's runtime state.
