@@ -107,6 +107,10 @@ type Spec struct {
 	// process (overrideCommand: false) instead of Init or the keep-alive.
 	KeepCommand bool
 	User        string        // the main process's user, with KeepCommand
+	// RemoteUser is the user tools run as (remoteUser, else
+	// containerUser), for engines that map the host user's ids to it
+	// (rootless Podman's keep-id); "" for the image's.
+	RemoteUser string
 	Devices     []string      // host devices, docker's HOST[:CONTAINER[:PERMS]]
 	GPUs        string        // "all", a count, or "device=ID,..."; "" for none
 	ExtraHosts  []string      // HOST:IP entries for /etc/hosts
@@ -315,6 +319,12 @@ var ErrBuild = errors.New("image build failed")
 // bind-mounted into instances.
 type Localer interface {
 	Local() bool
+}
+
+// Endpointer is implemented by backends that can name where their engine
+// is reached, e.g. unix:///var/run/docker.sock or ssh://user@host.
+type Endpointer interface {
+	Endpoint() string
 }
 
 // NetNSer is implemented by local backends that can name an instance's

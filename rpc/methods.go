@@ -221,6 +221,7 @@ func initialize(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 			Agent:            agentOn,
 			AgentReason:      agentWhy,
 			Agents:           builds,
+			Engine:           toEngine(c.mgr.Engine()),
 		}},
 	}, nil
 }

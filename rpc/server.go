@@ -455,3 +455,6 @@ type slogAdapter struct{ log *slog.Logger }
 func (a slogAdapter) Printf(format string, v ...any) {
 	a.log.Debug(strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
+
+// managerOf returns the manager of the backend named name, or nil.
+func (s *Server) managerOf(name string) *session.Manager { return s.opts.Managers[name] }

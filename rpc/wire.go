@@ -82,6 +82,22 @@ type BerthCapabilities struct {
 	AgentReason      string   `json:"agentReason,omitempty"`
 	// Agents are the builds berth installs, one per platform, sorted.
 	Agents []AgentBuild `json:"agents,omitempty"`
+	// Engine is the default backend's engine.
+	Engine Engine `json:"engine"`
+}
+
+// Engine says where the backend's engine is reached and which of the
+// capabilities that need a local engine berth uses with it.
+type Engine struct {
+	Endpoint   string `json:"endpoint,omitempty"` // e.g. unix:///var/run/docker.sock, tcp://host:2376, ssh://user@host
+	Remote     bool   `json:"remote"`             // tcp, ssh and https are remote, even on 127.0.0.1
+	BindMounts bool   `json:"bindMounts"`         // false: the workspace is synced
+	FastPath   bool   `json:"fastPath"`           // false: everything rides the agent's exec stream
+	NetNS      bool   `json:"netns"`              // false: tunnels don't enter the network namespace from the host
+}
+
+func toEngine(e session.Engine) Engine {
+	return Engine{Endpoint: e.Endpoint, Remote: e.Remote, BindMounts: e.BindMounts, FastPath: e.FastPath, NetNS: e.NetNS}
 }
 
 // WorkspaceParams names a workspace; empty means the client's default.
@@ -125,6 +141,8 @@ type Instance struct {
 	// Compose is set when the instance is the dev service of a Docker
 	// Compose project.
 	Compose *ComposeInfo `json:"compose,omitempty"`
+	// Engine is where the instance's engine is and what berth uses of it.
+	Engine *Engine `json:"engine,omitempty"`
 
 	// berth/up only.
 	// Warnings name what berth leaves out of the configuration, and where
@@ -189,6 +207,10 @@ func (c *conn) toInstance(in session.Instance) Instance {
 		Image: in.Image, State: in.State, Workdir: in.Workdir, Mounts: mounts,
 		Created: in.Created, Stale: in.Stale, HookError: c.s.mask(in.HookError),
 		Agent: toAgentStatus(in.Agent),
+	}
+	if mgr := c.s.managerOf(in.Backend); mgr != nil {
+		e := toEngine(mgr.Engine())
+		out.Engine = &e
 	}
 	if in.Config != nil {
 		out.ConfigSource, out.ConfigFile = string(in.Config.Source), in.Config.File

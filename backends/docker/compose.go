@@ -409,7 +409,7 @@ func (b *Backend) ensureCompose(ctx context.Context, spec backends.Spec) (backen
 		return backends.Instance{}, false, fmt.Errorf("docker: compose config: unreadable output: %v: %w", err, backends.ErrCompose)
 	}
 	if !b.Local() {
-		if err := remoteBinds(cfg, upServices(cs), b.cli.DaemonHost()); err != nil {
+		if err := remoteBinds(cfg, upServices(cs), b.ep.Host); err != nil {
 			return backends.Instance{}, false, err
 		}
 	}

@@ -6,9 +6,10 @@
 #
 #   tcp://127.0.0.1:2386 with TLS  client material in $BED/client
 #                                  (DOCKER_CERT_PATH); its own data-root,
-#                                  exec-root and pidfile; no bridge, no
-#                                  iptables, so containers have no network
-#                                  but loopback (the agent's stream needs none).
+#                                  exec-root, pidfile and network namespace;
+#                                  no bridge, no iptables, so containers have
+#                                  no network but loopback (the agent's
+#                                  stream needs none).
 #   ssh://root@127.0.0.1:2222      key-only sshd on loopback; its docker is
 #                                  the first dockerd. The key is root's,
 #                                  given to ssh by /etc/ssh/ssh_config.d,
@@ -38,6 +39,8 @@ need() {
 	command -v openssl >/dev/null || missing+=(openssl)
 	[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 	command -v ssh >/dev/null || missing+=(openssh-client)
+	command -v socat >/dev/null || missing+=(socat)
+	command -v nsenter >/dev/null || missing+=(util-linux)
 	if [ ${#missing[@]} -gt 0 ]; then
 		log "installing ${missing[*]}"
 		export DEBIAN_FRONTEND=noninteractive
@@ -76,15 +79,45 @@ remote() {
 	DOCKER_HOST=tcp://$TLS_ADDR DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=$BED/client docker "$@"
 }
 
+# The second dockerd runs in its own network namespace, berth-rd: with no
+# bridge, dockerd deletes docker0 where it starts, and the host's must stay.
+# It listens on the namespace's end of a veth pair (198.51.100.2, a
+# documentation range), and socat relays 127.0.0.1:PORT on the host to it.
+NS=berth-rd
+NS_IP=198.51.100.2
+ns_up() { [ -e /run/netns/$NS ] && ip netns exec $NS ip -4 addr show dev berth-rd1 2>/dev/null | grep -q "$NS_IP"; }
+if ! ns_up; then
+	log "making network namespace $NS"
+	[ -e /run/netns/$NS ] || ip netns add $NS
+	ip link del berth-rd0 2>/dev/null || true
+	ip link add berth-rd0 type veth peer name berth-rd1
+	ip link set berth-rd1 netns $NS
+	ip addr add 198.51.100.1/30 dev berth-rd0
+	ip link set berth-rd0 up
+	ip netns exec $NS ip addr add "$NS_IP/30" dev berth-rd1
+	ip netns exec $NS ip link set berth-rd1 up
+	ip netns exec $NS ip link set lo up
+fi
 if ! remote info >/dev/null 2>&1; then
-	log "starting the second dockerd on $TLS_ADDR (log: /var/log/berth-remote-dockerd.log)"
-	mkdir -p "$BED/data"
-	d=$BED/certs
-	PATH=$PATH:/usr/sbin setsid nohup dockerd \
-		--data-root "$BED/data" --exec-root /run/berth-rd --pidfile /run/berth-rd.pid \
-		-H "tcp://$TLS_ADDR" --tlsverify --tlscacert "$d/ca.pem" --tlscert "$d/server-cert.pem" --tlskey "$d/server-key.pem" \
-		--bridge=none --iptables=false \
-		>>/var/log/berth-remote-dockerd.log 2>&1 </dev/null &
+	pid=$(cat /run/berth-rd.pid 2>/dev/null || true)
+	if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+		log "starting the second dockerd in netns $NS (log: /var/log/berth-remote-dockerd.log)"
+		mkdir -p "$BED/data"
+		d=$BED/certs
+		# nsenter, not ip netns exec: that one remounts /sys, hiding cgroups.
+		PATH=$PATH:/usr/sbin setsid nohup nsenter --net=/run/netns/$NS dockerd \
+			--data-root "$BED/data" --exec-root /run/berth-rd --pidfile /run/berth-rd.pid \
+			-H "tcp://$NS_IP:${TLS_ADDR#*:}" --tlsverify --tlscacert "$d/ca.pem" --tlscert "$d/server-cert.pem" --tlskey "$d/server-key.pem" \
+			--bridge=none --iptables=false --ip-masq=false --ip-forward=false \
+			>>/var/log/berth-remote-dockerd.log 2>&1 </dev/null &
+	fi
+	relay=$(cat /run/berth-rd-relay.pid 2>/dev/null || true)
+	if [ -z "$relay" ] || ! kill -0 "$relay" 2>/dev/null; then
+		log "relaying $TLS_ADDR to $NS_IP"
+		setsid nohup socat "TCP-LISTEN:${TLS_ADDR#*:},bind=${TLS_ADDR%:*},fork,reuseaddr" "TCP:$NS_IP:${TLS_ADDR#*:}" \
+			>>/var/log/berth-remote-relay.log 2>&1 </dev/null &
+		echo $! >/run/berth-rd-relay.pid
+	fi
 	for _ in $(seq 1 60); do
 		remote info >/dev/null 2>&1 && break
 		sleep 0.5

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Starts Podman's Docker-compatible API for berth's tests (issue 16), from
+# Debian's podman:
+#   rootful   unix:///run/podman/podman.sock
+#   rootless  unix:///run/user/UID/podman/podman.sock, served by the
+#             dedicated user berth-podman (subuid/subgid ranges and an
+#             XDG_RUNTIME_DIR made here), whose workspaces live under
+#             /var/lib/berth-podman/work.
+# The test images are copied from the first dockerd when missing. Idempotent
+# and cheap once up; needs root.
+set -euo pipefail
+
+log() { echo "setup/podman: $*" >&2; }
+
+USER_NAME=berth-podman
+IMAGES=(berth-test/busybox:1 berth-test/debian:2)
+
+if [ "$(id -u)" != 0 ]; then
+	log "needs root"
+	exit 1
+fi
+
+if ! command -v podman >/dev/null 2>&1 || ! command -v newuidmap >/dev/null 2>&1 || ! command -v slirp4netns >/dev/null 2>&1; then
+	log "installing podman"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends podman crun uidmap slirp4netns fuse-overlayfs catatonit >/dev/null
+fi
+
+# answers SOCK: the API on SOCK replies to _ping.
+answers() { curl -fsS --max-time 3 --unix-socket "$1" http://d/_ping >/dev/null 2>&1; }
+wait_for() {
+	for _ in $(seq 1 60); do
+		answers "$1" && return 0
+		sleep 0.5
+	done
+	return 1
+}
+
+# Rootful.
+sock=/run/podman/podman.sock
+if ! answers "$sock"; then
+	log "starting rootful podman system service on $sock (log: /var/log/berth-podman.log)"
+	mkdir -p /run/podman
+	setsid nohup podman system service --time=0 "unix://$sock" >>/var/log/berth-podman.log 2>&1 </dev/null &
+	wait_for "$sock" || { log "rootful podman did not answer; see /var/log/berth-podman.log"; exit 1; }
+fi
+for img in "${IMAGES[@]}"; do
+	podman image exists "$img" && continue
+	docker image inspect "$img" >/dev/null 2>&1 || { log "$img is not on dockerd; skipping"; continue; }
+	log "copying $img to rootful podman"
+	docker save "$img" | podman load -q >/dev/null
+done
+
+# Rootless: a dedicated user with subordinate ids and a runtime dir.
+if ! id "$USER_NAME" >/dev/null 2>&1; then
+	log "creating user $USER_NAME"
+	useradd --system --create-home --home-dir /var/lib/berth-podman --shell /bin/sh "$USER_NAME"
+fi
+uid=$(id -u "$USER_NAME")
+grep -q "^$USER_NAME:" /etc/subuid || echo "$USER_NAME:200000:65536" >>/etc/subuid
+grep -q "^$USER_NAME:" /etc/subgid || echo "$USER_NAME:200000:65536" >>/etc/subgid
+run=/run/user/$uid
+mkdir -p "$run/podman" /var/lib/berth-podman/work
+chown "$USER_NAME:$USER_NAME" "$run" "$run/podman" /var/lib/berth-podman/work
+chmod 700 "$run"
+as_user() { runuser -u "$USER_NAME" -- env HOME=/var/lib/berth-podman XDG_RUNTIME_DIR="$run" "$@"; }
+rsock=$run/podman/podman.sock
+if ! answers "$rsock"; then
+	log "starting rootless podman system service on $rsock (log: /var/log/berth-podman-rootless.log)"
+	touch /var/log/berth-podman-rootless.log
+	chown "$USER_NAME" /var/log/berth-podman-rootless.log
+	(cd / && as_user setsid nohup podman system service --time=0 "unix://$rsock" >>/var/log/berth-podman-rootless.log 2>&1 </dev/null &)
+	wait_for "$rsock" || { log "rootless podman did not answer; see /var/log/berth-podman-rootless.log"; tail -20 /var/log/berth-podman-rootless.log >&2; exit 1; }
+fi
+for img in "${IMAGES[@]}"; do
+	(cd / && as_user podman image exists "$img") && continue
+	docker image inspect "$img" >/dev/null 2>&1 || continue
+	log "copying $img to rootless podman"
+	docker save "$img" | (cd / && as_user podman load -q) >/dev/null
+done
+log "up: unix://$sock and unix://$rsock"
