@@ -106,19 +106,19 @@ type Spec struct {
 	// KeepCommand runs the image's own entrypoint and command as the main
 	// process (overrideCommand: false) instead of Init or the keep-alive.
 	KeepCommand bool
-	User        string // the main process's user, with KeepCommand
+	User        string        // the main process's user, with KeepCommand
+	Devices     []string      // host devices, docker's HOST[:CONTAINER[:PERMS]]
+	GPUs        string        // "all", a count, or "device=ID,..."; "" for none
+	ExtraHosts  []string      // HOST:IP entries for /etc/hosts
+	Network     string        // the network to join; "" for the engine's default
+	ShmSize     int64         // bytes of /dev/shm; 0 for the engine's default
+	Ulimits     []Ulimit      // resource limits of the main process
+	Hostname    string        // "" for the engine's default
+	Publish     []PortPublish // ports published on the engine's host (appPort)
 	// RemoteUser is the user tools run as (remoteUser, else
 	// containerUser), for engines that map the host user's ids to it
 	// (rootless Podman's keep-id); "" for the image's.
 	RemoteUser string
-	Devices    []string      // host devices, docker's HOST[:CONTAINER[:PERMS]]
-	GPUs       string        // "all", a count, or "device=ID,..."; "" for none
-	ExtraHosts []string      // HOST:IP entries for /etc/hosts
-	Network    string        // the network to join; "" for the engine's default
-	ShmSize    int64         // bytes of /dev/shm; 0 for the engine's default
-	Ulimits    []Ulimit      // resource limits of the main process
-	Hostname   string        // "" for the engine's default
-	Publish    []PortPublish // ports published on the engine's host (appPort)
 
 	// Init, when set, is the instance's main process in place of the
 	// backend's own keep-alive: it must stay up and exit promptly on
