@@ -225,6 +225,8 @@ func hint(ep Endpoint, err error) string {
 	switch {
 	case errors.Is(err, errBadTLS):
 		return fmt.Sprintf("its TLS material can't be used: check the ca.pem, cert.pem and key.pem that %s names (DOCKER_CERT_PATH, or the context's TLS files)", where)
+	case strings.Contains(msg, "HTTP request to an HTTPS server"):
+		return fmt.Sprintf("the daemon speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (ca.pem, cert.pem, key.pem) beside %s, or use a docker context with TLS", where)
 	case strings.Contains(msg, "certificate") || strings.Contains(msg, "x509") || strings.Contains(msg, "tls:"):
 		return fmt.Sprintf("the TLS handshake failed: the daemon's certificate and the CA, cert and key that %s names must belong together (DOCKER_CERT_PATH, DOCKER_TLS_VERIFY)", where)
 	case scheme == "ssh" && strings.Contains(msg, "Host key verification failed"), scheme == "ssh" && strings.Contains(msg, "HOST IDENTIFICATION HAS CHANGED"):

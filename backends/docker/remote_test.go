@@ -140,3 +140,5 @@ func podmanDir(t *testing.T, uid, gid int) string {
 	}
 	return filepath.Clean(dir)
 }
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
