@@ -194,6 +194,7 @@ func TestStatusListUpDown(t *testing.T) {
 		State: backends.StateRunning, Workdir: e.workdir, Mounts: []backends.Mount{{Host: e.ws, Container: e.workdir}},
 		Created: true, Agent: rpc.AgentStatus{Reason: "agent not configured"},
 		ConfigSource: "devcontainer.json", ConfigFile: filepath.Join(e.ws, ".devcontainer", "devcontainer.json"),
+		Engine: &rpc.Engine{BindMounts: true},
 	}
 	ignoreID := cmpopts.IgnoreFields(rpc.Instance{}, "ID")
 	if diff := cmp.Diff(want, up, ignoreID); diff != "" {

@@ -115,6 +115,7 @@ func TestInitialize(t *testing.T) {
 				Capabilities: rpc.Capabilities{Berth: rpc.BerthCapabilities{
 					Backends: []string{"memory", "other"}, Backend: tt.wantBackend, Methods: rpc.MethodNames(),
 					DefaultWorkspace: tt.wantWS, AgentReason: "agent not configured",
+					Engine: rpc.Engine{BindMounts: true}, // the memory backend is local
 				}},
 			}
 			if diff := cmp.Diff(want, res); diff != "" {

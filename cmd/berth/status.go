@@ -51,6 +51,7 @@ func printStatus(w io.Writer, ws string, inst *rpc.Instance, caps rpc.BerthCapab
 	if inst == nil {
 		line("workspace", "%s", ws)
 		line("container", "none (`berth up` creates it)")
+		line("engine", "%s", describeEngine(caps.Engine))
 		switch {
 		case !caps.Agent:
 			line("agent", "none: %s", caps.AgentReason)
@@ -63,6 +64,9 @@ func printStatus(w io.Writer, ws string, inst *rpc.Instance, caps rpc.BerthCapab
 	}
 	line("workspace", "%s", inst.Workspace)
 	line("container", "%s (%s, %s)", inst.Name, inst.State, inst.Backend)
+	if inst.Engine != nil {
+		line("engine", "%s", describeEngine(*inst.Engine))
+	}
 	line("image", "%s", inst.Image)
 	line("workdir", "%s", inst.Workdir)
 	if inst.ConfigFile != "" {
@@ -102,4 +106,24 @@ func describeBuild(b rpc.AgentBuild) string {
 		from = b.Source
 	}
 	return fmt.Sprintf("build %.12s for %s, %s", b.Build, b.Platform, from)
+}
+
+// describeEngine names the engine's endpoint, whether it is remote, and
+// the three capabilities that follow.
+func describeEngine(e rpc.Engine) string {
+	where := "local"
+	if e.Remote {
+		where = "remote"
+	}
+	ep := e.Endpoint
+	if ep == "" {
+		ep = "(endpoint unknown)"
+	}
+	yes := func(b bool) string {
+		if b {
+			return "yes"
+		}
+		return "no"
+	}
+	return fmt.Sprintf("%s, %s: bind mounts %s, fast path %s, netns %s", ep, where, yes(e.BindMounts), yes(e.FastPath), yes(e.NetNS))
 }
