@@ -325,7 +325,8 @@ func (b *Backend) create(ctx context.Context, spec backends.Spec, img imageInfo)
 	b.keepID(spec, hc)
 	backends.Report(ctx, "creating container %s from %s", spec.Name, spec.Image)
 	resp, err := b.cli.ContainerCreate(ctx, cfg, hc, nil, nil, spec.Name)
-	if cerrdefs.IsConflict(err) {
+	// Podman answers a taken name with a 500 that says so.
+	if cerrdefs.IsConflict(err) || (err != nil && strings.Contains(err.Error(), "is already in use")) {
 		return "", errNameTaken
 	}
 	if err != nil {

@@ -20,8 +20,8 @@ import (
 const (
 	bedTLSHost   = "tcp://127.0.0.1:2386"
 	bedCertPath  = "/var/lib/berth-remote/client"
-	bedSSHHost   = "ssh://root@127.0.0.1:2222"
-	bedSSHBadKey = "ssh://root@localhost:2222" // known_hosts pins a wrong key
+	bedSSHHost   = "ssh://berth-ssh@127.0.0.1:2222"
+	bedSSHBadKey = "ssh://berth-ssh@localhost:2222" // known_hosts pins a wrong key
 	podmanUser   = "berth-podman"
 	podmanWork   = "/var/lib/berth-podman/work"
 )

@@ -27,6 +27,22 @@ if ! command -v podman >/dev/null 2>&1 || ! command -v newuidmap >/dev/null 2>&1
 	apt-get install -y -qq --no-install-recommends podman crun uidmap slirp4netns fuse-overlayfs catatonit >/dev/null
 fi
 
+# Podman gives containers nofile and nproc limits of 1048576 and more,
+# which crun can't set where berth runs without CAP_SYS_RESOURCE (as in
+# some VMs and CI sandboxes): default them to what this machine allows.
+conf=/etc/containers/containers.conf.d/berth-test.conf
+mkdir -p "$(dirname "$conf")"
+want="[containers]
+default_ulimits = [\"nofile=$(ulimit -Hn):$(ulimit -Hn)\", \"nproc=$(ulimit -Hu):$(ulimit -Hu)\"]"
+restart=
+if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
+	echo "$want" >"$conf"
+	restart=1
+fi
+# Rootless Podman's slirp4netns opens /dev/net/tun: Debian makes it 0666,
+# some sandboxes 0600.
+[ -c /dev/net/tun ] && chmod 0666 /dev/net/tun
+
 # answers SOCK: the API on SOCK replies to _ping.
 answers() { curl -fsS --max-time 3 --unix-socket "$1" http://d/_ping >/dev/null 2>&1; }
 wait_for() {
@@ -37,12 +53,23 @@ wait_for() {
 	return 1
 }
 
+# stop PIDFILE: ends a service this script started, to pick up new
+# settings.
+stop() {
+	local pid
+	pid=$(cat "$1" 2>/dev/null) || return 0
+	kill "$pid" 2>/dev/null || return 0
+	for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+}
+
 # Rootful.
 sock=/run/podman/podman.sock
+[ -z "$restart" ] || stop /run/berth-podman.pid
 if ! answers "$sock"; then
 	log "starting rootful podman system service on $sock (log: /var/log/berth-podman.log)"
 	mkdir -p /run/podman
 	setsid nohup podman system service --time=0 "unix://$sock" >>/var/log/berth-podman.log 2>&1 </dev/null &
+	echo $! >/run/berth-podman.pid
 	wait_for "$sock" || { log "rootful podman did not answer; see /var/log/berth-podman.log"; exit 1; }
 fi
 for img in "${IMAGES[@]}"; do
@@ -66,11 +93,14 @@ chown "$USER_NAME:$USER_NAME" "$run" "$run/podman" /var/lib/berth-podman/work
 chmod 700 "$run"
 as_user() { runuser -u "$USER_NAME" -- env HOME=/var/lib/berth-podman XDG_RUNTIME_DIR="$run" "$@"; }
 rsock=$run/podman/podman.sock
+[ -z "$restart" ] || stop "$run/berth-podman.pid"
 if ! answers "$rsock"; then
 	log "starting rootless podman system service on $rsock (log: /var/log/berth-podman-rootless.log)"
 	touch /var/log/berth-podman-rootless.log
 	chown "$USER_NAME" /var/log/berth-podman-rootless.log
-	(cd / && as_user setsid nohup podman system service --time=0 "unix://$rsock" >>/var/log/berth-podman-rootless.log 2>&1 </dev/null &)
+	# setsid -f forks, so runuser returns and nothing here waits on it.
+	(cd / && as_user setsid -f sh -c 'echo $$ >"$XDG_RUNTIME_DIR/berth-podman.pid"; exec podman system service --time=0 "unix://$XDG_RUNTIME_DIR/podman/podman.sock"' \
+		>>/var/log/berth-podman-rootless.log 2>&1 </dev/null)
 	wait_for "$rsock" || { log "rootless podman did not answer; see /var/log/berth-podman-rootless.log"; tail -20 /var/log/berth-podman-rootless.log >&2; exit 1; }
 fi
 for img in "${IMAGES[@]}"; do

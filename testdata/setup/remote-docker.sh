@@ -10,13 +10,15 @@
 #                                  no bridge, no iptables, so containers have
 #                                  no network but loopback (the agent's
 #                                  stream needs none).
-#   ssh://root@127.0.0.1:2222      key-only sshd on loopback; its docker is
-#                                  the first dockerd. The key is root's,
-#                                  given to ssh by /etc/ssh/ssh_config.d,
-#                                  and the host key is in the global
-#                                  known_hosts. ssh://root@localhost:2222 is
-#                                  listed with a wrong key on purpose: the
-#                                  tests' host-key mismatch.
+#   ssh://berth-ssh@127.0.0.1:2222 key-only sshd on loopback, logging in
+#                                  berth-ssh (shell /bin/sh, group docker:
+#                                  root's .bashrc is slow); its docker is the
+#                                  first dockerd. The key is root's, given
+#                                  to ssh by /etc/ssh/ssh_config.d, and the
+#                                  host key is in the global known_hosts.
+#                                  ssh://berth-ssh@localhost:2222 is listed
+#                                  with a wrong key on purpose: the tests'
+#                                  host-key mismatch.
 #
 # The test images are copied from the first dockerd (docker save | load)
 # when the second lacks them. Idempotent and cheap once up; needs root.
@@ -27,6 +29,7 @@ log() { echo "setup/remote-docker: $*" >&2; }
 BED=/var/lib/berth-remote
 TLS_ADDR=127.0.0.1:2386
 SSH_PORT=2222
+SSH_USER=berth-ssh
 IMAGES=(berth-test/busybox:1 berth-test/debian:2)
 
 if [ "$(id -u)" != 0 ]; then
@@ -140,25 +143,33 @@ for img in "${IMAGES[@]}"; do
 	docker save "$img" | remote load -q >/dev/null
 done
 
+if ! id "$SSH_USER" >/dev/null 2>&1; then
+	getent group docker >/dev/null || groupadd --system docker
+	useradd --system --create-home --home-dir /var/lib/berth-ssh --shell /bin/sh --groups docker "$SSH_USER"
+fi
+# No password, but not locked: sshd without PAM refuses a locked account.
+usermod -p '*' "$SSH_USER"
+
 # sshd: its own config, host key and authorized key; loopback, key-only.
 s=$BED/ssh
 [ -s "$s/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C 'berth test host' -f "$s/host_ed25519"
 [ -s "$s/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C 'berth test client' -f "$s/id_ed25519"
 # A second host key, never served: known_hosts pins localhost to it.
 [ -s "$s/wrong_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C 'berth test wrong host key' -f "$s/wrong_ed25519"
-cp "$s/id_ed25519.pub" "$s/authorized_keys"
-chmod 600 "$s/authorized_keys"
+home=$(getent passwd "$SSH_USER" | cut -d: -f6)
+install -d -m 700 -o "$SSH_USER" -g "$SSH_USER" "$home/.ssh"
+install -m 600 -o "$SSH_USER" -g "$SSH_USER" "$s/id_ed25519.pub" "$home/.ssh/authorized_keys"
 cat >"$s/sshd_config" <<CONF
 ListenAddress 127.0.0.1
 Port $SSH_PORT
 HostKey $s/host_ed25519
 PidFile /run/berth-sshd.pid
-AuthorizedKeysFile $s/authorized_keys
-PermitRootLogin prohibit-password
+AuthorizedKeysFile .ssh/authorized_keys
+PermitRootLogin no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
-AllowUsers root
+AllowUsers $SSH_USER
 MaxStartups 100:30:200
 MaxSessions 100
 Subsystem sftp internal-sftp
@@ -166,8 +177,13 @@ CONF
 mkdir -p /run/sshd /etc/ssh/ssh_config.d
 cat >/etc/ssh/ssh_config.d/berth-test.conf <<CONF
 # berth's remote-Docker test bed (testdata/setup/remote-docker.sh)
+# One ssh connection carries them all (docker's docs advise it for ssh://
+# hosts): the docker client dials once per request.
 Host 127.0.0.1 localhost
 	IdentityFile $s/id_ed25519
+	ControlMaster auto
+	ControlPath /run/berth-ssh-%C
+	ControlPersist 300
 CONF
 kh=/etc/ssh/ssh_known_hosts
 touch "$kh"
@@ -182,8 +198,8 @@ if ! sshd_up; then
 	/usr/sbin/sshd -t -f "$s/sshd_config"
 	/usr/sbin/sshd -f "$s/sshd_config" -E /var/log/berth-sshd.log
 fi
-if ! ssh -o BatchMode=yes -o ConnectTimeout=5 -p "$SSH_PORT" root@127.0.0.1 docker version --format '{{.Server.Version}}' >/dev/null; then
-	log "ssh root@127.0.0.1:$SSH_PORT can't reach docker; see /var/log/berth-sshd.log"
+if ! ssh -o BatchMode=yes -o ConnectTimeout=5 -p "$SSH_PORT" "$SSH_USER@127.0.0.1" docker version --format '{{.Server.Version}}' >/dev/null; then
+	log "ssh $SSH_USER@127.0.0.1:$SSH_PORT can't reach docker; see /var/log/berth-sshd.log"
 	exit 1
 fi
-log "up: tcp://$TLS_ADDR (DOCKER_CERT_PATH=$BED/client) and ssh://root@127.0.0.1:$SSH_PORT"
+log "up: tcp://$TLS_ADDR (DOCKER_CERT_PATH=$BED/client) and ssh://$SSH_USER@127.0.0.1:$SSH_PORT"
