@@ -20,20 +20,29 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 
-if ! command -v podman >/dev/null 2>&1 || ! command -v newuidmap >/dev/null 2>&1 || ! command -v slirp4netns >/dev/null 2>&1; then
+if ! command -v podman >/dev/null 2>&1 || ! command -v runc >/dev/null 2>&1 || ! command -v newuidmap >/dev/null 2>&1 || ! command -v slirp4netns >/dev/null 2>&1; then
 	log "installing podman"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends podman crun uidmap slirp4netns fuse-overlayfs catatonit >/dev/null
+	apt-get install -y -qq --no-install-recommends podman runc uidmap slirp4netns fuse-overlayfs catatonit >/dev/null
 fi
 
 # Podman gives containers nofile and nproc limits of 1048576 and more,
-# which crun can't set where berth runs without CAP_SYS_RESOURCE (as in
-# some VMs and CI sandboxes): default them to what this machine allows.
+# which the runtime can't set where berth runs without CAP_SYS_RESOURCE
+# (as in some VMs and CI sandboxes): default them to what this machine
+# allows (podman holds its own nproc at 32768 at most). And runc, not
+# crun: Debian 12's crun refuses hybrid cgroups.
 conf=/etc/containers/containers.conf.d/berth-test.conf
 mkdir -p "$(dirname "$conf")"
+nofile=$(ulimit -Hn)
+nproc=$(ulimit -Hu)
+[ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ] && nproc=32768
+[ "$nofile" = unlimited ] || [ "$nofile" -gt 1048576 ] && nofile=1048576
 want="[containers]
-default_ulimits = [\"nofile=$(ulimit -Hn):$(ulimit -Hn)\", \"nproc=$(ulimit -Hu):$(ulimit -Hu)\"]"
+default_ulimits = [\"nofile=$nofile:$nofile\", \"nproc=$nproc:$nproc\"]
+
+[engine]
+runtime = \"runc\""
 restart=
 if [ "$(cat "$conf" 2>/dev/null)" != "$want" ]; then
 	echo "$want" >"$conf"
