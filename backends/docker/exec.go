@@ -65,6 +65,13 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 	}
 	// ctx bounds the dial only: the hijacked stream outlives it.
 	hj, err := b.cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil && strings.Contains(err.Error(), "unable to upgrade") {
+		// Podman refuses the upgrade when the exec can't start (an unknown
+		// user) and the client drops its answer; a plain start tells why.
+		if serr := b.cli.ContainerExecStart(ctx, created.ID, container.ExecStartOptions{Detach: true}); serr != nil {
+			return nil, startError(spec, serr.Error())
+		}
+	}
 	if err != nil {
 		return nil, b.execErr(id, err)
 	}
@@ -159,7 +166,8 @@ func (h *heldWriter) release() {
 }
 
 func (b *Backend) execErr(id string, err error) error {
-	if strings.Contains(err.Error(), "is not running") {
+	// Podman says "can only create exec sessions on running containers".
+	if msg := err.Error(); strings.Contains(msg, "is not running") || strings.Contains(msg, "on running containers") {
 		return fmt.Errorf("docker: exec in %s: %w", id, backends.ErrNotRunning)
 	}
 	return b.mapErr("exec in "+id, err, backends.ErrNotFound)

@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
@@ -106,7 +107,9 @@ func TestConformanceSSH(t *testing.T) {
 // Docker-compatible API.
 func TestConformancePodman(t *testing.T) {
 	b := bed(t, docker.PodmanName, docker.PodmanEndpoint(envOf(nil)))
-	backendtest.Run(t, harness(b, false))
+	h := harness(b, false)
+	h.NoUlimits = !capSysResource()
+	backendtest.Run(t, h)
 }
 
 // TestConformancePodmanRootless runs the suite against rootless Podman,
@@ -121,6 +124,7 @@ func TestConformancePodmanRootless(t *testing.T) {
 	}
 	b := bed(t, docker.PodmanName, docker.PodmanEndpoint(envOf(map[string]string{"XDG_RUNTIME_DIR": "/run/user/" + u.Uid})))
 	h := harness(b, false)
+	h.NoUlimits = !capSysResource()
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	h.WorkspaceDir = func(t *testing.T) string { return podmanDir(t, uid, gid) }
@@ -142,3 +146,20 @@ func podmanDir(t *testing.T, uid, gid int) string {
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// capSysResource reports whether this process may raise resource limits
+// past their hard limit, as Podman's defaults need.
+func capSysResource() bool {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			const capSysResource = 24
+			return err == nil && caps&(1<<capSysResource) != 0
+		}
+	}
+	return false
+}

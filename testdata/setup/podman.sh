@@ -97,6 +97,14 @@ uid=$(id -u "$USER_NAME")
 grep -q "^$USER_NAME:" /etc/subuid || echo "$USER_NAME:200000:65536" >>/etc/subuid
 grep -q "^$USER_NAME:" /etc/subgid || echo "$USER_NAME:200000:65536" >>/etc/subgid
 run=/run/user/$uid
+# A tmpfs, as systemd-logind makes it: rootless Podman's network namespace
+# fails to mount it otherwise ("failed to mount runtime directory for
+# rootless netns").
+mkdir -p "$run"
+if ! mountpoint -q "$run"; then
+	stop "$run/berth-podman.pid"
+	mount -t tmpfs -o "mode=700,uid=$uid,gid=$(id -g "$USER_NAME"),size=10%" tmpfs "$run"
+fi
 mkdir -p "$run/podman" /var/lib/berth-podman/work
 chown "$USER_NAME:$USER_NAME" "$run" "$run/podman" /var/lib/berth-podman/work
 chmod 700 "$run"
