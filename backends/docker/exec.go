@@ -65,12 +65,11 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 	}
 	// ctx bounds the dial only: the hijacked stream outlives it.
 	hj, err := b.cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
-	if err != nil && strings.Contains(err.Error(), "unable to upgrade") {
-		// Podman refuses the upgrade when the exec can't start (an unknown
-		// user) and the client drops its answer; a plain start tells why.
-		if serr := b.cli.ContainerExecStart(ctx, created.ID, container.ExecStartOptions{Detach: true}); serr != nil {
-			return nil, startError(spec, serr.Error())
-		}
+	if err != nil && spec.User != "" && b.name == PodmanName && strings.Contains(err.Error(), "unable to upgrade") {
+		// Podman refuses the upgrade when the exec can't start, and the
+		// client drops its answer; a user it can't find is what does that
+		// (a missing cwd fails later, on the stream).
+		return nil, fmt.Errorf("docker: user: %w: Podman could not start the process as %q; is it in the container's /etc/passwd? (%v)", backends.ErrBadUser, spec.User, err)
 	}
 	if err != nil {
 		return nil, b.execErr(id, err)
