@@ -104,8 +104,12 @@ func (b *Backend) watchOnce(ctx context.Context, m *eventMapper, connected func(
 		filters.Arg("type", string(events.ContainerEventType)),
 		filters.Arg("label", backends.LabelManaged+"=true"),
 	)
+	// Podman matches only the first of several event filters (and names
+	// destroy "remove"): it gets every action, which the mapper sorts.
 	for _, a := range []events.Action{actionStart, actionRestart, actionKill, actionDie, actionStop, actionDestroy} {
-		args.Add("event", string(a))
+		if b.name != PodmanName {
+			args.Add("event", string(a))
+		}
 	}
 	slow := time.AfterFunc(connectWait, cancel)
 	msgs, errs := b.cli.Events(sctx, events.ListOptions{Filters: args})
