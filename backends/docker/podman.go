@@ -76,24 +76,32 @@ func (b *Backend) info() engineInfo {
 	return b.engine
 }
 
-// keepID sets a keep-id user namespace on hc for rootless Podman and a
-// non-root remote user, so that files keep the host user's ownership: the
-// host user becomes the remote user's uid (given as a number) or keeps its
-// own (given as a name). Not for root, nor with host networking, where
-// Podman refuses it.
+// keepID sets a keep-id user namespace on hc for rootless Podman (see
+// keepIDMode).
 func (b *Backend) keepID(spec backends.Spec, hc *container.HostConfig) {
-	user, group, _ := strings.Cut(spec.RemoteUser, ":")
-	if user == "" || user == "root" || user == "0" || spec.Network == "host" || !b.info().rootless {
-		return
+	if user, _, _ := strings.Cut(spec.RemoteUser, ":"); user == "" || user == "root" || user == "0" || spec.Network == "host" {
+		return // without asking the engine
+	}
+	hc.UsernsMode = container.UsernsMode(keepIDMode(spec.RemoteUser, spec.Network, b.info().rootless))
+}
+
+// keepIDMode is the user namespace for rootless Podman and a non-root
+// remote user, so that files keep the host user's ownership: the host
+// user becomes the remote user's uid (given as a number) or keeps its own
+// (given as a name). "" for root, for host networking (where Podman
+// refuses it), and for engines that aren't rootless Podman.
+func keepIDMode(remoteUser, network string, rootless bool) string {
+	user, group, _ := strings.Cut(remoteUser, ":")
+	if !rootless || user == "" || user == "root" || user == "0" || network == "host" {
+		return ""
 	}
 	mode := "keep-id"
 	if uid, err := strconv.Atoi(user); err == nil {
-		mode += ":uid=" + strconv.Itoa(uid)
 		gid := uid
 		if g, err := strconv.Atoi(group); err == nil {
 			gid = g
 		}
-		mode += ",gid=" + strconv.Itoa(gid)
+		mode += ":uid=" + strconv.Itoa(uid) + ",gid=" + strconv.Itoa(gid)
 	}
-	hc.UsernsMode = container.UsernsMode(mode)
+	return mode
 }
