@@ -94,6 +94,10 @@ func (b *Backend) compose(ctx context.Context, project, dir string, files, env [
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
+	if b.name == PodmanName {
+		// The Compose CLI finds Docker, not Podman, on its own.
+		cmd.Env = append(cmd.Env, "DOCKER_HOST="+b.ep.Host)
+	}
 	setDeathSignal(cmd)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
