@@ -32,6 +32,8 @@ type Endpoint struct {
 	// TLS, for tcp:// and https://, names the client's certificate files;
 	// nil for plain TCP.
 	TLS *TLSFiles
+
+	broken error // why resolving failed: every call fails with it
 }
 
 // TLSFiles are the PEM files of a TLS connection to an engine. Empty
@@ -176,6 +178,10 @@ var sshFlags = []string{"-o BatchMode=yes", fmt.Sprintf("-o ConnectTimeout=%d", 
 // TLS material isn't returned: every call fails with it (errBadTLS), so
 // that berth starts and says what to fix where the editor shows it.
 func clientOpts(ep Endpoint) ([]client.Opt, error) {
+	if ep.broken != nil {
+		fail := func(context.Context, string, string) (net.Conn, error) { return nil, ep.broken }
+		return []client.Opt{client.WithHost(ep.Host), client.WithDialContext(fail)}, nil
+	}
 	u, err := url.Parse(ep.Host)
 	if err != nil || u.Scheme == "" {
 		return nil, fmt.Errorf("docker: %s %q: %w: want unix://, tcp://, ssh:// or https://", ep.From, ep.Host, errBadEndpoint)
@@ -223,6 +229,8 @@ func hint(ep Endpoint, err error) string {
 	scheme, _, _ := strings.Cut(ep.Host, "://")
 	where := ep.From
 	switch {
+	case errors.Is(err, errBadEndpoint):
+		return "fix DOCKER_HOST, DOCKER_CONTEXT or the currentContext in ~/.docker/config.json (`docker context ls`)"
 	case errors.Is(err, errBadTLS):
 		return fmt.Sprintf("its TLS material can't be used: check the ca.pem, cert.pem and key.pem that %s names (DOCKER_CERT_PATH, or the context's TLS files)", where)
 	case strings.Contains(msg, "HTTP request to an HTTPS server"):

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/backends/docker"
@@ -91,7 +92,7 @@ func TestResolveEndpoint(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(docker.Endpoint{})); diff != "" {
 				t.Errorf("endpoint (-want +got):\n%s", diff)
 			}
 			if got.Remote() != tt.remote {
@@ -163,5 +164,22 @@ func TestRemoteBadInput(t *testing.T) {
 				t.Errorf("Ping took %v: a bad endpoint must fail fast", took)
 			}
 		})
+	}
+}
+
+// TestNewBadContext: a context that doesn't resolve still makes a
+// backend, whose Ping says what to fix.
+func TestNewBadContext(t *testing.T) {
+	t.Setenv("DOCKER_HOST", "")
+	t.Setenv("DOCKER_CONTEXT", "nope")
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	b, err := docker.New(quiet(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	err = b.Ping(context.Background())
+	if !errors.Is(err, backends.ErrUnavailable) || !strings.Contains(err.Error(), `context "nope"`) || !strings.Contains(err.Error(), "docker context ls") {
+		t.Fatalf("Ping = %v, want ErrUnavailable naming the context and how to fix it", err)
 	}
 }
