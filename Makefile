@@ -39,6 +39,8 @@ deps: deps-demo
 	@bash testdata/setup/compose.sh || $(TOLERATE)
 	@bash testdata/images/debian.sh docker || $(TOLERATE)
 	@BERTH_DEBIAN_GO=1 BERTH_TEST_DEBIAN_IMAGE=berth-test/debian-go:2 bash testdata/images/debian.sh docker || $(TOLERATE)
+	@bash testdata/setup/remote-docker.sh || $(TOLERATE)
+	@bash testdata/setup/podman.sh || $(TOLERATE)
 	@bash testdata/setup/incus.sh || $(TOLERATE)
 	@bash testdata/images/busybox.sh incus || $(TOLERATE)
 	@bash testdata/images/debian.sh incus || $(TOLERATE)

@@ -122,6 +122,10 @@ type Spec struct {
 	// Limits bound the instance's memory, CPU and processes; a backend
 	// that can't apply them names them in Unsupported (Checker).
 	Limits Limits
+	// RemoteUser is the user tools run as (remoteUser, else
+	// containerUser), for engines that map the host user's ids to it
+	// (rootless Podman's keep-id); "" for the image's.
+	RemoteUser string
 
 	// Init, when set, is the instance's main process in place of the
 	// backend's own keep-alive: it must stay up and exit promptly on

@@ -464,3 +464,4 @@ type slogAdapter struct{ log *slog.Logger }
 func (a slogAdapter) Printf(format string, v ...any) {
 	a.log.Debug(strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
+

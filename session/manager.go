@@ -374,6 +374,9 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 	if len(createCommands(cfg)) > 0 {
 		spec.Labels[LabelHooks] = "true"
 	}
+	if spec.RemoteUser = cfg.RemoteUser; spec.RemoteUser == "" {
+		spec.RemoteUser = cfg.ContainerUser
+	}
 	local := true
 	if l, ok := m.backend.(backends.Localer); ok {
 		local = l.Local()

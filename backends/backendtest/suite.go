@@ -31,6 +31,17 @@ type Harness struct {
 	// Kernel says processes run on a real kernel, whose /proc and limits
 	// show the spec's engine settings; the memory backend has none.
 	Kernel bool
+	// Remote says the engine is remote: specs bind no host folder, as
+	// berth's sync mode makes them.
+	Remote bool
+	// NoUlimits leaves resource limits out of EngineSettings: Podman
+	// fills the limits a spec doesn't set with ones it can't raise to
+	// where berth runs without CAP_SYS_RESOURCE (some VMs and sandboxes).
+	NoUlimits bool
+	// WorkspaceDir, when set, makes a workspace folder for t (removed
+	// with it) in place of t.TempDir(): a rootless engine's user must be
+	// able to reach it.
+	WorkspaceDir func(t *testing.T) string
 }
 
 // Run runs every contract behaviour of backends.Backend against h.
@@ -141,7 +152,9 @@ func (s *suite) engineSettings(t *testing.T) {
 	spec.Env = []string{"BERTH_SUITE=engine settings"}
 	spec.Labels["com.example.suite"] = "yes"
 	spec.CapAdd = []string{"SYS_PTRACE"}
-	spec.Ulimits = []backends.Ulimit{{Name: "nofile", Soft: 1024, Hard: 2048}}
+	if !s.h.NoUlimits {
+		spec.Ulimits = []backends.Ulimit{{Name: "nofile", Soft: 1024, Hard: 2048}}
+	}
 	unsupported := ""
 	if c, ok := s.b.(backends.Checker); ok {
 		unsupported = strings.Join(c.Unsupported(spec), "\n")
@@ -169,7 +182,7 @@ func (s *suite) engineSettings(t *testing.T) {
 			t.Errorf("CapEff %s lacks SYS_PTRACE", strings.TrimSpace(out))
 		}
 	}
-	if !strings.Contains(unsupported, "ulimit") {
+	if !strings.Contains(unsupported, "ulimit") && !s.h.NoUlimits {
 		if _, out, _ := run(t, s.b, inst.ID, backends.ExecSpec{Argv: []string{"sh", "-c", "ulimit -Hn"}}); out != "2048\n" {
 			t.Errorf("hard nofile limit %q, want 2048", out)
 		}
@@ -190,7 +203,11 @@ func ctxFor(t *testing.T) context.Context {
 // spec makes a spec for a fresh temp workspace, removed with the test.
 func (s *suite) spec(t *testing.T) backends.Spec {
 	t.Helper()
-	ws, err := filepath.EvalSymlinks(t.TempDir())
+	dir := t.TempDir
+	if s.h.WorkspaceDir != nil {
+		dir = func() string { return s.h.WorkspaceDir(t) }
+	}
+	ws, err := filepath.EvalSymlinks(dir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +220,7 @@ func (s *suite) spec(t *testing.T) backends.Spec {
 			_ = s.b.Remove(ctx, inst.ID)
 		}
 	})
-	return backends.Spec{
+	spec := backends.Spec{
 		Workspace: ws,
 		Name:      name,
 		Image:     s.h.Image,
@@ -211,6 +228,10 @@ func (s *suite) spec(t *testing.T) backends.Spec {
 		Mounts:    []backends.Mount{{Host: ws, Container: wd}},
 		Labels:    map[string]string{LabelTest: t.Name()},
 	}
+	if s.h.Remote {
+		spec.Mounts = nil
+	}
+	return spec
 }
 
 func (s *suite) up(t *testing.T) (backends.Spec, backends.Instance) {
@@ -234,7 +255,11 @@ func (s *suite) ensureIdempotent(t *testing.T) {
 	if first.Workspace != spec.Workspace || first.Workdir != spec.Workdir || first.Name != spec.Name {
 		t.Errorf("instance = %+v, want workspace %s workdir %s name %s", first, spec.Workspace, spec.Workdir, spec.Name)
 	}
-	if len(first.Mounts) != 1 || first.Mounts[0] != spec.Mounts[0] {
+	if s.h.Remote {
+		if len(first.Mounts) != 0 {
+			t.Errorf("mounts = %v on a remote engine, want none", first.Mounts)
+		}
+	} else if len(first.Mounts) != 1 || first.Mounts[0] != spec.Mounts[0] {
 		t.Errorf("mounts = %v, want %v", first.Mounts, spec.Mounts)
 	}
 	again, created, err := s.b.Ensure(ctxFor(t), spec)

@@ -94,6 +94,10 @@ func (b *Backend) compose(ctx context.Context, project, dir string, files, env [
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
+	if b.name == PodmanName {
+		// The Compose CLI finds Docker, not Podman, on its own.
+		cmd.Env = append(cmd.Env, "DOCKER_HOST="+b.ep.Host)
+	}
 	setDeathSignal(cmd)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
@@ -409,7 +413,7 @@ func (b *Backend) ensureCompose(ctx context.Context, spec backends.Spec) (backen
 		return backends.Instance{}, false, fmt.Errorf("docker: compose config: unreadable output: %v: %w", err, backends.ErrCompose)
 	}
 	if !b.Local() {
-		if err := remoteBinds(cfg, upServices(cs), b.cli.DaemonHost()); err != nil {
+		if err := remoteBinds(cfg, upServices(cs), b.ep.Host); err != nil {
 			return backends.Instance{}, false, err
 		}
 	}

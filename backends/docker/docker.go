@@ -1,6 +1,8 @@
 // Package docker implements backends.Backend on a Docker engine through the
-// engine's API (github.com/docker/docker/client), honouring DOCKER_HOST and
-// negotiating the API version.
+// engine's API (github.com/docker/docker/client), found as the docker CLI
+// finds it (DOCKER_HOST, TLS, ssh:// and contexts), negotiating the API
+// version. The same backend, named "podman", drives Podman's
+// Docker-compatible API.
 package docker
 
 import (
@@ -42,12 +44,14 @@ const stopTimeout = 3 // seconds
 // Backend is a Docker engine.
 type Backend struct {
 	cli        *client.Client
+	name       string   // Name or PodmanName
+	ep         Endpoint // where the engine is
 	log        *slog.Logger
 	version    string     // berth version, recorded on instances
 	composeCLI composeCLI // the user's Compose CLI, found on first use
 
-	idsOnce sync.Once // guards mapsIDs, set once by MapsIDs
-	mapsIDs bool
+	idsOnce sync.Once // guards engine, set once by info
+	engine  engineInfo
 }
 
 var (
@@ -58,22 +62,41 @@ var (
 	_ backends.Downer     = (*Backend)(nil)
 	_ backends.Resourcer  = (*Backend)(nil)
 	_ backends.IDMapper   = (*Backend)(nil)
+	_ backends.Endpointer = (*Backend)(nil)
 )
 
-// New connects to the engine named by the environment (DOCKER_HOST and
-// friends) and settles the API version with it, briefly; an unreachable
-// daemon is no error here: call Ping for that.
+// New connects to the engine the docker CLI would use (ResolveEndpoint)
+// and settles the API version with it, briefly; an unreachable daemon is
+// no error here: call Ping for that.
 func New(log *slog.Logger, berthVersion string) (*Backend, error) {
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	ep, err := ResolveEndpoint(os.Getenv)
 	if err != nil {
-		return nil, fmt.Errorf("docker: client: %w", err)
+		// berth still starts, and every call says what to fix (-32010).
+		ep = Endpoint{Host: "unix:///var/run/docker.sock", From: "an unusable docker context", broken: err}
+	}
+	return NewAt(log, berthVersion, Name, ep)
+}
+
+// NewAt connects to the engine at ep, naming the backend name (Name or
+// PodmanName).
+func NewAt(log *slog.Logger, berthVersion, name string, ep Endpoint) (*Backend, error) {
+	opts, err := clientOpts(ep)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, client.WithVersionFromEnv(), client.WithAPIVersionNegotiation())
+	cli, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker: client for %s: %w", ep.Host, err)
 	}
 	// Negotiated lazily, the version is written by the first request while
 	// others (the event watcher) may read it: a data race. Settle it now.
 	ctx, cancel := context.WithTimeout(context.Background(), negotiateTimeout)
 	defer cancel()
 	cli.NegotiateAPIVersion(ctx)
-	return &Backend{cli: cli, log: log.With("backend", Name), version: berthVersion}, nil
+	log = log.With("backend", name)
+	log.Debug("engine", "endpoint", ep.Host, "from", ep.From, "remote", ep.Remote())
+	return &Backend{cli: cli, name: name, ep: ep, log: log, version: berthVersion}, nil
 }
 
 // negotiateTimeout bounds New's one request to the daemon.
@@ -83,7 +106,10 @@ const negotiateTimeout = 2 * time.Second
 func (b *Backend) Close() error { return b.cli.Close() }
 
 // Name implements backends.Backend.
-func (b *Backend) Name() string { return Name }
+func (b *Backend) Name() string { return b.name }
+
+// Endpoint implements backends.Endpointer.
+func (b *Backend) Endpoint() string { return b.ep.Host }
 
 // Ping implements backends.Backend.
 func (b *Backend) Ping(ctx context.Context) error {
@@ -94,8 +120,8 @@ func (b *Backend) Ping(ctx context.Context) error {
 }
 
 func (b *Backend) unavailable(err error) error {
-	return fmt.Errorf("%w: docker daemon not reachable at %s: is dockerd running? Start it with `dockerd` (or `systemctl start docker`), or set DOCKER_HOST (%v)",
-		backends.ErrUnavailable, b.cli.DaemonHost(), err)
+	return fmt.Errorf("%w: %s engine not reachable at %s (%s): %s (%v)",
+		backends.ErrUnavailable, b.name, b.ep.Host, b.ep.From, hint(b.ep, err), err)
 }
 
 // mapErr translates an engine error into berth's sentinels. notFound is the
@@ -315,9 +341,11 @@ func (b *Backend) create(ctx context.Context, spec backends.Spec, img imageInfo)
 	if err := engineSettings(spec, cfg, hc); err != nil {
 		return "", err
 	}
+	b.keepID(spec, hc)
 	backends.Report(ctx, "creating container %s from %s", spec.Name, spec.Image)
 	resp, err := b.cli.ContainerCreate(ctx, cfg, hc, nil, nil, spec.Name)
-	if cerrdefs.IsConflict(err) {
+	// Podman answers a taken name with a 500 that says so.
+	if cerrdefs.IsConflict(err) || (err != nil && strings.Contains(err.Error(), "is already in use")) {
 		return "", errNameTaken
 	}
 	if err != nil {
@@ -464,10 +492,8 @@ func (b *Backend) followPull(ctx context.Context, ref string, rc io.Reader) erro
 }
 
 // Local implements backends.Localer: the engine is local when it is
-// reached on a unix socket.
-func (b *Backend) Local() bool {
-	return strings.HasPrefix(b.cli.DaemonHost(), "unix://")
-}
+// reached on a unix socket (Endpoint.Remote).
+func (b *Backend) Local() bool { return !b.ep.Remote() }
 
 // NetNS implements backends.NetNSer for a local engine.
 func (b *Backend) NetNS(ctx context.Context, id string) (string, error) {

@@ -39,6 +39,7 @@ const (
 	actionRestart = events.ActionRestart
 	actionDie     = events.ActionDie
 	actionStop    = events.ActionStop
+	podmanRemove  = "remove"
 	actionKill    = events.ActionKill
 	actionDestroy = events.ActionDestroy
 	sigKill       = "9"
@@ -58,6 +59,7 @@ var _ backends.Watcher = (*Backend)(nil)
 // next connection starts and before Watch returns.
 func (b *Backend) Watch(ctx context.Context, fn func(backends.Event)) error {
 	m := newEventMapper(fn)
+	m.podman = b.name == PodmanName
 	lost := false
 	backoff := minBackoff
 	for {
@@ -102,8 +104,12 @@ func (b *Backend) watchOnce(ctx context.Context, m *eventMapper, connected func(
 		filters.Arg("type", string(events.ContainerEventType)),
 		filters.Arg("label", backends.LabelManaged+"=true"),
 	)
+	// Podman matches only the first of several event filters (and names
+	// destroy "remove"): it gets every action, which the mapper sorts.
 	for _, a := range []events.Action{actionStart, actionRestart, actionKill, actionDie, actionStop, actionDestroy} {
-		args.Add("event", string(a))
+		if b.name != PodmanName {
+			args.Add("event", string(a))
+		}
 	}
 	slow := time.AfterFunc(connectWait, cancel)
 	msgs, errs := b.cli.Events(sctx, events.ListOptions{Filters: args})
@@ -157,6 +163,9 @@ type eventMapper struct {
 	stopped map[string]bool               // by container id: a stop that came before its die
 	signal  map[string]string             // by container id: the first kill's signal since the start
 	last    map[string]backends.EventKind // by container id: the last kind reported
+	// podman: the engine is Podman, which logs no kill or stop for a
+	// stop (only its die) and "remove" for destroy.
+	podman bool
 }
 
 type heldDie struct {
@@ -212,6 +221,10 @@ func (m *eventMapper) handle(msg events.Message, now time.Time) {
 			delete(m.stopped, id)
 			ev.Kind = backends.EventStopped
 			m.emit(ev)
+		case m.podman && !signalled && cleanExit(msg.Actor.Attributes["exitCode"]):
+			// The keep-alive and berth's init exit 0 on the stop signal.
+			ev.Kind = backends.EventStopped
+			m.emit(ev)
 		case signalled && sig != sigKill:
 			ev.Kind = backends.EventKilled // unless its stop comes
 			m.held[id] = heldDie{ev: ev, due: now.Add(dieGrace)}
@@ -228,7 +241,7 @@ func (m *eventMapper) handle(msg events.Message, now time.Time) {
 		delete(m.held, id)
 		h.ev.Kind = backends.EventStopped
 		m.emit(h.ev)
-	case actionDestroy:
+	case actionDestroy, podmanRemove:
 		m.release(id)
 		delete(m.stopped, id)
 		delete(m.signal, id)
@@ -236,6 +249,9 @@ func (m *eventMapper) handle(msg events.Message, now time.Time) {
 		m.emit(ev)
 	}
 }
+
+// cleanExit says a die's exit code is a clean exit or SIGTERM's.
+func cleanExit(code string) bool { return code == "0" || code == "143" }
 
 // release reports id's held die, if any, as killed.
 func (m *eventMapper) release(id string) {

@@ -19,23 +19,29 @@ func TestEventMapper(t *testing.T) {
 		action events.Action
 		signal string
 		after  time.Duration // since the previous step
+		exit   string        // the die's exit code
 	}
 	tests := []struct {
-		name  string
-		steps []step
-		want  []backends.EventKind
+		name   string
+		steps  []step
+		want   []backends.EventKind
+		podman bool
 	}{
-		{"docker stop", []step{{action: "kill", signal: "15"}, {action: "die"}, {action: "stop"}}, []backends.EventKind{backends.EventStopped}},
-		{"stop logged before die", []step{{action: "kill", signal: "15"}, {action: "stop"}, {action: "die"}}, []backends.EventKind{backends.EventStopped}},
-		{"stop that had to kill", []step{{action: "kill", signal: "15"}, {action: "kill", signal: "9"}, {action: "die"}, {action: "stop"}}, []backends.EventKind{backends.EventStopped}},
-		{"docker kill", []step{{action: "kill", signal: "9"}, {action: "die"}}, []backends.EventKind{backends.EventKilled}},
-		{"main process exits", []step{{action: "die"}}, []backends.EventKind{backends.EventKilled}},
-		{"signal without stop", []step{{action: "kill", signal: "15"}, {action: "die"}, {action: "start", after: 3 * time.Second}}, []backends.EventKind{backends.EventKilled, backends.EventStarted}},
-		{"docker restart", []step{{action: "kill", signal: "15"}, {action: "die"}, {action: "stop"}, {action: "start"}, {action: "restart"}}, []backends.EventKind{backends.EventStopped, backends.EventStarted}},
-		{"restart of a stopped one", []step{{action: "start"}, {action: "restart"}}, []backends.EventKind{backends.EventStarted}},
-		{"rm -f", []step{{action: "kill", signal: "9"}, {action: "die"}, {action: "destroy"}}, []backends.EventKind{backends.EventKilled, backends.EventRemoved}},
-		{"held die then destroy", []step{{action: "kill", signal: "2"}, {action: "die"}, {action: "destroy"}}, []backends.EventKind{backends.EventKilled, backends.EventRemoved}},
-		{"a kill before the start does not count", []step{{action: "kill", signal: "1"}, {action: "start"}, {action: "die"}}, []backends.EventKind{backends.EventStarted, backends.EventKilled}},
+		{"docker stop", []step{{action: "kill", signal: "15"}, {action: "die"}, {action: "stop"}}, []backends.EventKind{backends.EventStopped}, false},
+		{"stop logged before die", []step{{action: "kill", signal: "15"}, {action: "stop"}, {action: "die"}}, []backends.EventKind{backends.EventStopped}, false},
+		{"stop that had to kill", []step{{action: "kill", signal: "15"}, {action: "kill", signal: "9"}, {action: "die"}, {action: "stop"}}, []backends.EventKind{backends.EventStopped}, false},
+		{"docker kill", []step{{action: "kill", signal: "9"}, {action: "die"}}, []backends.EventKind{backends.EventKilled}, false},
+		{"main process exits", []step{{action: "die"}}, []backends.EventKind{backends.EventKilled}, false},
+		{"signal without stop", []step{{action: "kill", signal: "15"}, {action: "die"}, {action: "start", after: 3 * time.Second}}, []backends.EventKind{backends.EventKilled, backends.EventStarted}, false},
+		{"docker restart", []step{{action: "kill", signal: "15"}, {action: "die"}, {action: "stop"}, {action: "start"}, {action: "restart"}}, []backends.EventKind{backends.EventStopped, backends.EventStarted}, false},
+		{"restart of a stopped one", []step{{action: "start"}, {action: "restart"}}, []backends.EventKind{backends.EventStarted}, false},
+		{"rm -f", []step{{action: "kill", signal: "9"}, {action: "die"}, {action: "destroy"}}, []backends.EventKind{backends.EventKilled, backends.EventRemoved}, false},
+		{"held die then destroy", []step{{action: "kill", signal: "2"}, {action: "die"}, {action: "destroy"}}, []backends.EventKind{backends.EventKilled, backends.EventRemoved}, false},
+		{"a kill before the start does not count", []step{{action: "kill", signal: "1"}, {action: "start"}, {action: "die"}}, []backends.EventKind{backends.EventStarted, backends.EventKilled}, false},
+		{"docker: a clean exit is no stop", []step{{action: "die", exit: "0"}}, []backends.EventKind{backends.EventKilled}, false},
+		{"podman stop: only its die", []step{{action: "start"}, {action: "die", exit: "0"}, {action: "remove"}}, []backends.EventKind{backends.EventStarted, backends.EventStopped, backends.EventRemoved}, true},
+		{"podman: the main process fails", []step{{action: "die", exit: "1"}}, []backends.EventKind{backends.EventKilled}, true},
+		{"podman kill", []step{{action: "kill", signal: "9"}, {action: "die", exit: "137"}}, []backends.EventKind{backends.EventKilled}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,6 +52,7 @@ func TestEventMapper(t *testing.T) {
 				}
 				got = append(got, ev.Kind)
 			})
+			m.podman = tt.podman
 			now := time.Unix(1000, 0)
 			for _, s := range tt.steps {
 				now = now.Add(s.after)
@@ -55,6 +62,9 @@ func TestEventMapper(t *testing.T) {
 				attrs := map[string]string{"name": "berth-x", backends.LabelWorkspace: ws}
 				if s.signal != "" {
 					attrs["signal"] = s.signal
+				}
+				if s.exit != "" {
+					attrs["exitCode"] = s.exit
 				}
 				m.handle(events.Message{Action: s.action, Actor: events.Actor{ID: id, Attributes: attrs}}, now)
 			}

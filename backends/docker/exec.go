@@ -65,6 +65,12 @@ func (b *Backend) Exec(ctx context.Context, id string, spec backends.ExecSpec) (
 	}
 	// ctx bounds the dial only: the hijacked stream outlives it.
 	hj, err := b.cli.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil && spec.User != "" && b.name == PodmanName && strings.Contains(err.Error(), "unable to upgrade") {
+		// Podman refuses the upgrade when the exec can't start, and the
+		// client drops its answer; a user it can't find is what does that
+		// (a missing cwd fails later, on the stream).
+		return nil, fmt.Errorf("docker: user: %w: Podman could not start the process as %q; is it in the container's /etc/passwd? (%v)", backends.ErrBadUser, spec.User, err)
+	}
 	if err != nil {
 		return nil, b.execErr(id, err)
 	}
@@ -159,7 +165,8 @@ func (h *heldWriter) release() {
 }
 
 func (b *Backend) execErr(id string, err error) error {
-	if strings.Contains(err.Error(), "is not running") {
+	// Podman says "can only create exec sessions on running containers".
+	if msg := err.Error(); strings.Contains(msg, "is not running") || strings.Contains(msg, "on running containers") {
 		return fmt.Errorf("docker: exec in %s: %w", id, backends.ErrNotRunning)
 	}
 	return b.mapErr("exec in "+id, err, backends.ErrNotFound)

@@ -1,6 +1,10 @@
 package docker
 
-import "time"
+import (
+	"time"
+
+	"github.com/docker/docker/client"
+)
 
 // SetDetachedTimeout shortens detachedTimeout for a test and returns the
 // restore.
@@ -17,3 +21,7 @@ func SetHeartbeat(every, timeout time.Duration) (restore func()) {
 	heartbeat, pingTimeout = every, timeout
 	return func() { heartbeat, pingTimeout = oldEvery, oldTimeout }
 }
+
+// Client returns the backend's engine client, for tests that act behind
+// berth's back.
+func (b *Backend) Client() *client.Client { return b.cli }

@@ -175,22 +175,4 @@ func (b *Backend) Resources(ctx context.Context) (backends.HostResources, error)
 
 // MapsIDs implements backends.IDMapper: a daemon with user namespace
 // remapping, or Podman behind Docker's API, maps ids itself. Asked once.
-func (b *Backend) MapsIDs() bool {
-	b.idsOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), negotiateTimeout)
-		defer cancel()
-		info, err := b.cli.Info(ctx)
-		if err != nil {
-			return
-		}
-		for _, o := range info.SecurityOptions {
-			if strings.Contains(o, "name=userns") {
-				b.mapsIDs = true
-			}
-		}
-		if strings.Contains(strings.ToLower(info.OperatingSystem), "podman") || strings.Contains(strings.ToLower(info.InitBinary), "podman") {
-			b.mapsIDs = true
-		}
-	})
-	return b.mapsIDs
-}
+func (b *Backend) MapsIDs() bool { return b.info().mapsIDs }

@@ -142,7 +142,7 @@ configuration in its config directory (berth/trust.json).`,
 	f.DurationVar(&g.initWait, "init-timeout", attach.DefaultInitTimeout, "close --tcp and --listen connections that haven't initialized within this")
 
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.backend, "backend", envOr("BERTH_BACKEND", docker.Name), "container backend: docker or incus ($BERTH_BACKEND)")
+	pf.StringVar(&g.backend, "backend", envOr("BERTH_BACKEND", docker.Name), "container backend: docker, podman or incus ($BERTH_BACKEND)")
 	pf.StringVar(&g.incusRem, "incus-remote", "", "Incus remote, by its name in the incus client's configuration (default: its default remote)")
 	pf.StringVar(&g.image, "image", os.Getenv("BERTH_IMAGE"), "image for new containers ($BERTH_IMAGE)")
 	pf.StringVarP(&g.workspace, "workspace", "W", "", "workspace folder (default: the current directory)")
@@ -155,7 +155,7 @@ configuration in its config directory (berth/trust.json).`,
 	pf.DurationVar(&g.health, "health-timeout", envDuration("BERTH_HEALTH_TIMEOUT", session.DefaultHealthTimeout), "how long up waits for a service's health check to pass ($BERTH_HEALTH_TIMEOUT)")
 	pf.BoolVar(&g.trust, "trust", false, "trust the workspace's configuration: its lifecycle commands and host mounts; berth remembers it for this configuration")
 	pf.BoolVar(&g.noAgent, "no-agent", os.Getenv("BERTH_NO_AGENT") == "1", "don't use the in-container agent: plain backend exec, no tunnels")
-	_ = root.RegisterFlagCompletionFunc("backend", cobra.FixedCompletions([]string{docker.Name, incus.Name}, cobra.ShellCompDirectiveNoFileComp))
+	_ = root.RegisterFlagCompletionFunc("backend", cobra.FixedCompletions([]string{docker.Name, docker.PodmanName, incus.Name}, cobra.ShellCompDirectiveNoFileComp))
 	_ = root.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 
 	root.AddCommand(
@@ -265,11 +265,12 @@ type backendCloser interface {
 
 func newServer(g globalFlags, log *slog.Logger, env map[string]string, masker *secrets.Masker) (*rpc.Server, func(), error) {
 	constructors := map[string]func() (backendCloser, error){
-		docker.Name: func() (backendCloser, error) { return docker.New(log, berthVersion()) },
-		incus.Name:  func() (backendCloser, error) { return incus.NewRemote(log, berthVersion(), g.incusRem) },
+		docker.Name:       func() (backendCloser, error) { return docker.New(log, berthVersion()) },
+		docker.PodmanName: func() (backendCloser, error) { return docker.NewPodman(log, berthVersion()) },
+		incus.Name:        func() (backendCloser, error) { return incus.NewRemote(log, berthVersion(), g.incusRem) },
 	}
 	if _, ok := constructors[g.backend]; !ok {
-		return nil, nil, fmt.Errorf("--backend: unknown backend %q (available: %s, %s)", g.backend, docker.Name, incus.Name)
+		return nil, nil, fmt.Errorf("--backend: unknown backend %q (available: %s, %s, %s)", g.backend, docker.Name, docker.PodmanName, incus.Name)
 	}
 	var agents agent.Set
 	var agentErr error
