@@ -56,6 +56,7 @@ const (
 	CodeRefusedPath        = -32030 // a refused workspace or bind-mount source
 	CodeNotExecutable      = -32031 // the executable exists but cannot be run
 	CodeAmbiguousConfig    = -32032 // several named configurations and none chosen; data.candidates lists them
+	CodeWorkspaceTooLarge  = -32033 // the workspace is over sync mode's size limit
 )
 
 // paramError is a bad request parameter; its message names the field.
@@ -118,6 +119,7 @@ var sentinelCodes = []struct {
 	{backends.ErrComposeConfig, CodeBadConfig},
 	{backends.ErrCompose, CodeBuildFailed},
 	{session.ErrHookFailed, CodeHookFailed},
+	{session.ErrSyncTooLarge, CodeWorkspaceTooLarge},
 	{session.ErrInitializeFailed, CodeHookFailed},
 	{tools.ErrBadFormat, CodeInvalidParams},
 	{tools.ErrBadRequest, CodeInvalidParams},

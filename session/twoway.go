@@ -1,0 +1,322 @@
+package session
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+
+	"github.com/berthdev/berth/agent"
+	"github.com/berthdev/berth/backends"
+)
+
+// Two-way sync, on when customizations.berth.sync.twoWay is true.
+//
+// The container side is watched by the agent: every syncPoll berth runs
+// `berth-agent scan WORKDIR`, which lists the tree, and compares it with
+// base, each path's state when it was last synced either way. A path that
+// comes back is one that goes in (not ignored), or one that matches the
+// "back" patterns even though ignored (build outputs). For such a path
+// the container changed:
+//   - the host copy is as last synced: the container's copy replaces it
+//     (a file removed in the container is removed on the host);
+//   - the host copy changed too (a conflict): the host copy stays and goes
+//     in, and the container's is saved beside it as NAME.berth-conflict;
+//   - never synced, on both sides and different (say, built on both): the
+//     newer modification time wins.
+//
+// Writes to the host go through an os.Root on the workspace, so nothing
+// the container names (a symlink, "..") reaches outside it.
+
+// syncPoll is how often two-way sync scans the container.
+const syncPoll = time.Second
+
+// poll scans the container every syncPoll until Close.
+func (s *syncer) poll() {
+	defer s.wg.Done()
+	t := time.NewTicker(syncPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(s.life, time.Minute)
+		if st, err := s.pull(ctx); err != nil && ctx.Err() == nil {
+			s.c.log.Warn("sync: two-way scan failed", "workspace", s.ws, "err", err)
+		} else if st != (SyncStats{}) {
+			s.c.log.Debug("synced back", "workspace", s.ws, "pulled", st.Pulled, "removed", st.Removed, "conflicts", st.Conflicts)
+		}
+		cancel()
+	}
+}
+
+// comesBack says whether the container's rel may come back to the host.
+func (s *syncer) comesBack(rel string, isDir bool, back gitignore.Matcher) bool {
+	if strings.HasSuffix(rel, conflictSuffix) || strings.HasSuffix(rel, pullSuffix) {
+		return false
+	}
+	parts := strings.Split(rel, "/")
+	for _, p := range parts {
+		if p == ".git" {
+			return false
+		}
+	}
+	if !s.ignored(rel, isDir) {
+		return true
+	}
+	if back == nil {
+		return false
+	}
+	for i := range parts {
+		if back.Match(parts[:i+1], isDir || i < len(parts)-1) {
+			return true
+		}
+	}
+	return false
+}
+
+// backMatcher compiles the "back" patterns, relative to the workspace.
+func (s *syncer) backMatcher() gitignore.Matcher {
+	if len(s.opts.back) == 0 {
+		return nil
+	}
+	ps := make([]gitignore.Pattern, 0, len(s.opts.back))
+	for _, b := range s.opts.back {
+		ps = append(ps, gitignore.ParsePattern(b, nil))
+	}
+	return gitignore.NewMatcher(ps)
+}
+
+// pull scans the container once and brings its changes back, then sends
+// in the host copies that won a conflict.
+func (s *syncer) pull(ctx context.Context) (SyncStats, error) {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	r, err := s.c.ensure(ctx, s.c.Workspace(s.ws), s.image)
+	if err != nil {
+		return SyncStats{}, err
+	}
+	inst := r.Instance.Instance
+	res, err := s.c.Run(ctx, ExecOptions{Workspace: s.ws, Image: s.image, Argv: []string{agent.InitPath, "scan", inst.Workdir}, Internal: true}, time.Minute)
+	if err != nil {
+		return SyncStats{}, fmt.Errorf("sync: scanning the container: %w", err)
+	}
+	if res.Status.Code != 0 {
+		return SyncStats{}, fmt.Errorf("sync: scanning the container: %s", strings.TrimSpace(res.Stderr))
+	}
+	if res.Truncated {
+		return SyncStats{}, fmt.Errorf("sync: the container's workspace lists more than %d bytes: too large for two-way sync", MaxRunOutput)
+	}
+	cur, err := parseScan(res.Stdout)
+	if err != nil {
+		return SyncStats{}, err
+	}
+	prev := s.scanned
+	s.scanned = cur
+	root, err := os.OpenRoot(s.ws)
+	if err != nil {
+		return SyncStats{}, fmt.Errorf("sync: %w", err)
+	}
+	defer root.Close()
+	back := s.backMatcher()
+
+	var st SyncStats
+	var pulls, conflicts, pushes []string
+	for rel, e := range cur {
+		if !s.comesBack(rel, e.typ == 'd', back) {
+			continue
+		}
+		b, synced := s.base[rel]
+		if synced && b == e {
+			continue
+		}
+		h, onHost := hostState(s.abs(rel))
+		switch {
+		case onHost && h == e, e.typ == 'd' && onHost && h.typ == 'd':
+			s.base[rel] = h // alike already
+		case !onHost && synced:
+			// The host removed it; the next flush removes it inside.
+		case !onHost:
+			pulls = append(pulls, rel)
+		case !synced && e.typ == 'f' && h.typ == 'f':
+			if e.mtime > h.mtime {
+				pulls = append(pulls, rel)
+			} else {
+				pushes = append(pushes, rel)
+			}
+		case synced && h == b:
+			pulls = append(pulls, rel)
+		default:
+			// Changed on both sides: the host's copy wins.
+			if e.typ == 'f' {
+				conflicts = append(conflicts, rel)
+			}
+			pushes = append(pushes, rel)
+		}
+	}
+	sort.Strings(pulls) // directories before what they hold
+	for _, rel := range pulls {
+		if err := s.fetch(ctx, root, inst, rel, rel, cur[rel]); err != nil {
+			return st, err
+		}
+		s.base[rel] = cur[rel]
+		st.Pulled++
+	}
+	for _, rel := range conflicts {
+		if err := s.fetch(ctx, root, inst, rel, rel+conflictSuffix, cur[rel]); err != nil {
+			return st, err
+		}
+		st.Conflicts++
+	}
+	// Removed in the container since the last scan, and unchanged on the
+	// host since synced: remove on the host, deepest first.
+	var gone []string
+	for rel, e := range prev {
+		if _, ok := cur[rel]; ok || !s.comesBack(rel, e.typ == 'd', back) {
+			continue
+		}
+		b, synced := s.base[rel]
+		if h, onHost := hostState(s.abs(rel)); synced && onHost && (h == b || h.typ == 'd' && b.typ == 'd') {
+			gone = append(gone, rel)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(gone)))
+	for _, rel := range gone {
+		if err := root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			continue // a directory the host added to: it stays
+		}
+		delete(s.base, rel)
+		st.Removed++
+	}
+	if len(pushes) > 0 {
+		s.mu.Lock()
+		for _, rel := range pushes {
+			s.changed[rel] = true
+		}
+		s.mu.Unlock()
+		fl, err := s.flushLocked(ctx)
+		st.add(fl)
+		if err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+func (s *syncer) abs(rel string) string { return s.ws + string(os.PathSeparator) + rel }
+
+// fetch writes the container's rel to the host as dst, inside root, with
+// the container's mode and modification time.
+func (s *syncer) fetch(ctx context.Context, root *os.Root, inst backends.Instance, rel, dst string, e fileState) error {
+	if dir := path.Dir(dst); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("sync: bringing back %s: %w", rel, err)
+		}
+	}
+	switch e.typ {
+	case 'd':
+		if err := root.Mkdir(dst, e.perm); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("sync: bringing back %s: %w", rel, err)
+		}
+		return nil
+	case 'l':
+		_ = root.Remove(dst)
+		if err := root.Symlink(e.link, dst); err != nil {
+			return fmt.Errorf("sync: bringing back %s: %w", rel, err)
+		}
+		return nil
+	}
+	rc, err := s.b.CopyFrom(ctx, inst.ID, path.Join(inst.Workdir, rel))
+	if errors.Is(err, backends.ErrNotFound) {
+		return nil // gone since the scan: the next one sees it
+	}
+	if err != nil {
+		return fmt.Errorf("sync: bringing back %s: %w", rel, err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	hdr, err := tr.Next()
+	if err != nil {
+		return fmt.Errorf("sync: bringing back %s: %w", rel, err)
+	}
+	if hdr.Typeflag != tar.TypeReg {
+		return nil // it changed type since the scan: the next one sees it
+	}
+	tmp := dst + pullSuffix
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("sync: bringing back %s: %w", rel, err)
+	}
+	_, err = io.Copy(f, tr)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = root.Chmod(tmp, fs.FileMode(hdr.Mode).Perm())
+	}
+	if err == nil {
+		mt := time.Unix(hdr.ModTime.Unix(), 0)
+		err = root.Chtimes(tmp, mt, mt)
+	}
+	if err == nil {
+		err = root.Rename(tmp, dst)
+	}
+	if err != nil {
+		_ = root.Remove(tmp)
+		return fmt.Errorf("sync: bringing back %s: %w", rel, err)
+	}
+	return nil
+}
+
+// parseScan reads `berth-agent scan`'s records (see cmd/berth-agent).
+// The agent runs in the container, so every record is checked.
+func parseScan(out string) (map[string]fileState, error) {
+	m := map[string]fileState{}
+	fields := strings.Split(out, "\x00")
+	if len(fields) > 0 && fields[len(fields)-1] == "" {
+		fields = fields[:len(fields)-1]
+	}
+	if len(fields)%3 != 0 {
+		return nil, fmt.Errorf("sync: scan: %d fields, not records of 3", len(fields))
+	}
+	for i := 0; i < len(fields); i += 3 {
+		head, rel, link := fields[i], fields[i+1], fields[i+2]
+		var mode, size, mtime string
+		if _, err := fmt.Sscan(head[min(1, len(head)):], &mode, &size, &mtime); err != nil || head == "" {
+			return nil, fmt.Errorf("sync: scan: bad record %q", head)
+		}
+		perm, err1 := strconv.ParseUint(mode, 8, 32)
+		sz, err2 := strconv.ParseInt(size, 10, 64)
+		mt, err3 := strconv.ParseInt(mtime, 10, 64)
+		if err := errors.Join(err1, err2, err3); err != nil || sz < 0 || perm > 0o777 {
+			return nil, fmt.Errorf("sync: scan: bad record %q", head)
+		}
+		if rel == "" || rel == "." || strings.HasPrefix(rel, "/") || path.Clean(rel) != rel || rel == ".." || strings.HasPrefix(rel, "../") {
+			return nil, fmt.Errorf("sync: scan: bad path %q", rel)
+		}
+		st := fileState{typ: head[0], perm: fs.FileMode(perm)}
+		switch st.typ {
+		case 'f':
+			st.size, st.mtime = sz, mt
+		case 'd':
+		case 'l':
+			st.link, st.perm = link, 0
+		default:
+			return nil, fmt.Errorf("sync: scan: bad type in %q", head)
+		}
+		m[rel] = st
+	}
+	return m, nil
+}
