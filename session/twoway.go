@@ -99,6 +99,71 @@ func (s *syncer) backMatcher() gitignore.Matcher {
 	return gitignore.NewMatcher(ps)
 }
 
+// pullPlan is what one scan of the container calls for.
+type pullPlan struct {
+	alike     map[string]fileState // alike on both sides: base catches up
+	pulls     []string             // copy to the host, sorted
+	conflicts []string             // save the container's copy as NAME.berth-conflict
+	pushes    []string             // copy the host's into the container
+	gone      []string             // remove on the host, deepest first
+}
+
+// planPull compares the container's tree now (cur) and at the last scan
+// (prev) with base and the host, by the rules at the top of this file.
+// host reads the host's state of a path; comesBack says a container path
+// may come back.
+func planPull(cur, prev, base map[string]fileState, host func(string) (fileState, bool), comesBack func(string, bool) bool) pullPlan {
+	p := pullPlan{alike: map[string]fileState{}}
+	for rel, e := range cur {
+		if !comesBack(rel, e.typ == 'd') {
+			continue
+		}
+		b, synced := base[rel]
+		if synced && b == e {
+			continue
+		}
+		h, onHost := host(rel)
+		switch {
+		case onHost && h == e, e.typ == 'd' && onHost && h.typ == 'd':
+			p.alike[rel] = h
+		case !onHost && synced:
+			// The host removed it; the next flush removes it inside.
+		case !onHost:
+			p.pulls = append(p.pulls, rel)
+		case !synced && e.typ == 'f' && h.typ == 'f':
+			if e.mtime > h.mtime {
+				p.pulls = append(p.pulls, rel)
+			} else {
+				p.pushes = append(p.pushes, rel)
+			}
+		case synced && h == b:
+			p.pulls = append(p.pulls, rel)
+		default:
+			// Changed on both sides: the host's copy wins.
+			if e.typ == 'f' {
+				p.conflicts = append(p.conflicts, rel)
+			}
+			p.pushes = append(p.pushes, rel)
+		}
+	}
+	// Removed in the container since the last scan, and unchanged on the
+	// host since synced: remove on the host.
+	for rel, e := range prev {
+		if _, ok := cur[rel]; ok || !comesBack(rel, e.typ == 'd') {
+			continue
+		}
+		b, synced := base[rel]
+		if h, onHost := host(rel); synced && onHost && (h == b || h.typ == 'd' && b.typ == 'd') {
+			p.gone = append(p.gone, rel)
+		}
+	}
+	sort.Strings(p.pulls) // directories before what they hold
+	sort.Strings(p.conflicts)
+	sort.Strings(p.pushes)
+	sort.Sort(sort.Reverse(sort.StringSlice(p.gone)))
+	return p
+}
+
 // pull scans the container once and brings its changes back, then sends
 // in the host copies that won a conflict.
 func (s *syncer) pull(ctx context.Context) (SyncStats, error) {
@@ -131,42 +196,13 @@ func (s *syncer) pull(ctx context.Context) (SyncStats, error) {
 	}
 	defer root.Close()
 	back := s.backMatcher()
-
-	var st SyncStats
-	var pulls, conflicts, pushes []string
-	for rel, e := range cur {
-		if !s.comesBack(rel, e.typ == 'd', back) {
-			continue
-		}
-		b, synced := s.base[rel]
-		if synced && b == e {
-			continue
-		}
-		h, onHost := hostState(s.abs(rel))
-		switch {
-		case onHost && h == e, e.typ == 'd' && onHost && h.typ == 'd':
-			s.base[rel] = h // alike already
-		case !onHost && synced:
-			// The host removed it; the next flush removes it inside.
-		case !onHost:
-			pulls = append(pulls, rel)
-		case !synced && e.typ == 'f' && h.typ == 'f':
-			if e.mtime > h.mtime {
-				pulls = append(pulls, rel)
-			} else {
-				pushes = append(pushes, rel)
-			}
-		case synced && h == b:
-			pulls = append(pulls, rel)
-		default:
-			// Changed on both sides: the host's copy wins.
-			if e.typ == 'f' {
-				conflicts = append(conflicts, rel)
-			}
-			pushes = append(pushes, rel)
-		}
+	plan := planPull(cur, prev, s.base, func(rel string) (fileState, bool) { return hostState(s.abs(rel)) },
+		func(rel string, isDir bool) bool { return s.comesBack(rel, isDir, back) })
+	for rel, st := range plan.alike {
+		s.base[rel] = st
 	}
-	sort.Strings(pulls) // directories before what they hold
+	pulls, conflicts, pushes, gone := plan.pulls, plan.conflicts, plan.pushes, plan.gone
+	var st SyncStats
 	for _, rel := range pulls {
 		if err := s.fetch(ctx, root, inst, rel, rel, cur[rel]); err != nil {
 			return st, err
@@ -180,19 +216,6 @@ func (s *syncer) pull(ctx context.Context) (SyncStats, error) {
 		}
 		st.Conflicts++
 	}
-	// Removed in the container since the last scan, and unchanged on the
-	// host since synced: remove on the host, deepest first.
-	var gone []string
-	for rel, e := range prev {
-		if _, ok := cur[rel]; ok || !s.comesBack(rel, e.typ == 'd', back) {
-			continue
-		}
-		b, synced := s.base[rel]
-		if h, onHost := hostState(s.abs(rel)); synced && onHost && (h == b || h.typ == 'd' && b.typ == 'd') {
-			gone = append(gone, rel)
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(gone)))
 	for _, rel := range gone {
 		if err := root.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			continue // a directory the host added to: it stays
