@@ -6,6 +6,7 @@
 //	go run ./bench -memory   (only the memory scenarios)
 //	go run ./bench -lsp      (only pylsp through berth lsp beside a raw pipe)
 //	go run ./bench -features (only `up` of a Features config, cold and warm)
+//	go run ./bench -sync     (only sync mode: initial copy beside the engine's, edit latency)
 //
 // Peers: the engine's CLI exec (`docker exec`, `incus exec`), an API exec
 // from Go, berth's own plain-exec fallback (--no-agent), host loopback TCP,
@@ -119,6 +120,14 @@ func run() error {
 	}
 	if *image == "" {
 		*image = eng.image
+	}
+	if *syncOnly {
+		var r report
+		r.printf("# %s: sync mode\n\nMeasured %s on %s/%s, %d cores; %s; image %s.\n\n", eng.title,
+			time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), eng.version, *image)
+		err := syncBench(&r, eng, bin)
+		fmt.Print(r.b.String())
+		return err
 	}
 
 	tmp, err := os.MkdirTemp("", "berth-bench-")
