@@ -46,6 +46,7 @@ func (s *syncer) poll() {
 	defer s.wg.Done()
 	t := time.NewTicker(syncPoll)
 	defer t.Stop()
+	said := "" // the last failure logged: a lasting one is logged once
 	for {
 		select {
 		case <-s.done:
@@ -53,9 +54,15 @@ func (s *syncer) poll() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(s.life, time.Minute)
-		if st, err := s.pull(ctx); err != nil && ctx.Err() == nil {
-			s.c.log.Warn("sync: two-way scan failed", "workspace", s.ws, "err", err)
-		} else if st != (SyncStats{}) {
+		st, err := s.pull(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && err.Error() != said:
+			said = err.Error()
+			s.c.log.Warn("sync: two-way scan failed; nothing comes back until it works", "workspace", s.ws, "err", err)
+		case err == nil:
+			said = ""
+		}
+		if st != (SyncStats{}) {
 			s.c.log.Debug("synced back", "workspace", s.ws, "pulled", st.Pulled, "removed", st.Removed, "conflicts", st.Conflicts)
 		}
 		cancel()
