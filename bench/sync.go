@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,7 +49,7 @@ func makeTree(dir string, files int, bytes int64) error {
 	return nil
 }
 
-var copiedIn = regexp.MustCompile(`sync: copied (\d+) files \(.*\) in ([0-9.]+)s`)
+var copiedIn = regexp.MustCompile(`sync: copied (\d+) files \(.*\) in (\S+)$`)
 
 func syncBench(r *report, eng *engine, bin string) error {
 	ctx := context.Background()
@@ -63,7 +62,7 @@ func syncBench(r *report, eng *engine, bin string) error {
 	if err := makeTree(ws, *syncFiles, int64(*syncMB)*1e6); err != nil {
 		return err
 	}
-	cfg := fmt.Sprintf(`{"image": %q, "workspaceMount": "copy", "customizations": {"berth": {"sync": {"maxBytes": 4000000000}}}}`, *image)
+	cfg := fmt.Sprintf(`{"image": %q, "workspaceMount": "copy", "shutdownAction": "none", "customizations": {"berth": {"sync": {"maxBytes": 4000000000}}}}`, *image)
 	if err := os.WriteFile(filepath.Join(ws, ".devcontainer.json"), []byte(cfg), 0o644); err != nil {
 		return err
 	}
@@ -72,10 +71,15 @@ func syncBench(r *report, eng *engine, bin string) error {
 	// berth: every up of a fresh berth process copies the whole
 	// workspace in; berth reports how long the copy took.
 	var (
-		berthTimes []time.Duration
+		berthTimes = map[string][]time.Duration{}
 		id, wd     string
 	)
-	for i := range *syncRuns {
+	modes := []struct{ name, flag string }{
+		{"berth sync mode, full copy at `berth up`, through the agent (default)", ""},
+		{"berth sync mode, full copy at `berth up`, through the engine's archive API (`--no-agent`)", "--no-agent"},
+	}
+	for i := range 1 + len(modes)**syncRuns {
+		mode := modes[max(i-1, 0) / *syncRuns]
 		var mu sync.Mutex
 		var took time.Duration
 		notify := func(method string, params json.RawMessage) {
@@ -85,13 +89,13 @@ func syncBench(r *report, eng *engine, bin string) error {
 			var m struct{ Message string }
 			json.Unmarshal(params, &m)
 			if sm := copiedIn.FindStringSubmatch(m.Message); sm != nil {
-				s, _ := strconv.ParseFloat(sm[2], 64)
+				d, _ := time.ParseDuration(sm[2])
 				mu.Lock()
-				took = time.Duration(s * float64(time.Second))
+				took = d
 				mu.Unlock()
 			}
 		}
-		b, err := startBerthNotify(ctx, bin, ws, notify)
+		b, err := startBerthNotify(ctx, bin, ws, notify, mode.flag)
 		if err != nil {
 			return err
 		}
@@ -113,7 +117,7 @@ func syncBench(r *report, eng *engine, bin string) error {
 		if took == 0 {
 			took = upTook
 		}
-		berthTimes = append(berthTimes, took)
+		berthTimes[mode.name] = append(berthTimes[mode.name], took)
 		mu.Unlock()
 		// The next up copies into an empty directory, as the peer does.
 		if out, err := eng.cliCommand(id, "sh", "-c", "rm -rf "+wd+" && mkdir -p "+wd).CombinedOutput(); err != nil {
@@ -149,12 +153,26 @@ func syncBench(r *report, eng *engine, bin string) error {
 	eng.cliCommand(id, "rm", "-rf", "/peer").Run()
 	r.printf("| copy | median | runs |\n|---|---|---|\n")
 	r.printf("| %s | %s | %d |\n", peerName, ms(pct(peerTimes, 0.5)), len(peerTimes))
-	r.printf("| berth sync mode, full copy at `berth up` (engine archive API) | %s | %d |\n", ms(pct(berthTimes, 0.5)), len(berthTimes))
-	r.printf("\nberth / peer: %.2f×.\n\n", float64(pct(berthTimes, 0.5))/float64(pct(peerTimes, 0.5)))
+	for _, m := range modes {
+		ts := berthTimes[m.name]
+		r.printf("| %s | %s (%.2f× the peer) | %d |\n", m.name, ms(pct(ts, 0.5)), float64(pct(ts, 0.5))/float64(pct(peerTimes, 0.5)), len(ts))
+	}
+	r.printf("\n")
 
-	// The latency of a host edit: a process inside waits for the new
-	// content; the clock runs from the host's write to its exit.
-	b, err := startBerthNotify(ctx, bin, ws, nil)
+	// The latency of a host edit: a process inside polls the file every
+	// 5 ms and prints what changed; the clock runs from the host's write
+	// to that line's berth/output.
+	seen := make(chan string, 16)
+	b, err := startBerthNotify(ctx, bin, ws, func(method string, params json.RawMessage) {
+		if method != "berth/output" {
+			return
+		}
+		var o rpc.OutputParams
+		json.Unmarshal(params, &o)
+		for _, l := range strings.Split(strings.TrimSpace(o.Text), "\n") {
+			seen <- l
+		}
+	}, "")
 	if err != nil {
 		return err
 	}
@@ -163,35 +181,42 @@ func syncBench(r *report, eng *engine, bin string) error {
 	if err := b.call(ctx, "berth/up", struct{}{}, &inst); err != nil {
 		return err
 	}
+	var ex rpc.ExecResult
+	if err := b.call(ctx, "berth/exec", rpc.ExecParams{Argv: []string{"sh", "-c",
+		`echo ready; last=; while :; do c=$(cat d000/edited 2>/dev/null); if [ "$c" != "$last" ]; then echo "$c"; last=$c; fi; sleep 0.005; done`}}, &ex); err != nil {
+		return err
+	}
+	defer b.call(ctx, "berth/signal", map[string]any{"pid": ex.PID, "signal": "KILL"}, nil)
+	waitFor := func(want string) error {
+		for {
+			select {
+			case l := <-seen:
+				if l == want {
+					return nil
+				}
+			case <-time.After(10 * time.Second):
+				return fmt.Errorf("%q never showed up inside", want)
+			}
+		}
+	}
+	if err := waitFor("ready"); err != nil {
+		return err
+	}
 	n := min(*samples, 40)
 	var lat []time.Duration
 	for i := range n {
 		want := fmt.Sprintf("edit-%d", i)
-		done := make(chan error, 1)
-		var t0 time.Time
-		go func() {
-			var res rpc.RunResult
-			err := b.call(ctx, "berth/run", rpc.ExecParams{Argv: []string{"sh", "-c",
-				`echo ready; while [ "$(cat d000/edited 2>/dev/null)" != "$1" ]; do sleep 0.005; done`, "sh", want}}, &res)
-			done <- err
-		}()
-		time.Sleep(150 * time.Millisecond) // the waiter is polling
-		t0 = time.Now()
+		t0 := time.Now()
 		if err := os.WriteFile(filepath.Join(ws, "d000", "edited"), []byte(want+"\n"), 0o644); err != nil {
 			return err
 		}
-		select {
-		case err := <-done:
-			if err != nil {
-				return err
-			}
-		case <-time.After(10 * time.Second):
-			return fmt.Errorf("edit %d never showed up inside", i)
+		if err := waitFor(want); err != nil {
+			return err
 		}
 		lat = append(lat, time.Since(t0))
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
-	r.printf("## Sync mode: a host edit visible inside\n\nFrom the host's write to the exit of a process inside that polls for the new content every 5 ms.\n\n| | p50 | p90 | n |\n|---|---|---|---|\n")
+	r.printf("## Sync mode: a host edit visible inside\n\nFrom the host's write to the `berth/output` line of a process inside that polls the file every 5 ms.\n\n| | p50 | p90 | n |\n|---|---|---|---|\n")
 	latencyRow(r, "host edit → container", lat, ms)
 	r.printf("\n")
 	return nil
@@ -199,8 +224,12 @@ func syncBench(r *report, eng *engine, bin string) error {
 
 // startBerthNotify starts berth on the sync bench's workspace, handing
 // notifications to notify.
-func startBerthNotify(ctx context.Context, bin, ws string, notify rpc.NotificationFunc) (*berthProc, error) {
-	cmd := exec.Command(bin, "--stdio", "--log-level", "error", "--backend", *engineArg)
+func startBerthNotify(ctx context.Context, bin, ws string, notify rpc.NotificationFunc, flag string) (*berthProc, error) {
+	args := []string{"--stdio", "--log-level", "error", "--backend", *engineArg}
+	if flag != "" {
+		args = append(args, flag)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = os.Environ()
 	cmd.Stderr = os.Stderr
 	in, _ := cmd.StdinPipe()

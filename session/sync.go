@@ -18,6 +18,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
 	"github.com/berthdev/berth/devcontainer"
 )
@@ -104,6 +105,8 @@ type syncer struct {
 	// life ends with Close, and a two-way scan under way with it.
 	life context.Context
 	stop context.CancelFunc
+	// agentOf returns the instance's agent, nil without one.
+	agentOf func(context.Context) *agent.Client
 
 	flushMu   sync.Mutex // serialises flushes and scans; guards the following
 	flushedAt time.Time  // when the last flush took its set of changes
@@ -142,6 +145,15 @@ func (c *Client) startSync(ctx context.Context, ws, image string, cfg *devcontai
 	if err != nil {
 		return err
 	}
+	s.agentOf = func(ctx context.Context) *agent.Client {
+		w := c.Workspace(ws)
+		r, err := c.ensure(ctx, w, image)
+		if err != nil {
+			return nil
+		}
+		ac, _ := w.agent(ctx, r)
+		return ac
+	}
 	if s.fw, err = fsnotify.NewWatcher(); err != nil {
 		return err
 	}
@@ -179,11 +191,16 @@ func (c *Client) startSync(ctx context.Context, ws, image string, cfg *devcontai
 
 // copyIn copies the whole workspace into a synced instance, once: a new
 // container's create hooks need the workspace in place before they run.
-func (w *Workspace) copyIn(ctx context.Context, cfg *devcontainer.Config, inst backends.Instance) error {
+func (w *Workspace) copyIn(ctx context.Context, cfg *devcontainer.Config, r Ready) error {
 	s, err := newSyncer(nil, w.m.backend, w.path, "", syncOptionsOf(cfg))
 	if err != nil {
 		return err
 	}
+	s.agentOf = func(ctx context.Context) *agent.Client {
+		ac, _ := w.agent(ctx, r)
+		return ac
+	}
+	inst := r.Instance.Instance
 	n, err := s.copyAll(ctx, inst)
 	if err != nil {
 		return err
@@ -514,7 +531,7 @@ func (s *syncer) copyPaths(ctx context.Context, inst backends.Instance, rels []s
 			}
 		}()
 	}
-	err = s.b.CopyTo(ctx, inst.ID, "/", pr)
+	err = s.copyTo(ctx, inst, pr)
 	pr.CloseWithError(err) // unblocks the writer if the copy failed
 	close(stopProgress)
 	wg.Wait()
@@ -525,10 +542,43 @@ func (s *syncer) copyPaths(ctx context.Context, inst backends.Instance, rels []s
 		s.base[rel] = st
 	}
 	if full {
-		backends.Report(ctx, "sync: copied %d files (%s) in %.1fs", files, megabytes(bytes), time.Since(start).Seconds())
+		backends.Report(ctx, "sync: copied %d files (%s) in %s", files, megabytes(bytes), time.Since(start).Round(time.Millisecond))
 	}
 	return count, nil
 }
+
+// copyTo extracts the tar stream r at the instance's root: through the
+// agent's `untar` when the instance has an agent, which is quicker (no
+// helper process, no mount per copy); else through the engine's archive
+// API, as `docker cp` does.
+func (s *syncer) copyTo(ctx context.Context, inst backends.Instance, r io.Reader) error {
+	var ac *agent.Client
+	if s.agentOf != nil {
+		ac = s.agentOf(ctx)
+	}
+	if ac == nil {
+		return s.b.CopyTo(ctx, inst.ID, "/", r)
+	}
+	var stderr capped
+	w := writerFunc(func(p []byte) (int, error) { stderr.add(string(p)); return len(p), nil })
+	p, err := ac.Exec(ctx, backends.ExecSpec{Argv: []string{agent.InitPath, "untar", "/"}, User: "0:0", Stdin: r, Stdout: io.Discard, Stderr: w}, nil)
+	if err != nil {
+		return err
+	}
+	st, err := p.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Code != 0 {
+		return fmt.Errorf("agent untar exited %d: %s", st.Code, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// writerFunc is an io.Writer made of a function.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // fileState is what sync compares of a path: two states are equal when
 // the path needs no copy. Times are whole seconds, as tar keeps them.
