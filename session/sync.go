@@ -111,10 +111,8 @@ type syncer struct {
 	flushMu   sync.Mutex // serialises flushes and scans; guards the following
 	flushedAt time.Time  // when the last flush took its set of changes
 	// base holds, for two-way sync, each path's state when it was last
-	// synced in either direction; scanned, the container's tree at the
-	// last scan (nil before the first).
-	base    map[string]fileState
-	scanned map[string]fileState
+	// synced in either direction.
+	base map[string]fileState
 
 	mu      sync.Mutex      // guards the following
 	ignore  *syncIgnore     // reloaded when an ignore file changes

@@ -115,11 +115,10 @@ type pullPlan struct {
 	gone      []string             // remove on the host, deepest first
 }
 
-// planPull compares the container's tree now (cur) and at the last scan
-// (prev) with base and the host, by the rules at the top of this file.
+// planPull compares the container's tree (cur) with base and the host, by the rules at the top of this file.
 // host reads the host's state of a path; comesBack says a container path
 // may come back.
-func planPull(cur, prev, base map[string]fileState, host func(string) (fileState, bool), comesBack func(string, bool) bool) pullPlan {
+func planPull(cur, base map[string]fileState, host func(string) (fileState, bool), comesBack func(string, bool) bool) pullPlan {
 	p := pullPlan{alike: map[string]fileState{}}
 	for rel, e := range cur {
 		if !comesBack(rel, e.typ == 'd') {
@@ -153,14 +152,13 @@ func planPull(cur, prev, base map[string]fileState, host func(string) (fileState
 			p.pushes = append(p.pushes, rel)
 		}
 	}
-	// Removed in the container since the last scan, and unchanged on the
-	// host since synced: remove on the host.
-	for rel, e := range prev {
-		if _, ok := cur[rel]; ok || !comesBack(rel, e.typ == 'd') {
+	// Synced, gone from the container, and unchanged on the host since:
+	// remove on the host.
+	for rel, b := range base {
+		if _, ok := cur[rel]; ok || !comesBack(rel, b.typ == 'd') {
 			continue
 		}
-		b, synced := base[rel]
-		if h, onHost := host(rel); synced && onHost && (h == b || h.typ == 'd' && b.typ == 'd') {
+		if h, onHost := host(rel); onHost && (h == b || h.typ == 'd' && b.typ == 'd') {
 			p.gone = append(p.gone, rel)
 		}
 	}
@@ -195,15 +193,13 @@ func (s *syncer) pull(ctx context.Context) (SyncStats, error) {
 	if err != nil {
 		return SyncStats{}, err
 	}
-	prev := s.scanned
-	s.scanned = cur
 	root, err := os.OpenRoot(s.ws)
 	if err != nil {
 		return SyncStats{}, fmt.Errorf("sync: %w", err)
 	}
 	defer root.Close()
 	back := s.backMatcher()
-	plan := planPull(cur, prev, s.base, func(rel string) (fileState, bool) { return hostState(s.abs(rel)) },
+	plan := planPull(cur, s.base, func(rel string) (fileState, bool) { return hostState(s.abs(rel)) },
 		func(rel string, isDir bool) bool { return s.comesBack(rel, isDir, back) })
 	for rel, st := range plan.alike {
 		s.base[rel] = st

@@ -33,7 +33,6 @@ func TestPlanPull(t *testing.T) {
 		"d":                        dir,
 		"ignored/x":                f(1, 1),
 	}
-	prev := map[string]fileState{"ctr-removed": f(1, 10), "ctr-removed-host-changed": f(1, 10), "d": dir, "d/x": f(1, 10)}
 	cur := map[string]fileState{
 		"same":                  f(1, 10),
 		"ctr-changed":           f(2, 11),
@@ -47,7 +46,7 @@ func TestPlanPull(t *testing.T) {
 		"d/y":                   f(1, 10),
 		"ignored/y":             f(1, 1),
 	}
-	got := planPull(cur, prev, base,
+	got := planPull(cur, base,
 		func(rel string) (fileState, bool) { st, ok := host[rel]; return st, ok },
 		func(rel string, _ bool) bool { return !strings.HasPrefix(rel, "ignored/") })
 	want := pullPlan{
