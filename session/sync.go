@@ -559,8 +559,14 @@ func (s *syncer) copyTo(ctx context.Context, inst backends.Instance, r io.Reader
 	}
 	var stderr capped
 	w := writerFunc(func(p []byte) (int, error) { stderr.add(string(p)); return len(p), nil })
-	p, err := ac.Exec(ctx, backends.ExecSpec{Argv: []string{agent.InitPath, "untar", "/"}, User: "0:0", Stdin: r, Stdout: io.Discard, Stderr: w}, nil)
+	in := &readCounter{r: r}
+	p, err := ac.Exec(ctx, backends.ExecSpec{Argv: []string{agent.InitPath, "untar", "/"}, User: "0:0", Stdin: in, Stdout: io.Discard, Stderr: w}, nil)
 	if err != nil {
+		if in.n.Load() == 0 {
+			// An agent without untar (an instance an older berth made):
+			// the stream is still whole.
+			return s.b.CopyTo(ctx, inst.ID, "/", r)
+		}
 		return err
 	}
 	st, err := p.Wait(ctx)
@@ -571,6 +577,18 @@ func (s *syncer) copyTo(ctx context.Context, inst backends.Instance, r io.Reader
 		return fmt.Errorf("agent untar exited %d: %s", st.Code, strings.TrimSpace(stderr.String()))
 	}
 	return nil
+}
+
+// readCounter counts what was read through it.
+type readCounter struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // writerFunc is an io.Writer made of a function.
