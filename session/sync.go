@@ -105,8 +105,9 @@ type syncer struct {
 	// life ends with Close, and a two-way scan under way with it.
 	life context.Context
 	stop context.CancelFunc
-	// agentOf returns the instance's agent, nil without one.
-	agentOf func(context.Context) *agent.Client
+	// agentOf returns the instance's agent, nil without one; start says
+	// it may start one.
+	agentOf func(ctx context.Context, start bool) *agent.Client
 
 	flushMu   sync.Mutex // serialises flushes and scans; guards the following
 	flushedAt time.Time  // when the last flush took its set of changes
@@ -143,11 +144,14 @@ func (c *Client) startSync(ctx context.Context, ws, image string, cfg *devcontai
 	if err != nil {
 		return err
 	}
-	s.agentOf = func(ctx context.Context) *agent.Client {
+	s.agentOf = func(ctx context.Context, start bool) *agent.Client {
 		w := c.Workspace(ws)
 		r, err := c.ensure(ctx, w, image)
 		if err != nil {
 			return nil
+		}
+		if !start {
+			return w.liveAgent(r)
 		}
 		ac, _ := w.agent(ctx, r)
 		return ac
@@ -194,7 +198,10 @@ func (w *Workspace) copyIn(ctx context.Context, cfg *devcontainer.Config, r Read
 	if err != nil {
 		return err
 	}
-	s.agentOf = func(ctx context.Context) *agent.Client {
+	s.agentOf = func(ctx context.Context, start bool) *agent.Client {
+		if !start {
+			return w.liveAgent(r)
+		}
 		ac, _ := w.agent(ctx, r)
 		return ac
 	}
@@ -529,7 +536,9 @@ func (s *syncer) copyPaths(ctx context.Context, inst backends.Instance, rels []s
 			}
 		}()
 	}
-	err = s.copyTo(ctx, inst, pr)
+	// A full copy happens at up, which starts no agent (nothing else
+	// needs one yet); the edits after it start one, for their latency.
+	err = s.copyTo(ctx, inst, pr, !full)
 	pr.CloseWithError(err) // unblocks the writer if the copy failed
 	close(stopProgress)
 	wg.Wait()
@@ -546,13 +555,13 @@ func (s *syncer) copyPaths(ctx context.Context, inst backends.Instance, rels []s
 }
 
 // copyTo extracts the tar stream r at the instance's root: through the
-// agent's `untar` when the instance has an agent, which is quicker (no
-// helper process, no mount per copy); else through the engine's archive
-// API, as `docker cp` does.
-func (s *syncer) copyTo(ctx context.Context, inst backends.Instance, r io.Reader) error {
+// agent's `untar` when the instance has an agent (started if start says
+// so), which is quicker, with no helper process and no mount per copy;
+// else through the engine's archive API, as `docker cp` does.
+func (s *syncer) copyTo(ctx context.Context, inst backends.Instance, r io.Reader, start bool) error {
 	var ac *agent.Client
 	if s.agentOf != nil {
-		ac = s.agentOf(ctx)
+		ac = s.agentOf(ctx, start)
 	}
 	if ac == nil {
 		return s.b.CopyTo(ctx, inst.ID, "/", r)
