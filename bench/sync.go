@@ -74,12 +74,8 @@ func syncBench(r *report, eng *engine, bin string) error {
 		berthTimes = map[string][]time.Duration{}
 		id, wd     string
 	)
-	modes := []struct {
-		name, flag string
-		agentFirst bool // start the agent (berth/run true) before berth/up
-	}{
-		{"berth sync mode, full copy at `berth up` (engine archive API; up starts no agent)", "", false},
-		{"berth sync mode, full copy at `berth up` through a running agent's `untar`", "", true},
+	modes := []struct{ name, flag string }{
+		{"berth sync mode, full copy at `berth up` (engine archive API)", ""},
 	}
 	for i := range 1 + len(modes)**syncRuns {
 		mode := modes[max(i-1, 0) / *syncRuns]
@@ -103,11 +99,6 @@ func syncBench(r *report, eng *engine, bin string) error {
 			return err
 		}
 		var inst rpc.Instance
-		if mode.agentFirst && i > 0 {
-			if err := b.call(ctx, "berth/run", rpc.ExecParams{Argv: []string{"true"}}, nil); err != nil {
-				return err
-			}
-		}
 		t0 := time.Now()
 		err = b.call(ctx, "berth/up", struct{}{}, &inst)
 		upTook := time.Since(t0)

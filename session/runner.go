@@ -68,17 +68,6 @@ func (w *Workspace) agent(ctx context.Context, r Ready) (*agent.Client, string) 
 	return e.client, e.reason
 }
 
-// liveAgent returns the agent already running for r's start, or nil; it
-// starts none.
-func (w *Workspace) liveAgent(r Ready) *agent.Client {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if e := w.runner; e != nil && e.key == runnerKey(r.Instance.Instance) && e.client != nil && e.client.Alive() {
-		return e.client
-	}
-	return nil
-}
-
 // agentDied reports whether the agent berth chose for r's start is gone,
 // and forgets it and the instance if so.
 func (w *Workspace) agentDied(r Ready) bool {

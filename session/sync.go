@@ -105,9 +105,9 @@ type syncer struct {
 	// life ends with Close, and a two-way scan under way with it.
 	life context.Context
 	stop context.CancelFunc
-	// agentOf returns the instance's agent, nil without one; start says
-	// it may start one.
-	agentOf func(ctx context.Context, start bool) *agent.Client
+	// agentOf returns the instance's agent, started if need be; nil
+	// without one.
+	agentOf func(ctx context.Context) *agent.Client
 
 	flushMu   sync.Mutex // serialises flushes and scans; guards the following
 	flushedAt time.Time  // when the last flush took its set of changes
@@ -144,14 +144,11 @@ func (c *Client) startSync(ctx context.Context, ws, image string, cfg *devcontai
 	if err != nil {
 		return err
 	}
-	s.agentOf = func(ctx context.Context, start bool) *agent.Client {
+	s.agentOf = func(ctx context.Context) *agent.Client {
 		w := c.Workspace(ws)
 		r, err := c.ensure(ctx, w, image)
 		if err != nil {
 			return nil
-		}
-		if !start {
-			return w.liveAgent(r)
 		}
 		ac, _ := w.agent(ctx, r)
 		return ac
@@ -197,13 +194,6 @@ func (w *Workspace) copyIn(ctx context.Context, cfg *devcontainer.Config, r Read
 	s, err := newSyncer(nil, w.m.backend, w.path, "", syncOptionsOf(cfg))
 	if err != nil {
 		return err
-	}
-	s.agentOf = func(ctx context.Context, start bool) *agent.Client {
-		if !start {
-			return w.liveAgent(r)
-		}
-		ac, _ := w.agent(ctx, r)
-		return ac
 	}
 	inst := r.Instance.Instance
 	n, err := s.copyAll(ctx, inst)
@@ -536,8 +526,10 @@ func (s *syncer) copyPaths(ctx context.Context, inst backends.Instance, rels []s
 			}
 		}()
 	}
-	// A full copy happens at up, which starts no agent (nothing else
-	// needs one yet); the edits after it start one, for their latency.
+	// A full copy is disk-bound: the engine's archive API does it
+	// quicker than the agent (docs/benchmarks.md), and up starts no
+	// agent. The edits after it are latency-bound: the agent, started if
+	// need be, takes them quicker.
 	err = s.copyTo(ctx, inst, pr, !full)
 	pr.CloseWithError(err) // unblocks the writer if the copy failed
 	close(stopProgress)
@@ -554,14 +546,14 @@ func (s *syncer) copyPaths(ctx context.Context, inst backends.Instance, rels []s
 	return count, nil
 }
 
-// copyTo extracts the tar stream r at the instance's root: through the
-// agent's `untar` when the instance has an agent (started if start says
-// so), which is quicker, with no helper process and no mount per copy;
-// else through the engine's archive API, as `docker cp` does.
-func (s *syncer) copyTo(ctx context.Context, inst backends.Instance, r io.Reader, start bool) error {
+// copyTo extracts the tar stream r at the instance's root: with
+// viaAgent through the agent's `untar` when the instance has an agent,
+// which for a small batch is quicker, with no helper process and no mount
+// per copy; else through the engine's archive API, as `docker cp` does.
+func (s *syncer) copyTo(ctx context.Context, inst backends.Instance, r io.Reader, viaAgent bool) error {
 	var ac *agent.Client
-	if s.agentOf != nil {
-		ac = s.agentOf(ctx, start)
+	if viaAgent && s.agentOf != nil {
+		ac = s.agentOf(ctx)
 	}
 	if ac == nil {
 		return s.b.CopyTo(ctx, inst.ID, "/", r)
