@@ -2,6 +2,7 @@ package session
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -490,7 +491,10 @@ func (s *syncer) copyPaths(ctx context.Context, inst backends.Instance, rels []s
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tw := tar.NewWriter(pw)
+		// Batched: a pipe hands over each write on its own, and a tar
+		// writes a 512-byte header per file.
+		bw := bufio.NewWriterSize(pw, 1<<20)
+		tw := tar.NewWriter(bw)
 		err := func() error {
 			for _, e := range entries {
 				st, n, err := writeTarEntry(tw, filepath.Join(s.ws, filepath.FromSlash(e.rel)), path.Join(prefix, e.rel))
@@ -506,7 +510,10 @@ func (s *syncer) copyPaths(ctx context.Context, inst backends.Instance, rels []s
 					sentB.Add(st.size)
 				}
 			}
-			return tw.Close()
+			if err := tw.Close(); err != nil {
+				return err
+			}
+			return bw.Flush()
 		}()
 		pw.CloseWithError(err)
 	}()
