@@ -8,6 +8,7 @@
 //	go run ./bench -features (only `up` of a Features config, cold and warm)
 //	go run ./bench -plugins  (only a plugin call, exec and rpc mode)
 //	go run ./bench -many     (only one berth serving 50 workspaces)
+//	go run ./bench -sync     (only sync mode: initial copy beside the engine's, edit latency)
 //
 // Peers: the engine's CLI exec (`docker exec`, `incus exec`), an API exec
 // from Go, berth's own plain-exec fallback (--no-agent), host loopback TCP,
@@ -130,6 +131,14 @@ func run() error {
 		r.printf("# %s: many workspaces\n\nMeasured %s on %s/%s, %d cores; %s; image %s.\n", eng.title,
 			time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), eng.version, *image)
 		err := manyBench(&r, bin)
+		fmt.Print(r.b.String())
+		return err
+	}
+	if *syncOnly {
+		var r report
+		r.printf("# %s: sync mode\n\nMeasured %s on %s/%s, %d cores; %s; image %s.\n\n", eng.title,
+			time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), eng.version, *image)
+		err := syncBench(&r, eng, bin)
 		fmt.Print(r.b.String())
 		return err
 	}

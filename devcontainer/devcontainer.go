@@ -273,7 +273,8 @@ type BerthSettings struct {
 	Test    map[string]any // passed through, e.g. framework and args
 	Lint    map[string]any
 	Debug   map[string]any
-	Agent   *bool // false disables the agent; nil means the default
+	Agent   *bool         // false disables the agent; nil means the default
+	Sync    *SyncSettings // customizations.berth.sync; nil means the defaults
 	// Limits are the instance's resource limits; nil sets none.
 	Limits *Limits `json:",omitzero"`
 	// Lifetime is "", LifetimeWorkspace, LifetimeCommand or
@@ -283,6 +284,20 @@ type BerthSettings struct {
 	Service *Service `json:",omitzero"`
 	// Unknown lists unknown keys under customizations.berth, in file order.
 	Unknown []string
+}
+
+// SyncSettings is customizations.berth.sync: how sync mode (workspaceMount
+// "copy", or a remote engine) keeps the workspace's copy.
+type SyncSettings struct {
+	// TwoWay brings files changed in the container back to the host.
+	TwoWay bool
+	// Back holds gitignore-style patterns, relative to the workspace, of
+	// what comes back with TwoWay, even when ignored on the way in (build
+	// outputs). Empty means everything that goes in may come back.
+	Back []string
+	// MaxFiles and MaxBytes override the size limit of a workspace sync
+	// copies; 0 keeps the default.
+	MaxFiles, MaxBytes int64
 }
 
 // ConfigError is a problem in a configuration file. It wraps ErrBadConfig.

@@ -633,6 +633,8 @@ func (p *parser) customizations(n *node) error {
 			s.Lifetime, err = p.enum(m.val, f, LifetimeWorkspace, LifetimeCommand, LifetimeService)
 		case "service":
 			s.Service, err = p.berthService(m.val, f)
+		case "sync":
+			s.Sync, err = p.syncSettings(m.val, f)
 		default:
 			s.Unknown = append(s.Unknown, m.key)
 		}
@@ -650,6 +652,54 @@ func (p *parser) customizations(n *node) error {
 		s.Service = &Service{Health: "/", Scheme: "http"}
 	}
 	return nil
+}
+
+// syncSettings reads customizations.berth.sync.
+func (p *parser) syncSettings(n *node, field string) (*SyncSettings, error) {
+	if n.isNull() {
+		return nil, nil
+	}
+	if n.kind != '{' {
+		return nil, p.wrongType(n, field, "an object")
+	}
+	s := &SyncSettings{}
+	for _, m := range unique(n) {
+		f := field + "." + m.key
+		var err error
+		switch m.key {
+		case "twoWay":
+			var v *bool
+			v, err = p.boolPtr(m.val, f)
+			s.TwoWay = v != nil && *v
+		case "back":
+			s.Back, err = p.strList(m.val, f)
+		case "maxFiles":
+			s.MaxFiles, err = p.count(m.val, f)
+		case "maxBytes":
+			s.MaxBytes, err = p.count(m.val, f)
+		default:
+			err = p.errorf(m.val, f, "unknown key (want twoWay, back, maxFiles or maxBytes)")
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// count reads a non-negative integer; null means 0.
+func (p *parser) count(n *node, field string) (int64, error) {
+	if n.isNull() {
+		return 0, nil
+	}
+	if n.kind != '0' {
+		return 0, p.wrongType(n, field, "a non-negative integer")
+	}
+	v, err := strconv.ParseInt(n.str, 10, 64)
+	if err != nil || v < 0 {
+		return 0, p.errorf(n, field, "%s is not a non-negative integer", n.str)
+	}
+	return v, nil
 }
 
 // anyMap reads a pass-through object into the types encoding/json would use.

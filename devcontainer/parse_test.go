@@ -263,6 +263,8 @@ func TestParseErrors(t *testing.T) {
 			Msg: "want an object at the top level, got an array"}},
 		{"bad/berth-agent.json", ConfigError{Line: 3, Column: 42, Field: "customizations.berth.agent",
 			Msg: "want a boolean, got a string"}},
+		{"bad/berth-sync.json", ConfigError{Line: 3, Column: 53, Field: "customizations.berth.sync.maxFiles",
+			Msg: "-1 is not a non-negative integer"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -364,6 +366,12 @@ func TestParseSmall(t *testing.T) {
 			json: `{"image": "a", "customizations": {"berth": {"agent": true, "test": null, "backend": "docker"}, "vscode": 3}}`,
 			want: &Config{File: testFile, Image: "a", WorkspaceFolder: "/workspaces/shop", ShutdownAction: "stopContainer",
 				Berth: BerthSettings{Backend: "docker", Agent: ptr(true)}},
+		},
+		{
+			name: "sync settings",
+			json: `{"image": "a", "workspaceMount": "copy", "customizations": {"berth": {"sync": {"twoWay": true, "back": ["build/**", "gen/"], "maxFiles": 500000, "maxBytes": 0}}}}`,
+			want: &Config{File: testFile, Image: "a", WorkspaceFolder: "/workspaces/shop", ShutdownAction: "stopContainer", WorkspaceMount: &Mount{Type: "copy"},
+				Berth: BerthSettings{Sync: &SyncSettings{TwoWay: true, Back: []string{"build/**", "gen/"}, MaxFiles: 500000}}},
 		},
 	}
 	for _, tt := range tests {

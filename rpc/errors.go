@@ -61,6 +61,7 @@ const (
 	CodeNoSuchPlugin       = -32040 // the image declares no such plugin, or the plugin doesn't export the method
 	CodePluginFailed       = -32041 // the plugin failed: non-zero exit, non-JSON output, a crash or an error answer; data says which
 	CodePluginTimeout      = -32042 // the plugin didn't answer within timeoutMs and was killed
+	CodeWorkspaceTooLarge  = -32034 // the workspace is over sync mode's size limit
 )
 
 // paramError is a bad request parameter; its message names the field.
@@ -124,6 +125,7 @@ var sentinelCodes = []struct {
 	{backends.ErrCompose, CodeBuildFailed},
 	{session.ErrHookFailed, CodeHookFailed},
 	{session.ErrUnhealthy, CodeUnhealthy},
+	{session.ErrSyncTooLarge, CodeWorkspaceTooLarge},
 	{session.ErrInitializeFailed, CodeHookFailed},
 	{plugins.ErrNoSuchPlugin, CodeNoSuchPlugin},
 	{plugins.ErrNotExported, CodeNoSuchPlugin},

@@ -92,6 +92,10 @@ type SyncResult struct {
 	Synced  bool `json:"synced"` // false: the workspace is bind-mounted, nothing to sync
 	Copied  int  `json:"copied"`
 	Deleted int  `json:"deleted"`
+	// Two-way sync only: what came back to the host.
+	Pulled    int `json:"pulled,omitempty"`
+	Removed   int `json:"removed,omitempty"`
+	Conflicts int `json:"conflicts,omitempty"`
 }
 
 func syncMethod(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
@@ -108,7 +112,7 @@ func syncMethod(ctx context.Context, c *conn, raw json.RawMessage) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	return SyncResult{Synced: synced, Copied: st.Copied, Deleted: st.Deleted}, nil
+	return SyncResult{Synced: synced, Copied: st.Copied, Deleted: st.Deleted, Pulled: st.Pulled, Removed: st.Removed, Conflicts: st.Conflicts}, nil
 }
 
 // MethodNames lists the protocol's request methods, sorted.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -618,5 +619,45 @@ func TestSync(t *testing.T) {
 	// A second Up flushes rather than starting another syncer.
 	if _, err := c.Up(ctx, UpOptions{Workspace: e.ws}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A workspace over the size limit is refused before anything is copied,
+// with an error that says so; within it, a full copy reports progress.
+func TestSyncLimit(t *testing.T) {
+	files := dcFiles(`"customizations": {"berth": {"sync": {"maxFiles": 3}}}`)
+	for i := range 3 {
+		files[fmt.Sprintf("src/f%d.txt", i)] = "x"
+	}
+	e := newMemEnv(t, memEnvOptions{Sync: true, Files: files})
+	c, _ := e.client(nil, false)
+	ctx := testCtx(t)
+	_, err := c.Up(ctx, UpOptions{Workspace: e.ws})
+	if !errors.Is(err, ErrSyncTooLarge) || !strings.Contains(err.Error(), "more than 3 files") || !strings.Contains(err.Error(), "maxFiles") {
+		t.Fatalf("Up over the limit: %v, want ErrSyncTooLarge naming the limit and how to raise it", err)
+	}
+
+	e = newMemEnv(t, memEnvOptions{Sync: true, Files: map[string]string{"a.txt": "one", "sub/b.txt": "two"}})
+	c, _ = e.client(nil, false)
+	var mu sync.Mutex
+	var steps []string
+	ctx = backends.WithProgress(testCtx(t), func(m string) {
+		mu.Lock()
+		defer mu.Unlock()
+		steps = append(steps, m)
+	})
+	if _, err := c.Up(ctx, UpOptions{Workspace: e.ws}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var got []string
+	for _, s := range steps {
+		if strings.HasPrefix(s, "sync: ") {
+			got = append(got, s[:strings.Index(s, " (")])
+		}
+	}
+	if diff := cmp.Diff([]string{"sync: copying 2 files", "sync: copied 2 files"}, got); diff != "" {
+		t.Errorf("progress (-want +got):\n%s", diff)
 	}
 }

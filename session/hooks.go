@@ -113,7 +113,7 @@ func (w *Workspace) lifecycle(ctx context.Context, r *Ready, opts EnsureOptions)
 	var later []namedHook // create hooks left for the background
 	if hasCreate {
 		if r.Created && r.Labels[LabelSync] == "true" {
-			if err := w.copyIn(ctx, r.Instance.Instance); err != nil {
+			if err := w.copyIn(ctx, cfg, *r); err != nil {
 				return err
 			}
 			r.copied = true

@@ -137,7 +137,7 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 	}
 	res := UpResult{Instance: r.Instance, BuildPID: blog.id, Hooks: r.Hooks}
 	if r.Labels[LabelSync] == "true" {
-		if err := c.startSync(ctx, opts.Workspace, opts.Image, r.Instance.Instance, r.copied); err != nil {
+		if err := c.startSync(ctx, opts.Workspace, opts.Image, r.Config, r.Instance.Instance, r.copied); err != nil {
 			return UpResult{}, fmt.Errorf("sync: %w", err)
 		}
 	}

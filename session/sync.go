@@ -2,7 +2,7 @@ package session
 
 import (
 	"archive/tar"
-	"bytes"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -14,77 +14,126 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
-	"github.com/moby/patternmatcher"
-	"github.com/moby/patternmatcher/ignorefile"
 
+	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/devcontainer"
 )
 
-// syncDebounce batches the events of a burst of edits into one copy.
-const syncDebounce = 100 * time.Millisecond
+// syncDebounce batches the events of a burst of edits into one copy. It
+// is most of the latency of an edit, so it stays short: a burst that
+// outlasts it is sent in two copies, which is fine.
+const syncDebounce = 50 * time.Millisecond
+
+// The default size limit of a synced workspace (customizations.berth.sync
+// maxFiles and maxBytes override it). Sync mode copies the whole
+// workspace at every up; past this it is the wrong tool.
+const (
+	DefaultSyncMaxFiles = 100_000
+	DefaultSyncMaxBytes = 2 << 30
+)
+
+// ErrSyncTooLarge is a workspace over sync mode's size limit.
+var ErrSyncTooLarge = errors.New("workspace too large to sync")
+
+// conflictSuffix names the container's copy of a file both sides changed;
+// pullSuffix, a file two-way sync is writing. Neither travels.
+const (
+	conflictSuffix = ".berth-conflict"
+	pullSuffix     = ".berth-pull"
+)
 
 // SyncStats counts what a sync moved.
 type SyncStats struct {
-	Copied  int // files, links and directories written into the instance
-	Deleted int // paths removed from the instance
+	Copied    int // files, links and directories written into the instance
+	Deleted   int // paths removed from the instance
+	Pulled    int // two-way: files, links and directories written to the host
+	Removed   int // two-way: paths removed from the host
+	Conflicts int // two-way: container copies saved as NAME.berth-conflict
+}
+
+func (s *SyncStats) add(o SyncStats) {
+	s.Copied += o.Copied
+	s.Deleted += o.Deleted
+	s.Pulled += o.Pulled
+	s.Removed += o.Removed
+	s.Conflicts += o.Conflicts
+}
+
+// syncOptions is a workspace's customizations.berth.sync, resolved.
+type syncOptions struct {
+	maxFiles, maxBytes int64
+	twoWay             bool
+	back               []string // gitignore patterns of what comes back even if ignored
+}
+
+func syncOptionsOf(cfg *devcontainer.Config) syncOptions {
+	o := syncOptions{maxFiles: DefaultSyncMaxFiles, maxBytes: DefaultSyncMaxBytes}
+	if cfg == nil || cfg.Berth.Sync == nil {
+		return o
+	}
+	s := cfg.Berth.Sync
+	if s.MaxFiles > 0 {
+		o.maxFiles = s.MaxFiles
+	}
+	if s.MaxBytes > 0 {
+		o.maxBytes = s.MaxBytes
+	}
+	o.twoWay, o.back = s.TwoWay, s.Back
+	return o
 }
 
 // syncer keeps one workspace's copy inside its instance up to date: a full
-// copy on start, then the changes fsnotify reports, batched.
+// copy on start, then the changes fsnotify reports, batched. With two-way
+// sync it also scans the container (see twoway.go) and brings changes back.
 //
 // Goroutines: run reads fsnotify events and flushes batches after a quiet
-// spell; Close stops it and waits.
+// spell; with two-way sync, poll scans the container. Close stops both and
+// waits.
 type syncer struct {
-	c      *Client // nil for a one-off copy
-	b      backends.Backend
-	ws     string
-	image  string
-	ignore *patternmatcher.PatternMatcher
-	fw     *fsnotify.Watcher
-	done   chan struct{} // closed by Close
-	wg     sync.WaitGroup
+	c     *Client // nil for a one-off copy
+	b     backends.Backend
+	ws    string
+	image string
+	opts  syncOptions
+	fw    *fsnotify.Watcher
+	done  chan struct{} // closed by Close
+	wg    sync.WaitGroup
+	// life ends with Close, and a two-way scan under way with it.
+	life context.Context
+	stop context.CancelFunc
+	// agentOf returns the instance's agent, started if need be; nil
+	// without one.
+	agentOf func(ctx context.Context) *agent.Client
 
-	flushMu   sync.Mutex // serialises flushes, and guards flushedAt
+	flushMu   sync.Mutex // serialises flushes and scans; guards the following
 	flushedAt time.Time  // when the last flush took its set of changes
+	// base holds, for two-way sync, each path's state when it was last
+	// synced in either direction.
+	base map[string]fileState
 
-	mu      sync.Mutex      // guards changed
+	mu      sync.Mutex      // guards the following
+	ignore  *syncIgnore     // reloaded when an ignore file changes
+	dirs    map[string]bool // directories synced in, so a deleted one is known as one
 	changed map[string]bool // workspace-relative slash paths
 }
 
-// ignorePatterns reads .gitignore and .dockerignore at the workspace root.
-// .git itself never goes in: it is large and the host owns it.
-func ignorePatterns(ws string) ([]string, error) {
-	patterns := []string{".git"}
-	for _, name := range []string{".gitignore", ".dockerignore"} {
-		data, err := os.ReadFile(filepath.Join(ws, name))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		ps, err := ignorefile.ReadAll(bytes.NewReader(data))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		for _, p := range ps {
-			patterns = append(patterns, p)
-			// gitignore's "name" matches at any depth; dockerignore's only
-			// at the root.
-			if name == ".gitignore" && !strings.Contains(strings.Trim(p, "/"), "/") && !strings.HasPrefix(p, "!") {
-				patterns = append(patterns, "**/"+strings.Trim(p, "/"))
-			}
-		}
+func newSyncer(c *Client, b backends.Backend, ws, image string, opts syncOptions) (*syncer, error) {
+	ig, err := loadSyncIgnore(ws)
+	if err != nil {
+		return nil, err
 	}
-	return patterns, nil
+	return &syncer{c: c, b: b, ws: ws, image: image, opts: opts, ignore: ig, dirs: map[string]bool{},
+		changed: map[string]bool{}, base: map[string]fileState{}, flushedAt: time.Now()}, nil
 }
 
 // startSync copies the workspace into its instance and keeps it in sync
-// while the client lives.
-func (c *Client) startSync(ctx context.Context, ws, image string, inst backends.Instance, copied bool) error {
+// while the client lives. copied says the copy is in already.
+func (c *Client) startSync(ctx context.Context, ws, image string, cfg *devcontainer.Config, inst backends.Instance, copied bool) error {
 	c.mu.Lock()
 	if s := c.syncers[ws]; s != nil {
 		c.mu.Unlock()
@@ -92,29 +141,32 @@ func (c *Client) startSync(ctx context.Context, ws, image string, inst backends.
 		return err
 	}
 	c.mu.Unlock()
-	patterns, err := ignorePatterns(ws)
+	s, err := newSyncer(c, c.m.backend, ws, image, syncOptionsOf(cfg))
 	if err != nil {
 		return err
 	}
-	pm, err := patternmatcher.New(patterns)
-	if err != nil {
-		return fmt.Errorf("sync: ignore patterns: %w", err)
+	s.agentOf = func(ctx context.Context) *agent.Client {
+		w := c.Workspace(ws)
+		r, err := c.ensure(ctx, w, image)
+		if err != nil {
+			return nil
+		}
+		ac, _ := w.agent(ctx, r)
+		return ac
 	}
-	fw, err := fsnotify.NewWatcher()
-	if err != nil {
+	if s.fw, err = fsnotify.NewWatcher(); err != nil {
 		return err
 	}
-	s := &syncer{c: c, b: c.m.backend, ws: ws, image: image, ignore: pm, fw: fw, done: make(chan struct{}), changed: map[string]bool{}, flushedAt: time.Now()}
+	s.done = make(chan struct{})
 	// Watch first, so nothing changed during the full copy is missed.
 	if err := s.watchTree(ws); err != nil {
-		fw.Close()
+		s.fw.Close()
 		return err
 	}
 	if !copied {
-		backends.Report(ctx, "copying the workspace into %s", inst.Name)
-		n, err := s.copyPaths(ctx, inst, []string{"."})
+		n, err := s.copyAll(ctx, inst)
 		if err != nil {
-			fw.Close()
+			s.fw.Close()
 			return err
 		}
 		c.log.Info("workspace copied in", "workspace", ws, "instance", inst.Name, "entries", n)
@@ -122,22 +174,46 @@ func (c *Client) startSync(ctx context.Context, ws, image string, inst backends.
 	c.mu.Lock()
 	if c.closed || c.syncers[ws] != nil {
 		c.mu.Unlock()
-		fw.Close()
+		s.fw.Close()
 		return nil
 	}
 	c.syncers[ws] = s
 	c.mu.Unlock()
+	s.life, s.stop = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.run()
+	if s.opts.twoWay {
+		s.wg.Add(1)
+		go s.poll()
+	}
 	return nil
 }
 
-func (s *syncer) ignored(rel string) bool {
-	if rel == "." {
-		return false
+// copyIn copies the whole workspace into a synced instance, once: a new
+// container's create hooks need the workspace in place before they run.
+func (w *Workspace) copyIn(ctx context.Context, cfg *devcontainer.Config, r Ready) error {
+	s, err := newSyncer(nil, w.m.backend, w.path, "", syncOptionsOf(cfg))
+	if err != nil {
+		return err
 	}
-	ok, _ := s.ignore.MatchesOrParentMatches(rel)
-	return ok
+	inst := r.Instance.Instance
+	n, err := s.copyAll(ctx, inst)
+	if err != nil {
+		return err
+	}
+	w.log.Info("workspace copied in", "instance", inst.Name, "entries", n)
+	return nil
+}
+
+// ignored says whether rel stays on the host.
+func (s *syncer) ignored(rel string, isDir bool) bool {
+	if strings.HasSuffix(rel, conflictSuffix) || strings.HasSuffix(rel, pullSuffix) {
+		return true
+	}
+	s.mu.Lock()
+	ig := s.ignore
+	s.mu.Unlock()
+	return ig.ignored(rel, isDir)
 }
 
 // watchTree adds every directory under root that isn't ignored.
@@ -150,7 +226,7 @@ func (s *syncer) watchTree(root string) error {
 			return nil
 		}
 		rel, _ := filepath.Rel(s.ws, p)
-		if s.ignored(filepath.ToSlash(rel)) {
+		if s.ignored(filepath.ToSlash(rel), true) {
 			return filepath.SkipDir
 		}
 		if err := s.fw.Add(p); err != nil {
@@ -178,39 +254,64 @@ func (s *syncer) run() {
 				continue
 			}
 			rel = filepath.ToSlash(rel)
-			if s.ignored(rel) {
+			fi, err := os.Lstat(ev.Name)
+			isDir := err == nil && fi.IsDir()
+			if err != nil {
+				s.mu.Lock()
+				isDir = s.dirs[rel]
+				s.mu.Unlock()
+			}
+			if s.ignored(rel, isDir) {
 				continue
 			}
-			if ev.Has(fsnotify.Create) {
-				if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
-					_ = s.watchTree(ev.Name) // a new directory: watch inside it
+			if isIgnoreFile(rel) {
+				// New rules: what they let in now comes in.
+				if ig, err := loadSyncIgnore(s.ws); err == nil {
+					s.mu.Lock()
+					s.ignore = ig
+					s.mu.Unlock()
+					_ = s.watchTree(filepath.Join(s.ws, filepath.FromSlash(path.Dir(rel))))
+					s.mark(path.Dir(rel))
+				} else {
+					s.c.log.Warn("sync: ignore rules unreadable; keeping the old ones", "workspace", s.ws, "err", err)
 				}
 			}
-			s.mu.Lock()
-			s.changed[rel] = true
-			s.mu.Unlock()
+			if ev.Has(fsnotify.Create) && isDir {
+				_ = s.watchTree(ev.Name) // a new directory: watch inside it
+			}
+			s.mark(rel)
 			timer.Reset(syncDebounce)
 		case <-timer.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-			_, _ = s.flush(ctx)
+			if _, err := s.flush(ctx); err != nil {
+				s.c.log.Warn("sync: flush failed", "workspace", s.ws, "err", err)
+			}
 			cancel()
 		case err, ok := <-s.fw.Errors:
 			if !ok {
 				return
 			}
 			s.c.log.Warn("sync: watch error; next flush copies everything", "workspace", s.ws, "err", err)
-			s.mu.Lock()
-			s.changed["."] = true
-			s.mu.Unlock()
+			s.mark(".")
 			timer.Reset(syncDebounce)
 		}
 	}
+}
+
+func (s *syncer) mark(rel string) {
+	s.mu.Lock()
+	s.changed[rel] = true
+	s.mu.Unlock()
 }
 
 // flush applies every change seen so far to the instance.
 func (s *syncer) flush(ctx context.Context) (SyncStats, error) {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
+	return s.flushLocked(ctx)
+}
+
+func (s *syncer) flushLocked(ctx context.Context) (SyncStats, error) {
 	s.flushedAt = time.Now()
 	s.mu.Lock()
 	changed := s.changed
@@ -226,10 +327,14 @@ func (s *syncer) flush(ctx context.Context) (SyncStats, error) {
 	inst := r.Instance.Instance
 	var present, gone []string
 	for rel := range changed {
-		if _, err := os.Lstat(filepath.Join(s.ws, filepath.FromSlash(rel))); err == nil {
-			present = append(present, rel)
-		} else {
+		st, ok := hostState(filepath.Join(s.ws, filepath.FromSlash(rel)))
+		switch {
+		case !ok:
 			gone = append(gone, rel)
+		case s.opts.twoWay && st.typ != 'd' && s.base[rel] == st:
+			// What two-way sync just brought back: the container has it.
+		default:
+			present = append(present, rel)
 		}
 	}
 	sort.Strings(present)
@@ -237,8 +342,14 @@ func (s *syncer) flush(ctx context.Context) (SyncStats, error) {
 	var st SyncStats
 	if len(gone) > 0 {
 		argv := []string{"rm", "-rf", "--"}
+		s.mu.Lock()
 		for _, rel := range gone {
 			argv = append(argv, path.Join(inst.Workdir, rel))
+			delete(s.dirs, rel)
+		}
+		s.mu.Unlock()
+		for _, rel := range gone {
+			s.forget(rel)
 		}
 		res, err := s.c.Run(ctx, ExecOptions{Workspace: s.ws, Image: s.image, Argv: argv, Internal: true}, time.Minute)
 		if err != nil {
@@ -250,7 +361,7 @@ func (s *syncer) flush(ctx context.Context) (SyncStats, error) {
 		st.Deleted = len(gone)
 	}
 	if len(present) > 0 {
-		n, err := s.copyPaths(ctx, inst, present)
+		n, err := s.copyPaths(ctx, inst, present, false)
 		if err != nil {
 			return st, err
 		}
@@ -260,133 +371,348 @@ func (s *syncer) flush(ctx context.Context) (SyncStats, error) {
 	return st, nil
 }
 
+// forget drops rel and what is under it from base. Callers hold flushMu.
+func (s *syncer) forget(rel string) {
+	if !s.opts.twoWay {
+		return
+	}
+	delete(s.base, rel)
+	prefix := rel + "/"
+	for p := range s.base {
+		if strings.HasPrefix(p, prefix) {
+			delete(s.base, p)
+		}
+	}
+}
+
+// syncEntry is one path a copy sends.
+type syncEntry struct {
+	rel  string
+	size int64
+}
+
+// collect lists what copying rels sends, honouring the ignore rules, and
+// counts its files and bytes. With limit it stops, with ErrSyncTooLarge,
+// once either count passes the limit.
+func (s *syncer) collect(rels []string, limit bool) ([]syncEntry, int64, int64, error) {
+	var (
+		out          []syncEntry
+		files, bytes int64
+		seen         = map[string]bool{}
+		dirs         []string
+	)
+	for _, rel := range rels {
+		root := filepath.Join(s.ws, filepath.FromSlash(rel))
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil // gone meanwhile: the next event deletes it
+			}
+			r, _ := filepath.Rel(s.ws, p)
+			r = filepath.ToSlash(r)
+			if r != "." && s.ignored(r, d.IsDir()) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if seen[r] {
+				return nil
+			}
+			seen[r] = true
+			e := syncEntry{rel: r}
+			switch t := d.Type(); {
+			case t.IsDir():
+				dirs = append(dirs, r)
+			case t.IsRegular():
+				if fi, err := d.Info(); err == nil {
+					e.size = fi.Size()
+				}
+				files++
+				bytes += e.size
+			case t&fs.ModeSymlink != 0:
+				files++
+			default:
+				return nil // sockets, devices and pipes don't travel
+			}
+			out = append(out, e)
+			if limit && (files > s.opts.maxFiles || bytes > s.opts.maxBytes) {
+				return fmt.Errorf("%w: %s holds more than %d files or %s, sync mode's limit: "+
+					"leave out what the container doesn't need (.gitignore, .dockerignore) or raise "+
+					"customizations.berth.sync.maxFiles and maxBytes", ErrSyncTooLarge, s.ws, s.opts.maxFiles, megabytes(s.opts.maxBytes))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, files, bytes, err
+		}
+	}
+	s.mu.Lock()
+	for _, d := range dirs {
+		s.dirs[d] = true
+	}
+	s.mu.Unlock()
+	return out, files, bytes, nil
+}
+
+func megabytes(n int64) string { return fmt.Sprintf("%.0f MB", float64(n)/1e6) }
+
+// copyAll copies the whole workspace in, within the size limit, reporting
+// progress as it goes.
+func (s *syncer) copyAll(ctx context.Context, inst backends.Instance) (int, error) {
+	return s.copyPaths(ctx, inst, []string{"."}, true)
+}
+
+// syncProgressEvery is how often a full copy reports how far it got.
+const syncProgressEvery = 500 * time.Millisecond
+
 // copyPaths streams the given workspace-relative paths (directories
-// recursively) into the instance as one tar, honouring the ignore patterns.
-func (s *syncer) copyPaths(ctx context.Context, inst backends.Instance, rels []string) (int, error) {
+// recursively) into the instance as one tar, honouring the ignore rules.
+// full is the whole workspace: it is held to the size limit and reports
+// progress. With two-way sync, callers hold flushMu or own s alone.
+func (s *syncer) copyPaths(ctx context.Context, inst backends.Instance, rels []string, full bool) (int, error) {
+	start := time.Now()
+	entries, files, bytes, err := s.collect(rels, full)
+	if err != nil {
+		return 0, err
+	}
+	if full {
+		backends.Report(ctx, "sync: copying %d files (%s) into %s", files, megabytes(bytes), inst.Name)
+	}
 	pr, pw := io.Pipe()
 	prefix := strings.TrimPrefix(inst.Workdir, "/")
-	count := 0
-	var wg sync.WaitGroup
+	var (
+		count            int
+		sentFiles, sentB atomic.Int64
+		wg               sync.WaitGroup
+		states           = map[string]fileState{}
+		stopProgress     = make(chan struct{})
+		twoWay           = s.opts.twoWay
+	)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tw := tar.NewWriter(pw)
+		// Batched: a pipe hands over each write on its own, and a tar
+		// writes a 512-byte header per file.
+		bw := bufio.NewWriterSize(pw, 1<<20)
+		tw := tar.NewWriter(bw)
 		err := func() error {
-			seen := map[string]bool{}
-			for _, rel := range rels {
-				root := filepath.Join(s.ws, filepath.FromSlash(rel))
-				err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-					if err != nil {
-						return nil // gone meanwhile: the next event deletes it
-					}
-					r, _ := filepath.Rel(s.ws, p)
-					r = filepath.ToSlash(r)
-					if s.ignored(r) {
-						if d.IsDir() {
-							return filepath.SkipDir
-						}
-						return nil
-					}
-					if seen[r] {
-						return nil
-					}
-					seen[r] = true
-					n, err := writeTarEntry(tw, p, path.Join(prefix, r))
-					count += n
-					return err
-				})
+			for _, e := range entries {
+				st, n, err := writeTarEntry(tw, filepath.Join(s.ws, filepath.FromSlash(e.rel)), path.Join(prefix, e.rel))
 				if err != nil {
 					return err
 				}
+				count += n
+				if n > 0 && twoWay {
+					states[e.rel] = st
+				}
+				if st.typ != 'd' {
+					sentFiles.Add(1)
+					sentB.Add(st.size)
+				}
 			}
-			return tw.Close()
+			if err := tw.Close(); err != nil {
+				return err
+			}
+			return bw.Flush()
 		}()
 		pw.CloseWithError(err)
 	}()
-	err := s.b.CopyTo(ctx, inst.ID, "/", pr)
+	if full {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(syncProgressEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-stopProgress:
+					return
+				case <-t.C:
+					backends.Report(ctx, "sync: copied %d of %d files (%s of %s)", sentFiles.Load(), files, megabytes(sentB.Load()), megabytes(bytes))
+				}
+			}
+		}()
+	}
+	// A full copy is disk-bound: the engine's archive API does it
+	// quicker than the agent (docs/benchmarks.md), and up starts no
+	// agent. The edits after it are latency-bound: the agent, started if
+	// need be, takes them quicker.
+	err = s.copyTo(ctx, inst, pr, !full)
 	pr.CloseWithError(err) // unblocks the writer if the copy failed
+	close(stopProgress)
 	wg.Wait()
 	if err != nil {
 		return count, fmt.Errorf("sync: copy into %s: %w", inst.Name, err)
 	}
+	for rel, st := range states {
+		s.base[rel] = st
+	}
+	if full {
+		backends.Report(ctx, "sync: copied %d files (%s) in %s", files, megabytes(bytes), time.Since(start).Round(time.Millisecond))
+	}
 	return count, nil
 }
 
-// writeTarEntry writes one file, directory or symlink.
-func writeTarEntry(tw *tar.Writer, p, name string) (int, error) {
+// copyTo extracts the tar stream r at the instance's root: with
+// viaAgent through the agent's `untar` when the instance has an agent,
+// which for a small batch is quicker, with no helper process and no mount
+// per copy; else through the engine's archive API, as `docker cp` does.
+func (s *syncer) copyTo(ctx context.Context, inst backends.Instance, r io.Reader, viaAgent bool) error {
+	var ac *agent.Client
+	if viaAgent && s.agentOf != nil {
+		ac = s.agentOf(ctx)
+	}
+	if ac == nil {
+		return s.b.CopyTo(ctx, inst.ID, "/", r)
+	}
+	var stderr capped
+	w := writerFunc(func(p []byte) (int, error) { stderr.add(string(p)); return len(p), nil })
+	in := &readCounter{r: r}
+	p, err := ac.Exec(ctx, backends.ExecSpec{Argv: []string{agent.InitPath, "untar", "/"}, User: "0:0", Stdin: in, Stdout: io.Discard, Stderr: w}, nil)
+	if err != nil {
+		if in.n.Load() == 0 {
+			// An agent without untar (an instance an older berth made):
+			// the stream is still whole.
+			return s.b.CopyTo(ctx, inst.ID, "/", r)
+		}
+		return err
+	}
+	st, err := p.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if st.Code != 0 {
+		return fmt.Errorf("agent untar exited %d: %s", st.Code, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// readCounter counts what was read through it.
+type readCounter struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// writerFunc is an io.Writer made of a function.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// fileState is what sync compares of a path: two states are equal when
+// the path needs no copy. Times are whole seconds, as tar keeps them.
+type fileState struct {
+	typ   byte // 'f', 'd' or 'l'
+	perm  fs.FileMode
+	size  int64  // files only
+	mtime int64  // files only, Unix seconds
+	link  string // symlinks only
+}
+
+func stateOf(fi fs.FileInfo, link string) (fileState, bool) {
+	st := fileState{perm: fi.Mode().Perm()}
+	switch m := fi.Mode(); {
+	case m.IsRegular():
+		st.typ, st.size, st.mtime = 'f', fi.Size(), fi.ModTime().Unix()
+	case m.IsDir():
+		st.typ = 'd'
+	case m&fs.ModeSymlink != 0:
+		st.typ, st.link, st.perm = 'l', link, 0
+	default:
+		return fileState{}, false
+	}
+	return st, true
+}
+
+// hostState is p's state; false when it is missing or of no type sync moves.
+func hostState(p string) (fileState, bool) {
 	fi, err := os.Lstat(p)
 	if err != nil {
-		return 0, nil
+		return fileState{}, false
+	}
+	link := ""
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		link, _ = os.Readlink(p)
+	}
+	return stateOf(fi, link)
+}
+
+// writeTarEntry writes one file, directory or symlink, and returns the
+// state it sent; n is 0 when p is gone or of no type sync moves.
+func writeTarEntry(tw *tar.Writer, p, name string) (st fileState, n int, err error) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return st, 0, nil
 	}
 	link := ""
 	if fi.Mode()&os.ModeSymlink != 0 {
 		if link, err = os.Readlink(p); err != nil {
-			return 0, nil
+			return st, 0, nil
 		}
-	} else if !fi.Mode().IsRegular() && !fi.IsDir() {
-		return 0, nil // sockets, devices and pipes don't travel
+	}
+	st, ok := stateOf(fi, link)
+	if !ok {
+		return st, 0, nil // sockets, devices and pipes don't travel
 	}
 	hdr, err := tar.FileInfoHeader(fi, link)
 	if err != nil {
-		return 0, err
+		return st, 0, err
 	}
 	hdr.Name = name
 	if fi.IsDir() {
 		hdr.Name += "/"
 	}
 	hdr.Uname, hdr.Gname = "", ""
+	// Whole seconds keep the header in plain ustar, and are what the
+	// other side reports back.
+	hdr.ModTime = time.Unix(st.mtime, 0)
+	if !fi.Mode().IsRegular() {
+		hdr.ModTime = fi.ModTime().Truncate(time.Second)
+	}
+	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
 	if err := tw.WriteHeader(hdr); err != nil {
-		return 0, err
+		return st, 0, err
 	}
 	if fi.Mode().IsRegular() {
 		f, err := os.Open(p)
 		if err != nil {
-			return 0, nil
+			return st, 1, zeroFill(tw, hdr.Size)
 		}
 		defer f.Close()
 		n, err := io.Copy(tw, io.LimitReader(f, hdr.Size))
 		if err != nil {
-			return 0, err
+			return st, 0, err
 		}
 		// It shrank since Lstat: pad, to keep the tar whole; the write
 		// that shrank it is an event of its own, synced next.
-		if _, err := io.CopyN(tw, zeros{}, hdr.Size-n); err != nil {
-			return 0, err
+		if err := zeroFill(tw, hdr.Size-n); err != nil {
+			return st, 0, err
 		}
 	}
-	return 1, nil
+	return st, 1, nil
+}
+
+func zeroFill(w io.Writer, n int64) error {
+	_, err := io.CopyN(w, zeros{}, n)
+	return err
 }
 
 // Close stops syncing.
-// copyIn copies the whole workspace into a synced instance, once: a new
-// container's create hooks need the workspace in place before they run.
-func (w *Workspace) copyIn(ctx context.Context, inst backends.Instance) error {
-	patterns, err := ignorePatterns(w.path)
-	if err != nil {
-		return err
-	}
-	pm, err := patternmatcher.New(patterns)
-	if err != nil {
-		return fmt.Errorf("sync: ignore patterns: %w", err)
-	}
-	s := &syncer{b: w.m.backend, ws: w.path, ignore: pm}
-	backends.Report(ctx, "copying the workspace into %s", inst.Name)
-	n, err := s.copyPaths(ctx, inst, []string{"."})
-	if err != nil {
-		return err
-	}
-	w.log.Info("workspace copied in", "instance", inst.Name, "entries", n)
-	return nil
-}
-
 func (s *syncer) Close() {
+	s.stop()
 	close(s.done)
 	s.fw.Close()
 	s.wg.Wait()
 }
 
-// Sync applies every pending change of ws to its instance now and waits.
-// It returns what moved; without sync mode it does nothing.
+// Sync applies every pending change of ws to its instance now and waits;
+// with two-way sync it then brings the container's changes back. It
+// returns what moved; without sync mode it does nothing.
 func (c *Client) Sync(ctx context.Context, ws string) (SyncStats, bool, error) {
 	c.mu.Lock()
 	s := c.syncers[ws]
@@ -404,6 +730,11 @@ func (c *Client) Sync(ctx context.Context, ws string) (SyncStats, bool, error) {
 	// since the last flush began go too.
 	s.markWrittenSince()
 	st, err := s.flush(ctx)
+	if err != nil || !s.opts.twoWay {
+		return st, true, err
+	}
+	back, err := s.pull(ctx)
+	st.add(back)
 	return st, true, err
 }
 
@@ -420,7 +751,7 @@ func (s *syncer) markWrittenSince() {
 		}
 		rel, _ := filepath.Rel(s.ws, p)
 		rel = filepath.ToSlash(rel)
-		if rel != "." && s.ignored(rel) {
+		if rel != "." && s.ignored(rel, d.IsDir()) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}

@@ -4,6 +4,8 @@
 // unix socket shared with the host; otherwise it runs `berth-agent serve`,
 // which speaks yamux on stdin/stdout and ends with them (see package
 // agent). `berth-agent init` is an instance's main process, and only that.
+// `berth-agent scan DIR` lists a tree for two-way sync; `berth-agent
+// untar DIR` extracts sync mode's copies.
 // It must be built static (CGO_ENABLED=0) so that it runs in any image,
 // even one FROM scratch.
 package main
@@ -63,9 +65,13 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("cannot make the guard non-dumpable: %w", err)
 		}
 		return guard()
+	case len(args) == 2 && args[0] == "scan":
+		return scan(args[1], os.Stdout)
+	case len(args) == 2 && args[0] == "untar":
+		return untar(args[1], os.Stdin)
 	case len(args) == 2 && args[0] == "serve" && args[1] == "--guarded":
 	default:
-		return fmt.Errorf("usage: berth-agent serve|door|init|browser URL (berth starts it; it is not for people)")
+		return fmt.Errorf("usage: berth-agent serve|door|init|browser URL|scan DIR|untar DIR (berth starts it; it is not for people)")
 	}
 	// Before the key arrives: nothing in the instance short of root with
 	// CAP_SYS_PTRACE may read the agent's memory or descriptors, or

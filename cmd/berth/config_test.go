@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/berthdev/berth/backends/backendtest"
 	"github.com/berthdev/berth/backends/docker"
 	"github.com/berthdev/berth/backends/incus"
@@ -235,16 +237,21 @@ func testConfigErrors(t *testing.T, e engine) {
 	}
 }
 
-// Sync mode: the workspace is copied in (minus what .gitignore and
-// .dockerignore leave out) and kept in sync; paths map as with a mount.
+// Sync mode: the workspace is copied in (minus what git's ignore rules
+// and .dockerignore leave out) and kept in sync: edits, deletes, renames,
+// mode bits and symlinks; paths map as with a mount.
 func TestSyncMode(t *testing.T) { eachBackend(t, testSyncMode) }
 
 func testSyncMode(t *testing.T, e engine) {
 	ws := workspace(t, e.b)
 	writeFile(t, filepath.Join(ws, ".devcontainer.json"), `{"image": "`+e.image+`", "workspaceMount": "copy"}`)
-	writeFile(t, filepath.Join(ws, ".gitignore"), "build/\n*.log\n")
+	writeFile(t, filepath.Join(ws, ".gitignore"), "/build\n*.log\n!keep.log\n")
+	writeFile(t, filepath.Join(ws, "src", ".gitignore"), "*.tmp\n")
 	writeFile(t, filepath.Join(ws, "build", "out.bin"), "ignored\n")
 	writeFile(t, filepath.Join(ws, "src", "debug.log"), "ignored too\n")
+	writeFile(t, filepath.Join(ws, "src", "x.tmp"), "ignored by src/.gitignore\n")
+	writeFile(t, filepath.Join(ws, "src", "keep.log"), "kept by a negation\n")
+	writeFile(t, filepath.Join(ws, "src", "build", "x.o"), "not under /build\n")
 	writeFile(t, filepath.Join(ws, "src", "keep.txt"), "v1\n")
 	writeFile(t, filepath.Join(ws, "src", "gone.txt"), "delete me\n")
 	writeFile(t, filepath.Join(ws, "src", "old-name.txt"), "rename me\n")
@@ -261,9 +268,9 @@ func testSyncMode(t *testing.T, e engine) {
 	if want := "v1\n" + ws + "/src/keep.txt\n"; !strings.HasPrefix(run.Stdout, want) {
 		t.Errorf("after the first copy: %q, want it to start %q", run.Stdout, want)
 	}
-	b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"sh", "-c", "test -e build || test -e src/debug.log || echo ignored-ok"}}, &run)
-	if run.Stdout != "ignored-ok\n" {
-		t.Errorf("ignored files were copied: %q", run.Stdout)
+	b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"sh", "-c", "test -e build || test -e src/debug.log || test -e src/x.tmp || echo ignored-ok; cat src/keep.log src/build/x.o"}}, &run)
+	if want := "ignored-ok\nkept by a negation\nnot under /build\n"; run.Stdout != want {
+		t.Errorf("ignore rules: %q, want %q", run.Stdout, want)
 	}
 
 	// Create, modify, delete and rename on the host; then 1,000 files.
@@ -289,6 +296,94 @@ func testSyncMode(t *testing.T, e engine) {
 		gl, wl := strings.Split(got, "\n"), strings.Split(want, "\n")
 		t.Errorf("container has %d files, host %d; first container lines %q, host %q", len(gl), len(wl), gl[:min(3, len(gl))], wl[:min(3, len(wl))])
 	}
+
+	// Mode bits, a symlink, a file turned into a symlink, a renamed
+	// directory; then an edit arrives by itself, without berth/sync.
+	os.Chmod(filepath.Join(ws, "src", "keep.txt"), 0o750)
+	os.Symlink("keep.txt", filepath.Join(ws, "src", "link"))
+	os.Remove(filepath.Join(ws, "src", "new-name.txt"))
+	os.Symlink("../src/keep.txt", filepath.Join(ws, "src", "new-name.txt"))
+	os.Rename(filepath.Join(ws, "many", "d00"), filepath.Join(ws, "many", "moved"))
+	b.mustCall("berth/sync", struct{}{}, &sr)
+	b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"sh", "-c", "stat -c %a src/keep.txt; readlink src/link; readlink src/new-name.txt; ls many/moved | wc -l; test -e many/d00 || echo renamed"}}, &run)
+	if want := "750\nkeep.txt\n../src/keep.txt\n50\nrenamed\n"; strings.ReplaceAll(run.Stdout, " ", "") != want {
+		t.Errorf("modes, links and renames: %q, want %q", run.Stdout, want)
+	}
+	writeFile(t, filepath.Join(ws, "src", "keep.txt"), "v3\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"cat", "src/keep.txt"}}, &run)
+		if run.Stdout == "v3\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an edit never arrived by itself: %q", run.Stdout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Two-way sync: what the container writes comes back, ignored build
+// outputs too when "back" names them; a file both sides changed keeps the
+// host's copy and saves the container's beside it.
+func TestSyncTwoWay(t *testing.T) { eachBackend(t, testSyncTwoWay) }
+
+func testSyncTwoWay(t *testing.T, e engine) {
+	ws := workspace(t, e.b)
+	writeFile(t, filepath.Join(ws, ".devcontainer.json"), `{"image": "`+e.image+`", "workspaceMount": "copy",
+	"customizations": {"berth": {"sync": {"twoWay": true, "back": ["/build/**"]}}}}`)
+	writeFile(t, filepath.Join(ws, ".gitignore"), "/build\n*.o\n")
+	writeFile(t, filepath.Join(ws, "src", "a.txt"), "host\n")
+	writeFile(t, filepath.Join(ws, "src", "gone.txt"), "remove me inside\n")
+
+	b := startBerth(t, e)
+	b.initialize(ws, &rpc.InitializationOptions{})
+	var inst rpc.Instance
+	b.mustCall("berth/up", rpc.UpParams{}, &inst)
+	var run rpc.RunResult
+	b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"sh", "-c", `set -e
+mkdir -p build/bin
+echo out > build/bin/tool; chmod 755 build/bin/tool
+echo gen > src/gen.txt; ln -s gen.txt src/gen.link
+echo container > src/a.txt
+echo object > src/x.o
+rm src/gone.txt`}}, &run)
+	if run.Code != 0 {
+		t.Fatalf("writing inside: %+v", run)
+	}
+	// The scan every second may bring some back before berth/sync does.
+	var sr rpc.SyncResult
+	b.mustCall("berth/sync", struct{}{}, &sr)
+	if !sr.Synced {
+		t.Errorf("sync = %+v", sr)
+	}
+	read := func(rel string) string {
+		data, err := os.ReadFile(filepath.Join(ws, rel))
+		if err != nil {
+			return err.Error()
+		}
+		return string(data)
+	}
+	got := map[string]string{}
+	for _, rel := range []string{"build/bin/tool", "src/gen.txt", "src/a.txt"} {
+		got[rel] = read(rel)
+	}
+	want := map[string]string{"build/bin/tool": "out\n", "src/gen.txt": "gen\n", "src/a.txt": "container\n"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("came back (-want +got):\n%s", diff)
+	}
+	if fi, err := os.Stat(filepath.Join(ws, "build", "bin", "tool")); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("build/bin/tool mode: %v, %v", fi, err)
+	}
+	if l, _ := os.Readlink(filepath.Join(ws, "src", "gen.link")); l != "gen.txt" {
+		t.Errorf("src/gen.link -> %q", l)
+	}
+	if _, err := os.Lstat(filepath.Join(ws, "src", "x.o")); err == nil {
+		t.Errorf("src/x.o came back: ignored and not in back")
+	}
+	if _, err := os.Lstat(filepath.Join(ws, "src", "gone.txt")); err == nil {
+		t.Errorf("src/gone.txt, removed inside, is still on the host")
+	}
 }
 
 // hostSums lists "sha256  path" for every file the sync should carry.
@@ -300,7 +395,7 @@ func hostSums(t *testing.T, ws string) string {
 		if d.IsDir() && (rel == "build" || rel == ".git") {
 			return filepath.SkipDir
 		}
-		if d.IsDir() || strings.HasSuffix(rel, ".log") {
+		if d.IsDir() || strings.HasSuffix(rel, ".log") && filepath.Base(rel) != "keep.log" || strings.HasSuffix(rel, ".tmp") {
 			return nil
 		}
 		data, _ := os.ReadFile(p)
