@@ -245,7 +245,7 @@ type PortPublish struct {
 // Checker is implemented by backends that can't honour every field of a
 // Spec. Unsupported names each one that Ensure would leave out, with what
 // it asked for, in words for a warning; none means all are honoured.
-// It asks nothing of the engine.
+// It asks the engine at most once in the backend's life.
 type Checker interface {
 	Unsupported(spec Spec) []string
 }

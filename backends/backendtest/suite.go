@@ -77,6 +77,13 @@ func (s *suite) limits(t *testing.T) {
 	}
 	spec := s.spec(t)
 	spec.Limits = backends.Limits{Memory: 64 << 20, CPUs: 0.5, Pids: 100}
+	if c, ok := s.b.(backends.Checker); ok {
+		for _, u := range c.Unsupported(spec) {
+			if strings.HasPrefix(u, "limits") {
+				t.Skipf("the engine says it can't: %s", u)
+			}
+		}
+	}
 	inst, _, err := s.b.Ensure(ctxFor(t), spec)
 	if err != nil {
 		t.Fatalf("Ensure: %v", err)
@@ -110,7 +117,15 @@ func (s *suite) limits(t *testing.T) {
 		}
 	}
 	want := backends.Limits{Memory: 128 << 20, CPUs: 0.5, Pids: 200}
-	if got, err := l.SetLimits(ctxFor(t), inst.ID, backends.Limits{Memory: 128 << 20, Pids: 200}); err != nil || got != want {
+	got, err := l.SetLimits(ctxFor(t), inst.ID, backends.Limits{Memory: 128 << 20, Pids: 200})
+	if errors.Is(err, backends.ErrNotSupported) {
+		// "Where the engine allows": it must say so, and change nothing.
+		if u, err := l.Usage(ctxFor(t), inst.ID); err != nil || u.Limits != spec.Limits {
+			t.Errorf("after an unsupported SetLimits: Usage limits = %+v, %v; want %+v", u.Limits, err, spec.Limits)
+		}
+		t.Skipf("SetLimits on a running instance: %v", err)
+	}
+	if err != nil || got != want {
 		t.Fatalf("SetLimits = %+v, %v; want %+v", got, err, want)
 	}
 	if got, err := l.SetLimits(ctxFor(t), inst.ID, backends.Limits{}); err != nil || got != want {

@@ -9,6 +9,7 @@ import (
 	"math"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 
@@ -52,6 +53,11 @@ func (b *Backend) SetLimits(ctx context.Context, id string, l backends.Limits) (
 		return limitsOf(c.HostConfig), nil
 	}
 	if _, err := b.cli.ContainerUpdate(ctx, id, container.UpdateConfig{Resources: resources(l)}); err != nil {
+		if cerrdefs.IsNotFound(err) {
+			// The container was just there: it is the endpoint that is
+			// missing, as in Podman 4's Docker API.
+			return backends.Limits{}, fmt.Errorf("docker: update %s: the engine can't change a running container's limits (%v): %w", id, err, backends.ErrNotSupported)
+		}
 		return backends.Limits{}, b.mapErr("update "+id, err, backends.ErrNotFound)
 	}
 	b.log.Info("changed limits", "instance", id, "memory", l.Memory, "cpus", l.CPUs, "pids", l.Pids)
@@ -87,19 +93,43 @@ func (b *Backend) Usage(ctx context.Context, id string) (backends.Usage, error) 
 		return backends.Usage{}, fmt.Errorf("docker: stats %s: %w", id, backends.ErrNotRunning)
 	}
 	u := backends.Usage{Limits: limitsOf(c.HostConfig)}
-	rc, err := b.cli.ContainerStats(ctx, id, false)
+	st, err := b.stats(ctx, id)
 	if err != nil {
-		return backends.Usage{}, b.mapErr("stats "+id, err, backends.ErrNotFound)
+		return backends.Usage{}, err
 	}
-	defer rc.Body.Close()
-	var st container.StatsResponse
-	if err := json.NewDecoder(rc.Body).Decode(&st); err != nil {
-		return backends.Usage{}, fmt.Errorf("docker: stats %s: %w", id, err)
+	if st.PreCPUStats.SystemUsage == 0 {
+		// Podman answers at once, with no sample before: take that second
+		// sample a second later.
+		select {
+		case <-ctx.Done():
+			return backends.Usage{}, ctx.Err()
+		case <-time.After(time.Second):
+		}
+		next, err := b.stats(ctx, id)
+		if err != nil {
+			return backends.Usage{}, err
+		}
+		next.PreCPUStats = st.CPUStats
+		st = next
 	}
 	u.Memory = memoryUsed(st.MemoryStats)
 	u.CPUPercent = cpuPercent(st)
 	u.Processes = int(st.PidsStats.Current)
 	return u, nil
+}
+
+// stats is one docker stats sample of id.
+func (b *Backend) stats(ctx context.Context, id string) (container.StatsResponse, error) {
+	var st container.StatsResponse
+	rc, err := b.cli.ContainerStats(ctx, id, false)
+	if err != nil {
+		return st, b.mapErr("stats "+id, err, backends.ErrNotFound)
+	}
+	defer rc.Body.Close()
+	if err := json.NewDecoder(rc.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("docker: stats %s: %w", id, err)
+	}
+	return st, nil
 }
 
 // memoryUsed is docker stats' figure: usage less the page cache the

@@ -2,7 +2,10 @@ package docker
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -50,6 +53,7 @@ func NewPodman(log *slog.Logger, berthVersion string) (*Backend, error) {
 type engineInfo struct {
 	mapsIDs  bool
 	rootless bool // rootless Podman, where keep-id applies
+	cgroupV1 bool
 }
 
 func (b *Backend) info() engineInfo {
@@ -60,7 +64,14 @@ func (b *Backend) info() engineInfo {
 		if err != nil {
 			return
 		}
-		podman := strings.Contains(strings.ToLower(info.OperatingSystem), "podman") || strings.Contains(strings.ToLower(info.InitBinary), "podman")
+		b.engine.cgroupV1 = info.CgroupVersion == "1"
+		podman := b.name == PodmanName || strings.Contains(strings.ToLower(info.OperatingSystem), "podman") || strings.Contains(strings.ToLower(info.InitBinary), "podman")
+		// A fresh deadline: rootless Podman's info alone can take seconds.
+		pctx, pcancel := context.WithTimeout(context.Background(), negotiateTimeout)
+		defer pcancel()
+		if podman && b.podmanRootless(pctx) {
+			b.engine.rootless = true
+		}
 		for _, o := range info.SecurityOptions {
 			if strings.Contains(o, "name=userns") {
 				b.engine.mapsIDs = true
@@ -104,4 +115,44 @@ func keepIDMode(remoteUser, network string, rootless bool) string {
 		mode += ":uid=" + strconv.Itoa(uid) + ",gid=" + strconv.Itoa(gid)
 	}
 	return mode
+}
+
+var _ backends.Checker = (*Backend)(nil)
+
+// Unsupported implements backends.Checker: rootless Podman on cgroup v1
+// can't limit a container's resources, and drops the limits it is given.
+// It asks the engine once per backend, for the facts every create needs.
+func (b *Backend) Unsupported(spec backends.Spec) []string {
+	if spec.Limits.IsZero() || b.name != PodmanName {
+		return nil
+	}
+	if e := b.info(); e.rootless && e.cgroupV1 {
+		return []string{"limits (rootless Podman can't apply resource limits on cgroup v1)"}
+	}
+	return nil
+}
+
+// podmanRootless asks Podman's own API whether it runs rootless: its
+// Docker API's info doesn't say so in Podman 4 (no "name=rootless").
+func (b *Backend) podmanRootless(ctx context.Context) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://podman/v4.0.0/libpod/info", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := b.cli.HTTPClient().Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var info struct {
+		Host struct {
+			Security struct {
+				Rootless bool `json:"rootless"`
+			} `json:"security"`
+		} `json:"host"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&info) != nil {
+		return false
+	}
+	return info.Host.Security.Rootless
 }
