@@ -451,6 +451,11 @@ func (s sink) InstanceChanged(ws, state, reason string) {
 	s.c.notify("berth/instanceChanged", InstanceChangedParams{Workspace: ws, State: state, Reason: reason})
 }
 
+// HealthChanged is berth/instanceChanged with reason "health".
+func (s sink) HealthChanged(ws, health, why string) {
+	s.c.notify("berth/instanceChanged", InstanceChangedParams{Workspace: ws, State: string(backends.StateRunning), Reason: "health", Health: health, HealthError: s.c.s.mask(why)})
+}
+
 func (s sink) Exit(pid string, st backends.ExitStatus, reason string) {
 	if st.OOM && reason == "" {
 		reason = ReasonOOM

@@ -419,7 +419,10 @@ type ConfigChangedParams struct {
 type InstanceChangedParams struct {
 	Workspace string `json:"workspace"`
 	State     string `json:"state"`  // running, stopped or removed
-	Reason    string `json:"reason"` // killed, stopped outside berth, removed, daemon lost, daemon back, …
+	Reason    string `json:"reason"` // killed, stopped outside berth, removed, daemon lost, daemon back, health, …
+	// With reason "health": a service's new health, and why when unhealthy.
+	Health      string `json:"health,omitempty"`
+	HealthError string `json:"healthError,omitempty"`
 }
 
 // ProcessesParams are berth/processes's params.

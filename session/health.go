@@ -26,6 +26,16 @@ const DefaultHealthTimeout = 2 * time.Minute
 // healthProbeTimeout bounds one health request.
 const healthProbeTimeout = 5 * time.Second
 
+// healthInterval is how often berth checks a running service after up.
+const healthInterval = 10 * time.Second
+
+// HealthSink is implemented by sinks that hear of a service's health
+// changing after up: health is healthy or unhealthy, why says what the
+// check got instead.
+type HealthSink interface {
+	HealthChanged(workspace, health, why string)
+}
+
 // SetHealthTimeout sets how long berth/up waits for a service's health
 // check to pass; 0 restores DefaultHealthTimeout.
 func (m *Manager) SetHealthTimeout(d time.Duration) {
@@ -150,6 +160,72 @@ func (w *Workspace) waitHealthy(ctx context.Context, r Ready) (int, error) {
 		case <-ctx.Done():
 			return port, ctx.Err()
 		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// watchHealth checks r's service every healthInterval for as long as that
+// start of the instance runs, and tells the workspace's clients when its
+// health changes. One watcher runs per start; the manager owns it.
+func (w *Workspace) watchHealth(r Ready) {
+	key := runnerKey(r.Instance.Instance)
+	w.mu.Lock()
+	if w.healthKey == key {
+		w.mu.Unlock()
+		return
+	}
+	w.healthKey = key
+	w.mu.Unlock()
+	w.m.bg.Add(1)
+	go func() {
+		defer w.m.bg.Done()
+		last := backends.HealthHealthy
+		t := time.NewTicker(healthInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.m.ctx.Done():
+				return
+			case <-t.C:
+			}
+			if !w.healthWatched(key) {
+				return
+			}
+			health, why := w.healthNow(w.m.ctx, r)
+			// A check that raced a stop says nothing about the service.
+			if health == last || !w.healthWatched(key) {
+				continue
+			}
+			last = health
+			w.notifyHealth(health, why)
+		}
+	}()
+}
+
+// healthWatched says whether the watcher of key should go on: the
+// instance runs and no newer start has its own.
+func (w *Workspace) healthWatched(key string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.lastState != string(backends.StateRunning) {
+		w.healthKey = ""
+	}
+	return w.healthKey == key
+}
+
+// notifyHealth tells every client that used the workspace its service's
+// new health.
+func (w *Workspace) notifyHealth(health, why string) {
+	w.mu.Lock()
+	clients := make([]*Client, 0, len(w.clients))
+	for c := range w.clients {
+		clients = append(clients, c)
+	}
+	w.mu.Unlock()
+	w.log.Info("service health changed", "health", health, "why", why)
+	for _, c := range clients {
+		if hs, ok := c.sink.(HealthSink); ok {
+			hs.HealthChanged(w.path, health, why)
 		}
 	}
 }

@@ -154,6 +154,7 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 			return UpResult{}, err
 		}
 		res.Instance.Instance.Health = backends.HealthHealthy
+		w.watchHealth(r)
 	}
 	if !c.firstUp(w) {
 		return res, nil

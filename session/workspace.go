@@ -48,6 +48,7 @@ type Workspace struct {
 	memLimit  bool                         // the instance has a memory limit, as far as this berth knows: OOM kills are looked for
 	ownStopAt time.Time                    // when berth itself last stopped or removed it
 	lastState string                       // last state reported to clients
+	healthKey string                       // the instance start whose service health is watched
 	published string                       // the agent socket and config hash of the profile last written
 	recreates int                          // recreations so far, for runs that lost a race with one
 	bgDone    chan struct{}                // closed when the hooks left to the background end; nil: none ran

@@ -143,6 +143,23 @@ func TestLifetimeService(t *testing.T) {
 	if st.Health != "healthy" {
 		t.Errorf("status health %q (%s), want healthy", st.Health, st.HealthError)
 	}
+	// After up, berth goes on checking, and says when health changes.
+	health := func(want string) func(string, json.RawMessage) bool {
+		return changed(func(p rpc.InstanceChangedParams) bool { return p.Reason == "health" && p.Health == want })
+	}
+	for _, step := range []struct{ cmd, want string }{
+		{"rm /www/index.html", "unhealthy"},
+		{"echo ok > /www/index.html", "healthy"},
+	} {
+		from := b.mark()
+		c := b.watchFor(from, time.Minute, health(step.want))
+		b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"sh", "-c", step.cmd}}, nil)
+		if a, ok := arrivedBy(c, time.Now().Add(time.Minute)); !ok {
+			t.Errorf("after %q: no berth/instanceChanged {reason: health, health: %s} within a minute; got %s", step.cmd, step.want, b.notesSince("berth/instanceChanged", from))
+		} else {
+			t.Logf("after %q: %s", step.cmd, a.params)
+		}
+	}
 
 	ws2 := workspace(t, e.b)
 	writeConfig(t, ws2, serviceConfig(e, "/missing"))
