@@ -52,11 +52,13 @@ type Profile struct {
 	// UpNeedsEngine says `berth up` must take the full path: it has
 	// postAttachCommand to run, ports to forward or a workspace to sync.
 	UpNeedsEngine bool `json:"upNeedsEngine,omitempty"`
+	// Engine is the manager's, as the full path's `berth up` reports it.
+	Engine Engine `json:"engine"`
 }
 
 // profileVersion changes with the meaning of Profile's fields: 3 added
-// UserEnv, which an older profile would silently lack.
-const profileVersion = 3
+// UserEnv and 4 Engine, which an older profile would silently lack.
+const profileVersion = 4
 
 // maxProfile bounds the profile file berth reads.
 const maxProfile = 1 << 20
@@ -169,6 +171,7 @@ func (w *Workspace) publish(ctx context.Context) {
 		Agent: e.client.Known(), ConfigHash: cfg.Hash,
 		User: cfg.RemoteUser, Workdir: r.Workdir, Mounts: MountsOf(r.Instance.Instance),
 		ID: r.ID, Name: r.Name, Image: r.Image, ConfigSource: string(cfg.Source), ConfigFile: cfg.File,
+		Engine:        w.m.Engine(),
 		UpNeedsEngine: len(stageHooks(cfg, "postAttachCommand")) > 0 || len(cfg.ForwardPorts) > 0 || r.Labels[LabelSync] == "true" || cfg.InitializeCommand != nil || len(r.Warnings) > 0,
 	}
 	if p.User == "" {

@@ -267,7 +267,9 @@ func (d *direct) exec(cmd *cobra.Command, g *globalFlags, f execFlags, env map[s
 // had nothing to do for: not created, no hooks run, not stale.
 func (d *direct) up(w io.Writer, backend string) error {
 	p := d.prof
+	e := p.Engine
 	return printJSON(w, rpc.Instance{
+		Engine:    &rpc.Engine{Endpoint: e.Endpoint, Remote: e.Remote, BindMounts: e.BindMounts, FastPath: e.FastPath, NetNS: e.NetNS},
 		Workspace: d.ws, Backend: backend, ID: p.ID, Name: p.Name, Image: p.Image,
 		State: backends.StateRunning, Workdir: p.Workdir, Mounts: session.UserMounts(p.Mounts),
 		Agent: rpc.AgentStatus{Enabled: true}, ConfigSource: p.ConfigSource, ConfigFile: p.ConfigFile,

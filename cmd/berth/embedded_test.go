@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -140,7 +141,7 @@ func TestEmbeddedAgentStatusCLI(t *testing.T) {
 	// The agent that exec left running behind its door answers status,
 	// another berth process.
 	out, _ = run("status")
-	if line := fmt.Sprintf("agent      build %.12s for %s, embedded in berth, running", want.Hash, want.Platform()); !strings.Contains(out, line) {
+	if line := regexp.MustCompile(fmt.Sprintf(`(?m)^agent +build %.12s for %s, embedded in berth, running$`, want.Hash, regexp.QuoteMeta(want.Platform()))); !line.MatchString(out) {
 		t.Errorf("status lacks %q:\n%s", line, out)
 	}
 	out, _ = run("status", "--json")
