@@ -714,8 +714,9 @@ func (p *process) Signal(ctx context.Context, sig int) error {
 	return nil
 }
 
-// killWait is how long Kill waits on an agent that sends nothing.
-const killWait = 2 * time.Second
+// killWait is how long Kill waits on an agent that sends nothing. A
+// loaded 2-core machine can starve a live agent's stream for 2 s.
+const killWait = 5 * time.Second
 
 // Kill implements backends.Process. The exit frame comes after the output
 // before it, which is read only as fast as the writers take it, so Kill
