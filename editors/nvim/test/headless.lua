@@ -62,6 +62,9 @@ if vim.v.shell_error ~= 0 then
   finish()
 end
 ws = uv.fs_realpath(ws)
+-- A devcontainer.json, as berth auto-forwards ports for configured
+-- workspaces only (not for a bare image).
+vim.fn.writefile({ '{"image": "' .. image .. '"}' }, ws .. '/.devcontainer.json')
 vim.cmd('cd ' .. vim.fn.fnameescape(ws))
 
 -- failed(method): berth answered that method with an error (stop waiting).
