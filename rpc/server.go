@@ -469,4 +469,3 @@ type slogAdapter struct{ log *slog.Logger }
 func (a slogAdapter) Printf(format string, v ...any) {
 	a.log.Debug(strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
-
