@@ -162,15 +162,22 @@ type ConnectedBack struct {
 	ContainerPort int    `json:"containerPort"`
 }
 
+// checkFramework validates berth/test's and berth/testDiscover's framework.
+func checkFramework(f string) error {
+	switch f {
+	case "", "auto", "pytest", "go":
+		return nil
+	}
+	return badParam("framework", "must be pytest, go or auto; got %q", f)
+}
+
 func test(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	var p TestParams
 	if err := decode(raw, &p); err != nil {
 		return nil, err
 	}
-	switch p.Framework {
-	case "", "auto", "pytest", "go":
-	default:
-		return nil, badParam("framework", "must be pytest, go or auto; got %q", p.Framework)
+	if err := checkFramework(p.Framework); err != nil {
+		return nil, err
 	}
 	ws, err := c.workspace(p.Workspace)
 	if err != nil {
@@ -204,10 +211,8 @@ func testDiscover(ctx context.Context, c *conn, raw json.RawMessage) (any, error
 	if err := decode(raw, &p); err != nil {
 		return nil, err
 	}
-	switch p.Framework {
-	case "", "auto", "pytest", "go":
-	default:
-		return nil, badParam("framework", "must be pytest, go or auto; got %q", p.Framework)
+	if err := checkFramework(p.Framework); err != nil {
+		return nil, err
 	}
 	ws, err := c.workspace(p.Workspace)
 	if err != nil {
