@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -150,8 +149,8 @@ func dockerfileOf(build any) string {
 
 // yamlLine matches the line yaml reports in its errors.
 var (
-	yamlLine     = regexp.MustCompile(`^yaml: line (\d+): `)
-	yamlTypeLine = regexp.MustCompile(`^line (\d+): `)
+	yamlLine     = lazyRegexp(`^yaml: line (\d+): `)
+	yamlTypeLine = lazyRegexp(`^line (\d+): `)
 )
 
 // readComposeFile parses one compose file for its name and services.
@@ -163,13 +162,13 @@ func readComposeFile(file string, data []byte) (composeFile, error) {
 	}
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		e := &ConfigError{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		if m := yamlLine().FindStringSubmatch(err.Error()); m != nil {
 			e.Line, _ = strconv.Atoi(m[1])
 			e.Msg = err.Error()[len(m[0]):]
 		}
 		if te, ok := err.(*yaml.TypeError); ok && len(te.Errors) > 0 {
 			e.Msg = strings.Join(te.Errors, "; ")
-			if m := yamlTypeLine.FindStringSubmatch(te.Errors[0]); m != nil {
+			if m := yamlTypeLine().FindStringSubmatch(te.Errors[0]); m != nil {
 				e.Line, _ = strconv.Atoi(m[1])
 				e.Msg = strings.TrimPrefix(e.Msg, m[0])
 			}

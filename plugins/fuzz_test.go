@@ -27,7 +27,7 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		for _, p := range ps {
-			if !nameRE.MatchString(p.Name) || p.Path == "" || p.Path[0] != '/' || len(p.Exports) == 0 || (p.Mode != ModeExec && p.Mode != ModeRPC) {
+			if !validName(p.Name) || p.Path == "" || p.Path[0] != '/' || len(p.Exports) == 0 || (p.Mode != ModeExec && p.Mode != ModeRPC) {
 				t.Fatalf("invalid plugin accepted: %+v", p)
 			}
 		}

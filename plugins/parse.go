@@ -18,7 +18,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -97,10 +96,23 @@ type pluginDecl struct {
 	Description string   `toml:"description"` // read and ignored: coreX's files carry one
 }
 
-var (
-	nameRE   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
-	methodRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_./:-]*$`)
-)
+// validName and validMethod check a plugin's name and an exported
+// method's: a letter, digit or _ first, then those, - and, in a method,
+// any of "./:". Loops, not regexps, which every berth would compile at
+// start-up.
+func validName(s string) bool   { return word(s, "-") }
+func validMethod(s string) bool { return word(s, "-./:") }
+
+func word(s, more string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		if !alnum && (i == 0 || strings.IndexByte(more, c) < 0) {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // Parse reads one plugin file. A file with a syntax error yields no plugins;
 // a file whose plugins are partly wrong yields the good ones and an error
@@ -127,7 +139,7 @@ func Parse(file string, data []byte) ([]Plugin, []error) {
 			errs = append(errs, &FileError{File: file, Line: line, Col: min(line, 1), Msg: fmt.Sprintf("plugin %q: ", n) + fmt.Sprintf(format, args...)})
 		}
 		switch {
-		case !nameRE.MatchString(n):
+		case !validName(n):
 			bad("a name has letters, digits, _ and -, and no dot")
 			continue
 		case d.Path == "":
@@ -151,7 +163,7 @@ func Parse(file string, data []byte) ([]Plugin, []error) {
 		}
 		ok := true
 		for i, m := range d.Exports {
-			if !methodRE.MatchString(m) {
+			if !validMethod(m) {
 				bad("exports[%d]: %q is not a method name (letters, digits, _ . / : -, not starting with - . / :)", i, m)
 				ok = false
 				break

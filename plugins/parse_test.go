@@ -197,3 +197,28 @@ func TestBoundedCodec(t *testing.T) {
 		})
 	}
 }
+
+func TestValidNames(t *testing.T) {
+	for _, tc := range []struct {
+		s            string
+		name, method bool
+	}{
+		{"hello", true, true},
+		{"_x-1", true, true},
+		{"9lives", true, true},
+		{"a.b/c:d", false, true},
+		{"", false, false},
+		{"-x", false, false},
+		{".x", false, false},
+		{"a b", false, false},
+		{"é", false, false},
+		{"a\n", false, false},
+	} {
+		if got := validName(tc.s); got != tc.name {
+			t.Errorf("validName(%q) = %v, want %v", tc.s, got, tc.name)
+		}
+		if got := validMethod(tc.s); got != tc.method {
+			t.Errorf("validMethod(%q) = %v, want %v", tc.s, got, tc.method)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"syscall"
 	"time"
 
@@ -139,9 +138,9 @@ func (d *direct) close() {
 
 // exec runs argv through d's agent as runExec would through the
 // full path, with the same defaults, environment, path mapping and exit
-// codes. started is false when nothing ran and berth may still take the
-// full path.
-func (d *direct) exec(cmd *cobra.Command, g *globalFlags, f execFlags, env map[string]string, argv []string) (started bool, err error) {
+// codes, forwarding sigs to the process. started is false when nothing
+// ran and berth may still take the full path.
+func (d *direct) exec(cmd *cobra.Command, g *globalFlags, f execFlags, env map[string]string, argv []string, sigs <-chan os.Signal) (started bool, err error) {
 	ctx := cmd.Context()
 	var secretEnv map[string]string
 	if g.secrets != "" {
@@ -198,10 +197,6 @@ func (d *direct) exec(cmd *cobra.Command, g *globalFlags, f execFlags, env map[s
 			}
 		}
 	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGWINCH)
-	defer signal.Stop(sigs)
-
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	p, err := d.ac.Exec(sctx, spec, tty)
 	cancel()

@@ -152,8 +152,24 @@ func runExec(cmd *cobra.Command, g *globalFlags, f execFlags, argv []string) err
 		}
 	}
 
+	// Forward the terminal's signals to the process group in the container.
+	// Registering starts the runtime's signal thread, which takes a while
+	// here: it happens while berth finds the container, and the process
+	// starts only once it is done.
+	sigs := make(chan os.Signal, 4)
+	registered := make(chan struct{})
+	go func() {
+		defer close(registered)
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGWINCH)
+	}()
+	defer func() {
+		<-registered
+		signal.Stop(sigs)
+	}()
+
 	if d := openDirect(cmd, g); d != nil {
-		started, err := d.exec(cmd, g, f, env, argv)
+		<-registered
+		started, err := d.exec(cmd, g, f, env, argv, sigs)
 		d.close()
 		if started {
 			return err
@@ -166,11 +182,7 @@ func runExec(cmd *cobra.Command, g *globalFlags, f execFlags, argv []string) err
 	}
 	defer s.close()
 	ctx := cmd.Context()
-
-	// Forward the terminal's signals to the process group in the container.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGWINCH)
-	defer signal.Stop(sigs)
+	<-registered
 
 	var res rpc.ExecResult
 	if err := s.c.Call(ctx, "berth/exec", p, &res); err != nil {
