@@ -10,20 +10,48 @@ func TestKeepIDMode(t *testing.T) {
 	tests := []struct {
 		user, network string
 		rootless      bool
+		uid, gid      int // as looked up in the image; -1 unknown
 		want          string
 	}{
-		{"vscode", "", true, "keep-id"},
-		{"1000", "", true, "keep-id:uid=1000,gid=1000"},
-		{"1000:2000", "bridge", true, "keep-id:uid=1000,gid=2000"},
-		{"vscode", "", false, ""}, // rootful Podman or Docker
-		{"root", "", true, ""},
-		{"0:0", "", true, ""},
-		{"", "", true, ""},
-		{"vscode", "host", true, ""},
+		{"vscode", "", true, 1000, 1000, "keep-id:uid=1000,gid=1000"},
+		{"1000:2000", "bridge", true, 1000, 2000, "keep-id:uid=1000,gid=2000"},
+		{"vscode", "", true, -1, -1, "keep-id"}, // not in the image
+		{"vscode", "", false, 1000, 1000, ""},   // rootful Podman or Docker
+		{"root", "", true, 0, 0, ""},
+		{"0:0", "", true, 0, 0, ""},
+		{"toor", "", true, 0, 0, ""}, // a name for uid 0
+		{"", "", true, -1, -1, ""},
+		{"vscode", "host", true, 1000, 1000, ""},
 	}
 	for _, tt := range tests {
-		if got := keepIDMode(tt.user, tt.network, tt.rootless); got != tt.want {
-			t.Errorf("keepIDMode(%q, %q, %v) = %q, want %q", tt.user, tt.network, tt.rootless, got, tt.want)
+		if got := keepIDMode(tt.user, tt.network, tt.rootless, tt.uid, tt.gid); got != tt.want {
+			t.Errorf("keepIDMode(%q, %q, %v, %d, %d) = %q, want %q", tt.user, tt.network, tt.rootless, tt.uid, tt.gid, got, tt.want)
+		}
+	}
+}
+
+func TestLookupIDs(t *testing.T) {
+	passwd := []byte("root:x:0:0:root:/root:/bin/sh\n# a comment\nvscode:x:1000:1001::/home/vscode:/bin/bash\nshort:x\n")
+	group := []byte("root:x:0:\nvscode:x:1001:\ndev:x:2000:vscode\n")
+	tests := []struct {
+		user     string
+		uid, gid int
+		err      bool
+	}{
+		{"vscode", 1000, 1001, false},
+		{"1000", 1000, 1001, false}, // the entry's group
+		{"vscode:dev", 1000, 2000, false},
+		{"vscode:3000", 1000, 3000, false},
+		{"4242", 4242, 4242, false}, // no entry: its own gid
+		{"4242:dev", 4242, 2000, false},
+		{"nobody", -1, -1, true},
+		{"vscode:nogroup", -1, -1, true},
+		{"short", -1, -1, true},
+	}
+	for _, tt := range tests {
+		uid, gid, err := lookupIDs(tt.user, passwd, group)
+		if uid != tt.uid || gid != tt.gid || (err != nil) != tt.err {
+			t.Errorf("lookupIDs(%q) = %d, %d, %v; want %d, %d, error %v", tt.user, uid, gid, err, tt.uid, tt.gid, tt.err)
 		}
 	}
 }
