@@ -193,6 +193,12 @@ func (bed podmanBed) hostUserInside(t *testing.T, ws string) string {
 	return ""
 }
 
+// cgroup2 reports whether this machine has cgroup v2 alone.
+func cgroup2() bool {
+	var fs syscall.Statfs_t
+	return syscall.Statfs("/sys/fs/cgroup", &fs) == nil && fs.Type == 0x63677270 // CGROUP2_SUPER_MAGIC
+}
+
 // owner is the uid and gid that own path on the host.
 func owner(t *testing.T, path string) (int, int) {
 	t.Helper()
@@ -250,6 +256,27 @@ func testPodmanSpine(t *testing.T, bed podmanBed) {
 		t.Errorf("made.txt on the host: %q, %v", data, err)
 	} else if uid, gid := owner(t, filepath.Join(ws, "made.txt")); uid != bed.uid || gid != bed.gid {
 		t.Errorf("made.txt on the host is %d:%d, want %d:%d", uid, gid, bed.uid, bed.gid)
+	}
+
+	// Limits: Debian's Podman 4 can't change them live, rootless on
+	// cgroup v1 can't apply or measure them at all; berth says so.
+	cgroupV1 := !cgroup2()
+	out, errOut, code := bed.run(t, ws, "limits", "--memory", "256m")
+	switch {
+	case bed.cred != nil && cgroupV1:
+		if code == 0 || !strings.Contains(errOut, "rootless Podman can't apply resource limits on cgroup v1") {
+			t.Errorf("berth limits --memory rootless on cgroup v1: code %d, %q, stderr %q", code, out, errOut)
+		}
+	case code != 0 && !strings.Contains(errOut, "can't change a running container's limits"):
+		t.Errorf("berth limits --memory: code %d, %q, stderr %q", code, out, errOut)
+	}
+	out, errOut, code = bed.run(t, ws, "status")
+	want := "memory "
+	if bed.cred != nil && cgroupV1 {
+		want = "usage            unknown"
+	}
+	if code != 0 || !strings.Contains(out, want) {
+		t.Errorf("berth status: code %d, stderr %q, want %q in\n%s", code, errOut, want, out)
 	}
 
 	// A forward reaches a server in the container.
