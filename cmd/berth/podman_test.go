@@ -247,6 +247,11 @@ func testPodmanSpine(t *testing.T, bed podmanBed) {
 	if !inst.Agent.Enabled {
 		t.Errorf("berth up: agent %+v, want it serving", inst.Agent)
 	}
+	// Joining the container's network namespace takes root: rootless
+	// Podman's user has tunnels ride the agent.
+	if inst.Engine != nil && (!inst.Engine.BindMounts || !inst.Engine.FastPath || inst.Engine.NetNS != (bed.cred == nil)) {
+		t.Errorf("berth up: engine %+v, want bind mounts and fast path, netns %v", *inst.Engine, bed.cred == nil)
+	}
 
 	if out, errOut, code := bed.run(t, ws, "exec", "--", "cat", "hello.txt"); code != 0 || out != "from the host\n" {
 		t.Errorf("berth exec cat hello.txt: code %d, %q, stderr %q", code, out, errOut)
