@@ -60,10 +60,13 @@ type engineInfo struct {
 	cgroupV1 bool
 }
 
-// infoTimeout bounds the engine's info: rootless Podman takes seconds to
-// answer it on a busy machine (8 s seen for Docker's /info, 4 s for its
-// own), and a give-up would leave keep-id off.
-const infoTimeout = 30 * time.Second
+// Bounds on the engine's info: rootless Podman takes seconds to answer it
+// on a busy machine (8 s seen for Docker's /info, 4 s for its own), and a
+// give-up would leave keep-id off; dockerd answers at once.
+const (
+	infoTimeout       = 5 * time.Second
+	podmanInfoTimeout = 30 * time.Second
+)
 
 // info asks the engine once for engineInfo; a failed ask is logged and
 // asked again next time, not remembered.
@@ -73,7 +76,11 @@ func (b *Backend) info() engineInfo {
 	if b.engineKnown {
 		return b.engine
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), infoTimeout)
+	timeout := infoTimeout
+	if b.name == PodmanName {
+		timeout = podmanInfoTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	e, err := b.askInfo(ctx)
 	if err != nil {
