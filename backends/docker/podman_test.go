@@ -1,8 +1,14 @@
 package docker
 
 import (
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -71,5 +77,49 @@ func TestPodmanEndpoint(t *testing.T) {
 	}
 	if got := PodmanEndpoint(env(map[string]string{"XDG_RUNTIME_DIR": run})); got.Host != "unix://"+run+"/podman/podman.sock" || got.Remote() {
 		t.Errorf("rootless: %+v", got)
+	}
+}
+
+// TestPodmanInfoRetried: a failed ask of rootless Podman's info (as when
+// it is slow under load) is asked again, not remembered as "rootful";
+// the answer, once had, is.
+func TestPodmanInfoRetried(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "podman.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asks atomic.Int32
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/_ping"):
+			w.Header().Set("API-Version", "1.41")
+		case strings.HasSuffix(r.URL.Path, "/libpod/info"):
+			if asks.Add(1) == 1 {
+				http.Error(w, "busy", http.StatusInternalServerError)
+				return
+			}
+			io.WriteString(w, `{"host":{"cgroupVersion":"v1","security":{"rootless":true}}}`)
+		default:
+			http.Error(w, "no", http.StatusInternalServerError)
+		}
+	})}
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close(); <-served })
+
+	b, err := NewAt(slog.New(slog.DiscardHandler), "test", PodmanName, Endpoint{Host: "unix://" + sock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.MapsIDs() {
+		t.Fatal("MapsIDs with no answer: want false")
+	}
+	if !b.MapsIDs() || !b.info().rootless || !b.info().cgroupV1 {
+		t.Fatalf("after an answer: %+v, want rootless on cgroup v1", b.info())
+	}
+	if got := asks.Load(); got != 2 {
+		t.Errorf("Podman's info asked %d times, want 2", got)
 	}
 }
