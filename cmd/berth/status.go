@@ -95,7 +95,7 @@ func printStatus(w io.Writer, ws string, inst *rpc.Instance, caps rpc.BerthCapab
 		}
 	}
 	if inst.Usage == nil && inst.State == "running" {
-		line("usage", "unknown: the engine can't measure this container (rootless Podman on cgroup v1 can't)")
+		line("usage", "unknown: the engine can't measure this container")
 	}
 	if u := inst.Usage; u != nil {
 		l := u.Limits
