@@ -76,6 +76,7 @@ func TestParseKeyErrors(t *testing.T) {
 		{`{"image": "a", "runArgs": ["--rm"]}`, `f:1:28: runArgs[0]: docker run flag "--rm" is not supported in runArgs; berth maps only ` +
 			`--cap-add, --security-opt, --privileged, --device, --gpus, -e/--env, --env-file, --add-host, --network, --shm-size, --ulimit, -l/--label, --init, -v/--volume, --mount, -u/--user, -h/--hostname`},
 		{"{\"image\": \"a\",\n \"runArgs\": [\"--cap-add\", \"X\",\n    \"-p\", \"80:80\"]}", `f:3:5: runArgs[2]: docker run flag "-p" is not supported in runArgs; berth maps only --cap-add, --security-opt, --privileged, --device, --gpus, -e/--env, --env-file, --add-host, --network, --shm-size, --ulimit, -l/--label, --init, -v/--volume, --mount, -u/--user, -h/--hostname`},
+		{`{"image": "a", "runArgs": ["--userns=keep-id"]}`, `f:1:28: runArgs[0]: docker run flag "--userns=keep-id" is not supported in runArgs: berth gives rootless Podman a keep-id user namespace itself when the remote user isn't root`},
 		{`{"image": "a", "runArgs": ["debian"]}`, `f:1:28: runArgs[0]: "debian" is not a flag: runArgs takes docker run flags only (the image comes from image or build)`},
 		{`{"image": "a", "runArgs": ["--cap-add"]}`, `f:1:28: runArgs[0]: --cap-add needs a value`},
 		{`{"image": "a", "runArgs": ["--privileged=maybe"]}`, `f:1:28: runArgs[0]: --privileged=maybe: "maybe" is not true or false`},

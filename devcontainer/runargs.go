@@ -86,6 +86,10 @@ func (p *parser) runArgs(n *node) error {
 			return p.errorf(e, f, "%q is not a flag: runArgs takes docker run flags only (the image comes from image or build)", arg)
 		}
 		flag, ok := lookupFlag(name, short)
+		if !ok && !short && name == "userns" {
+			// Podman configurations often carry it.
+			return p.errorf(e, f, "docker run flag %q is not supported in runArgs: berth gives rootless Podman a keep-id user namespace itself when the remote user isn't root", arg)
+		}
 		if !ok {
 			return p.errorf(e, f, "docker run flag %q is not supported in runArgs; berth maps only %s", arg, strings.Join(RunArgsFlags(), ", "))
 		}

@@ -320,10 +320,16 @@ func status(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 	out := c.toInstance(*inst)
 	if p.Usage && inst.State == backends.StateRunning {
 		u, err := mgr.Workspace(ws).Usage(ctx, inst.Instance)
-		if err != nil {
+		switch {
+		case errors.Is(err, backends.ErrNotSupported):
+			// The engine can't measure this instance: no usage, and the
+			// rest of the status still stands.
+			c.log.Debug("no usage", "err", err)
+		case err != nil:
 			return nil, err
+		default:
+			out.Usage = toUsage(u)
 		}
-		out.Usage = toUsage(u)
 	}
 	return out, nil
 }

@@ -33,6 +33,8 @@ func (m *Manager) Engine() Engine {
 	}
 	e.BindMounts = true
 	e.FastPath = !m.noFast && len(m.agents) > 0
-	_, e.NetNS = m.backend.(backends.NetNSer)
+	// As netnsPath decides: joining a namespace takes root.
+	_, nser := m.backend.(backends.NetNSer)
+	e.NetNS = nser && !m.noFast && netnsUsable()
 	return e
 }

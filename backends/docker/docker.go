@@ -50,8 +50,9 @@ type Backend struct {
 	version    string     // berth version, recorded on instances
 	composeCLI composeCLI // the user's Compose CLI, found on first use
 
-	idsOnce sync.Once // guards engine, set once by info
-	engine  engineInfo
+	engineMu    sync.Mutex // guards the following, set by info
+	engine      engineInfo
+	engineKnown bool
 }
 
 var (
@@ -341,7 +342,7 @@ func (b *Backend) create(ctx context.Context, spec backends.Spec, img imageInfo)
 	if err := engineSettings(spec, cfg, hc); err != nil {
 		return "", err
 	}
-	b.keepID(spec, hc)
+	b.keepID(ctx, spec, img, cfg, hc)
 	backends.Report(ctx, "creating container %s from %s", spec.Name, spec.Image)
 	resp, err := b.cli.ContainerCreate(ctx, cfg, hc, nil, nil, spec.Name)
 	// Podman answers a taken name with a 500 that says so.
@@ -418,7 +419,10 @@ func (b *Backend) start(ctx context.Context, inst backends.Instance) (backends.I
 // imageInfo is what creating a container needs to know of its image.
 type imageInfo struct {
 	platform string // GOOS/GOARCH
-	Config   struct{ Entrypoint, Cmd []string }
+	Config   struct {
+		Entrypoint, Cmd []string
+		User            string // "" for root
+	}
 }
 
 // ensureImage makes sure ref is present, pulling it if needed, and returns
@@ -453,7 +457,7 @@ func (b *Backend) ensureImage(ctx context.Context, ref string) (imageInfo, error
 func infoOf(img image.InspectResponse) imageInfo {
 	info := imageInfo{platform: img.Os + "/" + img.Architecture}
 	if img.Config != nil {
-		info.Config.Entrypoint, info.Config.Cmd = img.Config.Entrypoint, img.Config.Cmd
+		info.Config.Entrypoint, info.Config.Cmd, info.Config.User = img.Config.Entrypoint, img.Config.Cmd, img.Config.User
 	}
 	return info
 }

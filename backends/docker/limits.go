@@ -52,11 +52,16 @@ func (b *Backend) SetLimits(ctx context.Context, id string, l backends.Limits) (
 	if l.IsZero() {
 		return limitsOf(c.HostConfig), nil
 	}
+	if b.name == PodmanName {
+		if e := b.info(); e.rootless && e.cgroupV1 {
+			return backends.Limits{}, fmt.Errorf("podman: update %s: %w: rootless Podman can't apply resource limits on cgroup v1", id, backends.ErrNotSupported)
+		}
+	}
 	if _, err := b.cli.ContainerUpdate(ctx, id, container.UpdateConfig{Resources: resources(l)}); err != nil {
 		if cerrdefs.IsNotFound(err) {
 			// The container was just there: it is the endpoint that is
 			// missing, as in Podman 4's Docker API.
-			return backends.Limits{}, fmt.Errorf("docker: update %s: the engine can't change a running container's limits (%v): %w", id, err, backends.ErrNotSupported)
+			return backends.Limits{}, fmt.Errorf("%s: update %s: %w: the engine can't change a running container's limits (%v); set customizations.berth.limits and recreate the container (berth up --recreate)", b.name, id, backends.ErrNotSupported, err)
 		}
 		return backends.Limits{}, b.mapErr("update "+id, err, backends.ErrNotFound)
 	}
@@ -91,6 +96,13 @@ func (b *Backend) Usage(ctx context.Context, id string) (backends.Usage, error) 
 	}
 	if c.State == nil || !c.State.Running {
 		return backends.Usage{}, fmt.Errorf("docker: stats %s: %w", id, backends.ErrNotRunning)
+	}
+	if b.name == PodmanName {
+		if e := b.info(); e.rootless && e.cgroupV1 {
+			// Its stats would be the whole machine's memory and none of
+			// the rest.
+			return backends.Usage{}, fmt.Errorf("podman: stats %s: %w: rootless Podman on cgroup v1 gives a container no cgroup of its own to measure", id, backends.ErrNotSupported)
+		}
 	}
 	u := backends.Usage{Limits: limitsOf(c.HostConfig)}
 	st, err := b.stats(ctx, id)

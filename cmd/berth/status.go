@@ -94,6 +94,9 @@ func printStatus(w io.Writer, ws string, inst *rpc.Instance, caps rpc.BerthCapab
 			line("health", "%s", inst.Health)
 		}
 	}
+	if inst.Usage == nil && inst.State == "running" {
+		line("usage", "unknown: the engine can't measure this container")
+	}
 	if u := inst.Usage; u != nil {
 		l := u.Limits
 		line("memory", "%s of %s", units.BytesSize(float64(u.Memory)), orUnlimited(l.Memory > 0, units.BytesSize(float64(l.Memory))))
