@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 
@@ -67,65 +68,74 @@ const (
 	highs = 0x8080808080808080
 )
 
-// plain8 reports whether none of the 8 bytes in v (one per byte lane)
-// needs care in a JSON string: no control byte, '"', '\\', or byte >=
-// 0x80. Each test is the classic "has a byte less than n" or "has a zero
-// byte" word trick; they may report a clean word as needing care, never
-// the other way round, so the byte loop decides the rare doubtful word.
-func plain8(v uint64) bool {
+// care8 marks the bytes of v (8 byte lanes, little-endian) that need care
+// in a JSON string: control bytes, '"', '\\', and bytes >= 0x80 (runes to
+// check), each by the top bit of its lane. It uses the "has a byte less
+// than n" and "has a zero byte" word tricks, whose borrows can mark a lane
+// above a marked one wrongly but never the lowest: the lowest marked lane
+// is the first byte that needs care.
+func care8(v uint64) uint64 {
 	q := v ^ ('"' * ones)
 	b := v ^ ('\\' * ones)
-	return ((v-0x20*ones)&^v|(q-ones)&^q|(b-ones)&^b|v)&highs == 0
+	return ((v-0x20*ones)&^v | (q-ones)&^q | (b-ones)&^b | v) & highs
 }
 
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
 // U+FFFD, as encoding/json does; U+2028 and U+2029 are escaped so that the
-// text is also valid JavaScript. Runs of plain ASCII are skipped 8 bytes
-// at a time and copied once.
+// text is also valid JavaScript. Plain ASCII is skipped 8 bytes at a time,
+// straight to the next byte that needs care, and copied once.
 func appendJSONString(buf, s []byte) []byte {
 	buf = append(buf, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		if i+8 <= len(s) && plain8(binary.LittleEndian.Uint64(s[i:])) {
-			i += 8
-			continue
-		}
-		// This word needs care: go through it a character at a time.
-		for end := min(i+8, len(s)); i < end; {
-			if b := s[i]; b < utf8.RuneSelf {
-				if b >= 0x20 && b != '"' && b != '\\' {
-					i++
-					continue
-				}
-				buf = append(buf, s[start:i]...)
-				switch b {
-				case '"', '\\':
-					buf = append(buf, '\\', b)
-				case '\n':
-					buf = append(buf, '\\', 'n')
-				case '\r':
-					buf = append(buf, '\\', 'r')
-				case '\t':
-					buf = append(buf, '\\', 't')
-				default:
-					buf = append(buf, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-				}
-				i++
-				start = i
+		end := len(s)
+		if i+8 <= len(s) {
+			m := care8(binary.LittleEndian.Uint64(s[i:]))
+			if m == 0 {
+				i += 8
 				continue
 			}
-			r, size := utf8.DecodeRune(s[i:])
-			switch {
-			case r == utf8.RuneError && size == 1:
-				buf = append(buf, s[start:i]...)
-				buf = append(buf, `\ufffd`...)
-				start = i + size
-			case r == '\u2028' || r == '\u2029':
-				buf = append(buf, s[start:i]...)
-				buf = append(buf, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-				start = i + size
+			end = i + 8
+			i += bits.TrailingZeros64(m) / 8
+		}
+		// From the first byte that needs care to the end of its word (or
+		// the tail, under 8 bytes), a character at a time.
+		for i < end {
+			b := s[i]
+			if b >= utf8.RuneSelf {
+				r, size := utf8.DecodeRune(s[i:])
+				switch {
+				case r == utf8.RuneError && size == 1:
+					buf = append(buf, s[start:i]...)
+					buf = append(buf, `\ufffd`...)
+					start = i + size
+				case r == '\u2028' || r == '\u2029':
+					buf = append(buf, s[start:i]...)
+					buf = append(buf, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+					start = i + size
+				}
+				i += size
+				continue
 			}
-			i += size
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			buf = append(buf, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				buf = append(buf, '\\', b)
+			case '\n':
+				buf = append(buf, '\\', 'n')
+			case '\r':
+				buf = append(buf, '\\', 'r')
+			case '\t':
+				buf = append(buf, '\\', 't')
+			default:
+				buf = append(buf, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
 		}
 	}
 	buf = append(buf, s[start:]...)

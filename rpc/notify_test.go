@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/bits"
 	"strings"
 	"testing"
 )
@@ -62,19 +63,33 @@ func TestAppendJSONStringEveryLane(t *testing.T) {
 	}
 }
 
-func TestPlain8(t *testing.T) {
+// TestCare8 checks that care8's lowest mark is the first byte that needs
+// care, for every byte value in every lane after plain bytes, followed by
+// every byte value.
+func TestCare8(t *testing.T) {
+	needs := func(b int) bool { return b < 0x20 || b >= 0x80 || b == '"' || b == '\\' }
 	for b := range 256 {
-		want := b >= 0x20 && b < 0x80 && b != '"' && b != '\\'
 		for lane := range 8 {
-			w := []byte("aaaaaaaa")
-			w[lane] = byte(b)
-			if got := plain8(binary.LittleEndian.Uint64(w)); got && !want {
-				t.Errorf("byte %#x in lane %d: plain8 says plain", b, lane)
+			for after := range 256 {
+				w := []byte("aaaaaaaa")
+				w[lane] = byte(b)
+				for k := lane + 1; k < 8; k++ {
+					w[k] = byte(after)
+				}
+				want := 8
+				if needs(b) {
+					want = lane
+				} else if lane < 7 && needs(after) {
+					want = lane + 1
+				}
+				got := 8
+				if m := care8(binary.LittleEndian.Uint64(w)); m != 0 {
+					got = bits.TrailingZeros64(m) / 8
+				}
+				if got != want {
+					t.Fatalf("%q: first byte needing care at %d, want %d", w, got, want)
+				}
 			}
-		}
-		// All lanes the same: plain8 may be cautious, but not for these.
-		if want && !plain8(uint64(b)*ones) {
-			t.Errorf("word of %#x: plain8 says it needs care", b)
 		}
 	}
 }
