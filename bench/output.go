@@ -16,6 +16,7 @@ var (
 	outputOnly   = flag.Bool("output", false, "run only the output figures: the engine's CLI, berth exec and berth/output side by side")
 	outputRounds = flag.Int("output-rounds", 7, "rounds of the output figures; each runs every path once, interleaved")
 	outputPaths  = flag.String("output-paths", "cli,exec,editor", "the output figures' paths, for profiling one")
+	outputBefore = flag.String("output-before", "", "another berth binary (an earlier build) whose berth/output runs beside this one's")
 )
 
 // outputKind is one kind of text the process writes.
@@ -73,10 +74,20 @@ func outputBench(r *report, eng *engine, bin, ws, id, workdir string) error {
 		return err
 	}
 	defer rb.close()
-
 	paths := []string{eng.cliName + " `CMD > /dev/null`", "`berth exec -- CMD > /dev/null` (direct)", "`berth/output` to an editor-like client"}
-	const cliPath, execPath, editorPath = 0, 1, 2
-	pathKeys := []string{"cli", "exec", "editor"}
+	const cliPath, execPath, editorPath, beforePath = 0, 1, 2, 3
+	pathKeys := []string{"cli", "exec", "editor", "before"}
+	clients := map[int]*rawBerth{editorPath: rb}
+	if *outputBefore != "" {
+		before, err := startRaw(*outputBefore, ws)
+		if err != nil {
+			return err
+		}
+		defer before.close()
+		clients[beforePath] = before
+		paths = append(paths, "`berth/output`, the earlier build")
+		*outputPaths += ",before"
+	}
 	type sample struct{ wall, cpu time.Duration }
 	got := make([][][]sample, len(kinds)) // [kind][path][round]
 	for k := range kinds {
@@ -94,6 +105,7 @@ func outputBench(r *report, eng *engine, bin, ws, id, workdir string) error {
 			wall, cpu, err := run(cmd)
 			return sample{wall, cpu}, err
 		default:
+			rb := clients[p]
 			cpu0, err := procCPU(rb.cmd.Process.Pid)
 			if err != nil {
 				return sample{}, err
