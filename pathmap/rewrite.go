@@ -379,7 +379,7 @@ type Writer struct {
 // that could still become a path; call Flush or Close at the end.
 func (m *Mapper) NewWriter(w io.Writer) *Writer {
 	la := m.lookahead()
-	return &Writer{w: w, sc: scanner{m: m}, win: max(32<<10, 4*la), step: max(64, 2*la)}
+	return &Writer{w: w, sc: scanner{m: m}, win: max(64<<10, 4*la), step: max(64, 2*la)}
 }
 
 // Write rewrites p onto the underlying writer. It returns len(p) unless the

@@ -46,8 +46,12 @@ var outputBudget = newBudget(budgetLimit)
 // rather than growing memory.
 //
 // Writers are a process's two stream copiers, each calling output from one
-// goroutine; run is the sender. Bytes count against the outbox and the
-// budget from output until the sink has returned.
+// goroutine; run is the sender. When nothing is queued and the sink is
+// idle, a writer hands its text to the sink itself: no copy, and no
+// hand-off to run, while the client keeps up. Either way one goroutine at
+// a time is in the sink, and events reach it in order. Bytes count
+// against the outbox and the budget from output until the sink has
+// returned.
 type outbox struct {
 	limit  int
 	budget *budget
@@ -62,7 +66,9 @@ type outbox struct {
 	starting bool // the backend is starting the process: no limits, nothing charged to the budget
 	closed   bool
 	released bool
-	done     bool // the exit event is queued
+	done     bool                             // the exit event is queued
+	sending  bool                             // a goroutine is in the sink
+	sink     func(stream string, text []byte) // run's output, once run has started
 }
 
 type event struct {
@@ -100,7 +106,8 @@ func (o *outbox) started() {
 	}
 }
 
-// output queues a copy of text. Once the process has started it blocks
+// output queues a copy of text, or sends it (see outbox). Once the process
+// has started it blocks
 // while the outbox is full and, unless the outbox is closed, while the
 // budget is spent; a piece larger than a limit goes through once nothing
 // else is held. Text after the exit event is dropped: nobody would send it.
@@ -119,6 +126,15 @@ func (o *outbox) output(stream string, text []byte) {
 		o.mu.Unlock()
 		o.budget.acquire(cost, &o.free)
 		o.mu.Lock()
+	}
+	if o.released && !o.starting && !o.sending && len(o.events) == 0 && o.sink != nil {
+		// The sink is idle and nothing waits: send from here.
+		o.sending = true
+		sink := o.sink
+		o.mu.Unlock()
+		sink(stream, text)
+		o.sent(cost)
+		return
 	}
 	defer o.mu.Unlock()
 	if n := len(o.events); n > 0 && o.events[n-1].stream == stream && len(o.events[n-1].buf)+len(text) <= mergeLimit {
@@ -165,27 +181,38 @@ func (o *outbox) close() {
 // run sends events until the exit event has been sent. text is only valid
 // during the call to output: its buffer is reused.
 func (o *outbox) run(output func(stream string, text []byte)) {
+	o.mu.Lock()
+	o.sink = output
+	o.mu.Unlock()
 	for {
 		o.mu.Lock()
-		for !o.released || len(o.events) == 0 {
+		for !o.released || len(o.events) == 0 || o.sending {
 			o.cond.Wait()
 		}
 		ev := o.events[0]
 		o.events[0] = event{}
 		o.events = o.events[1:]
-		o.mu.Unlock()
 		if ev.exit != nil {
+			o.mu.Unlock()
 			ev.exit()
 			return
 		}
+		o.sending = true
+		o.mu.Unlock()
 		output(ev.stream, ev.buf)
 		putBuf(ev.buf)
-		o.mu.Lock()
-		o.held -= ev.cost
-		o.cond.Broadcast()
-		o.mu.Unlock()
-		o.budget.release(ev.cost)
+		o.sent(ev.cost)
 	}
+}
+
+// sent ends a send of output that cost cost.
+func (o *outbox) sent(cost int) {
+	o.mu.Lock()
+	o.sending = false
+	o.held -= cost
+	o.cond.Broadcast()
+	o.mu.Unlock()
+	o.budget.release(cost)
 }
 
 // budget is output buffering shared by outboxes. Bytes are granted in the

@@ -432,3 +432,37 @@ func TestTextWriterPieces(t *testing.T) {
 		})
 	}
 }
+
+// TestOutboxSendsIdleDirectly checks that, with the sink idle and nothing
+// queued, a writer's text reaches the sink as it is, not a copy.
+func TestOutboxSendsIdleDirectly(t *testing.T) {
+	o := startedOutbox(newBudget(budgetLimit), outboxLimit)
+	o.release()
+	var seen []*byte
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		o.run(func(stream string, text []byte) { seen = append(seen, &text[0]) })
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		o.mu.Lock()
+		ready := o.sink != nil
+		o.mu.Unlock()
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("run never took its sink")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p := []byte("hello\n")
+	o.output("stdout", p)
+	o.exit(func() {})
+	wg.Wait()
+	if len(seen) != 1 || seen[0] != &p[0] {
+		t.Errorf("sink got %d sends, want the writer's own bytes once", len(seen))
+	}
+	if o.held != 0 {
+		t.Errorf("outbox holds %d after the exit", o.held)
+	}
+}
