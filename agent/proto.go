@@ -193,6 +193,24 @@ func writeFrame(w io.Writer, typ byte, payload []byte) error {
 	return err
 }
 
+// frameHead is the room a buffer leaves before its payload for
+// writeFramed: the frame's header.
+const frameHead = 5
+
+// writeFramed writes the frame whose payload is b[frameHead:], putting its
+// header in b's head room: one write, and no copy of a large payload (the
+// output copiers read into the room after it).
+func writeFramed(w io.Writer, typ byte, b []byte) error {
+	n := len(b) - frameHead
+	if n > maxFrame {
+		return fmt.Errorf("agent: frame of %d bytes exceeds %d", n, maxFrame)
+	}
+	b[0] = typ
+	binary.BigEndian.PutUint32(b[1:frameHead], uint32(n))
+	_, err := w.Write(b)
+	return err
+}
+
 func writeJSON(w io.Writer, typ byte, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -80,6 +80,27 @@ func TestFrameHeaderBytes(t *testing.T) {
 	}
 }
 
+// TestWriteFramedSameBytes checks that a frame written in its buffer's
+// head room is the frame writeFrame writes.
+func TestWriteFramedSameBytes(t *testing.T) {
+	for _, payload := range [][]byte{nil, []byte("hi"), bytes.Repeat([]byte("x"), 300<<10)} {
+		var want, got bytes.Buffer
+		if err := writeFrame(&want, frameStderr, payload); err != nil {
+			t.Fatal(err)
+		}
+		b := append(make([]byte, frameHead), payload...)
+		if err := writeFramed(&got, frameStderr, b); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Errorf("%d-byte payload: writeFramed wrote %.20q, writeFrame %.20q", len(payload), got.Bytes(), want.Bytes())
+		}
+	}
+	if err := writeFramed(io.Discard, frameStdout, make([]byte, frameHead+maxFrame+1)); err == nil {
+		t.Error("writeFramed took a frame over maxFrame")
+	}
+}
+
 func TestWriteFrameRejectsOversize(t *testing.T) {
 	var wire bytes.Buffer
 	err := writeFrame(&wire, frameStdout, make([]byte, maxFrame+1))

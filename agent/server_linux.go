@@ -358,6 +358,13 @@ func (sw *streamWriter) frame(typ byte, p []byte) error {
 	return writeFrame(sw.w, typ, p)
 }
 
+// framed is frame for a payload after frameHead bytes of room in b.
+func (sw *streamWriter) framed(typ byte, b []byte) error {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return writeFramed(sw.w, typ, b)
+}
+
 // drainGrace is how long output may keep flowing after the process exited,
 // from children that inherited its stdout. After it, berth reports the exit
 // rather than stall (docker exec stalls ~2 s here). It starts once the
@@ -504,12 +511,14 @@ func (c *conn) exec(st *yamux.Stream, req request) {
 		outWG.Add(1)
 		go func() {
 			defer outWG.Done()
-			buf := make([]byte, 256<<10)
+			// Read after room for the frame's header: each read goes out
+			// in one write, with no buffer allocated for it.
+			buf := make([]byte, frameHead+256<<10)
 			for {
-				n, err := f.Read(buf)
+				n, err := f.Read(buf[frameHead:])
 				if n > 0 {
 					read[i].Add(int64(n))
-					if werr := sw.frame(types[i], buf[:n]); werr != nil {
+					if werr := sw.framed(types[i], buf[:frameHead+n]); werr != nil {
 						return
 					}
 				}

@@ -196,6 +196,11 @@ func run() error {
 		fmt.Print(r.b.String())
 		return err
 	}
+	if *outputOnly {
+		err := outputBench(&r, eng, bin, ws, inst.ID, inst.Workdir)
+		fmt.Print(r.b.String())
+		return err
+	}
 	if *memoryOnly {
 		err := memory(&r, bin, ws)
 		fmt.Print(r.b.String())

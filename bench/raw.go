@@ -26,6 +26,9 @@ type rawBerth struct {
 	out  *bufio.Reader
 	id   int
 	p    fastjson.Parser
+	body []byte // the last frame read, reused
+	// countOnly, when set, leaves Text unset: read only counts it.
+	countOnly bool
 	// idle, when set, is how long read waits for berth to send anything.
 	idle time.Duration
 }
@@ -58,9 +61,10 @@ type frame struct {
 		Message string `json:"message"`
 	} `json:"error"`
 	Params struct {
-		PID  string `json:"pid"`
-		Text string `json:"text"`
-		Code int    `json:"code"`
+		PID     string `json:"pid"`
+		Text    string `json:"text"`
+		TextLen int    `json:"-"` // len(Text), also set when Text is not
+		Code    int    `json:"code"`
 	} `json:"params"`
 }
 
@@ -95,7 +99,10 @@ func (b *rawBerth) read() (*frame, error) {
 			n, _ = strconv.Atoi(v)
 		}
 	}
-	body := make([]byte, n)
+	if cap(b.body) < n {
+		b.body = make([]byte, n)
+	}
+	body := b.body[:n]
 	if _, err := io.ReadFull(b.out, body); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, fmt.Errorf("berth sent nothing for %s", b.idle)
@@ -120,7 +127,13 @@ func (b *rawBerth) read() (*frame, error) {
 		}{Message: string(e.GetStringBytes("message"))}
 	}
 	f.Params.PID = string(v.GetStringBytes("params", "pid"))
-	f.Params.Text = string(v.GetStringBytes("params", "text"))
+	// The text is unescaped, as an editor's JSON.parse would; a counting
+	// reader needs only its length.
+	text := v.GetStringBytes("params", "text")
+	f.Params.TextLen = len(text)
+	if !b.countOnly {
+		f.Params.Text = string(text)
+	}
 	f.Params.Code = v.GetInt("params", "code")
 	return f, nil
 }
@@ -153,6 +166,8 @@ func (b *rawBerth) execCount(argv []string) (int64, error) {
 	var res struct{ PID string }
 	json.Unmarshal(f.Result, &res)
 	var n int64
+	b.countOnly = true
+	defer func() { b.countOnly = false }()
 	for {
 		f, err := b.read()
 		if err != nil {
@@ -160,7 +175,7 @@ func (b *rawBerth) execCount(argv []string) (int64, error) {
 		}
 		switch {
 		case f.Method == "berth/output" && f.Params.PID == res.PID:
-			n += int64(len(f.Params.Text))
+			n += int64(f.Params.TextLen)
 		case f.Method == "berth/exit" && f.Params.PID == res.PID:
 			if f.Params.Code != 0 {
 				return n, fmt.Errorf("exit %d", f.Params.Code)

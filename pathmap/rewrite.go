@@ -90,6 +90,15 @@ func (s *scanner) remember(b []byte) {
 // much of src it consumed, and the caller must present the rest again with
 // more input after it.
 func (s *scanner) scan(dst, src []byte, final bool) ([]byte, int) {
+	dst, n, _ := s.scanLazy(dst, src, final, false)
+	return dst, n
+}
+
+// scanLazy is scan that, when lazy is set and nothing in src[:n] needs
+// rewriting, appends nothing and returns same: the rewrite is src[:n]
+// itself, and the caller may pass it on without a copy.
+func (s *scanner) scanLazy(dst, src []byte, final, lazy bool) (out []byte, consumed int, same bool) {
+	changed := s.inPath
 	m := s.m
 	n := len(src)
 	i := 0 // src[:i] is already in dst
@@ -104,6 +113,7 @@ loop:
 			}
 			dst = appendBackslashed(dst, src[i:e])
 			i, pos = e, e
+			changed = true
 			if e == n {
 				break
 			}
@@ -123,6 +133,7 @@ loop:
 			}
 			if mt != nil {
 				dst = append(dst, src[i:f]...)
+				changed = true
 				if exact {
 					dst = append(dst, mt.uExact...)
 				} else {
@@ -144,6 +155,7 @@ loop:
 			continue
 		}
 		dst = append(dst, src[i:j]...)
+		changed = true
 		if exact {
 			dst = append(dst, mt.hExact...)
 		} else {
@@ -161,9 +173,11 @@ loop:
 			}
 		}
 	}
-	dst = append(dst, src[i:stop]...)
 	s.remember(src[:stop])
-	return dst, stop
+	if lazy && !changed {
+		return dst, stop, true
+	}
+	return append(dst, src[i:stop]...), stop, false
 }
 
 func appendBackslashed(dst, b []byte) []byte {
@@ -365,7 +379,7 @@ type Writer struct {
 // that could still become a path; call Flush or Close at the end.
 func (m *Mapper) NewWriter(w io.Writer) *Writer {
 	la := m.lookahead()
-	return &Writer{w: w, sc: scanner{m: m}, win: max(32<<10, 4*la), step: max(64, 2*la)}
+	return &Writer{w: w, sc: scanner{m: m}, win: max(64<<10, 4*la), step: max(64, 2*la)}
 }
 
 // Write rewrites p onto the underlying writer. It returns len(p) unless the
@@ -387,8 +401,15 @@ func (w *Writer) Write(p []byte) (int, error) {
 	}
 	for len(p) > 0 {
 		win := p[:min(len(p), w.win)]
-		var c int
-		w.out, c = w.sc.scan(w.out, win, false)
+		// Nothing staged: a window with nothing to rewrite goes on as it
+		// is, without a copy.
+		out, c, same := w.sc.scanLazy(w.out, win, false, len(w.out) == 0)
+		w.out = out
+		if same {
+			if err := w.pass(win[:c]); err != nil {
+				return 0, err
+			}
+		}
 		if c < len(win) && len(win) == len(p) {
 			w.held = append(w.held, win[c:]...)
 			c = len(win)
@@ -422,14 +443,20 @@ func (w *Writer) Flush() error {
 func (w *Writer) Close() error { return w.Flush() }
 
 func (w *Writer) drain() error {
-	if len(w.out) == 0 {
+	err := w.pass(w.out)
+	w.out = w.out[:0]
+	return err
+}
+
+// pass writes b to the underlying writer.
+func (w *Writer) pass(b []byte) error {
+	if len(b) == 0 {
 		return nil
 	}
-	n, err := w.w.Write(w.out)
-	if err == nil && n < len(w.out) {
+	n, err := w.w.Write(b)
+	if err == nil && n < len(b) {
 		err = io.ErrShortWrite
 	}
-	w.out = w.out[:0]
 	w.err = err
 	return err
 }

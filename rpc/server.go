@@ -437,7 +437,7 @@ func (c *conn) progressCtx(ctx context.Context) context.Context {
 // sink delivers a client's process events as notifications.
 type sink struct{ c *conn }
 
-func (s sink) Output(pid, stream, text string) {
+func (s sink) Output(pid, stream string, text []byte) {
 	if err := s.c.stream.writeOutput(pid, stream, text); err != nil && !errors.Is(err, jsonrpc2.ErrClosed) {
 		s.c.log.Debug("notify failed", "method", "berth/output", "err", err)
 	}

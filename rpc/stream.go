@@ -63,8 +63,9 @@ type frameStream struct {
 	// them back. The reader runs Handle before it reads again.
 	params json.RawMessage
 
-	wmu sync.Mutex // guards w and serialises frames
-	w   *bufio.Writer
+	wmu  sync.Mutex // guards w and obuf, and serialises frames
+	w    *bufio.Writer
+	obuf []byte // writeOutput's frame buffer, kept for the next notification
 }
 
 func newFrameStream(rwc io.ReadWriteCloser, log *slog.Logger, trace bool) *frameStream {

@@ -25,7 +25,9 @@ import (
 // delivered before its Exit. Output for stdout and stderr may arrive from two
 // goroutines at once; within a stream it is in order.
 type Sink interface {
-	Output(pid, stream, text string)
+	// Output delivers a process's output. text is only valid during the
+	// call: its buffer is reused.
+	Output(pid, stream string, text []byte)
 	Exit(pid string, st backends.ExitStatus, reason string)
 	// ConfigChanged says a workspace's configuration inputs changed so
 	// that its instance is now stale.
@@ -198,7 +200,7 @@ func (c *Client) Exec(ctx context.Context, opts ExecOptions) (*Process, error) {
 		return nil, err
 	}
 	return c.start(ctx, id, opts, newOutbox(),
-		func(stream, text string) { c.sink.Output(id, stream, text) },
+		func(stream string, text []byte) { c.sink.Output(id, stream, text) },
 		func(st backends.ExitStatus, err error) {
 			reason := ""
 			if err != nil {
@@ -209,7 +211,7 @@ func (c *Client) Exec(ctx context.Context, opts ExecOptions) (*Process, error) {
 }
 
 func (c *Client) start(ctx context.Context, id string, opts ExecOptions, out *outbox,
-	output func(stream, text string), exit func(backends.ExitStatus, error)) (*Process, error) {
+	output func(stream string, text []byte), exit func(backends.ExitStatus, error)) (*Process, error) {
 	if len(opts.Argv) == 0 {
 		return nil, errors.New("argv: must name a command")
 	}
@@ -232,7 +234,7 @@ func (c *Client) start(ctx context.Context, id string, opts ExecOptions, out *ou
 
 // startOn starts a process in r's instance, which the caller ensured.
 func (c *Client) startOn(ctx context.Context, w *Workspace, r Ready, id string, opts ExecOptions, out *outbox,
-	output func(stream, text string), exit func(backends.ExitStatus, error)) (*Process, error) {
+	output func(stream string, text []byte), exit func(backends.ExitStatus, error)) (*Process, error) {
 	c.applyConfig(ctx, w, r, &opts)
 	if !opts.Internal {
 		if _, set := opts.Env["BROWSER"]; !set {
@@ -249,8 +251,8 @@ func (c *Client) startOn(ctx context.Context, w *Workspace, r Ready, id string, 
 		id: id, workspace: opts.Workspace, argv: opts.Argv, kind: opts.Kind, tty: opts.TTY,
 		out: out, done: make(chan struct{}),
 	}
-	stdout := newStreamWriter(r.Mapper, opts.MapPaths, func(s string) { out.output("stdout", s) })
-	stderr := newStreamWriter(r.Mapper, opts.MapPaths, func(s string) { out.output("stderr", s) })
+	stdout := newStreamWriter(r.Mapper, opts.MapPaths, func(p []byte) { out.output("stdout", p) })
+	stderr := newStreamWriter(r.Mapper, opts.MapPaths, func(p []byte) { out.output("stderr", p) })
 	spec := backends.ExecSpec{
 		Argv:   opts.Argv,
 		Cwd:    containerCwd(r.Mapper, opts.Cwd, r.Workdir),
@@ -415,7 +417,7 @@ func (c *Client) runOnce(ctx context.Context, opts ExecOptions, timeout time.Dur
 	out.release()
 	opts.Stdin = false
 	p, err := c.start(ctx, id, opts, out,
-		func(stream, text string) {
+		func(stream string, text []byte) {
 			mu.Lock()
 			defer mu.Unlock()
 			if stream == "stdout" {
@@ -669,7 +671,7 @@ type capped struct {
 	truncated bool
 }
 
-func (c *capped) add(s string) {
+func (c *capped) add(s []byte) {
 	if room := MaxRunOutput - len(c.buf); room < len(s) {
 		cut := max(room, 0)
 		for cut > 0 && !utf8.RuneStart(s[cut]) {

@@ -315,12 +315,12 @@ func (s *recSink) event(f func()) {
 	s.changed = make(chan struct{})
 }
 
-func (s *recSink) Output(pid, stream, text string) {
+func (s *recSink) Output(pid, stream string, text []byte) {
 	s.event(func() {
 		if s.out[pid] == nil {
 			s.out[pid] = map[string]string{}
 		}
-		s.out[pid][stream] += text
+		s.out[pid][stream] += string(text)
 	})
 }
 

@@ -367,7 +367,7 @@ func (b *buildLog) Write(p []byte) (int, error) {
 		}
 		b.id = id
 	}
-	b.c.sink.Output(b.id, "stdout", string(p))
+	b.c.sink.Output(b.id, "stdout", p)
 	return len(p), nil
 }
 

@@ -65,7 +65,7 @@ type portRec struct {
 	ports [][]Port
 }
 
-func (*portRec) Output(string, string, string)                      {}
+func (*portRec) Output(string, string, []byte)                      {}
 func (*portRec) Exit(string, backends.ExitStatus, string)           {}
 func (*portRec) ConfigChanged(string, []string)                     {}
 func (*portRec) InstanceChanged(string, string, string)             {}

@@ -74,7 +74,7 @@ func TestCompletePrefixEveryCut(t *testing.T) {
 // emits collects what a textWriter emits.
 type emits []string
 
-func (e *emits) emit(s string) { *e = append(*e, s) }
+func (e *emits) emit(p []byte) { *e = append(*e, string(p)) }
 
 func TestTextWriterSplits(t *testing.T) {
 	check := func(t *testing.T, what string, got emits, want string) {
@@ -532,7 +532,7 @@ func TestCapped(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var c capped
 			for _, s := range tt.adds {
-				c.add(s)
+				c.add([]byte(s))
 			}
 			got := c.String()
 			if len(got) != tt.wantLen || !strings.HasSuffix(got, tt.wantTail) || c.truncated != tt.wantTruncated {

@@ -2,8 +2,8 @@ package session
 
 import (
 	"io"
+	"math/bits"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -46,8 +46,12 @@ var outputBudget = newBudget(budgetLimit)
 // rather than growing memory.
 //
 // Writers are a process's two stream copiers, each calling output from one
-// goroutine; run is the sender. Bytes count against the outbox and the
-// budget from output until the sink has returned.
+// goroutine; run is the sender. When nothing is queued and the sink is
+// idle, a writer hands its text to the sink itself: no copy, and no
+// hand-off to run, while the client keeps up. Either way one goroutine at
+// a time is in the sink, and events reach it in order. Bytes count
+// against the outbox and the budget from output until the sink has
+// returned.
 type outbox struct {
 	limit  int
 	budget *budget
@@ -62,14 +66,15 @@ type outbox struct {
 	starting bool // the backend is starting the process: no limits, nothing charged to the budget
 	closed   bool
 	released bool
-	done     bool // the exit event is queued
+	done     bool                             // the exit event is queued
+	sending  bool                             // a goroutine is in the sink
+	sink     func(stream string, text []byte) // run's output, once run has started
 }
 
 type event struct {
-	stream string   // "stdout" or "stderr"; empty for the exit event
-	parts  []string // output, merged by keeping the pieces: joined once, at send
-	size   int      // bytes in parts
-	cost   int      // size plus pieceCost per part
+	stream string // "stdout" or "stderr"; empty for the exit event
+	buf    []byte // output, merged by copying each piece in: from getBuf
+	cost   int    // len(buf) plus pieceCost per piece
 	exit   func()
 }
 
@@ -101,11 +106,12 @@ func (o *outbox) started() {
 	}
 }
 
-// output queues text. Once the process has started it blocks while the
-// outbox is full and, unless the outbox is closed, while the budget is
-// spent; a piece larger than a limit goes through once nothing else is
-// held. Text after the exit event is dropped: nobody would send it.
-func (o *outbox) output(stream, text string) {
+// output queues a copy of text, or sends it (see outbox). Once the process
+// has started it blocks
+// while the outbox is full and, unless the outbox is closed, while the
+// budget is spent; a piece larger than a limit goes through once nothing
+// else is held. Text after the exit event is dropped: nobody would send it.
+func (o *outbox) output(stream string, text []byte) {
 	cost := len(text) + pieceCost
 	o.mu.Lock()
 	for !o.starting && o.held > 0 && o.held+cost > o.limit && !o.done {
@@ -121,14 +127,22 @@ func (o *outbox) output(stream, text string) {
 		o.budget.acquire(cost, &o.free)
 		o.mu.Lock()
 	}
+	if o.released && !o.starting && !o.sending && len(o.events) == 0 && o.sink != nil {
+		// The sink is idle and nothing waits: send from here.
+		o.sending = true
+		sink := o.sink
+		o.mu.Unlock()
+		sink(stream, text)
+		o.sent(cost)
+		return
+	}
 	defer o.mu.Unlock()
-	if n := len(o.events); n > 0 && o.events[n-1].stream == stream && o.events[n-1].size+len(text) <= mergeLimit {
+	if n := len(o.events); n > 0 && o.events[n-1].stream == stream && len(o.events[n-1].buf)+len(text) <= mergeLimit {
 		ev := &o.events[n-1]
-		ev.parts = append(ev.parts, text)
-		ev.size += len(text)
+		ev.buf = appendBuf(ev.buf, text)
 		ev.cost += cost
 	} else {
-		o.events = append(o.events, event{stream: stream, parts: []string{text}, size: len(text), cost: cost})
+		o.events = append(o.events, event{stream: stream, buf: appendBuf(nil, text), cost: cost})
 	}
 	o.cond.Broadcast()
 }
@@ -164,28 +178,41 @@ func (o *outbox) close() {
 	o.budget.wake()
 }
 
-// run sends events until the exit event has been sent.
-func (o *outbox) run(output func(stream, text string)) {
+// run sends events until the exit event has been sent. text is only valid
+// during the call to output: its buffer is reused.
+func (o *outbox) run(output func(stream string, text []byte)) {
+	o.mu.Lock()
+	o.sink = output
+	o.mu.Unlock()
 	for {
 		o.mu.Lock()
-		for !o.released || len(o.events) == 0 {
+		for !o.released || len(o.events) == 0 || o.sending {
 			o.cond.Wait()
 		}
 		ev := o.events[0]
 		o.events[0] = event{}
 		o.events = o.events[1:]
-		o.mu.Unlock()
 		if ev.exit != nil {
+			o.mu.Unlock()
 			ev.exit()
 			return
 		}
-		output(ev.stream, join(ev.parts, ev.size))
-		o.mu.Lock()
-		o.held -= ev.cost
-		o.cond.Broadcast()
+		o.sending = true
 		o.mu.Unlock()
-		o.budget.release(ev.cost)
+		output(ev.stream, ev.buf)
+		putBuf(ev.buf)
+		o.sent(ev.cost)
 	}
+}
+
+// sent ends a send of output that cost cost.
+func (o *outbox) sent(cost int) {
+	o.mu.Lock()
+	o.sending = false
+	o.held -= cost
+	o.cond.Broadcast()
+	o.mu.Unlock()
+	o.budget.release(cost)
 }
 
 // budget is output buffering shared by outboxes. Bytes are granted in the
@@ -254,17 +281,45 @@ func (b *budget) wake() {
 	b.cond.Broadcast()
 }
 
-// join concatenates parts with one copy, or none for a single part.
-func join(parts []string, size int) string {
-	if len(parts) == 1 {
-		return parts[0]
+// Output buffers. An event's bytes live in one buffer; a small one is
+// grown by append, one of minPooled bytes or more comes from a pool by
+// its power-of-two size, up to mergeLimit. Either way a buffer holds at
+// least half its capacity, so the limits above, counted in bytes of
+// output, bound memory to twice them; and a busy process's 64 KiB
+// notifications reuse the same few buffers rather than asking the garbage
+// collector for new ones.
+const minPooled = 4 << 10
+
+var bufPools [5]sync.Pool // bufPools[i] holds buffers of minPooled<<i bytes, up to mergeLimit
+
+// appendBuf appends p to buf, moving to a larger buffer as needed.
+func appendBuf(buf, p []byte) []byte {
+	need := len(buf) + len(p)
+	if need <= cap(buf) {
+		return append(buf, p...)
 	}
-	var b strings.Builder
-	b.Grow(size)
-	for _, p := range parts {
-		b.WriteString(p)
+	if need < minPooled || need > mergeLimit {
+		// Small (append doubles it), or a piece larger than any pooled
+		// buffer (kept whole, at its size).
+		return append(buf, p...)
 	}
-	return b.String()
+	i := bits.Len(uint((need - 1) / minPooled))
+	nb, _ := bufPools[i].Get().([]byte)
+	if nb == nil {
+		nb = make([]byte, 0, minPooled<<i)
+	}
+	nb = append(append(nb[:0], buf...), p...)
+	putBuf(buf)
+	return nb
+}
+
+// putBuf returns a buffer from appendBuf to its pool, if it came from one.
+func putBuf(buf []byte) {
+	c := cap(buf)
+	if c < minPooled || c > mergeLimit || c&(c-1) != 0 {
+		return
+	}
+	bufPools[bits.Len(uint(c/minPooled))-1].Put(buf[:0]) //nolint:staticcheck // the slice header's allocation is small beside the buffer
 }
 
 // streamWriter turns one output stream into text events: container paths
@@ -275,7 +330,7 @@ type streamWriter struct {
 	text *textWriter
 }
 
-func newStreamWriter(m *pathmap.Mapper, mapPaths bool, emit func(string)) *streamWriter {
+func newStreamWriter(m *pathmap.Mapper, mapPaths bool, emit func([]byte)) *streamWriter {
 	tw := &textWriter{emit: emit}
 	sw := &streamWriter{w: tw, text: tw}
 	if mapPaths {
@@ -297,8 +352,9 @@ func (s *streamWriter) Flush() {
 
 // textWriter emits complete UTF-8 text in pieces of at most mergeLimit
 // bytes, holding back at most a partial trailing rune until the next write.
+// A piece is only valid during the call to emit.
 type textWriter struct {
-	emit    func(string)
+	emit    func([]byte)
 	pending []byte
 }
 
@@ -330,14 +386,14 @@ func (t *textWriter) emitPieces(p []byte) {
 				}
 			}
 		}
-		t.emit(string(p[:end]))
+		t.emit(p[:end])
 		p = p[end:]
 	}
 }
 
 func (t *textWriter) flush() {
 	if len(t.pending) > 0 {
-		t.emit(string(t.pending))
+		t.emit(t.pending)
 		t.pending = nil
 	}
 }

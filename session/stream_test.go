@@ -18,6 +18,11 @@ func startedOutbox(b *budget, limit int) *outbox {
 	return o
 }
 
+// runStrings is run with the text as a string.
+func (o *outbox) runStrings(output func(stream, text string)) {
+	o.run(func(stream string, text []byte) { output(stream, string(text)) })
+}
+
 // describe names an outbox delivery compactly: long texts by size.
 func describe(stream, text string) string {
 	if len(text) > 16 {
@@ -48,12 +53,12 @@ func TestOutboxOrderAndMerge(t *testing.T) {
 			o := startedOutbox(newBudget(budgetLimit), outboxLimit)
 			var got []string
 			for _, op := range tt.ops {
-				o.output(op.stream, op.text)
+				o.output(op.stream, []byte(op.text))
 			}
 			o.exit(func() { got = append(got, "exit") })
 			o.release()
 			// Everything is queued: run delivers it all and returns.
-			o.run(func(stream, text string) { got = append(got, describe(stream, text)) })
+			o.runStrings(func(stream, text string) { got = append(got, describe(stream, text)) })
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("deliveries (-want +got):\n%s", diff)
 			}
@@ -67,9 +72,9 @@ func TestOutboxHoldsUntilRelease(t *testing.T) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() {
-		o.run(func(stream, text string) { delivered <- describe(stream, text) })
+		o.runStrings(func(stream, text string) { delivered <- describe(stream, text) })
 	})
-	o.output("stdout", "early")
+	o.output("stdout", []byte("early"))
 	o.exit(func() { delivered <- "exit" })
 	// A negative can only be checked for a while.
 	select {
@@ -110,7 +115,7 @@ func TestOutboxConcurrentStreams(t *testing.T) {
 		writes sync.WaitGroup
 	)
 	wg.Go(func() {
-		o.run(func(stream, text string) {
+		o.runStrings(func(stream, text string) {
 			got[stream].WriteString(text)
 			last = stream
 		})
@@ -118,7 +123,7 @@ func TestOutboxConcurrentStreams(t *testing.T) {
 	for s := range 2 {
 		writes.Go(func() {
 			for line := range strings.Lines(want[s].String()) {
-				o.output(streams[s], line)
+				o.output(streams[s], []byte(line))
 			}
 		})
 	}
@@ -178,7 +183,7 @@ func TestOutboxLimits(t *testing.T) {
 			for i := range boxes {
 				boxes[i] = startedOutbox(b, tt.limit)
 				wg.Go(func() {
-					boxes[i].run(func(stream, text string) { got[i].WriteString(text) })
+					boxes[i].runStrings(func(stream, text string) { got[i].WriteString(text) })
 				})
 			}
 			var want [3]strings.Builder
@@ -190,7 +195,7 @@ func TestOutboxLimits(t *testing.T) {
 				done := make(chan struct{})
 				go func() {
 					defer close(done)
-					boxes[w.box].output("stdout", text)
+					boxes[w.box].output("stdout", []byte(text))
 				}()
 				return done
 			}
@@ -279,7 +284,7 @@ func TestOutboxUnderPressure(t *testing.T) {
 				o := startedOutbox(b, tt.limit*piece)
 				results[i].got = map[string]*strings.Builder{"stdout": {}, "stderr": {}}
 				wg.Go(func() {
-					o.run(func(stream, text string) {
+					o.runStrings(func(stream, text string) {
 						b.mu.Lock()
 						used := b.used
 						b.mu.Unlock()
@@ -305,7 +310,7 @@ func TestOutboxUnderPressure(t *testing.T) {
 					for _, stream := range []string{"stdout", "stderr"} {
 						copiers.Go(func() {
 							for n := range lines {
-								o.output(stream, fmt.Sprintf("%c%d.%d\n", stream[3], i, n))
+								o.output(stream, []byte(fmt.Sprintf("%c%d.%d\n", stream[3], i, n)))
 							}
 						})
 					}
@@ -354,7 +359,7 @@ func TestOutboxBeforeStart(t *testing.T) {
 		wrote := make(chan struct{})
 		go func() {
 			defer close(wrote)
-			o.output("stdout", strings.Repeat("x", size))
+			o.output("stdout", []byte(strings.Repeat("x", size)))
 		}()
 		select {
 		case <-wrote:
@@ -372,7 +377,7 @@ func TestOutboxBeforeStart(t *testing.T) {
 	wrote := make(chan struct{})
 	go func() {
 		defer close(wrote)
-		o.output("stderr", strings.Repeat("y", size))
+		o.output("stderr", []byte(strings.Repeat("y", size)))
 	}()
 	select {
 	case <-wrote:
@@ -381,7 +386,7 @@ func TestOutboxBeforeStart(t *testing.T) {
 	}
 	var got []string
 	var wg sync.WaitGroup
-	wg.Go(func() { o.run(func(stream, text string) { got = append(got, describe(stream, text)) }) })
+	wg.Go(func() { o.runStrings(func(stream, text string) { got = append(got, describe(stream, text)) }) })
 	o.release()
 	<-wrote
 	o.exit(func() { got = append(got, "exit") })
@@ -425,5 +430,39 @@ func TestTextWriterPieces(t *testing.T) {
 				t.Error("pieces don't join to the input")
 			}
 		})
+	}
+}
+
+// TestOutboxSendsIdleDirectly checks that, with the sink idle and nothing
+// queued, a writer's text reaches the sink as it is, not a copy.
+func TestOutboxSendsIdleDirectly(t *testing.T) {
+	o := startedOutbox(newBudget(budgetLimit), outboxLimit)
+	o.release()
+	var seen []*byte
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		o.run(func(stream string, text []byte) { seen = append(seen, &text[0]) })
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		o.mu.Lock()
+		ready := o.sink != nil
+		o.mu.Unlock()
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("run never took its sink")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p := []byte("hello\n")
+	o.output("stdout", p)
+	o.exit(func() {})
+	wg.Wait()
+	if len(seen) != 1 || seen[0] != &p[0] {
+		t.Errorf("sink got %d sends, want the writer's own bytes once", len(seen))
+	}
+	if o.held != 0 {
+		t.Errorf("outbox holds %d after the exit", o.held)
 	}
 }

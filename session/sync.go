@@ -566,7 +566,7 @@ func (s *syncer) copyTo(ctx context.Context, inst backends.Instance, r io.Reader
 		return s.b.CopyTo(ctx, inst.ID, "/", r)
 	}
 	var stderr capped
-	w := writerFunc(func(p []byte) (int, error) { stderr.add(string(p)); return len(p), nil })
+	w := writerFunc(func(p []byte) (int, error) { stderr.add(p); return len(p), nil })
 	in := &readCounter{r: r}
 	p, err := ac.Exec(ctx, backends.ExecSpec{Argv: []string{agent.InitPath, "untar", "/"}, User: "0:0", Stdin: in, Stdout: io.Discard, Stderr: w}, nil)
 	if err != nil {

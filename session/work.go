@@ -70,7 +70,7 @@ func (c *Client) runOn(ctx context.Context, w *Workspace, r Ready, opts ExecOpti
 		if w, ok := streamed[stream]; ok {
 			return w
 		}
-		w := r.Mapper.NewWriter(textSink(func(s string) { c.sink.Output(id, stream, s) }))
+		w := r.Mapper.NewWriter(textSink(func(p []byte) { c.sink.Output(id, stream, p) }))
 		streamed[stream] = w
 		return w
 	}
@@ -78,7 +78,8 @@ func (c *Client) runOn(ctx context.Context, w *Workspace, r Ready, opts ExecOpti
 	out := newOutbox()
 	out.release() // the client learns the pid from the output itself
 	p, err := c.startOn(ctx, w, r, id, opts, out,
-		func(stream, text string) {
+		func(stream string, raw []byte) {
+			text := string(raw) // raw is reused after the call
 			mu.Lock()
 			defer mu.Unlock()
 			buf := &run.Stdout
@@ -124,11 +125,11 @@ func (c *Client) runOn(ctx context.Context, w *Workspace, r Ready, opts ExecOpti
 	return run, nil
 }
 
-// textSink adapts a string callback to an io.Writer.
-type textSink func(string)
+// textSink adapts a callback to an io.Writer; p is only valid during the call.
+type textSink func([]byte)
 
 func (f textSink) Write(p []byte) (int, error) {
-	f(string(p))
+	f(p)
 	return len(p), nil
 }
 

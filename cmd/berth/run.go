@@ -415,6 +415,9 @@ func (s stdio) Close() error {
 func serveStdio(ctx context.Context, srv *rpc.Server, stdin io.Reader, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer stop()
+	if f, ok := stdout.(*os.File); ok {
+		growStdout(f)
+	}
 	err := srv.ServeConn(ctx, stdio{stdin, stdout})
 	if errors.Is(err, rpc.ErrExitWithoutShutdown) {
 		return exitError{code: exitNoShutdownAck}

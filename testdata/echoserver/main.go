@@ -8,6 +8,7 @@
 //	echoserver relay ADDR  copy stdin to a TCP connection to ADDR and the connection to stdout
 //	                       (the "bare exec stream" peer in the benchmarks)
 //	echoserver gen N       write N bytes of text lines to stdout, 64 KiB at a time
+//	echoserver gen N LINE  the same with LINE (plus a newline) as the line
 package main
 
 import (
@@ -26,15 +27,19 @@ func main() {
 		serve(os.Args[1])
 	case len(os.Args) == 3 && os.Args[1] == "relay":
 		relay(os.Args[2])
-	case len(os.Args) == 3 && os.Args[1] == "gen":
+	case (len(os.Args) == 3 || len(os.Args) == 4) && os.Args[1] == "gen":
 		n, err := strconv.ParseInt(os.Args[2], 10, 64)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
-		gen(n)
+		line := "/workspaces/proj/src/main.go:42:7: a line of build output, 64 bytes"
+		if len(os.Args) == 4 {
+			line = os.Args[3]
+		}
+		gen(n, []byte(line+"\n"))
 	default:
-		fmt.Fprintln(os.Stderr, "usage: echoserver ADDR | echoserver relay ADDR | echoserver gen N")
+		fmt.Fprintln(os.Stderr, "usage: echoserver ADDR | echoserver relay ADDR | echoserver gen N [LINE]")
 		os.Exit(2)
 	}
 }
@@ -107,8 +112,7 @@ func relay(addr string) {
 	wg.Wait()
 }
 
-func gen(n int64) {
-	line := []byte("/workspaces/proj/src/main.go:42:7: a line of build output, 64 bytes\n")
+func gen(n int64, line []byte) {
 	buf := make([]byte, 0, 64<<10)
 	for len(buf)+len(line) <= cap(buf) {
 		buf = append(buf, line...)
