@@ -317,6 +317,10 @@ type ExecSpec struct {
 	// starts its agent this way, because the agent needs nothing in the
 	// image, not even a shell.
 	Direct bool
+	// Helper marks berth's own process (a probe, a plugin host), which the
+	// agent leaves out of its count of the instance's processes. Backends
+	// ignore it.
+	Helper bool
 
 	// Stdout and Stderr receive the process's output, demultiplexed.
 	// Neither may be nil. They are written from one goroutine each and are
