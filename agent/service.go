@@ -35,8 +35,8 @@ func (c *Client) StartService(ctx context.Context, spec backends.ExecSpec) (pid 
 }
 
 // Processes counts the processes of every connection to the agent, of
-// every berth process, that still run: each exec's process group while a
-// process of it lives. berth's helpers (ExecSpec.Helper) are left out.
+// every berth process, that still run: each exec's process until it
+// exits. berth's helpers (ExecSpec.Helper) are left out.
 // Only an agent behind its door is shared; one on an exec stream counts
 // its own connection's.
 func (c *Client) Processes(ctx context.Context) (int, error) {

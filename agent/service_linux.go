@@ -163,9 +163,10 @@ func processAlive(pid int, start uint64) bool {
 	return state != 'X'
 }
 
-// processes counts the live process groups that connections started,
-// berth's helpers left out: the processes berth's users run in the
-// instance, through any berth.
+// processes counts the live processes that connections started, berth's
+// helpers left out: the processes berth's users run in the instance,
+// through any berth. Each counts until it exits, whatever children it
+// leaves in its group. A leader's pid is not reused while its group lives.
 func (s *Server) processes() int {
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
@@ -177,7 +178,7 @@ func (s *Server) processes() int {
 	for _, c := range conns {
 		c.mu.Lock()
 		for pg, helper := range c.groups {
-			if !helper && syscall.Kill(-pg, 0) == nil {
+			if !helper && syscall.Kill(pg, 0) == nil {
 				n++
 			}
 		}

@@ -402,6 +402,14 @@ type Localer interface {
 	Local() bool
 }
 
+// Booter is implemented by backends whose instances boot the image's own
+// init (Incus system containers), so that Spec.Command and KeepCommand
+// have no effect: berth runs a service's command itself, through the
+// agent.
+type Booter interface {
+	BootsInit() bool
+}
+
 // Endpointer is implemented by backends that can name where their engine
 // is reached, e.g. unix:///var/run/docker.sock or ssh://user@host.
 type Endpointer interface {

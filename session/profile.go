@@ -211,7 +211,7 @@ func agentEnv(ctx context.Context, c *agent.Client) map[string]string {
 	defer cancel()
 	var out bytes.Buffer // one writer: stdout
 	env := map[string]string{}
-	p, err := c.Exec(ctx, backends.ExecSpec{Argv: []string{"env"}, Stdout: &out, Stderr: io.Discard}, nil)
+	p, err := c.Exec(ctx, backends.ExecSpec{Argv: []string{"env"}, Stdout: &out, Stderr: io.Discard, Helper: true}, nil)
 	if err != nil {
 		return env
 	}

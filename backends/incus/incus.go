@@ -532,6 +532,12 @@ func (b *Backend) Platform(ctx context.Context, id string) (goos, goarch string,
 	return "linux", goArch(in.Architecture), nil
 }
 
+var _ backends.Booter = (*Backend)(nil)
+
+// BootsInit implements backends.Booter: an instance boots the image's
+// init, never a command of berth's.
+func (b *Backend) BootsInit() bool { return true }
+
 // Local implements backends.Localer: a daemon on its unix socket shares
 // this host's filesystem, unless it is a cluster member: then an instance
 // may run on (or move to) another member, so berth treats it as remote.
