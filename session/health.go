@@ -177,11 +177,9 @@ func (w *Workspace) watchHealth(r Ready, known string) {
 		return
 	}
 	w.healthKey = key
-	if w.lastState == "" {
-		// Attached to a start another berth made: running, as far as
-		// this one knows, until events say otherwise.
-		w.lastState = string(backends.StateRunning)
-	}
+	// The caller saw r run, maybe a start another berth process made and
+	// this one heard nothing of; events say when that changes.
+	w.lastState = string(backends.StateRunning)
 	w.mu.Unlock()
 	w.m.bg.Add(1)
 	go func() {
