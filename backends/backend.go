@@ -468,6 +468,9 @@ const (
 	EventStopped EventKind = "stopped" // it was stopped cleanly
 	EventKilled  EventKind = "killed"  // its main process died or was killed
 	EventRemoved EventKind = "removed" // it was deleted
+	// EventHealth means the engine's own health check (a Docker
+	// HEALTHCHECK) reached a new verdict, in Event.Health.
+	EventHealth EventKind = "health"
 
 	// EventDaemonLost means the event stream broke: the engine is down,
 	// frozen or unreachable. The watcher keeps trying to reconnect.
@@ -487,6 +490,7 @@ type Event struct {
 	ID        string // instance id; "" for engine events
 	Name      string // instance name, when known
 	Workspace string // the instance's workspace label, when known
+	Health    string // with EventHealth: HealthHealthy or HealthUnhealthy
 }
 
 // Watcher is implemented by backends that can stream lifecycle events of

@@ -106,7 +106,8 @@ func testLifetimeCommandTwoBerths(t *testing.T, e engine) {
 
 // An image's EXPOSEd port is a service's port when the configuration names
 // none, and its Docker HEALTHCHECK is reported as the instance's health,
-// whatever the lifetime.
+// whatever the lifetime: in berth/status, and in berth/instanceChanged as
+// it changes.
 func TestImageExposeAndHealthcheck(t *testing.T) {
 	e := needBackend(t, "docker")
 	dockerfile := "FROM " + backendtest.Image() + "\nEXPOSE 8080\nHEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD test -e /tmp/healthy\n"
@@ -137,20 +138,26 @@ func TestImageExposeAndHealthcheck(t *testing.T) {
 	writeConfig(t, ws2, `{"build": {"dockerfile": "Dockerfile"}}`)
 	b2 := startBerth(t, e)
 	b2.initialize(ws2, nil)
-	b2.mustCall("berth/up", rpc.UpParams{}, nil)
-	waitHealth := func(want string) {
+	// Each verdict shows in berth/status, and comes as berth/instanceChanged.
+	waitHealth := func(from int, want string) {
 		t.Helper()
+		c := b2.watchFor(from, time.Minute, changed(func(p rpc.InstanceChangedParams) bool { return p.Reason == "health" && p.Health == want }))
 		var st rpc.Instance
-		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		for deadline := time.Now().Add(time.Minute); st.Health != want && time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
 			st = rpc.Instance{}
 			b2.mustCall("berth/status", nil, &st)
-			if st.Health == want {
-				return
-			}
 		}
-		t.Errorf("berth/status health %q, want %q from the image's HEALTHCHECK", st.Health, want)
+		if st.Health != want {
+			t.Errorf("berth/status health %q, want %q from the image's HEALTHCHECK", st.Health, want)
+		}
+		if _, ok := arrivedBy(c, time.Now().Add(10*time.Second)); !ok {
+			t.Errorf("no berth/instanceChanged {reason: health, health: %s}; got %s", want, b2.notesSince("berth/instanceChanged", from))
+		}
 	}
-	waitHealth("unhealthy")
+	from := b2.mark()
+	b2.mustCall("berth/up", rpc.UpParams{}, nil)
+	waitHealth(from, "unhealthy")
+	from = b2.mark()
 	b2.mustCall("berth/run", rpc.ExecParams{Argv: []string{"touch", "/tmp/healthy"}}, nil)
-	waitHealth("healthy")
+	waitHealth(from, "healthy")
 }
