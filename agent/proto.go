@@ -16,7 +16,8 @@
 // in a directory shared with the host, where every connection proves the
 // instance's key (door.go). Each connection, the exec stream or one through
 // the door, owns the processes it started: they die when it ends or goes
-// silent. The agent is the instance's, so berth takes nothing it says on
+// silent. The one exception is the instance's service (service_linux.go),
+// which no connection owns. The agent is the instance's, so berth takes nothing it says on
 // trust: frames, replies and exit statuses are bounded and checked.
 package agent
 

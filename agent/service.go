@@ -21,8 +21,8 @@ var ErrNoService = errors.New("the agent predates services and process counts (a
 // no connection: it outlives this client, the agent and berth, and ends
 // with the instance. Its output goes to ServiceLog; spec's Stdin, Stdout
 // and Stderr are unused. When the service an earlier call started still
-// runs, nothing starts, and running is true. Across agents and berth
-// processes it starts once per run of the service.
+// runs, nothing starts, and running is true: racing calls, through any
+// agent of the instance and from any berth process, start it once.
 func (c *Client) StartService(ctx context.Context, spec backends.ExecSpec) (pid int, running bool, err error) {
 	if c.proto[0] < ProtoService {
 		return 0, false, ErrNoService
