@@ -571,7 +571,7 @@ type Terminal struct {
 // Exec starts a process through the agent. tty, when non-nil, runs it on a
 // terminal (stdout carries both streams). ctx bounds the start only.
 func (c *Client) Exec(ctx context.Context, spec backends.ExecSpec, tty *Terminal) (backends.Process, error) {
-	req := request{Op: opExec, Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd, User: spec.User, Stdin: spec.Stdin != nil}
+	req := request{Op: opExec, Argv: spec.Argv, Env: spec.Env, Cwd: spec.Cwd, User: spec.User, Stdin: spec.Stdin != nil, Helper: spec.Helper}
 	if tty != nil {
 		req.TTY, req.Cols, req.Rows = true, tty.Cols, tty.Rows
 	}

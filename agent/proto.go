@@ -16,7 +16,8 @@
 // in a directory shared with the host, where every connection proves the
 // instance's key (door.go). Each connection, the exec stream or one through
 // the door, owns the processes it started: they die when it ends or goes
-// silent. The agent is the instance's, so berth takes nothing it says on
+// silent. The one exception is the instance's service (service_linux.go),
+// which no connection owns. The agent is the instance's, so berth takes nothing it says on
 // trust: frames, replies and exit statuses are bounded and checked.
 package agent
 
@@ -71,6 +72,9 @@ const (
 	opDoor   = "door"   // berth → agent launcher, on the exec's stdio: open the door
 	opWatch  = "watch"  // berth → agent: report listening ports (proto 3)
 	opBrowse = "browse" // agent → berth: the $BROWSER helper asks to open URL (proto 3)
+	// berth → agent: start the instance's service unless it runs (proto 4)
+	opService = "service"
+	opProcs   = "procs" // berth → agent: count live processes of every connection (proto 4)
 )
 
 // Protocol versions. The hello reply carries the agent's protocol and the
@@ -80,14 +84,20 @@ const (
 // protoVersion; dropping support for an old berth bumps minProto.
 //
 // Protocol 3 added the port watch (opWatch) and the $BROWSER bridge
-// (opBrowse); berth asks an agent of protocol 2 for neither.
+// (opBrowse); berth asks an agent of protocol 2 for neither. Protocol 4
+// added the instance-owned service (opService) and the process count
+// (opProcs); berth asks older agents for neither.
 const (
-	protoVersion = 3
+	protoVersion = 4
 	minProto     = 2
 )
 
 // ProtoPorts is the first protocol with the port watch and $BROWSER.
 const ProtoPorts = 3
+
+// ProtoService is the first protocol with the instance-owned service and
+// the count of live processes.
+const ProtoService = 4
 
 // DoorDir holds RunDir. The agent keeps it root's alone (0700), so that
 // non-root processes in the instance cannot reach the socket even when
@@ -114,6 +124,9 @@ type request struct {
 	TTY   bool     `json:"tty,omitempty"`
 	Cols  uint16   `json:"cols,omitempty"`
 	Rows  uint16   `json:"rows,omitempty"`
+	// Helper marks berth's own process (a probe, a plugin host): opProcs
+	// doesn't count it. Older agents ignore it.
+	Helper bool `json:"helper,omitempty"`
 
 	// dial, listen
 	Addr string `json:"addr,omitempty"`
@@ -157,6 +170,11 @@ type reply struct {
 	// listen
 	Port     int    `json:"port,omitempty"`
 	Listener uint64 `json:"listener,omitempty"`
+
+	// service: it already ran (PID is its), and was not started again
+	Running bool `json:"running,omitempty"`
+	// procs: live processes of every connection, helpers left out
+	Count int `json:"count,omitempty"`
 }
 
 type exitMsg struct {
@@ -374,9 +392,13 @@ func checkReply(op string, rep *reply) error {
 		if rep.Proto < 0 || rep.MinProto < 0 {
 			return bad("protocol", rep.Proto)
 		}
-	case opExec:
+	case opExec, opService:
 		if rep.PID <= 0 || rep.PID > maxPID {
 			return bad("pid", rep.PID)
+		}
+	case opProcs:
+		if rep.Count < 0 || rep.Count > maxPID {
+			return bad("count", rep.Count)
 		}
 	case opListen:
 		if rep.Port <= 0 || rep.Port > 65535 {

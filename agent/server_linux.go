@@ -53,8 +53,8 @@ type conn struct {
 	sess *yamux.Session
 	wg   sync.WaitGroup // stream handlers and listener loops
 
-	mu        sync.Mutex // guards the following
-	groups    map[int]bool
+	mu        sync.Mutex   // guards the following
+	groups    map[int]bool // process groups started through it; true: a helper of berth's
 	listeners map[uint64]net.Listener
 	nextLn    uint64
 }
@@ -166,6 +166,10 @@ func (c *conn) handle(st *yamux.Stream) {
 		c.listen(st, req)
 	case opWatch:
 		c.watch(st, req)
+	case opService:
+		c.service(st, req)
+	case opProcs:
+		_ = writeJSON(st, frameReply, reply{Count: c.s.processes()})
 	default:
 		_ = writeJSON(st, frameReply, reply{Error: fmt.Sprintf("unknown op %q", req.Op)})
 	}
@@ -382,24 +386,21 @@ func pending(f *os.File) int64 {
 	return int64(n)
 }
 
-func (c *conn) exec(st *yamux.Stream, req request) {
-	fail := func(kind string, err error) {
-		_ = writeJSON(st, frameReply, reply{Error: err.Error(), ErrKind: kind})
-	}
+// prepare makes req's command, with its environment, user and directory,
+// and attr, its process attributes (group, session, credentials); kind
+// classifies an error for berth.
+func prepare(req request, attr *syscall.SysProcAttr) (cmd *exec.Cmd, kind string, err error) {
 	if len(req.Argv) == 0 {
-		fail("", errors.New("empty argv"))
-		return
+		return nil, "", errors.New("empty argv")
 	}
 	env := mergeEnv(os.Environ(), req.Env)
 	if _, ok := envValue(req.Env, "PWD"); !ok && req.Cwd != "" {
 		env = mergeEnv(env, []string{"PWD=" + req.Cwd}) // not the agent's own
 	}
-	attr := &syscall.SysProcAttr{Setpgid: !req.TTY, Setsid: req.TTY, Setctty: req.TTY}
 	if req.User != "" {
 		cred, home, err := credential(req.User)
 		if err != nil {
-			fail(errKindUser, err)
-			return
+			return nil, errKindUser, err
 		}
 		attr.Credential = cred
 		if _, ok := envValue(req.Env, "HOME"); !ok {
@@ -408,8 +409,7 @@ func (c *conn) exec(st *yamux.Stream, req request) {
 	}
 	if req.Cwd != "" {
 		if fi, err := os.Stat(req.Cwd); err != nil || !fi.IsDir() {
-			fail(errKindCwd, fmt.Errorf("%s is not a directory in the container", req.Cwd))
-			return
+			return nil, errKindCwd, fmt.Errorf("%s is not a directory in the container", req.Cwd)
 		}
 	}
 	path, err := lookPath(req.Argv[0], env, req.Cwd)
@@ -418,10 +418,21 @@ func (c *conn) exec(st *yamux.Stream, req request) {
 		if errors.Is(err, errNotExecutable) {
 			kind = errKindNotExec
 		}
+		return nil, kind, err
+	}
+	return &exec.Cmd{Path: path, Args: req.Argv, Env: env, Dir: req.Cwd, SysProcAttr: attr}, "", nil
+}
+
+func (c *conn) exec(st *yamux.Stream, req request) {
+	fail := func(kind string, err error) {
+		_ = writeJSON(st, frameReply, reply{Error: err.Error(), ErrKind: kind})
+	}
+	attr := &syscall.SysProcAttr{Setpgid: !req.TTY, Setsid: req.TTY, Setctty: req.TTY}
+	cmd, kind, err := prepare(req, attr)
+	if err != nil {
 		fail(kind, err)
 		return
 	}
-	cmd := &exec.Cmd{Path: path, Args: req.Argv, Env: env, Dir: req.Cwd, SysProcAttr: attr}
 
 	var (
 		stdin     io.WriteCloser
@@ -487,7 +498,7 @@ func (c *conn) exec(st *yamux.Stream, req request) {
 	}
 	pid := cmd.Process.Pid
 	c.mu.Lock()
-	c.groups[pid] = true
+	c.groups[pid] = req.Helper
 	c.mu.Unlock()
 	defer func() {
 		// Children the process left running in its group still belong to

@@ -317,6 +317,10 @@ type ExecSpec struct {
 	// starts its agent this way, because the agent needs nothing in the
 	// image, not even a shell.
 	Direct bool
+	// Helper marks berth's own process (a probe, a plugin host), which the
+	// agent leaves out of its count of the instance's processes. Backends
+	// ignore it.
+	Helper bool
 
 	// Stdout and Stderr receive the process's output, demultiplexed.
 	// Neither may be nil. They are written from one goroutine each and are
@@ -398,6 +402,14 @@ type Localer interface {
 	Local() bool
 }
 
+// Booter is implemented by backends whose instances boot the image's own
+// init (Incus system containers), so that Spec.Command and KeepCommand
+// have no effect: berth runs a service's command itself, through the
+// agent.
+type Booter interface {
+	BootsInit() bool
+}
+
 // Endpointer is implemented by backends that can name where their engine
 // is reached, e.g. unix:///var/run/docker.sock or ssh://user@host.
 type Endpointer interface {
@@ -456,6 +468,9 @@ const (
 	EventStopped EventKind = "stopped" // it was stopped cleanly
 	EventKilled  EventKind = "killed"  // its main process died or was killed
 	EventRemoved EventKind = "removed" // it was deleted
+	// EventHealth means the engine's own health check (a Docker
+	// HEALTHCHECK) reached a new verdict, in Event.Health.
+	EventHealth EventKind = "health"
 
 	// EventDaemonLost means the event stream broke: the engine is down,
 	// frozen or unreachable. The watcher keeps trying to reconnect.
@@ -475,6 +490,7 @@ type Event struct {
 	ID        string // instance id; "" for engine events
 	Name      string // instance name, when known
 	Workspace string // the instance's workspace label, when known
+	Health    string // with EventHealth: HealthHealthy or HealthUnhealthy
 }
 
 // Watcher is implemented by backends that can stream lifecycle events of

@@ -313,7 +313,7 @@ func status(ctx context.Context, c *conn, raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	mgr, client, image := c.session()
-	inst, err := mgr.Workspace(ws).Status(ctx, client.ConfigPath(), image)
+	inst, err := client.Status(ctx, ws, image)
 	if err != nil || inst == nil {
 		return nil, err
 	}

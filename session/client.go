@@ -260,6 +260,7 @@ func (c *Client) startOn(ctx context.Context, w *Workspace, r Ready, id string, 
 		User:   opts.User,
 		Stdout: stdout,
 		Stderr: stderr,
+		Helper: opts.Internal,
 	}
 	if opts.Stdin {
 		p.stdin = newStdinQueue()

@@ -117,6 +117,11 @@ func (w *Workspace) instanceEvent(ev backends.Event) {
 		w.forget()
 		w.dropRunner(reasonEngineStopped)
 		w.notify(instanceStateRemoved, ReasonRemoved)
+	case backends.EventHealth:
+		if cfg := w.cachedConfig(); cfg != nil && cfg.Berth.Service != nil {
+			return // berth's own check reports a service's health
+		}
+		w.notifyHealth(ev.Health, "")
 	}
 }
 

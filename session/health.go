@@ -166,8 +166,10 @@ func (w *Workspace) waitHealthy(ctx context.Context, r Ready) (int, error) {
 
 // watchHealth checks r's service every healthInterval for as long as that
 // start of the instance runs, and tells the workspace's clients when its
-// health changes. One watcher runs per start; the manager owns it.
-func (w *Workspace) watchHealth(r Ready) {
+// health changes from known; with known "", the first check only learns
+// it. One watcher runs per start in each berth process; the manager owns
+// it.
+func (w *Workspace) watchHealth(r Ready, known string) {
 	key := runnerKey(r.Instance.Instance)
 	w.mu.Lock()
 	if w.healthKey == key {
@@ -175,11 +177,17 @@ func (w *Workspace) watchHealth(r Ready) {
 		return
 	}
 	w.healthKey = key
+	// The caller saw r run, maybe a start another berth process made and
+	// this one heard nothing of; events say when that changes.
+	w.lastState = string(backends.StateRunning)
 	w.mu.Unlock()
 	w.m.bg.Add(1)
 	go func() {
 		defer w.m.bg.Done()
-		last := backends.HealthHealthy
+		last := known
+		if last == "" {
+			last, _ = w.healthNow(w.m.ctx, r)
+		}
 		t := time.NewTicker(healthInterval)
 		defer t.Stop()
 		for {

@@ -55,7 +55,33 @@ func (c *Client) ensure(ctx context.Context, w *Workspace, image string) (Ready,
 	}
 	c.attach(ctx, w, r)
 	c.watchPorts(w)
+	if c.isEditor() && r.Config != nil && r.Config.Berth.Service != nil {
+		// An editor on a service another berth brought up hears of its
+		// health as well.
+		w.watchHealth(r, "")
+	}
 	return r, nil
+}
+
+// Status is Workspace.Status for the client, which then hears of the
+// instance's changes; an editor session on a running service has its
+// health checked from then on.
+func (c *Client) Status(ctx context.Context, ws, image string) (*Instance, error) {
+	w := c.Workspace(ws)
+	inst, err := w.Status(ctx, c.ConfigPath(), image)
+	if err != nil || inst == nil {
+		return inst, err
+	}
+	if c.isEditor() && inst.State == backends.StateRunning && inst.Config != nil && inst.Config.Berth.Service != nil {
+		w.watchHealth(w.serviceReady(inst.Instance, inst.Config), inst.Health)
+	}
+	return inst, nil
+}
+
+func (c *Client) isEditor() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.editor
 }
 
 // hookRunner runs lifecycle commands as this client's processes, so their
@@ -154,7 +180,7 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 			return UpResult{}, err
 		}
 		res.Instance.Instance.Health = backends.HealthHealthy
-		w.watchHealth(r)
+		w.watchHealth(r, backends.HealthHealthy)
 	}
 	if !c.firstUp(w) {
 		return res, nil
@@ -438,7 +464,7 @@ func (c *Client) applyConfig(ctx context.Context, w *Workspace, r Ready, opts *E
 func (c *Client) containerEnv(ctx context.Context, w *Workspace, r Ready) map[string]string {
 	var out bytes.Buffer // one writer: stdout
 	env := map[string]string{}
-	proc, err := w.exec(ctx, r, backends.ExecSpec{Argv: []string{"env"}, Stdout: &out, Stderr: io.Discard}, nil)
+	proc, err := w.exec(ctx, r, backends.ExecSpec{Argv: []string{"env"}, Stdout: &out, Stderr: io.Discard, Helper: true}, nil)
 	if err != nil {
 		return env
 	}

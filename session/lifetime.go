@@ -43,9 +43,10 @@ func (w *Workspace) processEnded(ctx context.Context, r Ready) {
 }
 
 // stopIdle stops a command-lifetime container when nothing uses it: no
-// process of this berth runs in it and no editor session, of this berth
-// process or another, is attached. ctx may be ending (the client is
-// closing): the stop outlives it.
+// process runs in it, of this berth process or, as the agent counts them,
+// of another, and no editor session, of this berth process or another, is
+// attached. ctx may be ending (the client is closing): the stop outlives
+// it.
 func (w *Workspace) stopIdle(ctx context.Context, r *Ready) {
 	w.mu.Lock()
 	busy := w.running > 0 || w.editors > 0
@@ -58,6 +59,10 @@ func (w *Workspace) stopIdle(ctx context.Context, r *Ready) {
 	if n := w.otherSessions(ctx, r.ID); n > 0 {
 		return
 	}
+	if n := w.liveProcesses(ctx, *r); n > 0 {
+		w.log.Info("lifetime command: processes of other berth processes still run; the container stays", "processes", n)
+		return
+	}
 	w.mu.Lock()
 	busy = w.running > 0 || w.editors > 0
 	w.mu.Unlock()
@@ -68,4 +73,24 @@ func (w *Workspace) stopIdle(ctx context.Context, r *Ready) {
 	if err := w.Down(ctx, false); err != nil {
 		w.log.Warn("lifetime command: stop failed", "err", err)
 	}
+}
+
+// liveProcesses asks the agent how many processes of every berth process
+// run in r's instance, berth's own helpers and the service left out. An
+// agent that can't say (no agent, or one older than agent.ProtoService)
+// counts as none: only this berth's own are known then.
+func (w *Workspace) liveProcesses(ctx context.Context, r Ready) int {
+	ac, reason := w.agent(ctx, r)
+	if ac == nil {
+		w.log.Debug("lifetime command: only this berth's processes are counted", "why", reason)
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, metaTimeout)
+	defer cancel()
+	n, err := ac.Processes(ctx)
+	if err != nil {
+		w.log.Debug("lifetime command: only this berth's processes are counted", "err", err)
+		return 0
+	}
+	return n
 }

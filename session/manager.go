@@ -403,9 +403,10 @@ func (m *Manager) spec(ws string, cfg *devcontainer.Config) (backends.Spec, erro
 	if err := engineSpec(&spec, cfg); err != nil {
 		return backends.Spec{}, err
 	}
-	if svc := cfg.Berth.Service; svc != nil && cfg.Compose == nil {
+	if svc := cfg.Berth.Service; svc != nil && cfg.Compose == nil && !m.bootsInit() {
 		// The service is the main process: the image's command, or the
-		// configuration's.
+		// configuration's. An instance that boots its init has berth
+		// start the configuration's (Workspace.startService).
 		spec.KeepCommand = true
 		spec.Command = svc.Command
 		if svc.Shell != "" {

@@ -131,6 +131,7 @@ func (pc pluginContainer) Exec(ctx context.Context, spec backends.ExecSpec) (bac
 	spec.User = opts.User
 	spec.Env = append(envList(opts.Env), spec.Env...)
 	spec.Cwd = pc.r.Workdir
+	spec.Helper = true // a plugin host: not the user's process
 	return pc.w.exec(ctx, pc.r, spec, nil)
 }
 

@@ -50,7 +50,8 @@ type Profile struct {
 	ConfigSource string `json:"configSource,omitempty"`
 	ConfigFile   string `json:"configFile,omitempty"`
 	// UpNeedsEngine says `berth up` must take the full path: it has
-	// postAttachCommand to run, ports to forward or a workspace to sync.
+	// postAttachCommand to run, ports to forward, a workspace to sync, or
+	// a service to start (Incus) and wait for.
 	UpNeedsEngine bool `json:"upNeedsEngine,omitempty"`
 	// Engine is the manager's, as the full path's `berth up` reports it.
 	Engine Engine `json:"engine"`
@@ -172,7 +173,7 @@ func (w *Workspace) publish(ctx context.Context) {
 		User: cfg.RemoteUser, Workdir: r.Workdir, Mounts: MountsOf(r.Instance.Instance),
 		ID: r.ID, Name: r.Name, Image: r.Image, ConfigSource: string(cfg.Source), ConfigFile: cfg.File,
 		Engine:        w.m.Engine(),
-		UpNeedsEngine: len(stageHooks(cfg, "postAttachCommand")) > 0 || len(cfg.ForwardPorts) > 0 || r.Labels[LabelSync] == "true" || cfg.InitializeCommand != nil || len(r.Warnings) > 0,
+		UpNeedsEngine: len(stageHooks(cfg, "postAttachCommand")) > 0 || len(cfg.ForwardPorts) > 0 || r.Labels[LabelSync] == "true" || cfg.InitializeCommand != nil || len(r.Warnings) > 0 || cfg.Berth.Service != nil,
 	}
 	if p.User == "" {
 		p.User = cfg.ContainerUser
@@ -211,7 +212,7 @@ func agentEnv(ctx context.Context, c *agent.Client) map[string]string {
 	defer cancel()
 	var out bytes.Buffer // one writer: stdout
 	env := map[string]string{}
-	p, err := c.Exec(ctx, backends.ExecSpec{Argv: []string{"env"}, Stdout: &out, Stderr: io.Discard}, nil)
+	p, err := c.Exec(ctx, backends.ExecSpec{Argv: []string{"env"}, Stdout: &out, Stderr: io.Discard, Helper: true}, nil)
 	if err != nil {
 		return env
 	}

@@ -86,7 +86,7 @@ func (w *Workspace) updateRemoteUID(ctx context.Context, r Ready) {
 	var out tailBuffer
 	proc, err := w.exec(ctx, r, backends.ExecSpec{
 		Argv: []string{"/bin/sh", "-c", updateUIDScript, "sh", user, strconv.Itoa(uid), strconv.Itoa(gid)},
-		User: "0", Stdout: &out, Stderr: &out,
+		User: "0", Stdout: &out, Stderr: &out, Helper: true,
 	}, nil)
 	if err == nil {
 		var st backends.ExitStatus

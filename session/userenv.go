@@ -132,7 +132,7 @@ func (w *Workspace) probe(ctx context.Context, r Ready, user, flags string) (map
 [ -x "$s" ] || s=/bin/sh
 exec "$s" ` + flags + ` -c 'printf %s "$0"; cat /proc/self/environ; printf %s "$0"' ` + probeMarker
 	var out bytes.Buffer
-	proc, err := w.exec(ctx, r, backends.ExecSpec{Argv: []string{"/bin/sh", "-c", script}, User: user, Stdout: &out, Stderr: io.Discard}, nil)
+	proc, err := w.exec(ctx, r, backends.ExecSpec{Argv: []string{"/bin/sh", "-c", script}, User: user, Stdout: &out, Stderr: io.Discard, Helper: true}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -178,6 +178,10 @@ func (w *Workspace) Ensure(ctx context.Context, opts EnsureOptions) (Ready, erro
 			return Ready{}, err
 		}
 	}
+	// After the hooks berth waits for, which may prepare what it runs.
+	if err := w.startService(ctx, r); err != nil {
+		return Ready{}, err
+	}
 	w.mu.Lock()
 	keep := r
 	w.ready = &keep
@@ -397,9 +401,10 @@ func (w *Workspace) Status(ctx context.Context, explicit, image string) (*Instan
 		out.Config = cfg
 		out.Stale = cfg.Hash != "" && inst.Labels[LabelConfigHash] != cfg.Hash
 	}
-	if r, ok := w.current(); ok && r.ID == inst.ID && inst.State == backends.StateRunning && r.Config != nil && r.Config.Berth.Service != nil {
-		// berth's own check, through the agent this berth runs there.
-		out.Health, out.HealthError = w.healthNow(ctx, r)
+	if inst.State == backends.StateRunning && out.Config != nil && out.Config.Berth.Service != nil {
+		// berth's own check, through the agent, whichever berth process
+		// brought the service up.
+		out.Health, out.HealthError = w.healthNow(ctx, w.serviceReady(inst, out.Config))
 	}
 	if inst.State == backends.StateRunning && inst.Labels[LabelHooks] == "true" {
 		if st, err := w.readState(ctx, inst.ID); err == nil && st.Create == createFailed {
@@ -407,6 +412,16 @@ func (w *Workspace) Status(ctx context.Context, explicit, image string) (*Instan
 		}
 	}
 	return out, nil
+}
+
+// serviceReady is what checking inst's service needs: the Ready this berth
+// ensured, or, when another berth process brought inst up, one made of
+// inst and cfg.
+func (w *Workspace) serviceReady(inst backends.Instance, cfg *devcontainer.Config) Ready {
+	if r, ok := w.current(); ok && r.ID == inst.ID && r.Config != nil && r.Config.Berth.Service != nil {
+		return r
+	}
+	return Ready{Instance: Instance{Instance: inst, Backend: w.m.backend.Name(), Config: cfg}, ws: w}
 }
 
 // Down stops the workspace's instance, or removes it. It is idempotent.

@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
@@ -42,6 +43,7 @@ const (
 	podmanRemove  = "remove"
 	actionKill    = events.ActionKill
 	actionDestroy = events.ActionDestroy
+	actionHealth  = events.ActionHealthStatus // "health_status: healthy" and the like
 	sigKill       = "9"
 )
 
@@ -106,7 +108,7 @@ func (b *Backend) watchOnce(ctx context.Context, m *eventMapper, connected func(
 	)
 	// Podman matches only the first of several event filters (and names
 	// destroy "remove"): it gets every action, which the mapper sorts.
-	for _, a := range []events.Action{actionStart, actionRestart, actionKill, actionDie, actionStop, actionDestroy} {
+	for _, a := range []events.Action{actionStart, actionRestart, actionKill, actionDie, actionStop, actionDestroy, actionHealth} {
 		if b.name != PodmanName {
 			args.Add("event", string(a))
 		}
@@ -247,6 +249,11 @@ func (m *eventMapper) handle(msg events.Message, now time.Time) {
 		delete(m.signal, id)
 		ev.Kind = backends.EventRemoved
 		m.emit(ev)
+	case events.ActionHealthStatusHealthy, events.ActionHealthStatusUnhealthy:
+		// Not a change of state: last, which restarts read, stays.
+		ev.Kind = backends.EventHealth
+		ev.Health = strings.TrimPrefix(string(msg.Action), string(actionHealth)+": ")
+		m.fn(ev)
 	}
 }
 

@@ -42,6 +42,7 @@ func TestEventMapper(t *testing.T) {
 		{"podman stop: only its die", []step{{action: "start"}, {action: "die", exit: "0"}, {action: "remove"}}, []backends.EventKind{backends.EventStarted, backends.EventStopped, backends.EventRemoved}, true},
 		{"podman: the main process fails", []step{{action: "die", exit: "1"}}, []backends.EventKind{backends.EventKilled}, true},
 		{"podman kill", []step{{action: "kill", signal: "9"}, {action: "die", exit: "137"}}, []backends.EventKind{backends.EventKilled}, true},
+		{"health", []step{{action: "start"}, {action: "health_status: running"}, {action: "health_status: unhealthy"}, {action: "health_status: healthy"}, {action: "restart"}}, []backends.EventKind{backends.EventStarted, backends.EventHealth, backends.EventHealth}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

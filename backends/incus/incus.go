@@ -494,7 +494,7 @@ func (b *Backend) create(ctx context.Context, name string, spec backends.Spec, p
 		// rather than parse the error. While the winner's create is still
 		// running, the name may not be visible yet: Incus says the
 		// instance "is busy running a "create" operation".
-		if _, _, gerr := b.c.Instance(ctx, name); gerr == nil || strings.Contains(err.Error(), "is busy running") {
+		if _, _, gerr := b.c.Instance(ctx, name); gerr == nil || isBusy(err) {
 			return errNameTaken
 		}
 		return b.mapErr("create "+name, err, backends.ErrImageNotFound)
@@ -531,6 +531,12 @@ func (b *Backend) Platform(ctx context.Context, id string) (goos, goarch string,
 	}
 	return "linux", goArch(in.Architecture), nil
 }
+
+var _ backends.Booter = (*Backend)(nil)
+
+// BootsInit implements backends.Booter: an instance boots the image's
+// init, never a command of berth's.
+func (b *Backend) BootsInit() bool { return true }
 
 // Local implements backends.Localer: a daemon on its unix socket shares
 // this host's filesystem, unless it is a cluster member: then an instance
@@ -623,6 +629,16 @@ func (b *Backend) start(ctx context.Context, inst backends.Instance) (backends.I
 	}
 	backends.Report(ctx, "starting container %s", inst.Name)
 	err := b.changeState(ctx, inst.Name, "start", false)
+	for deadline := time.Now().Add(adoptTimeout); err != nil && isBusy(err) && time.Now().Before(deadline); {
+		// Another caller (maybe another berth process) is still creating
+		// it: start it once that is done.
+		select {
+		case <-ctx.Done():
+			return backends.Instance{}, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		err = b.changeState(ctx, inst.Name, "start", false)
+	}
 	if err != nil && isShiftErr(err) {
 		if uerr := b.dropShift(ctx, inst.Name); uerr == nil {
 			b.log.Warn("shifted mounts unavailable; mounting the workspace unshifted (files show as nobody in the container)",
@@ -643,6 +659,11 @@ func (b *Backend) start(ctx context.Context, inst backends.Instance) (backends.I
 	}
 	return backends.Instance{}, b.mapErr("start "+inst.Name, err, backends.ErrNotFound)
 }
+
+// isBusy reports whether Incus refused an operation because another one
+// (a create, a start) holds the instance: "Instance is busy running a
+// "create" operation".
+func isBusy(err error) bool { return strings.Contains(err.Error(), "is busy running") }
 
 // changeState runs a state action; "start" on a frozen instance unfreezes it.
 func (b *Backend) changeState(ctx context.Context, name, action string, force bool) error {

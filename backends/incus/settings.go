@@ -36,7 +36,7 @@ func Unsupported(spec backends.Spec) []string {
 		out = append(out, "entrypoint scripts (the instance boots its own init)")
 	}
 	if spec.KeepCommand {
-		out = append(out, "overrideCommand false or a service's command (the instance boots the image's init, not its command)")
+		out = append(out, "overrideCommand false (the instance boots the image's init, not its command)")
 	}
 	for _, h := range spec.ExtraHosts {
 		out = append(out, "--add-host "+h)

@@ -38,7 +38,7 @@ func TestUnsupported(t *testing.T) {
 	want := []string{
 		"capAdd CAP_SYS_TIME (Incus containers never get it; privileged does)",
 		"securityOpt seccomp=unconfined (no Incus equivalent)",
-		"overrideCommand false or a service's command (the instance boots the image's init, not its command)",
+		"overrideCommand false (the instance boots the image's init, not its command)",
 		"--add-host db:1.2.3.4",
 		"--network host (the default profile's network is used)",
 		"--shm-size",

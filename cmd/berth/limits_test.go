@@ -114,12 +114,14 @@ func serviceConfig(e engine, path string) string {
 }
 
 // lifetime "service": the configuration's command is the container's main
-// process; up waits until its health check passes through the agent,
-// reports health and forwards the port; a check that never passes ends
-// up with -32033 after the timeout and leaves the container running.
-// Incus boots the image's init, not a command, so Docker only.
-func TestLifetimeService(t *testing.T) {
-	e := needBackend(t, "docker")
+// process on Docker, and berth's service through the agent on Incus, whose
+// instances boot their own init; up waits until its health check passes
+// through the agent, reports health and forwards the port; a check that
+// never passes ends up with -32033 after the timeout and leaves the
+// container running.
+func TestLifetimeService(t *testing.T) { eachBackend(t, testLifetimeService) }
+
+func testLifetimeService(t *testing.T, e engine) {
 	ws := workspace(t, e.b)
 	writeConfig(t, ws, serviceConfig(e, "/"))
 	b := startBerth(t, e)
