@@ -71,6 +71,7 @@ const (
 	opDoor   = "door"   // berth → agent launcher, on the exec's stdio: open the door
 	opWatch  = "watch"  // berth → agent: report listening ports (proto 3)
 	opBrowse = "browse" // agent → berth: the $BROWSER helper asks to open URL (proto 3)
+	opSync   = "sync"   // berth → agent: sync mode's receiver (proto 4; syncstream.go)
 )
 
 // Protocol versions. The hello reply carries the agent's protocol and the
@@ -80,14 +81,19 @@ const (
 // protoVersion; dropping support for an old berth bumps minProto.
 //
 // Protocol 3 added the port watch (opWatch) and the $BROWSER bridge
-// (opBrowse); berth asks an agent of protocol 2 for neither.
+// (opBrowse); berth asks an agent of protocol 2 for neither. Protocol 4
+// added the sync stream (opSync); berth copies through `untar` processes
+// with an older agent.
 const (
-	protoVersion = 3
+	protoVersion = 4
 	minProto     = 2
 )
 
 // ProtoPorts is the first protocol with the port watch and $BROWSER.
 const ProtoPorts = 3
+
+// ProtoSyncStream is the first protocol with the sync stream.
+const ProtoSyncStream = 4
 
 // DoorDir holds RunDir. The agent keeps it root's alone (0700), so that
 // non-root processes in the instance cannot reach the socket even when

@@ -166,6 +166,10 @@ func (c *conn) handle(st *yamux.Stream) {
 		c.listen(st, req)
 	case opWatch:
 		c.watch(st, req)
+	case opSync:
+		if err := serveSync(st, req.Cwd); err != nil {
+			c.s.log.Debug("sync stream", "err", err)
+		}
 	default:
 		_ = writeJSON(st, frameReply, reply{Error: fmt.Sprintf("unknown op %q", req.Op)})
 	}
