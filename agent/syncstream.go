@@ -255,3 +255,9 @@ func (f frameWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Err is why the stream broke, or nil while it is usable.
+func (s *SyncStream) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.broken
+}
