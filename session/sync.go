@@ -27,7 +27,7 @@ import (
 // syncDebounce batches the events of a burst of edits into one copy. It
 // is most of the latency of an edit, so it stays short: a burst that
 // outlasts it is sent in two copies, which is fine.
-const syncDebounce = 50 * time.Millisecond
+const syncDebounce = 20 * time.Millisecond
 
 // The default size limit of a synced workspace (customizations.berth.sync
 // maxFiles and maxBytes override it). Sync mode copies the whole
