@@ -616,15 +616,16 @@ func (s *syncer) copyPaths(ctx context.Context, inst backends.Instance, rels, go
 	if full {
 		backends.Report(ctx, "sync: copied %d files (%s) in %s", files, megabytes(bytes), time.Since(start).Round(time.Millisecond))
 	}
-	var rels2 []string
+	// The agent names conflicts as the tar did: back to workspace paths.
+	var kept []string
 	for _, c := range conflicts {
-		if rel, ok := strings.CutPrefix(c, prefix+"/"); ok && prefix != "" {
-			rels2 = append(rels2, rel)
+		if rel, ok := strings.CutPrefix(c, prefix+"/"); ok {
+			kept = append(kept, rel)
 		} else if prefix == "" {
-			rels2 = append(rels2, c)
+			kept = append(kept, c)
 		}
 	}
-	return count, rels2, nil
+	return count, kept, nil
 }
 
 // copyAllTo extracts a full copy's tar stream r at the instance's root. A
