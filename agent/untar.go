@@ -48,6 +48,17 @@ func FileState(fi fs.FileInfo) string {
 // copy replaces it. It returns the names so kept.
 func untar(root *os.Root, r io.Reader, expect map[string]string) (conflicts []string, err error) {
 	tr := tar.NewReader(r)
+	// made holds the directories known to exist, so that a tree's files
+	// cost no MkdirAll each; anything removed clears it.
+	made := map[string]bool{}
+	remove := func(name string, all bool) {
+		clear(made)
+		if all {
+			root.RemoveAll(name)
+		} else {
+			root.Remove(name)
+		}
+	}
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -60,17 +71,18 @@ func untar(root *os.Root, r io.Reader, expect map[string]string) (conflicts []st
 		if name == "." || name == ".." || strings.HasPrefix(name, "../") {
 			continue
 		}
-		if dir := path.Dir(name); dir != "." {
+		if dir := path.Dir(name); dir != "." && !made[dir] {
 			if err := root.MkdirAll(dir, 0o755); err != nil {
 				return conflicts, fmt.Errorf("%s: %w", name, err)
 			}
+			made[dir] = true
 		}
 		mode := fs.FileMode(hdr.Mode).Perm()
 		fi, lerr := root.Lstat(name)
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			if lerr == nil && !fi.IsDir() {
-				root.Remove(name)
+				remove(name, false)
 				lerr = fs.ErrNotExist
 			}
 			if lerr != nil {
@@ -81,9 +93,10 @@ func untar(root *os.Root, r io.Reader, expect map[string]string) (conflicts []st
 			if err := root.Chmod(name, mode); err != nil {
 				return conflicts, fmt.Errorf("%s: %w", name, err)
 			}
+			made[name] = true
 		case tar.TypeSymlink:
 			if lerr == nil {
-				root.RemoveAll(name)
+				remove(name, true)
 			}
 			if err := root.Symlink(hdr.Linkname, name); err != nil {
 				return conflicts, fmt.Errorf("%s: %w", name, err)
@@ -97,7 +110,7 @@ func untar(root *os.Root, r io.Reader, expect map[string]string) (conflicts []st
 				}
 			}
 			if lerr == nil && !fi.Mode().IsRegular() {
-				root.RemoveAll(name)
+				remove(name, true)
 			}
 			f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
 			if err != nil {

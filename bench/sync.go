@@ -81,6 +81,49 @@ func syncBench(r *report, eng *engine, bin string) error {
 	if eng.b.Name() == incus.Name {
 		modes[0].name = "berth sync mode, full copy at `berth up` (the agent's `untar` on the engine's exec)"
 	}
+	// The engine's own copy, into the same container: on Incus the
+	// quicker of two, as issue 16 asks. Each berth copy is followed by one
+	// of each peer's, so that both sides see the same load.
+	type peerCopy struct {
+		name string
+		cmd  func() *exec.Cmd
+	}
+	var peers []peerCopy
+	setPeers := func(id string) {
+		peers = []peerCopy{{"`tar c . | docker cp - CTR:/dir`", func() *exec.Cmd {
+			return exec.Command("sh", "-c", "tar c . | docker cp - "+id+":/peer", "sh")
+		}}}
+		if eng.b.Name() == incus.Name {
+			name, _, _ := strings.Cut(id, ".")
+			peers = []peerCopy{
+				{"`tar c . | incus exec CTR -- tar x -C /dir`", func() *exec.Cmd {
+					return exec.Command("sh", "-c", "tar c . | incus exec "+name+" -- tar x -C /peer", "sh")
+				}},
+				{"`incus file push -r . CTR/dir`", func() *exec.Cmd {
+					return exec.Command("incus", "file", "push", "-r", "-q", ".", name+"/peer/")
+				}},
+			}
+		}
+	}
+	var peerTimes [][]time.Duration
+	runPeers := func() error {
+		if peerTimes == nil {
+			peerTimes = make([][]time.Duration, len(peers))
+		}
+		for i, p := range peers {
+			if out, err := eng.cliCommand(id, "sh", "-c", "rm -rf /peer && mkdir /peer").CombinedOutput(); err != nil {
+				return fmt.Errorf("emptying /peer: %v: %s", err, out)
+			}
+			c := p.cmd()
+			c.Dir = ws
+			t0 := time.Now()
+			if out, err := c.CombinedOutput(); err != nil {
+				return fmt.Errorf("%s: %v: %s", p.name, err, out)
+			}
+			peerTimes[i] = append(peerTimes[i], time.Since(t0))
+		}
+		return nil
+	}
 	for i := range 1 + len(modes)**syncRuns {
 		mode := modes[max(i-1, 0)/max(*syncRuns, 1)]
 		var mu sync.Mutex
@@ -112,6 +155,7 @@ func syncBench(r *report, eng *engine, bin string) error {
 		}
 		id, wd = inst.ID, inst.Workdir
 		if i == 0 {
+			setPeers(id)
 			defer eng.b.Remove(context.Background(), id)
 			onSignal(func() { eng.b.Remove(context.Background(), id); os.RemoveAll(tmp) })
 			continue // the first up also makes the container
@@ -126,55 +170,21 @@ func syncBench(r *report, eng *engine, bin string) error {
 		if out, err := eng.cliCommand(id, "sh", "-c", "rm -rf "+wd+" && mkdir -p "+wd).CombinedOutput(); err != nil {
 			return fmt.Errorf("emptying %s: %v: %s", wd, err, out)
 		}
+		if err := runPeers(); err != nil {
+			return err
+		}
 	}
 
-	// The engine's own copy, into the same container: on Incus the
-	// quicker of two, as issue 16 asks.
-	type peerCopy struct {
-		name string
-		cmd  func() *exec.Cmd
-	}
-	peers := []peerCopy{{"`tar c . | docker cp - CTR:/dir`", func() *exec.Cmd {
-		return exec.Command("sh", "-c", "tar c . | docker cp - "+id+":/peer", "sh")
-	}}}
-	if eng.b.Name() == incus.Name {
-		name, _, _ := strings.Cut(id, ".")
-		peers = []peerCopy{
-			{"`tar c . | incus exec CTR -- tar x -C /dir`", func() *exec.Cmd {
-				return exec.Command("sh", "-c", "tar c . | incus exec "+name+" -- tar x -C /peer", "sh")
-			}},
-			{"`incus file push -r . CTR/dir`", func() *exec.Cmd {
-				return exec.Command("incus", "file", "push", "-r", "-q", ".", name+"/peer/")
-			}},
-		}
-	}
-	if *syncRuns == 0 {
-		peers = nil // edits only
-	}
-	peerTimes := make([][]time.Duration, len(peers))
-	for range *syncRuns {
-		for i, p := range peers {
-			if out, err := eng.cliCommand(id, "sh", "-c", "rm -rf /peer && mkdir /peer").CombinedOutput(); err != nil {
-				return fmt.Errorf("emptying /peer: %v: %s", err, out)
-			}
-			c := p.cmd()
-			c.Dir = ws
-			t0 := time.Now()
-			if out, err := c.CombinedOutput(); err != nil {
-				return fmt.Errorf("%s: %v: %s", p.name, err, out)
-			}
-			peerTimes[i] = append(peerTimes[i], time.Since(t0))
-		}
-	}
 	eng.cliCommand(id, "rm", "-rf", "/peer").Run()
 	best := time.Duration(0)
 	r.printf("| copy | median | runs |\n|---|---|---|\n")
-	for i, p := range peers {
-		m := pct(peerTimes[i], 0.5)
+	for i, ts := range peerTimes {
+		p := peers[i]
+		m := pct(ts, 0.5)
 		if best == 0 || m < best {
 			best = m
 		}
-		r.printf("| %s | %s | %d |\n", p.name, ms(m), len(peerTimes[i]))
+		r.printf("| %s | %s | %d |\n", p.name, ms(m), len(ts))
 	}
 	for _, m := range modes {
 		ts := berthTimes[m.name]

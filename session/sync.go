@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -650,6 +651,7 @@ func (s *syncer) copyAllTo(ctx context.Context, inst backends.Instance, r io.Rea
 	if err != nil && in.n.Load() == 0 && ctx.Err() == nil {
 		// No agent at InitPath (an instance an older berth made): the
 		// stream is still whole.
+		slog.Debug("sync: no agent untar; copying through the archive API", "instance", inst.Name, "err", err)
 		return s.b.CopyTo(ctx, inst.ID, "/", r)
 	}
 	return err
