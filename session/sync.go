@@ -97,6 +97,7 @@ func syncOptionsOf(cfg *devcontainer.Config) syncOptions {
 // waits.
 type syncer struct {
 	c     *Client // nil for a one-off copy
+	log   *slog.Logger
 	b     backends.Backend
 	ws    string
 	image string
@@ -131,12 +132,12 @@ type syncer struct {
 	changed map[string]bool // workspace-relative slash paths
 }
 
-func newSyncer(c *Client, b backends.Backend, ws, image string, opts syncOptions) (*syncer, error) {
+func newSyncer(c *Client, log *slog.Logger, b backends.Backend, ws, image string, opts syncOptions) (*syncer, error) {
 	ig, err := loadSyncIgnore(ws)
 	if err != nil {
 		return nil, err
 	}
-	return &syncer{c: c, b: b, ws: ws, image: image, opts: opts, ignore: ig, dirs: map[string]bool{},
+	return &syncer{c: c, log: log, b: b, ws: ws, image: image, opts: opts, ignore: ig, dirs: map[string]bool{},
 		changed: map[string]bool{}, base: map[string]fileState{}, flushedAt: time.Now()}, nil
 }
 
@@ -150,7 +151,7 @@ func (c *Client) startSync(ctx context.Context, ws, image string, cfg *devcontai
 		return err
 	}
 	c.mu.Unlock()
-	s, err := newSyncer(c, c.m.backend, ws, image, syncOptionsOf(cfg))
+	s, err := newSyncer(c, c.log, c.m.backend, ws, image, syncOptionsOf(cfg))
 	if err != nil {
 		return err
 	}
@@ -202,7 +203,7 @@ func (c *Client) startSync(ctx context.Context, ws, image string, cfg *devcontai
 // copyIn copies the whole workspace into a synced instance, once: a new
 // container's create hooks need the workspace in place before they run.
 func (w *Workspace) copyIn(ctx context.Context, cfg *devcontainer.Config, r Ready) error {
-	s, err := newSyncer(nil, w.m.backend, w.path, "", syncOptionsOf(cfg))
+	s, err := newSyncer(nil, w.log, w.m.backend, w.path, "", syncOptionsOf(cfg))
 	if err != nil {
 		return err
 	}
@@ -651,7 +652,7 @@ func (s *syncer) copyAllTo(ctx context.Context, inst backends.Instance, r io.Rea
 	if err != nil && in.n.Load() == 0 && ctx.Err() == nil {
 		// No agent at InitPath (an instance an older berth made): the
 		// stream is still whole.
-		slog.Debug("sync: no agent untar; copying through the archive API", "instance", inst.Name, "err", err)
+		s.log.Debug("sync: no agent untar; copying through the archive API", "instance", inst.Name, "err", err)
 		return s.b.CopyTo(ctx, inst.ID, "/", r)
 	}
 	return err
@@ -734,9 +735,7 @@ func (s *syncer) syncStream(ctx context.Context) *agent.SyncStream {
 	s.dropStream()
 	ss, err := ac.SyncStream(ctx, "/")
 	if err != nil {
-		if s.c != nil {
-			s.c.log.Debug("sync: no sync stream; using untar", "workspace", s.ws, "err", err)
-		}
+		s.log.Debug("sync: no sync stream; using untar", "workspace", s.ws, "err", err)
 		return nil
 	}
 	s.stream, s.streamOf = ss, ac
