@@ -232,10 +232,17 @@ func (s *SyncStream) apply(b Batch) (ackMsg, error) {
 	if err := readJSONMax(s.st, frameAck, &ack, maxJSON); err != nil {
 		return ack, s.c.lost(err)
 	}
-	for i, n := range ack.Conflicts {
-		if cleanName(n) != n || len(ack.Conflicts) > len(b.Expect) {
-			return ack, fmt.Errorf("%w: sync ack names %q", errBadFrame, ack.Conflicts[i])
+	// The agent is the instance's: it may only name files berth asked
+	// it to check.
+	asked := make(map[string]bool, len(b.Expect))
+	for n := range b.Expect {
+		asked[cleanName(n)] = true
+	}
+	for _, n := range ack.Conflicts {
+		if !asked[n] {
+			return ack, fmt.Errorf("%w: sync ack names %q, which berth did not ask about", errBadFrame, n)
 		}
+		delete(asked, n)
 	}
 	return ack, nil
 }
