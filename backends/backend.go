@@ -398,14 +398,6 @@ type Localer interface {
 	Local() bool
 }
 
-// PerFileCopier is implemented by backends whose CopyTo makes one request
-// per file (Incus's SFTP): a large copy is then quicker as one tar stream
-// into a process in the instance, the way `tar c | incus exec -- tar x`
-// does it.
-type PerFileCopier interface {
-	CopiesPerFile() bool
-}
-
 // Endpointer is implemented by backends that can name where their engine
 // is reached, e.g. unix:///var/run/docker.sock or ssh://user@host.
 type Endpointer interface {

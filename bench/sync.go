@@ -76,10 +76,7 @@ func syncBench(r *report, eng *engine, bin string) error {
 		id, wd     string
 	)
 	modes := []struct{ name, flag string }{
-		{"berth sync mode, full copy at `berth up` (engine archive API)", ""},
-	}
-	if eng.b.Name() == incus.Name {
-		modes[0].name = "berth sync mode, full copy at `berth up` (the agent's `untar` on the engine's exec)"
+		{"berth sync mode, full copy at `berth up` (the agent's `untar` on the engine's exec)", ""},
 	}
 	// The engine's own copy, into the same container: on Incus the
 	// quicker of two, as issue 16 asks. Each berth copy is followed by one

@@ -22,12 +22,6 @@ import (
 // API lacks: rename, hard links and ownership changes. It works on stopped
 // instances too.
 
-var _ backends.PerFileCopier = (*Backend)(nil)
-
-// CopiesPerFile implements backends.PerFileCopier: extract below makes
-// an SFTP request or more per file.
-func (b *Backend) CopiesPerFile() bool { return true }
-
 // CopyTo implements backends.Backend.
 func (b *Backend) CopyTo(ctx context.Context, id, dir string, r io.Reader) error {
 	in, err := b.getManaged(ctx, id)
