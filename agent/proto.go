@@ -9,7 +9,8 @@
 //
 // A stream starts with one request frame from the side that opened it and
 // one reply frame. Exec streams then carry typed frames both ways; tunnel
-// streams carry raw bytes.
+// streams carry raw bytes; a sync stream carries batch after batch of sync
+// mode's changes (syncstream.go).
 //
 // With a local engine, the agent instead runs on its own in the instance,
 // outliving the berth that started it, and serves its door: a unix socket

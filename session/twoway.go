@@ -35,6 +35,13 @@ import (
 //   - never synced, on both sides and different (say, built on both): the
 //     newer modification time wins.
 //
+// The same rule holds when the two changes race, closer than a scan: a
+// flush tells the agent's sync stream the state each file had when last
+// synced, and the agent keeps a file changed inside since as
+// NAME.berth-conflict, which berth brings back (keepConflicts); a pull
+// that finds the host's copy changed while it fetched writes the
+// container's as NAME.berth-conflict (fetchOver).
+//
 // Writes to the host go through an os.Root on the workspace, so nothing
 // the container names (a symlink, "..") reaches outside it.
 
