@@ -9,7 +9,8 @@
 //
 // A stream starts with one request frame from the side that opened it and
 // one reply frame. Exec streams then carry typed frames both ways; tunnel
-// streams carry raw bytes.
+// streams carry raw bytes; a sync stream carries batch after batch of sync
+// mode's changes (syncstream.go).
 //
 // With a local engine, the agent instead runs on its own in the instance,
 // outliving the berth that started it, and serves its door: a unix socket
@@ -75,6 +76,7 @@ const (
 	// berth → agent: start the instance's service unless it runs (proto 4)
 	opService = "service"
 	opProcs   = "procs" // berth → agent: count live processes of every connection (proto 4)
+	opSync    = "sync"  // berth → agent: sync mode's receiver (proto 4; syncstream.go)
 )
 
 // Protocol versions. The hello reply carries the agent's protocol and the
@@ -85,8 +87,9 @@ const (
 //
 // Protocol 3 added the port watch (opWatch) and the $BROWSER bridge
 // (opBrowse); berth asks an agent of protocol 2 for neither. Protocol 4
-// added the instance-owned service (opService) and the process count
-// (opProcs); berth asks older agents for neither.
+// added the instance-owned service (opService), the process count
+// (opProcs) and the sync stream (opSync); berth asks older agents for
+// none of them, and copies through `untar` processes instead.
 const (
 	protoVersion = 4
 	minProto     = 2
@@ -98,6 +101,9 @@ const ProtoPorts = 3
 // ProtoService is the first protocol with the instance-owned service and
 // the count of live processes.
 const ProtoService = 4
+
+// ProtoSyncStream is the first protocol with the sync stream.
+const ProtoSyncStream = 4
 
 // DoorDir holds RunDir. The agent keeps it root's alone (0700), so that
 // non-root processes in the instance cannot reach the socket even when

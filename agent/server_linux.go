@@ -170,6 +170,10 @@ func (c *conn) handle(st *yamux.Stream) {
 		c.service(st, req)
 	case opProcs:
 		_ = writeJSON(st, frameReply, reply{Count: c.s.processes()})
+	case opSync:
+		if err := serveSync(st, req.Cwd); err != nil {
+			c.s.log.Debug("sync stream", "err", err)
+		}
 	default:
 		_ = writeJSON(st, frameReply, reply{Error: fmt.Sprintf("unknown op %q", req.Op)})
 	}

@@ -35,6 +35,13 @@ import (
 //   - never synced, on both sides and different (say, built on both): the
 //     newer modification time wins.
 //
+// The same rule holds when the two changes race, closer than a scan: a
+// flush tells the agent's sync stream the state each file had when last
+// synced, and the agent keeps a file changed inside since as
+// NAME.berth-conflict, which berth brings back (keepConflicts); a pull
+// that finds the host's copy changed while it fetched writes the
+// container's as NAME.berth-conflict (fetchOver).
+//
 // Writes to the host go through an os.Root on the workspace, so nothing
 // the container names (a symlink, "..") reaches outside it.
 
@@ -179,17 +186,11 @@ func (s *syncer) pull(ctx context.Context) (SyncStats, error) {
 		return SyncStats{}, err
 	}
 	inst := r.Instance.Instance
-	res, err := s.c.Run(ctx, ExecOptions{Workspace: s.ws, Image: s.image, Argv: []string{agent.InitPath, "scan", inst.Workdir}, Internal: true}, time.Minute)
+	out, err := s.scan(ctx, inst)
 	if err != nil {
-		return SyncStats{}, fmt.Errorf("sync: scanning the container: %w", err)
+		return SyncStats{}, err
 	}
-	if res.Status.Code != 0 {
-		return SyncStats{}, fmt.Errorf("sync: scanning the container: %s", strings.TrimSpace(res.Stderr))
-	}
-	if res.Truncated {
-		return SyncStats{}, fmt.Errorf("sync: the container's workspace lists more than %d bytes: too large for two-way sync", MaxRunOutput)
-	}
-	cur, err := parseScan(res.Stdout)
+	cur, err := parseScan(out)
 	if err != nil {
 		return SyncStats{}, err
 	}
@@ -207,8 +208,17 @@ func (s *syncer) pull(ctx context.Context) (SyncStats, error) {
 	pulls, conflicts, pushes, gone := plan.pulls, plan.conflicts, plan.pushes, plan.gone
 	var st SyncStats
 	for _, rel := range pulls {
-		if err := s.fetch(ctx, root, inst, rel, rel, cur[rel]); err != nil {
+		was, onHost := hostState(s.abs(rel))
+		kept, err := s.fetchOver(ctx, root, inst, rel, cur[rel], was, onHost)
+		if err != nil {
 			return st, err
+		}
+		if kept {
+			// The host changed it while it came back: the host's copy
+			// wins, and goes in.
+			st.Conflicts++
+			pushes = append(pushes, rel)
+			continue
 		}
 		s.base[rel] = cur[rel]
 		st.Pulled++
@@ -241,11 +251,84 @@ func (s *syncer) pull(ctx context.Context) (SyncStats, error) {
 	return st, nil
 }
 
+// scanLimit bounds what one scan of the container may list: room for
+// twice the files sync mode allows (directories list too) at 256 bytes a
+// record, and never less than Run's cap.
+func (s *syncer) scanLimit() int64 {
+	return max(MaxRunOutput, 2*s.opts.maxFiles*256)
+}
+
+// scan lists the container's workspace (`berth-agent scan`) through the
+// agent, read in full up to scanLimit rather than Run's 1 MB, which about
+// 20,000 paths fill.
+func (s *syncer) scan(ctx context.Context, inst backends.Instance) (string, error) {
+	var ac *agent.Client
+	if s.agentOf != nil {
+		ac = s.agentOf(ctx)
+	}
+	if ac == nil {
+		return "", fmt.Errorf("sync: scanning the container: two-way sync needs the agent")
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	limit := s.scanLimit()
+	var out strings.Builder
+	over := false
+	stdout := writerFunc(func(p []byte) (int, error) {
+		if int64(out.Len()+len(p)) > limit {
+			over = true
+			return len(p), nil
+		}
+		return out.Write(p)
+	})
+	var stderr capped
+	errw := writerFunc(func(p []byte) (int, error) { stderr.add(p); return len(p), nil })
+	p, err := ac.Exec(ctx, backends.ExecSpec{Argv: []string{agent.InitPath, "scan", inst.Workdir}, User: "0:0", Helper: true, Stdout: stdout, Stderr: errw}, nil)
+	if err != nil {
+		return "", fmt.Errorf("sync: scanning the container: %w", err)
+	}
+	st, err := p.Wait(ctx)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("sync: scanning the container: %w", err)
+	case st.Code != 0:
+		return "", fmt.Errorf("sync: scanning the container: %s", strings.TrimSpace(stderr.String()))
+	case over:
+		return "", fmt.Errorf("sync: the container's workspace lists more than %d bytes, past sync mode's maxFiles (%d): too large for two-way sync", limit, s.opts.maxFiles)
+	}
+	return out.String(), nil
+}
+
+// fetchOver is fetch of a pull, which replaces the host's rel, found
+// before the fetch as was (onHost false: absent). If the host changed rel
+// meanwhile, the container's copy is written as NAME.berth-conflict
+// instead, and kept is true.
+func (s *syncer) fetchOver(ctx context.Context, root *os.Root, inst backends.Instance, rel string, e fileState, was fileState, onHost bool) (kept bool, err error) {
+	if e.typ != 'f' {
+		return false, s.fetch(ctx, root, inst, rel, rel, e)
+	}
+	err = s.fetchAs(ctx, root, inst, rel, rel, e, func() string {
+		now, ok := hostState(s.abs(rel))
+		if ok != onHost || ok && now != was {
+			kept = true
+			return rel + conflictSuffix
+		}
+		return rel
+	})
+	return kept, err
+}
+
 func (s *syncer) abs(rel string) string { return s.ws + string(os.PathSeparator) + rel }
 
 // fetch writes the container's rel to the host as dst, inside root, with
 // the container's mode and modification time.
 func (s *syncer) fetch(ctx context.Context, root *os.Root, inst backends.Instance, rel, dst string, e fileState) error {
+	return s.fetchAs(ctx, root, inst, rel, dst, e, nil)
+}
+
+// fetchAs is fetch where final, if not nil, names a file's destination
+// once its content is on the host, just before it takes that name.
+func (s *syncer) fetchAs(ctx context.Context, root *os.Root, inst backends.Instance, rel, dst string, e fileState, final func() string) error {
 	if dir := path.Dir(dst); dir != "." {
 		if err := root.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("sync: bringing back %s: %w", rel, err)
@@ -295,6 +378,9 @@ func (s *syncer) fetch(ctx context.Context, root *os.Root, inst backends.Instanc
 	if err == nil {
 		mt := time.Unix(hdr.ModTime.Unix(), 0)
 		err = root.Chtimes(tmp, mt, mt)
+	}
+	if err == nil && final != nil {
+		dst = final()
 	}
 	if err == nil {
 		err = root.Rename(tmp, dst)

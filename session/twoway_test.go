@@ -1,9 +1,13 @@
 package session
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/berthdev/berth/agent"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -86,6 +90,56 @@ func TestParseScan(t *testing.T) {
 	} {
 		if _, err := parseScan(bad); err == nil {
 			t.Errorf("parseScan(%q) accepted", bad)
+		}
+	}
+}
+
+// A file's state as berth sends it in a batch must read as the agent
+// states the same file, or every two-way edit would look like a conflict.
+func TestAgentStateMatchesAgent(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		body string
+		perm os.FileMode
+		mt   time.Time
+	}{
+		{"empty", "", 0o644, time.Unix(1_700_000_000, 0)},
+		{"executable", "#!/bin/sh\n", 0o755, time.Unix(1_600_000_123, 0)},
+		{"odd bits", strings.Repeat("x", 70000), 0o4711, time.Unix(12, 0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(dir, tt.name)
+			if err := os.WriteFile(p, []byte(tt.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(p, tt.perm)
+			os.Chtimes(p, tt.mt, tt.mt)
+			st, ok := hostState(p)
+			fi, err := os.Lstat(p)
+			if !ok || err != nil {
+				t.Fatal(err)
+			}
+			if got, want := st.agentState(), agent.FileState(fi); got != want {
+				t.Errorf("berth says %q, the agent %q", got, want)
+			}
+		})
+	}
+}
+
+func TestScanLimit(t *testing.T) {
+	tests := []struct {
+		maxFiles int64
+		want     int64
+	}{
+		{DefaultSyncMaxFiles, 51_200_000},
+		{10, MaxRunOutput}, // never below Run's cap
+	}
+	for _, tt := range tests {
+		s := &syncer{opts: syncOptions{maxFiles: tt.maxFiles}}
+		if got := s.scanLimit(); got != tt.want {
+			t.Errorf("maxFiles %d: scanLimit = %d, want %d", tt.maxFiles, got, tt.want)
 		}
 	}
 }

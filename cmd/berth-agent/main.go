@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string) error {
 	case len(args) == 2 && args[0] == "scan":
 		return scan(args[1], os.Stdout)
 	case len(args) == 2 && args[0] == "untar":
-		return untar(args[1], os.Stdin)
+		return agent.Untar(args[1], os.Stdin)
 	case len(args) == 2 && args[0] == "serve" && args[1] == "--guarded":
 	default:
 		return fmt.Errorf("usage: berth-agent serve|door|init|browser URL|scan DIR|untar DIR (berth starts it; it is not for people)")

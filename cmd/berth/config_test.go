@@ -386,6 +386,60 @@ rm src/gone.txt`}}, &run)
 	}
 }
 
+// Two-way sync, a race: the container and the host change the same file
+// within one scan window. Nothing is lost: the host's copy wins and goes
+// in, and the container's comes back as NAME.berth-conflict. A scan that
+// falls between the two writes makes them one after the other, so the
+// race is tried again, on a new file, until it happens.
+func TestSyncTwoWayRace(t *testing.T) { eachBackend(t, testSyncTwoWayRace) }
+
+func testSyncTwoWayRace(t *testing.T, e engine) {
+	ws := workspace(t, e.b)
+	writeFile(t, filepath.Join(ws, ".devcontainer.json"), `{"image": "`+e.image+`", "workspaceMount": "copy",
+	"customizations": {"berth": {"sync": {"twoWay": true}}}}`)
+	for i := range 3 {
+		writeFile(t, filepath.Join(ws, fmt.Sprintf("race%d.txt", i)), "base\n")
+	}
+	b := startBerth(t, e)
+	b.initialize(ws, &rpc.InitializationOptions{})
+	b.mustCall("berth/up", rpc.UpParams{}, nil)
+	read := func(rel string) string {
+		data, err := os.ReadFile(filepath.Join(ws, rel))
+		if err != nil {
+			return "<none>"
+		}
+		return string(data)
+	}
+	for i := range 3 {
+		name := fmt.Sprintf("race%d.txt", i)
+		var run rpc.RunResult
+		b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"sh", "-c", "echo container-edit > " + name}}, &run)
+		writeFile(t, filepath.Join(ws, name), "host-edit\n")
+		if run.Code != 0 {
+			t.Fatalf("writing inside: %+v", run)
+		}
+		var sr rpc.SyncResult
+		b.mustCall("berth/sync", struct{}{}, &sr)
+		b.mustCall("berth/sync", struct{}{}, &sr) // the conflict copy's removal inside is a batch of its own
+		b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"sh", "-c", "cat " + name + "; ls " + name + ".berth-conflict 2>/dev/null; true"}}, &run)
+		if run.Stdout != "host-edit\n" {
+			t.Errorf("%s inside = %q, want the host's copy and no conflict copy left inside", name, run.Stdout)
+		}
+		if got := read(name); got != "host-edit\n" {
+			t.Errorf("%s on the host = %q, want the host's edit", name, got)
+		}
+		conflict := read(name + ".berth-conflict")
+		if conflict == "container-edit\n" {
+			return // the race happened, and nothing was lost
+		}
+		if conflict != "<none>" {
+			t.Fatalf("%s.berth-conflict = %q", name, conflict)
+		}
+		t.Logf("%s: a scan came between the two writes; trying again", name)
+	}
+	t.Errorf("the container's edit was lost each time: no NAME.berth-conflict")
+}
+
 // hostSums lists "sha256  path" for every file the sync should carry.
 func hostSums(t *testing.T, ws string) string {
 	t.Helper()
