@@ -284,6 +284,10 @@ type Instance struct {
 	Mounts    []Mount
 	Labels    map[string]string
 	Created   time.Time
+	// User is whom the instance's processes run as when an exec names no
+	// user: the image's USER, or the container's own user on Docker; ""
+	// for root, or when the backend has no such notion (Incus).
+	User string
 	// Health is the engine's own health check's verdict (a Docker
 	// HEALTHCHECK): HealthStarting, HealthHealthy or HealthUnhealthy; ""
 	// when the image has none or the backend can't tell.

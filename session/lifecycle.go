@@ -152,11 +152,7 @@ func (c *Client) Up(ctx context.Context, opts UpOptions) (UpResult, error) {
 		if ac, _ := w.agent(ctx, r); ac != nil {
 			if cfg := r.Config; cfg != nil {
 				// The profile carries the probed environment: probe now.
-				remote := cfg.RemoteUser
-				if remote == "" {
-					remote = cfg.ContainerUser
-				}
-				w.userEnv(ctx, r, remote)
+				w.userEnv(ctx, r, remoteUser(cfg, r.Instance.Instance))
 			}
 			w.publish(ctx)
 		}
@@ -433,10 +429,7 @@ func (c *Client) applyConfig(ctx context.Context, w *Workspace, r Ready, opts *E
 	c.mu.Unlock()
 	var remoteEnv, userEnv map[string]string
 	if cfg := r.Config; cfg != nil {
-		remote := cfg.RemoteUser
-		if remote == "" {
-			remote = cfg.ContainerUser
-		}
+		remote := remoteUser(cfg, r.Instance.Instance)
 		if opts.User == "" || opts.User == remote {
 			// The remote user's shell environment, under everything else;
 			// another user's process doesn't get it.

@@ -170,13 +170,10 @@ func (w *Workspace) publish(ctx context.Context) {
 	p := &Profile{
 		Version: profileVersion, Backend: w.m.backend.Name(), Workspace: w.path,
 		Agent: e.client.Known(), ConfigHash: cfg.Hash,
-		User: cfg.RemoteUser, Workdir: r.Workdir, Mounts: MountsOf(r.Instance.Instance),
+		User: remoteUser(cfg, r.Instance.Instance), Workdir: r.Workdir, Mounts: MountsOf(r.Instance.Instance),
 		ID: r.ID, Name: r.Name, Image: r.Image, ConfigSource: string(cfg.Source), ConfigFile: cfg.File,
 		Engine:        w.m.Engine(),
 		UpNeedsEngine: len(stageHooks(cfg, "postAttachCommand")) > 0 || len(cfg.ForwardPorts) > 0 || r.Labels[LabelSync] == "true" || cfg.InitializeCommand != nil || len(r.Warnings) > 0 || cfg.Berth.Service != nil,
-	}
-	if p.User == "" {
-		p.User = cfg.ContainerUser
 	}
 	if len(cfg.RemoteEnv) > 0 {
 		var containerEnv map[string]string

@@ -9,6 +9,7 @@ import (
 
 	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/backends"
+	"github.com/berthdev/berth/devcontainer"
 )
 
 // runnerKey names one start of one instance: a restarted instance needs a
@@ -135,8 +136,24 @@ func (w *Workspace) exec(ctx context.Context, r Ready, spec backends.ExecSpec, t
 		p, err := w.m.backend.Exec(ctx, r.ID, spec)
 		return p, w.m.engineErr(ctx, "exec", err)
 	}
+	if spec.User == "" {
+		// The agent runs as root; the engine's exec, as the image's user.
+		spec.User = r.Instance.Instance.User
+	}
 	p, err := ac.Exec(ctx, spec, tty)
 	return p, w.m.engineErr(ctx, "exec", err)
+}
+
+// remoteUser is whom the editor's processes run as, by the spec's
+// defaults: remoteUser, else containerUser, else the image's own user.
+func remoteUser(cfg *devcontainer.Config, inst backends.Instance) string {
+	switch {
+	case cfg != nil && cfg.RemoteUser != "":
+		return cfg.RemoteUser
+	case cfg != nil && cfg.ContainerUser != "":
+		return cfg.ContainerUser
+	}
+	return inst.User
 }
 
 // startTimeout bounds starting a process, which a healthy engine does in

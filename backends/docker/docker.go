@@ -214,6 +214,7 @@ func fromInspect(c container.InspectResponse) backends.Instance {
 		inst.Labels = c.Config.Labels
 		inst.Workspace = c.Config.Labels[backends.LabelWorkspace]
 		inst.Workdir = c.Config.Labels[backends.LabelWorkdir]
+		inst.User = c.Config.User
 	}
 	if c.State != nil {
 		inst.State = stateOf(c.State.Status)

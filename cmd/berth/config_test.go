@@ -489,3 +489,25 @@ func TestCustomizationsBerth(t *testing.T) {
 		t.Errorf("berth/test with framework go from the config: %v", err)
 	}
 }
+
+// With neither remoteUser nor containerUser, processes run as the image's
+// USER, as the spec says and the engine's own exec does: through the
+// agent (which is root) as through plain exec.
+func TestImageUserIsTheDefault(t *testing.T) {
+	e := needBackend(t, docker.Name)
+	ws := workspace(t, e.b)
+	writeFile(t, filepath.Join(ws, "Containerfile"), "FROM "+backendtest.Image()+"\nUSER 1234:1234\n")
+	for _, args := range [][]string{nil, {"--no-agent"}} {
+		b := startBerth(t, e, args...)
+		b.initialize(ws, &rpc.InitializationOptions{})
+		var run rpc.RunResult
+		b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"id", "-u"}}, &run)
+		if run.Stdout != "1234\n" {
+			t.Errorf("%v: id -u = %q, want the image's user 1234", args, run.Stdout)
+		}
+		b.mustCall("berth/run", rpc.ExecParams{Argv: []string{"id", "-u"}, User: "0"}, &run)
+		if run.Stdout != "0\n" {
+			t.Errorf("%v: id -u as user 0 = %q", args, run.Stdout)
+		}
+	}
+}
