@@ -58,8 +58,9 @@ type Profile struct {
 }
 
 // profileVersion changes with the meaning of Profile's fields: 3 added
-// UserEnv and 4 Engine, which an older profile would silently lack.
-const profileVersion = 4
+// UserEnv, 4 Engine, and 5 the image's USER in User, which an older
+// profile would silently lack.
+const profileVersion = 5
 
 // maxProfile bounds the profile file berth reads.
 const maxProfile = 1 << 20
