@@ -486,14 +486,7 @@ func (c *conn) exec(st *yamux.Stream, req request) {
 			if stdin != nil {
 				stdin.Close()
 			}
-			kind := ""
-			switch {
-			case errors.Is(err, os.ErrNotExist):
-				kind = errKindNotFound
-			case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.ENOEXEC):
-				kind = errKindNotExec
-			}
-			fail(kind, err)
+			fail(startErrKind(err), err)
 			return
 		}
 		for _, f := range childEnds {
@@ -807,4 +800,16 @@ func (c *conn) closeListeners() {
 		ln.Close()
 		delete(c.listeners, id)
 	}
+}
+
+// startErrKind is the kind of a process that could not start: not found,
+// not executable, or "" for anything else.
+func startErrKind(err error) string {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return errKindNotFound
+	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.ENOEXEC):
+		return errKindNotExec
+	}
+	return ""
 }
