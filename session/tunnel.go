@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/berthdev/berth/agent"
 	"github.com/berthdev/berth/unixsock"
@@ -327,8 +328,13 @@ func (c *Client) closeTunnels() {
 	}
 }
 
+// exitGrace is how long a debuggee's tunnel outlives it: a connection it
+// made just before exiting may still be on its way through.
+const exitGrace = time.Second
+
 // CloseTunnelOnExit closes the tunnel id when p exits: a debuggee's
-// tunnel lives as long as it does.
+// tunnel lives as long as it does. It leaves the list at once, and closes
+// exitGrace later.
 func (c *Client) CloseTunnelOnExit(p *Process, id string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -339,7 +345,18 @@ func (c *Client) CloseTunnelOnExit(p *Process, id string) error {
 	go func() {
 		defer c.wg.Done()
 		<-p.done
-		_ = c.CloseTunnel(id)
+		c.mu.Lock()
+		t := c.tunnels[id]
+		delete(c.tunnels, id)
+		c.mu.Unlock()
+		if t == nil {
+			return
+		}
+		select {
+		case <-time.After(exitGrace):
+		case <-c.ctx.Done():
+		}
+		t.close()
 	}()
 	return nil
 }
