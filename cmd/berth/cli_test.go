@@ -251,34 +251,8 @@ func testCLIForward(t *testing.T, e engine) {
 
 	fwd := exec.Command(berthBin, "--backend", e.name, "--workspace", ws, "forward", "0:8080")
 	fwd.Env = append(os.Environ(), "BERTH_IMAGE="+e.image)
-	stdout, err := fwd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var errb bytes.Buffer
-	fwd.Stderr = &errb
-	if err := fwd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fwd.Process.Kill(); fwd.Wait() })
-	addr, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("berth forward printed no address: %v; stderr %q", err, errb.String())
-	}
-	addr = strings.TrimSpace(addr)
-	var got string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			continue
-		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		b, _ := io.ReadAll(c)
-		c.Close()
-		if got = string(b); got != "" {
-			break // nc was listening
-		}
-	}
+	addr, errb := startForward(t, fwd)
+	got := readThrough(addr, 20*time.Second)
 	if got != "hello\n" {
 		t.Errorf("through the forward: %q, want hello", got)
 	}
@@ -297,4 +271,44 @@ func testCLIForward(t *testing.T, e engine) {
 		c.Close()
 		t.Errorf("%s still accepts after berth forward ended", addr)
 	}
+}
+
+// startForward starts a `berth forward` command and returns the address
+// it prints, and its stderr; the command is killed when the test ends.
+func startForward(t *testing.T, fwd *exec.Cmd) (string, *bytes.Buffer) {
+	t.Helper()
+	stdout, err := fwd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errb := &bytes.Buffer{}
+	fwd.Stderr = errb
+	if err := fwd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fwd.Process.Kill(); fwd.Wait() })
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("berth forward printed no address: %v; stderr %q", err, errb.String())
+	}
+	return strings.TrimSpace(addr), errb
+}
+
+// readThrough reads what a server behind addr sends, dialling again until
+// it answers (an nc that isn't listening yet answers nothing) or within
+// runs out.
+func readThrough(addr string, within time.Duration) string {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			continue
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(c)
+		c.Close()
+		if len(b) > 0 {
+			return string(b)
+		}
+	}
+	return ""
 }

@@ -1,12 +1,9 @@
 package main_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
-	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,31 +112,8 @@ func testRemoteBed(t *testing.T, bed remoteBed) {
 	t.Cleanup(func() { server.Process.Kill(); server.Wait() })
 	fwd := exec.Command(berthBin, "--backend", e.name, "--workspace", ws, "forward", "0:8080")
 	fwd.Env = server.Env
-	stdout, err := fwd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var errb bytes.Buffer
-	fwd.Stderr = &errb
-	if err := fwd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fwd.Process.Kill(); fwd.Wait() })
-	addr, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("berth forward printed no address: %v; stderr %q", err, errb.String())
-	}
-	var got string
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && got == ""; time.Sleep(200 * time.Millisecond) {
-		c, err := net.DialTimeout("tcp", strings.TrimSpace(addr), 5*time.Second)
-		if err != nil {
-			continue
-		}
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		b, _ := io.ReadAll(c)
-		c.Close()
-		got = string(b)
-	}
+	addr, _ := startForward(t, fwd)
+	got := readThrough(addr, 30*time.Second)
 	if got != "hello\n" {
 		t.Errorf("through the forward: %q, want hello", got)
 	}
