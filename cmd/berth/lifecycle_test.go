@@ -80,6 +80,12 @@ func cli(t *testing.T, e engine, ws string, args ...string) (stdout, stderr stri
 	t.Helper()
 	cmd := exec.Command(berthBin, append([]string{"--backend", e.name, "--workspace", ws}, args...)...)
 	cmd.Env = append(os.Environ(), "BERTH_IMAGE="+e.image)
+	return runCLI(t, cmd)
+}
+
+// runCLI runs a berth command and returns its output and exit code.
+func runCLI(t *testing.T, cmd *exec.Cmd) (stdout, stderr string, code int) {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -114,18 +113,7 @@ func testCLI(t *testing.T, e engine) {
 	ws := workspace(t, d)
 	berth := func(args ...string) (string, string, int) {
 		t.Helper()
-		cmd := exec.Command(berthBin, append([]string{"--backend", e.name, "--workspace", ws}, args...)...)
-		cmd.Env = append(os.Environ(), "BERTH_IMAGE="+e.image)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return out.String(), errb.String(), code
+		return cli(t, e, ws, args...)
 	}
 
 	out, errOut, code := berth("up")

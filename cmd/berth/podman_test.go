@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -147,17 +146,7 @@ func (bed podmanBed) command(ws string, args ...string) *exec.Cmd {
 // run runs berth to its end: stdout, stderr and exit code.
 func (bed podmanBed) run(t *testing.T, ws string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := bed.command(ws, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
+	return runCLI(t, bed.command(ws, args...))
 }
 
 // up runs berth up on ws and returns its instance.
