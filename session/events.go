@@ -54,7 +54,7 @@ func (m *Manager) event(ev backends.Event) {
 		m.log.Warn("the engine is shutting down: letting go of its execs")
 		for _, w := range m.known() {
 			w.forget()
-			w.dropRunner(reasonEngineShutdown)
+			w.releaseEngine(reasonEngineShutdown)
 			w.notify("", ReasonDaemonShutdown)
 		}
 	case backends.EventDaemonBack:

@@ -107,6 +107,27 @@ func (w *Workspace) dropRunner(why string) {
 	e := w.runner
 	w.runner = nil
 	w.mu.Unlock()
+	w.letGo(e, why)
+}
+
+// releaseEngine lets go of an agent that the engine's exec carries, which
+// would hold a daemon that is shutting down (Incus waits for open execs).
+// An agent behind the door needs no daemon: it stays, and so do its
+// processes, which live on if their container outlives the daemon.
+func (w *Workspace) releaseEngine(why string) {
+	w.mu.Lock()
+	e := w.runner
+	if e != nil && e.client != nil && e.client.FastPath() {
+		w.mu.Unlock()
+		return
+	}
+	w.runner = nil
+	w.mu.Unlock()
+	w.letGo(e, why)
+}
+
+// letGo closes e, a runner already taken out of the workspace.
+func (w *Workspace) letGo(e *agentEntry, why string) {
 	w.closePlugins() // before the agent that carries them goes
 	if e != nil && e.client != nil {
 		w.log.Info("letting go of the agent", "why", why)
