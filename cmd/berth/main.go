@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	_ "github.com/berthdev/berth/cmd/berth/internal/prefault" // first, before heavy package initialisation
 )
 
 func main() {
