@@ -469,6 +469,7 @@ func (c *conn) exec(st *yamux.Stream, req request) {
 			return
 		}
 		cmd.Stdout, cmd.Stderr = ow, ew
+		widenPipe(or)
 		outs, types, childEnds = []*os.File{or, er}, []byte{frameStdout, frameStderr}, []*os.File{ow, ew}
 		if req.Stdin {
 			ir, iw, err := os.Pipe()
@@ -812,4 +813,22 @@ func startErrKind(err error) string {
 		return errKindNotExec
 	}
 	return ""
+}
+
+// outputPipeSize is a process's stdout pipe capacity, up from the kernel's
+// 64 KiB. A writer that outpaces berth fills it while a frame is on its
+// way, so the next read takes up to the copier's whole buffer: a quarter
+// of the frames, and of the wake-ups on both ends (on Incus, `berth exec`
+// went from 68–81% of `incus exec`'s rate to 95–118%). No larger: the
+// kernel counts a pipe's capacity against its user, and an unprivileged
+// user (an Incus container's root) past fs.pipe-user-pages-soft (64 MiB)
+// gets small pipes everywhere.
+const outputPipeSize = 256 << 10
+
+// widenPipe grows f's pipe to outputPipeSize, as far as the kernel allows
+// (fs.pipe-max-size); a pipe left at the default only costs speed.
+func widenPipe(f *os.File) {
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, outputPipeSize) })
+	}
 }
