@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -200,6 +201,26 @@ func (r doorRecord) valid() error {
 // instance can write there.
 func RecordPath(hostDir string) string {
 	return filepath.Clean(hostDir) + ".door"
+}
+
+// RemoveHostRun removes what berth keeps on the host for an instance that
+// is gone: hostDir, the directory it shared with the instance, and the
+// door's record and lock beside it. Files that others keep beside it go
+// first (see session's profile and user environment).
+func RemoveHostRun(hostDir string) error {
+	hostDir = filepath.Clean(hostDir)
+	return errors.Join(
+		os.RemoveAll(hostDir),
+		removeIfThere(RecordPath(hostDir)),
+		removeIfThere(hostDir+".lock"),
+	)
+}
+
+func removeIfThere(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // writeRecord stores rec for hostDir, readable by berth's user alone.

@@ -250,6 +250,8 @@ func (w *Workspace) removeHalfBuilt(ctx context.Context, r *Ready, cause error) 
 	defer cancel()
 	if err := w.m.backend.Remove(rctx, r.ID); err != nil && !errors.Is(err, backends.ErrNotFound) {
 		w.log.Warn("could not remove the half-built instance", "instance", r.Name, "err", err)
+	} else {
+		w.m.forgetHost(r.Instance.Instance)
 	}
 	return cause
 }

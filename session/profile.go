@@ -140,6 +140,29 @@ func (m *Manager) forgetProfile(inst backends.Instance) {
 	}
 }
 
+// forgetHost removes what berth kept on the host for inst, which is gone:
+// its profile, its user environments, and the agent's run directory with
+// the door's record. Left behind, they would pile up with every instance
+// a workspace ever had.
+func (m *Manager) forgetHost(inst backends.Instance) {
+	dir := m.fastDirOf(inst)
+	if dir == "" {
+		return
+	}
+	m.forgetProfile(inst)
+	prefix := filepath.Base(filepath.Clean(dir)) + userEnvSuffix
+	if entries, err := os.ReadDir(filepath.Dir(dir)); err == nil {
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), prefix) {
+				_ = os.Remove(filepath.Join(filepath.Dir(dir), e.Name()))
+			}
+		}
+	}
+	if err := agent.RemoveHostRun(dir); err != nil {
+		m.log.Warn("could not remove the instance's files on the host", "dir", dir, "err", err)
+	}
+}
+
 // publish writes the workspace's profile when the running instance is
 // ready (hooks done), reached through its agent's door, and not stale; and
 // only once per agent and configuration. Failing to is logged: the shell

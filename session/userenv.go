@@ -21,6 +21,10 @@ import (
 // once per container, whichever berth process asks first.
 const userEnvDir = "/.berth/userenv"
 
+// userEnvSuffix follows the host run directory's name in the names of the
+// host's copies of user environments.
+const userEnvSuffix = ".userenv-"
+
 // probeTimeout bounds the shell that userEnvProbe starts: a login
 // script that waits for input must not hold up every process.
 const probeTimeout = 10 * time.Second
@@ -63,7 +67,7 @@ func (w *Workspace) userEnv(ctx context.Context, r Ready, user string) map[strin
 	// process the engine's slow file copy.
 	hostCopy := ""
 	if dir := w.m.fastDirOf(r.Instance.Instance); dir != "" {
-		hostCopy = filepath.Clean(dir) + ".userenv-" + safeName(name) + "." + mode + ".json"
+		hostCopy = filepath.Clean(dir) + userEnvSuffix + safeName(name) + "." + mode + ".json"
 		if env, ok := readHostEnv(hostCopy, r.ID); ok {
 			w.remember(key, env)
 			return env

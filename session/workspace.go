@@ -248,6 +248,7 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 		if err := w.m.backend.Remove(ctx, prior.ID); err != nil && !errors.Is(err, backends.ErrNotFound) {
 			return Instance{}, w.m.engineErr(ctx, "remove", err)
 		}
+		w.m.forgetHost(prior)
 		exists = false
 	}
 	var plan imagePlan
@@ -451,6 +452,9 @@ func (w *Workspace) Down(ctx context.Context, remove bool) error {
 		if err := d.Down(ctx, inst.ID, remove); err != nil && !errors.Is(err, backends.ErrNotFound) {
 			return w.m.engineErr(ctx, "down", err)
 		}
+		if remove {
+			w.m.forgetHost(inst)
+		}
 		return nil
 	}
 	if remove {
@@ -459,6 +463,7 @@ func (w *Workspace) Down(ctx context.Context, remove bool) error {
 		if err := w.m.backend.Remove(ctx, inst.ID); err != nil && !errors.Is(err, backends.ErrNotFound) {
 			return w.m.engineErr(ctx, "remove", err)
 		}
+		w.m.forgetHost(inst)
 		return nil
 	}
 	if inst.State == backends.StateStopped {

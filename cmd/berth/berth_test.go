@@ -542,6 +542,11 @@ func testExecEndToEnd(t *testing.T, e engine, withAgent bool, args ...string) {
 		if st != nil {
 			t.Errorf("status after down --rm = %+v, want null", st)
 		}
+		// Nothing of the instance stays on the host: no run directory, door
+		// record, lock, profile or user environment.
+		if left, _ := filepath.Glob(filepath.Join(hostRunBase(), inst.Name+"*")); len(left) > 0 {
+			t.Errorf("after down --rm, the host still holds %v", left)
+		}
 	})
 
 	b.mustCall("shutdown", nil, nil)
@@ -550,6 +555,18 @@ func testExecEndToEnd(t *testing.T, e engine, withAgent bool, args ...string) {
 	if b.err != nil {
 		t.Errorf("berth exited with %v after shutdown and exit, want 0", b.err)
 	}
+}
+
+// hostRunBase is where this test's berth keeps each instance's files on
+// the host (see agent.HostRunDir, which would make it).
+func hostRunBase() string {
+	if rt := os.Getenv("XDG_RUNTIME_DIR"); rt != "" {
+		return filepath.Join(rt, "berth")
+	}
+	if os.Geteuid() == 0 {
+		return "/run/berth"
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("berth-%d", os.Geteuid()))
 }
 
 func derefAll(ps []*string) []any {
