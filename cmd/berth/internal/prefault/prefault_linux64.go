@@ -14,10 +14,11 @@ const (
 	madvPopulateWrite = 23
 )
 
-// heapAhead is how much heap past this package's first object is
-// populated: about what `berth exec` touches before it exits. Past the
-// heap's first mapping the call stops, having populated what it could.
-const heapAhead = 4 << 20
+// heapChunk is the unit in which Go's runtime maps its heap (its
+// pallocChunkBytes), aligned to its size: the chunk holding this package's
+// first object is mapped whole, and its pages not yet touched are the ones
+// package initialisation and `berth exec` go on to fill.
+const heapChunk = 4 << 20
 
 // ELF auxiliary vector keys, and program header fields.
 const (
@@ -32,9 +33,7 @@ var heapMark *[64]byte
 
 func init() {
 	heapMark = new([64]byte)
-	page := uintptr(syscall.Getpagesize())
-	start := uintptr(unsafe.Pointer(heapMark)) &^ (page - 1)
-	madvise(start, heapAhead, madvPopulateWrite)
+	madvise(uintptr(unsafe.Pointer(heapMark))&^(heapChunk-1), heapChunk, madvPopulateWrite)
 	for _, seg := range codeSegments() {
 		madvise(seg[0], seg[1], madvPopulateRead)
 	}
