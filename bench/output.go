@@ -168,16 +168,25 @@ func outputBench(r *report, eng *engine, bin, ws, id, workdir string) error {
 	for k, kind := range kinds {
 		r.printf("%s:\n\n| path | MB/s | ÷ CLI | CPU s/GiB |\n|---|---|---|---|\n", kind.name)
 		for p, name := range paths {
-			if len(got[k][p]) == 0 || len(got[k][cliPath]) != len(got[k][p]) {
+			if len(got[k][p]) == 0 {
 				continue
 			}
+			// Without the CLI's rounds (-output-paths, when profiling one
+			// path) there is no ratio to give.
+			withCLI := len(got[k][cliPath]) == len(got[k][p])
 			var rates, ratios, cpus []float64
 			for i, s := range got[k][p] {
 				rates = append(rates, mbps(s.wall))
-				ratios = append(ratios, float64(got[k][cliPath][i].wall)/float64(s.wall))
+				if withCLI {
+					ratios = append(ratios, float64(got[k][cliPath][i].wall)/float64(s.wall))
+				}
 				cpus = append(cpus, s.cpu.Seconds()*float64(1<<30)/float64(size))
 			}
-			r.printf("| %s | %.0f (%.0f–%.0f) | %.0f%% | %.2f |\n", name, median(rates), slices.Min(rates), slices.Max(rates), 100*median(ratios), median(cpus))
+			ratio := "–"
+			if withCLI {
+				ratio = fmt.Sprintf("%.0f%%", 100*median(ratios))
+			}
+			r.printf("| %s | %.0f (%.0f–%.0f) | %s | %.2f |\n", name, median(rates), slices.Min(rates), slices.Max(rates), ratio, median(cpus))
 		}
 		r.printf("\n")
 	}
