@@ -314,7 +314,7 @@ func dialClient(ctx context.Context, hostDir string, rec doorRecord, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	sess, err := yamux.Client(conn, muxConfig())
+	sess, err := yamux.Client(newJoinedConn(conn), muxConfig())
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("agent: %w", err)

@@ -138,7 +138,7 @@ func (s *Server) serveDoor(ctx context.Context, d *door) {
 			if err != nil {
 				return
 			}
-			sess, err := yamux.Server(nc, muxConfig())
+			sess, err := yamux.Server(newJoinedConn(nc), muxConfig())
 			if err != nil {
 				nc.Close()
 				continue

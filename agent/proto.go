@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 	"unicode"
@@ -333,10 +334,15 @@ func compatible(proto, min int) bool {
 // headerJoiner sits under yamux, whose send loop writes each data frame's
 // 12-byte header and its body in two calls. Over an exec stream every call
 // becomes a frame of the engine's own, so it holds a data header back and
-// sends it with its body in one write.
+// sends it with its body in one write: gathered (writev) on a unix or TCP
+// socket, else copied into a buffer it keeps. On the door's socket that
+// halves the agent's writes, and berth wakes once per frame, not twice.
+// Only yamux's send loop writes, so nothing here is shared.
 type headerJoiner struct {
 	w    io.Writer
-	held []byte // a data frame header awaiting its body
+	hdr  [yamuxHeaderSize]byte // a data frame header awaiting its body, when held
+	held bool
+	buf  []byte // the joined frame, reused: a frame is up to a window (256 KiB)
 }
 
 const (
@@ -345,17 +351,25 @@ const (
 )
 
 func (j *headerJoiner) Write(p []byte) (int, error) {
-	if j.held == nil {
+	if !j.held {
 		if len(p) == yamuxHeaderSize && p[1] == yamuxTypeData && binary.BigEndian.Uint32(p[8:12]) > 0 {
-			j.held = append(make([]byte, 0, yamuxHeaderSize), p...)
+			copy(j.hdr[:], p)
+			j.held = true
 			return len(p), nil
 		}
 		return j.w.Write(p)
 	}
-	buf := make([]byte, 0, len(j.held)+len(p))
-	buf = append(append(buf, j.held...), p...)
-	j.held = nil
-	if _, err := j.w.Write(buf); err != nil {
+	j.held = false
+	var err error
+	switch c := j.w.(type) {
+	case *net.UnixConn, *net.TCPConn:
+		bufs := net.Buffers{j.hdr[:], p}
+		_, err = bufs.WriteTo(c)
+	default:
+		j.buf = append(append(j.buf[:0], j.hdr[:]...), p...)
+		_, err = j.w.Write(j.buf)
+	}
+	if err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -289,5 +291,43 @@ func TestHeaderJoinerError(t *testing.T) {
 	want := [][]byte{cat(hdr, []byte("xyz"))}
 	if diff := cmp.Diff(want, rec.writes); diff != "" {
 		t.Errorf("writes after a failure (-want +got):\n%s", diff)
+	}
+}
+
+// On a socket the header and its body go out gathered, in order, and the
+// body's buffer is left as it was.
+func TestHeaderJoinerSocket(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "s"), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err := net.DialUnix("unix", nil, ln.Addr().(*net.UnixAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	j := &headerJoiner{w: a}
+	hdr := yamuxHeader(yamuxTypeData, 0, 1, 5)
+	body := []byte("hello")
+	go func() {
+		_, _ = j.Write(hdr)
+		_, _ = j.Write(body)
+	}()
+	got := make([]byte, len(hdr)+len(body))
+	if _, err := io.ReadFull(b, got); err != nil {
+		t.Fatal(err)
+	}
+	if want := cat(hdr, body); !bytes.Equal(got, want) {
+		t.Errorf("on the wire: %q, want %q", got, want)
+	}
+	if string(body) != "hello" {
+		t.Errorf("body changed to %q", body)
 	}
 }

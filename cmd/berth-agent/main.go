@@ -38,9 +38,22 @@ func main() {
 		}
 		return
 	}
+	oneProc()
 	if err := run(context.Background(), os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "berth-agent:", err)
 		os.Exit(1)
+	}
+}
+
+// oneProc runs the agent's goroutines on one thread at a time, unless
+// GOMAXPROCS says otherwise. The agent moves bytes between pipes and a
+// socket: its work is in the kernel, and what it costs of its own is
+// handing each frame between goroutines. On several threads every hand-off
+// is a futex wake-up and the idle ones spin, which on a virtual machine
+// cost more than the work (docs/benchmarks.md).
+func oneProc() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
 	}
 }
 
