@@ -248,7 +248,8 @@ func (w *Workspace) up(ctx context.Context, opts EnsureOptions) (Instance, error
 		if err := w.m.backend.Remove(ctx, prior.ID); err != nil && !errors.Is(err, backends.ErrNotFound) {
 			return Instance{}, w.m.engineErr(ctx, "remove", err)
 		}
-		w.m.forgetHost(prior)
+		// Its host files stay: the new instance has the same name, and
+		// its run directory is already made for it.
 		exists = false
 	}
 	var plan imagePlan
