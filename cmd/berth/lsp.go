@@ -38,6 +38,7 @@ with the server's exit code.`,
   berth lsp --workspace ~/src/app -- gopls serve`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			fewProcs() // a relay for as long as the editor runs
 			return runLSP(cmd, g, args)
 		},
 	}

@@ -15,29 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 
 	_ "github.com/berthdev/berth/cmd/berth/internal/prefault" // first, before heavy package initialisation
 )
 
 func main() {
-	fewProcs()
 	os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)))
-}
-
-// fewProcs gives berth a quarter of the CPUs Go would use (at least one),
-// unless GOMAXPROCS says otherwise. berth relays: between an editor and
-// its containers it hands each piece of output from goroutine to
-// goroutine, and on many threads each hand-off is a futex wake-up while
-// idle threads spin, which cost more than the work on a virtual machine:
-// on this project's 2-core machines one thread moves editor output faster,
-// on two thirds of the CPU per byte (docs/benchmarks.md). A sidecar should
-// leave the cores to the editor, the compilers and the language servers in
-// any case.
-func fewProcs() {
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(max(1, runtime.GOMAXPROCS(0)/4))
-	}
 }
 
 // Exit codes of berth's own, as docker's.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"syscall"
@@ -118,6 +119,7 @@ configuration in its config directory (berth/trust.json).`,
 					return err
 				}
 			}
+			fewProcs()
 			return withServer(cmd, &g, true, func(srv *rpc.Server, log *slog.Logger) error {
 				if g.stdio {
 					return serveStdio(cmd.Context(), srv, stdin, stdout)
@@ -410,6 +412,23 @@ func (s stdio) Close() error {
 		return c.Close()
 	}
 	return nil
+}
+
+// fewProcs gives a serving berth (and `berth lsp`) a quarter of the CPUs Go would use (at
+// least one), unless GOMAXPROCS says otherwise. berth relays: between an
+// editor and its containers it hands each piece of output from goroutine
+// to goroutine, and on many threads each hand-off is a futex wake-up while
+// idle threads spin, which cost more than the work on a virtual machine:
+// on this project's 2-core machines one thread moves editor output faster,
+// on two thirds of the CPU per byte (docs/benchmarks.md). A sidecar should
+// leave the cores to the editor, the compilers and the language servers in
+// any case. A command keeps Go's default: the change stops the world, which
+// took 0.4 to 5 ms at start-up here, more than a shell's `berth exec` can
+// spare.
+func fewProcs() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(max(1, runtime.GOMAXPROCS(0)/4))
+	}
 }
 
 func serveStdio(ctx context.Context, srv *rpc.Server, stdin io.Reader, stdout io.Writer) error {
