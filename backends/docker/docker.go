@@ -262,6 +262,22 @@ func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Inst
 	if spec.Compose != nil {
 		return b.ensureCompose(ctx, spec)
 	}
+	// A caller that lost the race to create adopts the winner's container;
+	// if the winner's set-up then failed, it removed that container, and
+	// the loser tries again rather than fail on a container gone.
+	for attempt := 1; ; attempt++ {
+		inst, created, err := b.ensure(ctx, spec)
+		if !errors.Is(err, errAdoptedGone) || attempt == 3 {
+			return inst, created, err
+		}
+	}
+}
+
+// errAdoptedGone is a container adopted from a concurrent creator that
+// vanished before it could be started.
+var errAdoptedGone = errors.New("the container another caller created is gone")
+
+func (b *Backend) ensure(ctx context.Context, spec backends.Spec) (backends.Instance, bool, error) {
 	inst, err := b.Find(ctx, spec.Workspace)
 	switch {
 	case err == nil:
@@ -283,10 +299,12 @@ func (b *Backend) Ensure(ctx context.Context, spec backends.Spec) (backends.Inst
 		// Another caller (maybe another berth process) won the race; adopt
 		// its instance, which carries the same deterministic name.
 		inst, err := b.adopt(ctx, spec.Name)
-		if err != nil {
-			return backends.Instance{}, false, err
+		if err == nil {
+			inst, err = b.start(ctx, inst)
 		}
-		inst, err = b.start(ctx, inst)
+		if errors.Is(err, backends.ErrNotFound) {
+			err = fmt.Errorf("%w: %w", errAdoptedGone, err)
+		}
 		return inst, false, err
 	}
 	if err != nil {
