@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -297,22 +295,7 @@ func TestHeaderJoinerError(t *testing.T) {
 // On a socket the header and its body go out gathered, in order, and the
 // body's buffer is left as it was.
 func TestHeaderJoinerSocket(t *testing.T) {
-	dir := t.TempDir()
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, "s"), Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	a, err := net.DialUnix("unix", nil, ln.Addr().(*net.UnixAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := tcpPair(t)
 	j := &headerJoiner{w: a}
 	hdr := yamuxHeader(yamuxTypeData, 0, 1, 5)
 	body := []byte("hello")
