@@ -121,7 +121,7 @@ func (b *Backend) Usage(ctx context.Context, id string) (backends.Usage, error) 
 		if err != nil {
 			return backends.Usage{}, err
 		}
-		next.PreCPUStats = st.CPUStats
+		next.PreCPUStats, next.PreRead = st.CPUStats, st.Read
 		st = next
 	}
 	u.Memory = memoryUsed(st.MemoryStats)
@@ -157,16 +157,26 @@ func memoryUsed(m container.MemoryStats) int64 {
 	return int64(used)
 }
 
-// cpuPercent is docker stats' figure: the container's share of the host's
-// CPU time between the two samples, scaled to CPUs (100 per busy CPU).
+// cpuPercent is the container's CPU time between the two samples over
+// the wall time between them: 100 per busy CPU. docker stats divides by
+// the host's CPU time instead, which is wall time times CPUs on Docker
+// but on Podman with cgroup v2 is only the CPU the cgroups used, so an
+// idle host showed half a CPU as nearly two. The host-time figure stays
+// for a daemon that gives no sample times.
 func cpuPercent(st container.StatsResponse) float64 {
 	cpu := float64(st.CPUStats.CPUUsage.TotalUsage) - float64(st.PreCPUStats.CPUUsage.TotalUsage)
+	if cpu <= 0 || st.PreCPUStats.CPUUsage.TotalUsage == 0 && st.PreCPUStats.SystemUsage == 0 {
+		return 0
+	}
+	if !st.Read.IsZero() && !st.PreRead.IsZero() && st.Read.After(st.PreRead) {
+		return cpu / float64(st.Read.Sub(st.PreRead).Nanoseconds()) * 100
+	}
 	sys := float64(st.CPUStats.SystemUsage) - float64(st.PreCPUStats.SystemUsage)
 	n := float64(st.CPUStats.OnlineCPUs)
 	if n == 0 {
 		n = float64(len(st.CPUStats.CPUUsage.PercpuUsage))
 	}
-	if cpu <= 0 || sys <= 0 || st.PreCPUStats.SystemUsage == 0 {
+	if sys <= 0 || st.PreCPUStats.SystemUsage == 0 {
 		return 0
 	}
 	return cpu / sys * n * 100
