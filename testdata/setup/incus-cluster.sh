@@ -53,14 +53,14 @@ if [ "${1:-}" = stop ]; then
 fi
 
 network() {
-	ip netns list | grep -qw "$NS" || ip netns add "$NS"
+	ip netns list | grep -w "$NS" >/dev/null || ip netns add "$NS"
 	if ! ip link show berth-ic0 >/dev/null 2>&1; then
 		ip link add berth-ic0 type veth peer name berth-ic1
 		ip link set berth-ic1 netns "$NS"
 	fi
-	ip addr show dev berth-ic0 | grep -q "$M1_ADDR/" || ip addr add "$M1_ADDR/24" dev berth-ic0
+	ip addr show dev berth-ic0 | grep "$M1_ADDR/" >/dev/null || ip addr add "$M1_ADDR/24" dev berth-ic0
 	ip link set berth-ic0 up
-	ip -n "$NS" addr show dev berth-ic1 | grep -q "$M2_ADDR/" || ip -n "$NS" addr add "$M2_ADDR/24" dev berth-ic1
+	ip -n "$NS" addr show dev berth-ic1 | grep "$M2_ADDR/" >/dev/null || ip -n "$NS" addr add "$M2_ADDR/24" dev berth-ic1
 	ip -n "$NS" link set berth-ic1 up
 	ip -n "$NS" link set lo up
 }
@@ -123,7 +123,7 @@ fi
 
 if ! clustered; then
 	log "joining m2"
-	m1 cluster list -f csv | grep -q '^m2,' && m1 cluster remove --force --yes m2 >/dev/null 2>&1 || true
+	m1 cluster list -f csv | grep '^m2,' >/dev/null && m1 cluster remove --force --yes m2 >/dev/null 2>&1 || true
 	token=$(m1 cluster add m2 --quiet 2>/dev/null || m1 cluster add m2 | tail -n1)
 	m2 admin init --preseed <<EOF
 cluster:
@@ -147,7 +147,7 @@ if [ ! -s "$STATE/client/client.crt" ]; then
 		-keyout "$STATE/client/client.key" -out "$STATE/client/client.crt" 2>/dev/null
 fi
 fp=$(openssl x509 -in "$STATE/client/client.crt" -noout -fingerprint -sha256 | cut -d= -f2 | tr -d : | tr A-F a-f)
-if ! m1 config trust list -f csv | grep -q "${fp:0:12}"; then
+if ! m1 config trust list -f csv | grep "${fp:0:12}" >/dev/null; then
 	m1 config trust add-certificate "$STATE/client/client.crt" --name berth-test >/dev/null
 fi
 cp "$M1_DIR/cluster.crt" "$STATE/client/servercerts/berth-cluster.crt"

@@ -88,7 +88,7 @@ remote() {
 # documentation range), and socat relays 127.0.0.1:PORT on the host to it.
 NS=berth-rd
 NS_IP=198.51.100.2
-ns_up() { [ -e /run/netns/$NS ] && ip netns exec $NS ip -4 addr show dev berth-rd1 2>/dev/null | grep -q "$NS_IP"; }
+ns_up() { [ -e /run/netns/$NS ] && ip netns exec $NS ip -4 addr show dev berth-rd1 2>/dev/null | grep "$NS_IP" >/dev/null; }
 if ! ns_up; then
 	log "making network namespace $NS"
 	[ -e /run/netns/$NS ] || ip netns add $NS
