@@ -16,10 +16,11 @@ import (
 	"fmt"
 	"os"
 
-	_ "github.com/berthdev/berth/cmd/berth/internal/prefault" // first, before heavy package initialisation
+	"github.com/berthdev/berth/cmd/berth/internal/prefault" // first, before heavy package initialisation
 )
 
 func main() {
+	prefault.Ahead(1 << 20) // about what `berth exec` allocates
 	os.Exit(exitCode(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)))
 }
 

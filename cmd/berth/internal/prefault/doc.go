@@ -4,6 +4,7 @@
 // each on this project's machines), start-up is mostly page faults, and a
 // shell's `berth exec` pays for them on every call.
 //
-// Import it for its side effect, before anything heavy: its init runs
-// early because it imports only syscall and unsafe.
+// Import it before anything heavy: its init runs early because it imports
+// only syscall and unsafe. main calls Ahead for the heap the command goes
+// on to use.
 package prefault

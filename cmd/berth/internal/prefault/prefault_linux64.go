@@ -15,10 +15,14 @@ const (
 )
 
 // heapChunk is the unit in which Go's runtime maps its heap (its
-// pallocChunkBytes), aligned to its size: the chunk holding this package's
-// first object is mapped whole, and its pages not yet touched are the ones
-// package initialisation and `berth exec` go on to fill.
+// pallocChunkBytes), aligned to its size. Go 1.26 starts the heap at a
+// random page of its first chunk, so the heap that start-up touches, about
+// 3 MiB for `berth exec`, runs on into the next chunk about half the time.
 const heapChunk = 4 << 20
+
+// initRunway is about as much heap as package initialisation touches after
+// this package's; the rest is main's to ask for.
+const initRunway = 1 << 20
 
 // ELF auxiliary vector keys, and program header fields.
 const (
@@ -29,13 +33,46 @@ const (
 	pfX     = 1
 )
 
-var heapMark *[64]byte
+var (
+	firstChunk uintptr // the chunk populated first
+	spilled    uintptr // the chunk populated after a spill, if any
+	probe      *[64 << 10]byte
+	spill      []byte
+)
 
 func init() {
-	heapMark = new([64]byte)
-	madvise(uintptr(unsafe.Pointer(heapMark))&^(heapChunk-1), heapChunk, madvPopulateWrite)
+	mark := new([64]byte)
+	firstChunk = uintptr(unsafe.Pointer(mark)) &^ (heapChunk - 1)
+	madvise(firstChunk, heapChunk, madvPopulateWrite)
+	Ahead(initRunway)
 	for _, seg := range codeSegments() {
 		madvise(seg[0], seg[1], madvPopulateRead)
+	}
+}
+
+// Ahead populates the heap that the next runway bytes of allocation will
+// touch, when that runs past the chunk in use. The runtime maps the next
+// chunk only when an object does not fit in this one: one object the size
+// of what is left here (at most runway: the collector takes no notice of
+// it) makes it map the next, which is then populated whole for the objects
+// that follow. Collecting a bigger object at once cost more faults than it
+// saved.
+func Ahead(runway uintptr) {
+	// An object of this size gets pages of its own, at the free end of the
+	// heap.
+	probe = new([64 << 10]byte)
+	end := uintptr(unsafe.Pointer(probe)) + unsafe.Sizeof(*probe)
+	probe = nil
+	chunk := end &^ (heapChunk - 1)
+	if chunk != firstChunk && chunk != spilled {
+		// Package initialisation ran on into a chunk of its own.
+		madvise(chunk, heapChunk, madvPopulateWrite)
+	}
+	next := chunk + heapChunk
+	if next-end < runway {
+		spill = make([]byte, next-end+8<<10)
+		madvise(next, heapChunk, madvPopulateWrite)
+		spill, spilled = nil, next
 	}
 }
 

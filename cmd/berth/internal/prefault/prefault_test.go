@@ -4,9 +4,13 @@ package prefault
 
 import (
 	"go/build"
+	"os"
+	"os/exec"
 	"reflect"
 	"slices"
+	"syscall"
 	"testing"
+	"unsafe"
 )
 
 // The package is only worth having if its init runs before the heavy
@@ -36,11 +40,51 @@ func TestCodeSegmentsHoldTheCode(t *testing.T) {
 		if s[0] <= pc && pc < s[0]+s[1] {
 			found = true
 		}
-		if data := uintptr(reflect.ValueOf(&heapMark).Pointer()); s[0] <= data && data < s[0]+s[1] {
+		if data := uintptr(reflect.ValueOf(&firstChunk).Pointer()); s[0] <= data && data < s[0]+s[1] {
 			t.Errorf("segment %#x+%#x holds writable data at %#x", s[0], s[1], data)
 		}
 	}
 	if !found {
 		t.Errorf("no segment holds the code at %#x: %#x", pc, segs)
 	}
+}
+
+// Where the heap starts is random, so the check runs in eight processes.
+func TestAheadPopulatesTheRunway(t *testing.T) {
+	if os.Getenv("PREFAULT_CHILD") != "" {
+		const runway = 1 << 20
+		Ahead(runway)
+		probe = new([64 << 10]byte)
+		from := uintptr(unsafe.Pointer(probe)) + unsafe.Sizeof(*probe)
+		probe = nil
+		if missing := notResident(from, runway); missing > 0 {
+			t.Fatalf("after Ahead(%d): %d pages of the next %d bytes from %#x are not resident", runway, missing, runway, from)
+		}
+		return
+	}
+	for range 8 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestAheadPopulatesTheRunway$")
+		cmd.Env = append(os.Environ(), "PREFAULT_CHILD=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+}
+
+// notResident counts the pages of [from, from+n) that mincore says are not
+// in memory.
+func notResident(from, n uintptr) int {
+	page := uintptr(os.Getpagesize())
+	start := from &^ (page - 1)
+	vec := make([]byte, (from+n-start+page-1)/page)
+	if _, _, e := syscall.Syscall(syscall.SYS_MINCORE, start, uintptr(len(vec)*int(page)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		return len(vec)
+	}
+	missing := 0
+	for _, v := range vec {
+		if v&1 == 0 {
+			missing++
+		}
+	}
+	return missing
 }
