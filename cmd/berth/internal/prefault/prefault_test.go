@@ -88,3 +88,10 @@ func notResident(from, n uintptr) int {
 	}
 	return missing
 }
+
+// The frame must stay on the stack, or growStack grows nothing.
+func TestGrowStackAllocatesNothing(t *testing.T) {
+	if n := testing.AllocsPerRun(3, func() { growStack() }); n != 0 {
+		t.Errorf("growStack allocates %v objects; its frame moved to the heap", n)
+	}
+}
