@@ -49,6 +49,121 @@ func init() {
 	for _, seg := range codeSegments() {
 		madvise(seg[0], seg[1], madvPopulateRead)
 	}
+	populateRuntimeMaps()
+}
+
+// Bounds on the runtime's mappings that populateRuntimeMaps fills.
+const (
+	heapArena      = 64 << 20 // the runtime's heapArenaBytes
+	maxRuntimeMap  = 2560 << 10
+	maxRuntimeMaps = 4 << 20
+)
+
+// populateRuntimeMaps populates the runtime's own small mappings outside
+// the heap: the blocks of its span sets, its arena metadata and its
+// persistent allocations, which package initialisation writes a page at a
+// time (span set blocks alone took 56 faults in `berth exec`). At this
+// point every anonymous mapping is the runtime's; the large ones are
+// reservations it touches sparsely, and the heap's arena has had its own
+// treatment. About 3.5 MB, for 2 ms less of `berth exec -- true`.
+func populateRuntimeMaps() {
+	var buf [16 << 10]byte
+	arena := firstChunk &^ (heapArena - 1)
+	budget := uintptr(maxRuntimeMaps)
+	anonMappings(readMaps(buf[:]), func(lo, hi uintptr) {
+		if n := hi - lo; n <= maxRuntimeMap && n <= budget && (hi <= arena || lo >= arena+heapArena) {
+			madvise(lo, n, madvPopulateWrite)
+			budget -= n
+		}
+	})
+}
+
+// readMaps reads /proc/self/maps into buf, or as much of it as fits.
+func readMaps(buf []byte) []byte {
+	fd, err := syscall.Open("/proc/self/maps", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer syscall.Close(fd)
+	n := 0
+	for n < len(buf) {
+		m, err := syscall.Read(fd, buf[n:])
+		if err != nil || m <= 0 {
+			break
+		}
+		n += m
+	}
+	return buf[:n]
+}
+
+// anonMappings calls fn with the bounds of each private, writable,
+// anonymous mapping (inode 0, no name) in the text of /proc/self/maps:
+//
+//	7f565f5e0000-7f565f800000 rw-p 00000000 00:00 0
+func anonMappings(maps []byte, fn func(lo, hi uintptr)) {
+	for len(maps) > 0 {
+		line := maps
+		if i := indexByte(maps, '\n'); i >= 0 {
+			line, maps = maps[:i], maps[i+1:]
+		} else {
+			maps = nil
+		}
+		var f [6][]byte
+		nf := 0
+		for nf < len(f) {
+			for len(line) > 0 && line[0] == ' ' {
+				line = line[1:]
+			}
+			if len(line) == 0 {
+				break
+			}
+			end := indexByte(line, ' ')
+			if end < 0 {
+				end = len(line)
+			}
+			f[nf], line = line[:end], line[end:]
+			nf++
+		}
+		if nf != 5 || string(f[1]) != "rw-p" || string(f[4]) != "0" {
+			continue // not private and writable, or file-backed, or named
+		}
+		dash := indexByte(f[0], '-')
+		if dash < 0 {
+			continue
+		}
+		lo, ok1 := parseHex(f[0][:dash])
+		hi, ok2 := parseHex(f[0][dash+1:])
+		if ok1 && ok2 && lo < hi {
+			fn(lo, hi)
+		}
+	}
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func parseHex(b []byte) (uintptr, bool) {
+	if len(b) == 0 || len(b) > 2*int(unsafe.Sizeof(uintptr(0))) {
+		return 0, false
+	}
+	var v uintptr
+	for _, c := range b {
+		switch {
+		case '0' <= c && c <= '9':
+			v = v<<4 | uintptr(c-'0')
+		case 'a' <= c && c <= 'f':
+			v = v<<4 | uintptr(c-'a'+10)
+		default:
+			return 0, false
+		}
+	}
+	return v, true
 }
 
 // Ahead populates the heap that the next runway bytes of allocation will

@@ -95,3 +95,57 @@ func TestGrowStackAllocatesNothing(t *testing.T) {
 		t.Errorf("growStack allocates %v objects; its frame moved to the heap", n)
 	}
 }
+
+func TestAnonMappings(t *testing.T) {
+	for _, tc := range []struct {
+		name, maps string
+		want       [][2]uintptr
+	}{{
+		name: "the runtime's mappings among the others",
+		maps: `00400000-00b77000 r-xp 00000000 fe:00 9980077                            /work/main/bin/berth
+01618000-01682000 rw-p 01218000 fe:00 9980077                            /work/main/bin/berth
+01682000-036cc000 rw-p 00000000 00:00 0 
+399a0e800000-399a0f000000 rw-p 00000000 00:00 0 
+399a0f000000-399a10000000 ---p 00000000 00:00 0 
+7f565f5e0000-7f565f800000 rw-p 00000000 00:00 0
+7f56a6308000-7f56a630c000 r--p 00000000 00:00 0                          [vvar]
+7ffe1fc39000-7ffe1fc5a000 rw-p 00000000 00:00 0                          [stack]
+7f56a62a8000-7f56a6308000 rw-s 00000000 00:05 1234                       /dev/zero (deleted)
+`,
+		want: [][2]uintptr{{0x01682000, 0x036cc000}, {0x399a0e800000, 0x399a0f000000}, {0x7f565f5e0000, 0x7f565f800000}},
+	}, {
+		name: "cut short in the middle of a line",
+		maps: "7f565f5e0000-7f565f800000 rw-p 00000000 00:00 0\n7f565f800000-7f56",
+		want: [][2]uintptr{{0x7f565f5e0000, 0x7f565f800000}},
+	}, {
+		name: "garbage",
+		maps: "zz-7f rw-p 0 00:00 0\n7f-zz rw-p 0 00:00 0\n20-10 rw-p 0 00:00 0\n-\n\n",
+	}, {
+		name: "empty",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got [][2]uintptr
+			anonMappings([]byte(tc.maps), func(lo, hi uintptr) { got = append(got, [2]uintptr{lo, hi}) })
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("anonMappings = %#x, want %#x", got, tc.want)
+			}
+		})
+	}
+}
+
+var heapObject *[64]byte
+
+// The file read is the one the kernel writes, and it holds at least the
+// heap, whose mapping is anonymous.
+func TestReadMapsFindsTheHeap(t *testing.T) {
+	var buf [16 << 10]byte
+	heapObject = new([64]byte)
+	heap := uintptr(unsafe.Pointer(heapObject))
+	var found bool
+	anonMappings(readMaps(buf[:]), func(lo, hi uintptr) {
+		found = found || lo <= heap && heap < hi
+	})
+	if !found {
+		t.Errorf("no anonymous mapping in /proc/self/maps holds the heap object at %#x", heap)
+	}
+}
