@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -532,6 +533,54 @@ func TestExecErrors(t *testing.T) {
 			t.Errorf("run with no argv = %v, want an empty argv error", err)
 		}
 	})
+}
+
+// As another user, a directory it may not enter and a command it may not
+// run fail alike in the kernel (EACCES); berth tells them apart.
+func TestExecErrorsAsAnotherUser(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run as nobody")
+	}
+	t.Parallel()
+	c, _ := newClient(t)
+	base := t.TempDir()
+	for _, d := range []string{filepath.Dir(base), base} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	locked, open := filepath.Join(base, "locked"), filepath.Join(base, "open")
+	for d, mode := range map[string]os.FileMode{locked: 0o700, open: 0o755} {
+		if err := os.Mkdir(d, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inner := filepath.Join(locked, "inner")
+	if err := os.Mkdir(inner, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	private := filepath.Join(open, "private")
+	if err := os.WriteFile(private, []byte("#!/bin/sh\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		spec backends.ExecSpec
+		want error
+	}{
+		{"a directory it may not enter", backends.ExecSpec{Argv: []string{"true"}, Cwd: locked, User: "nobody"}, backends.ErrBadCwd},
+		{"below a directory it may not enter", backends.ExecSpec{Argv: []string{"true"}, Cwd: inner, User: "nobody"}, backends.ErrBadCwd},
+		{"a command it may not run", backends.ExecSpec{Argv: []string{private}, Cwd: open, User: "nobody"}, backends.ErrNotExecutable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := run(t, c, tt.spec, nil)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("run %q in %s = %v, want %v", tt.spec.Argv, tt.spec.Cwd, err, tt.want)
+			}
+		})
+	}
 }
 
 // started runs argv and returns once it has printed ready: its children

@@ -13,6 +13,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -487,7 +488,7 @@ func (c *conn) exec(st *yamux.Stream, req request) {
 			if stdin != nil {
 				stdin.Close()
 			}
-			fail(startErrKind(err), err)
+			fail(startErr(cmd, err))
 			return
 		}
 		for _, f := range childEnds {
@@ -803,16 +804,52 @@ func (c *conn) closeListeners() {
 	}
 }
 
-// startErrKind is the kind of a process that could not start: not found,
-// not executable, or "" for anything else.
-func startErrKind(err error) string {
+// startErr classifies an error of cmd's start for berth: not found, not
+// executable, a working directory its user can't enter, or "" for anything
+// else. The kernel answers EACCES alike for a command the user may not run
+// and a directory it may not enter, and the agent's own stat of the
+// directory, as root, found it there: only the user's permissions on the
+// way to it tell the two apart.
+func startErr(cmd *exec.Cmd, err error) (string, error) {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return errKindNotFound
+		return errKindNotFound, err
 	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.ENOEXEC):
-		return errKindNotExec
+		if attr := cmd.SysProcAttr; attr != nil && attr.Credential != nil && cmd.Dir != "" && !maySearch(cmd.Dir, attr.Credential) {
+			return errKindCwd, fmt.Errorf("%s can't be entered by user %d in the container: %w", cmd.Dir, attr.Credential.Uid, err)
+		}
+		return errKindNotExec, err
 	}
-	return ""
+	return "", err
+}
+
+// maySearch reports whether cred may pass through every directory on the
+// way to dir and into it, by the mode bits (ACLs aside).
+func maySearch(dir string, cred *syscall.Credential) bool {
+	if cred.Uid == 0 {
+		return true
+	}
+	for p := filepath.Clean(dir); ; p = filepath.Dir(p) {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			return false
+		}
+		var bit uint32
+		switch {
+		case st.Uid == cred.Uid:
+			bit = 0o100
+		case st.Gid == cred.Gid || slices.Contains(cred.Groups, st.Gid):
+			bit = 0o010
+		default:
+			bit = 0o001
+		}
+		if st.Mode&bit == 0 {
+			return false
+		}
+		if p == "/" || p == "." {
+			return true
+		}
+	}
 }
 
 // outputPipeSize is a process's stdout pipe capacity, up from the kernel's

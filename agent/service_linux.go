@@ -87,7 +87,8 @@ func startService(req request) (pid int, running bool, kind string, err error) {
 	fmt.Fprintf(log, "berth: %s: starting the service: %q\n", time.Now().UTC().Format(time.RFC3339), req.Argv)
 	cmd.Stdout, cmd.Stderr = log, log // stdin is /dev/null
 	if err := cmd.Start(); err != nil {
-		return 0, false, startErrKind(err), err
+		kind, err := startErr(cmd, err)
+		return 0, false, kind, err
 	}
 	pid = cmd.Process.Pid
 	// Not waited for: it outlives the agent. processAlive reaps it while
