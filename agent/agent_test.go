@@ -573,13 +573,15 @@ func TestExecErrorsAsAnotherUser(t *testing.T) {
 		{"a command it may not run", backends.ExecSpec{Argv: []string{private}, Cwd: open, User: "nobody"}, backends.ErrNotExecutable},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			_, err := run(t, c, tt.spec, nil)
-			if !errors.Is(err, tt.want) {
-				t.Errorf("run %q in %s = %v, want %v", tt.spec.Argv, tt.spec.Cwd, err, tt.want)
-			}
-		})
+		for _, tty := range []*Terminal{nil, {Cols: 80, Rows: 24}} {
+			t.Run(fmt.Sprintf("%s tty=%t", tt.name, tty != nil), func(t *testing.T) {
+				t.Parallel()
+				_, err := run(t, c, tt.spec, tty)
+				if !errors.Is(err, tt.want) {
+					t.Errorf("run %q in %s = %v, want %v", tt.spec.Argv, tt.spec.Cwd, err, tt.want)
+				}
+			})
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -454,7 +455,7 @@ func (c *conn) exec(st *yamux.Stream, req request) {
 		cmd.SysProcAttr = nil // pty sets its own attributes below
 		ptmx, err = pty.StartWithAttrs(cmd, ws, attr)
 		if err != nil {
-			fail("", err)
+			fail(startErr(cmd, err))
 			return
 		}
 		stdin, outs, types = ptmx, []*os.File{ptmx}, []byte{frameStdout}
@@ -804,13 +805,17 @@ func (c *conn) closeListeners() {
 	}
 }
 
-// startErr classifies an error of cmd's start for berth: not found, not
-// executable, a working directory its user can't enter, or "" for anything
-// else. The kernel answers EACCES alike for a command the user may not run
-// and a directory it may not enter, and the agent's own stat of the
-// directory, as root, found it there: only the user's permissions on the
-// way to it tell the two apart.
+// startErr classifies an error of cmd's start, with a terminal or without,
+// for berth: not found, not executable, a working directory its user can't
+// enter, or "" for anything else. The kernel answers EACCES alike for a
+// command the user may not run and a directory it may not enter, and the
+// agent's own stat of the directory, as root, found it there: only the
+// user's permissions on the way to it tell the two apart.
 func startErr(cmd *exec.Cmd, err error) (string, error) {
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || pe.Op != "fork/exec" {
+		return "", err // not the process's start: a pipe, a terminal
+	}
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return errKindNotFound, err
