@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,14 +16,12 @@ import (
 	"github.com/berthdev/berth/backends/docker"
 )
 
-// The beds testdata/setup/remote-docker.sh and podman.sh start.
+// The beds testdata/setup/remote-docker.sh starts.
 const (
 	bedTLSHost   = "tcp://127.0.0.1:2386"
 	bedCertPath  = "/var/lib/berth-remote/client"
 	bedSSHHost   = "ssh://berth-ssh@127.0.0.1:2222"
 	bedSSHBadKey = "ssh://berth-ssh@localhost:2222" // known_hosts pins a wrong key
-	podmanUser   = "berth-podman"
-	podmanWork   = "/var/lib/berth-podman/work"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -115,7 +112,7 @@ func TestConformancePodman(t *testing.T) {
 // TestConformancePodmanRootless runs the suite against rootless Podman,
 // served by a dedicated user, with workspaces that user can reach.
 func TestConformancePodmanRootless(t *testing.T) {
-	u, err := user.Lookup(podmanUser)
+	u, err := user.Lookup(backendtest.PodmanUser)
 	if err != nil {
 		if backendtest.Required(docker.PodmanName) {
 			t.Fatalf("rootless Podman's user: %v (testdata/setup/podman.sh makes it)", err)
@@ -127,22 +124,8 @@ func TestConformancePodmanRootless(t *testing.T) {
 	h.NoUlimits = !capSysResource()
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	h.WorkspaceDir = func(t *testing.T) string { return podmanDir(t, uid, gid) }
+	h.WorkspaceDir = func(t *testing.T) string { return backendtest.PodmanWorkspace(t, uid, gid) }
 	backendtest.Run(t, h)
-}
-
-// podmanDir makes a workspace folder rootless Podman's user owns.
-func podmanDir(t *testing.T, uid, gid int) string {
-	t.Helper()
-	dir, err := os.MkdirTemp(podmanWork, "ws-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chown(dir, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Clean(dir)
 }
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }

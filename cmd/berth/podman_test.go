@@ -19,13 +19,6 @@ import (
 	"github.com/berthdev/berth/rpc"
 )
 
-// The rootless Podman bed testdata/setup/podman.sh makes: its user, and
-// where that user's workspaces live.
-const (
-	podmanUser = "berth-podman"
-	podmanWork = "/var/lib/berth-podman/work"
-)
-
 // podmanBed is one Podman of the test bed, and how berth runs against it:
 // rootless Podman's berth runs as its user, with that user's runtime dir.
 type podmanBed struct {
@@ -52,12 +45,12 @@ func needPodman(t *testing.T, rootless bool) podmanBed {
 	bed := podmanBed{bin: berthBin, uid: os.Getuid(), gid: os.Getgid()}
 	env := map[string]string{}
 	if rootless {
-		u, err := user.Lookup(podmanUser)
+		u, err := user.Lookup(backendtest.PodmanUser)
 		if err != nil {
 			missing("rootless Podman's user: %v", err)
 		}
 		if os.Getuid() != 0 {
-			missing("rootless Podman: berth runs as %s, which needs root", podmanUser)
+			missing("rootless Podman: berth runs as %s, which needs root", backendtest.PodmanUser)
 		}
 		bed.uid, _ = strconv.Atoi(u.Uid)
 		bed.gid, _ = strconv.Atoi(u.Gid)
@@ -66,7 +59,7 @@ func needPodman(t *testing.T, rootless bool) podmanBed {
 		bed.cred = &syscall.Credential{Uid: uint32(bed.uid), Gid: uint32(bed.gid), Groups: []uint32{}}
 		// berth and its config in a folder of the user's: the test's are
 		// root's alone.
-		dir := podmanDir(t, bed.uid, bed.gid)
+		dir := backendtest.PodmanWorkspace(t, bed.uid, bed.gid)
 		bed.bin = filepath.Join(dir, "berth")
 		copyFile(t, berthBin, bed.bin, 0o755)
 		if err := os.Chown(bed.bin, bed.uid, bed.gid); err != nil {
@@ -86,27 +79,13 @@ func needPodman(t *testing.T, rootless bool) podmanBed {
 	return bed
 }
 
-// podmanDir makes a folder rootless Podman's user owns, removed after t.
-func podmanDir(t *testing.T, uid, gid int) string {
-	t.Helper()
-	dir, err := os.MkdirTemp(podmanWork, "ws-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chown(dir, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // workspace makes a workspace the bed's user owns, with files (path:
 // content) in it, whose container is removed after t.
 func (bed podmanBed) workspace(t *testing.T, files map[string]string) string {
 	t.Helper()
 	var ws string
 	if bed.cred != nil {
-		ws = podmanDir(t, bed.uid, bed.gid)
+		ws = backendtest.PodmanWorkspace(t, bed.uid, bed.gid)
 	} else {
 		ws = workspace(t, bed.b)
 	}
