@@ -185,3 +185,28 @@ func LocalPort(scheme, hostport string) (string, int, bool) {
 	}
 	return host, n, true
 }
+
+// HostURL returns the URL that reaches, from the host, what raw reaches in
+// the instance: a localhost URL gets the host port that hostPort gives for
+// its port, on the host's loopback; any other URL is returned as it is.
+func HostURL(raw string, hostPort func(port int) (int, error)) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	host, port, local := LocalPort(u.Scheme, u.Host)
+	if !local {
+		return raw, nil
+	}
+	hp, err := hostPort(port)
+	if err != nil {
+		return "", err
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
+		host = "127.0.0.1" // forwards listen on IPv4
+	} else {
+		host = "localhost" // localhost, 0.0.0.0, ::, name.localhost
+	}
+	u.Host = net.JoinHostPort(host, strconv.Itoa(hp))
+	return u.String(), nil
+}

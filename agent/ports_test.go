@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +127,33 @@ func TestBrowseLimit(t *testing.T) {
 	}
 	if !c.browseAllowed(start.Add(browseWindow + time.Second)) {
 		t.Error("request refused once the oldest left the window")
+	}
+}
+
+func TestHostURL(t *testing.T) {
+	hostPort := func(port int) (int, error) {
+		if port == 9999 {
+			return 0, errors.New("no forward")
+		}
+		return port + 1000, nil
+	}
+	for _, tc := range []struct {
+		in, want string
+		err      bool
+	}{
+		{in: "http://localhost:3000/x?y=1#z", want: "http://localhost:4000/x?y=1#z"},
+		{in: "http://127.0.0.1:3000/", want: "http://127.0.0.1:4000/"},
+		{in: "http://[::1]:3000/", want: "http://127.0.0.1:4000/"},
+		{in: "http://0.0.0.0:3000/", want: "http://localhost:4000/"},
+		{in: "http://app.localhost:3000/", want: "http://localhost:4000/"},
+		{in: "https://localhost/", want: "https://localhost:1443/"},
+		{in: "https://example.com:3000/", want: "https://example.com:3000/"},
+		{in: "http://localhost:9999/", err: true},
+		{in: "http://%zz", err: true},
+	} {
+		got, err := HostURL(tc.in, hostPort)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("HostURL(%q) = %q, %v; want %q, error %t", tc.in, got, err, tc.want, tc.err)
+		}
 	}
 }

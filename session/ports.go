@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -424,22 +423,9 @@ func (pw *portWatcher) browse(ctx context.Context, r Ready, u string) error {
 	if err := agent.CheckBrowseURL(u); err != nil {
 		return err
 	}
-	pu, err := url.Parse(u)
+	u, err := agent.HostURL(u, func(port int) (int, error) { return pw.hostPortFor(r, port) })
 	if err != nil {
 		return err
-	}
-	if host, port, local := agent.LocalPort(pu.Scheme, pu.Host); local {
-		hostPort, err := pw.hostPortFor(r, port)
-		if err != nil {
-			return err
-		}
-		if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
-			host = "127.0.0.1" // the forward listens on IPv4
-		} else {
-			host = "localhost" // localhost, 0.0.0.0, ::, name.localhost
-		}
-		pu.Host = net.JoinHostPort(host, strconv.Itoa(hostPort))
-		u = pu.String()
 	}
 	sinks := pw.w.portSinks()
 	if len(sinks) == 0 {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -122,23 +121,11 @@ func startBrowserBridge(ac *agent.Client, stderr io.Writer, log *slog.Logger) *b
 }
 
 func (b *browserBridge) browse(ctx context.Context, raw string) error {
-	u, err := url.Parse(raw)
+	u, err := agent.HostURL(raw, b.forward)
 	if err != nil {
 		return err
 	}
-	if host, port, local := agent.LocalPort(u.Scheme, u.Host); local {
-		hostPort, err := b.forward(port)
-		if err != nil {
-			return err
-		}
-		if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
-			host = "127.0.0.1"
-		} else {
-			host = "localhost"
-		}
-		u.Host = net.JoinHostPort(host, strconv.Itoa(hostPort))
-	}
-	if err := openURL(ctx, b.stderr, u.String()); err != nil {
+	if err := openURL(ctx, b.stderr, u); err != nil {
 		return fmt.Errorf("the host's opener failed: %w", err)
 	}
 	return nil
