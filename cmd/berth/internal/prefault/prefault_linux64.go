@@ -139,6 +139,8 @@ func anonMappings(maps []byte, fn func(lo, hi uintptr)) {
 	}
 }
 
+// indexByte and parseHex stand in for bytes and strconv, which this
+// package may not import (see the package's doc).
 func indexByte(b []byte, c byte) int {
 	for i, x := range b {
 		if x == c {
