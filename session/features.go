@@ -251,7 +251,7 @@ func (w *Workspace) removeHalfBuilt(ctx context.Context, r *Ready, cause error) 
 	if err := w.m.backend.Remove(rctx, r.ID); err != nil && !errors.Is(err, backends.ErrNotFound) {
 		w.log.Warn("could not remove the half-built instance", "instance", r.Name, "err", err)
 	} else {
-		w.m.forgetHost(r.Instance.Instance)
+		w.m.forgetHost(rctx, r.Instance.Instance)
 	}
 	return cause
 }

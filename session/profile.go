@@ -143,10 +143,16 @@ func (m *Manager) forgetProfile(inst backends.Instance) {
 // forgetHost removes what berth kept on the host for inst, which is gone:
 // its profile, its user environments, and the agent's run directory with
 // the door's record. Left behind, they would pile up with every instance
-// a workspace ever had.
-func (m *Manager) forgetHost(inst backends.Instance) {
+// a workspace ever had. They are kept when the workspace has another
+// instance by now, made by another berth process: it has the same name,
+// so the same files.
+func (m *Manager) forgetHost(ctx context.Context, inst backends.Instance) {
 	dir := m.fastDirOf(inst)
 	if dir == "" {
+		return
+	}
+	if cur, err := m.backend.Find(ctx, inst.Workspace); err == nil && cur.ID != inst.ID {
+		m.log.Debug("the workspace has a new instance; its files on the host stay", "instance", cur.Name)
 		return
 	}
 	m.forgetProfile(inst)

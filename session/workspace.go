@@ -454,7 +454,7 @@ func (w *Workspace) Down(ctx context.Context, remove bool) error {
 			return w.m.engineErr(ctx, "down", err)
 		}
 		if remove {
-			w.m.forgetHost(inst)
+			w.m.forgetHost(ctx, inst)
 		}
 		return nil
 	}
@@ -464,7 +464,7 @@ func (w *Workspace) Down(ctx context.Context, remove bool) error {
 		if err := w.m.backend.Remove(ctx, inst.ID); err != nil && !errors.Is(err, backends.ErrNotFound) {
 			return w.m.engineErr(ctx, "remove", err)
 		}
-		w.m.forgetHost(inst)
+		w.m.forgetHost(ctx, inst)
 		return nil
 	}
 	if inst.State == backends.StateStopped {
