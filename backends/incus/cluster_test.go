@@ -1,14 +1,10 @@
 package incus_test
 
 import (
-	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/berthdev/berth/backends/backendtest"
 	"github.com/berthdev/berth/backends/incus"
@@ -60,31 +56,5 @@ func TestClusterConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(cli.CloseIdleConnections)
-	backendtest.Run(t, backendtest.Harness{
-		Backend: b,
-		Kernel:  true,
-		Image:   testImage(),
-		RemoveBehind: func(ctx context.Context, id string) error {
-			name, _, _ := strings.Cut(id, ".")
-			return forceDelete(ctx, cli, name)
-		},
-		CreateForeign: func(ctx context.Context, name string) (func(), error) {
-			op, err := cli.CreateInstanceOn(ctx, rest.InstancesPost{
-				Name:   name,
-				Type:   "container",
-				Source: rest.InstanceSource{Type: "image", Alias: testImage()},
-			}, "m2")
-			if err == nil {
-				_, err = cli.Wait(ctx, op.ID)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("create foreign: %w", err)
-			}
-			return func() {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				_ = forceDelete(ctx, cli, name)
-			}, nil
-		},
-	})
+	backendtest.Run(t, harness(b, cli, "m2"))
 }

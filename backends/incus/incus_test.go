@@ -59,9 +59,14 @@ func rawClient(t *testing.T) *rest.Client {
 }
 
 func TestConformance(t *testing.T) {
-	b := newBackend(t)
-	cli := rawClient(t)
-	backendtest.Run(t, backendtest.Harness{
+	backendtest.Run(t, harness(newBackend(t), rawClient(t), ""))
+}
+
+// harness is the conformance suite's for b, with cli to reach its engine
+// behind its back; foreign instances go to the cluster member target, or
+// anywhere for "".
+func harness(b *incus.Backend, cli *rest.Client, target string) backendtest.Harness {
+	return backendtest.Harness{
 		Backend: b,
 		Kernel:  true,
 		Image:   testImage(),
@@ -70,11 +75,11 @@ func TestConformance(t *testing.T) {
 			return forceDelete(ctx, cli, name)
 		},
 		CreateForeign: func(ctx context.Context, name string) (func(), error) {
-			op, err := cli.CreateInstance(ctx, rest.InstancesPost{
+			op, err := cli.CreateInstanceOn(ctx, rest.InstancesPost{
 				Name:   name,
 				Type:   "container",
 				Source: rest.InstanceSource{Type: "image", Alias: testImage()},
-			})
+			}, target)
 			if err == nil {
 				_, err = cli.Wait(ctx, op.ID)
 			}
@@ -87,7 +92,7 @@ func TestConformance(t *testing.T) {
 				_ = forceDelete(ctx, cli, name)
 			}, nil
 		},
-	})
+	}
 }
 
 func forceDelete(ctx context.Context, cli *rest.Client, name string) error {
